@@ -1,0 +1,111 @@
+"""Model registry: built-in models by name, and a way to add your own.
+
+Built-in models: ``sle_cart`` (mechanistic, SLE, MODEL.md v1) and ``stein2019`` (empirical
+tisagenlecleucel kinetics). Fit, sweep, plot and the CLI only use the :class:`Model` interface,
+so a registered user model works everywhere a built-in one does.
+
+Adding a model
+--------------
+1. Write a module holding one ``@numba.njit`` function ``rhs(t, y, p, dydt)`` that uses only its
+   arguments, ``math`` and ``numpy`` (keep all compiled code of the model in that one file: the
+   compile cache keys on the file's source).
+2. Describe it: a :class:`~cartkin.parameters.ParameterTable` (every default with a source or
+   "assumption: why"), its :class:`State` list, its :class:`Observable` list, and an
+   ``individualize(values, ctx) -> Individual`` function that turns table values and a patient
+   :class:`~cartkin.kidney.Context` into the kernel vector ``p``, the day-0 state and the dose
+   stops/jumps.
+3. ``cartkin.models.register(Model(...))``; then ``cartkin.models.get("my_model")``,
+   ``cartkin.simulate("my_model", ...)``, fitting and sweeps work by name.
+
+See ``cartkin/models/stein2019.py`` for a short complete example.
+"""
+
+from __future__ import annotations
+
+from cartkin.models.base import ROLES, Individual, Model, Observable, State
+from cartkin.parameters import suggest
+
+__all__ = [
+    "ROLES",
+    "Individual",
+    "Model",
+    "Observable",
+    "State",
+    "available",
+    "get",
+    "register",
+    "unregister",
+]
+
+_REGISTRY: dict[str, Model] = {}
+_BUILTIN = ("sle_cart", "stein2019")
+
+
+def register(model: Model, *, replace: bool = False) -> Model:
+    """Make ``model`` available by name to :func:`get`, simulate, fit, sweep and the CLI.
+
+    Parameters
+    ----------
+    model : Model
+    replace : bool
+        Allow replacing a registered model of the same name (never a built-in one).
+
+    Returns
+    -------
+    Model
+        The model, so ``MODEL = register(Model(...))`` reads naturally.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"register() takes a cartkin.models.Model, got {type(model).__name__}")
+    if model.name in _BUILTIN and _REGISTRY.get(model.name) is not None:
+        if _REGISTRY[model.name] is not model:
+            raise ValueError(f"{model.name!r} is a built-in model and cannot be replaced")
+    elif model.name in _REGISTRY and not replace:
+        raise ValueError(
+            f"A model named {model.name!r} is already registered; pass replace=True to replace it"
+        )
+    _REGISTRY[model.name] = model
+    return model
+
+
+def unregister(name: str) -> None:
+    """Remove a user model from the registry (built-in models stay)."""
+    if name in _BUILTIN:
+        raise ValueError(f"{name!r} is a built-in model and cannot be removed")
+    _REGISTRY.pop(name, None)
+
+
+def available() -> list[str]:
+    """Names of the registered models, built-in first."""
+    return list(_REGISTRY)
+
+
+def get(name: str | Model) -> Model:
+    """The model called ``name`` (a Model passes through).
+
+    Raises
+    ------
+    ValueError
+        If no model has that name, with the closest match and the list of names.
+    """
+    if isinstance(name, Model):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"model must be a model name or a Model, got {name!r}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown model {name!r}.{suggest(name, _REGISTRY)} "
+            f"Available models: {', '.join(_REGISTRY)}"
+        ) from None
+
+
+def _register_builtins() -> None:
+    from cartkin.models import sle_cart, stein2019
+
+    for module in (sle_cart, stein2019):
+        _REGISTRY[module.MODEL.name] = module.MODEL
+
+
+_register_builtins()

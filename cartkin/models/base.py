@@ -1,0 +1,285 @@
+"""The model interface every fit, sweep, plot and CLI command relies on.
+
+A :class:`Model` is data a modeler can read: its states, its parameter table, its observables,
+one compiled right-hand side and the function that turns parameters and a patient context into
+the kernel's inputs (:class:`Individual`). Nothing outside ``cartkin/models/<name>.py`` looks at a
+model's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cartkin.parameters import ParameterTable, suggest
+
+__all__ = ["ROLES", "Individual", "Model", "Observable", "State"]
+
+#: Roles a model can give its observables. ``cart`` is required; the others may be None.
+ROLES = ("cart", "cart_copies", "cart_percent_t", "b_cells", "il6", "anti_dsdna")
+
+
+@dataclass(frozen=True)
+class State:
+    """One state variable.
+
+    Parameters
+    ----------
+    name : str
+        Public long name ("effector"), used in results and CSV columns.
+    symbol : str
+        Kernel symbol as in the equations ("C_E").
+    unit : str
+        Unit of the state ("cells/uL").
+    description : str
+        What the state is.
+    """
+
+    name: str
+    symbol: str
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Observable:
+    """What an assay measures, as a function of the states.
+
+    Parameters
+    ----------
+    name : str
+        Public name with its unit as suffix ("cart_cells_per_ul").
+    unit : str
+        Unit of the values.
+    description : str
+        The assay and the formula, in words.
+    fn : callable
+        ``fn(states, p) -> values``: ``states`` shape (n_times, n_states), ``p`` the kernel
+        parameter vector; returns shape (n_times,).
+    """
+
+    name: str
+    unit: str
+    description: str
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Individual:
+    """Kernel inputs for one patient.
+
+    Attributes
+    ----------
+    p : numpy.ndarray, shape (n_kernel,)
+        Parameter table values in table order, then the derived values named in
+        ``Model.derived`` (kernel order: ``Model.kernel_names``).
+    y0 : numpy.ndarray, shape (n_states,)
+        State at day 0 (CAR-T infusion day), before any dose in ``jumps``.
+    t_stops : numpy.ndarray, shape (n_stops,)
+        Increasing times (days) where the state jumps (doses) or the right-hand side changes.
+    jumps : numpy.ndarray, shape (n_stops, n_states)
+        Amount added to the state at each stop (zeros for a pure discontinuity).
+    """
+
+    p: np.ndarray
+    y0: np.ndarray
+    t_stops: np.ndarray
+    jumps: np.ndarray
+
+
+class Model:
+    """A CAR-T kinetic model: states, parameters, observables, equations and dosing.
+
+    Parameters
+    ----------
+    name : str
+        Registry name ("sle_cart").
+    description : str
+        One paragraph: what the model is for and where it comes from.
+    states : sequence of State
+        In kernel order.
+    parameters : ParameterTable
+        Fittable parameters with defaults, bounds and sources; kernel entries ``p[:len(table)]``.
+    observables : sequence of Observable
+        What can be compared with data.
+    rhs : numba-jitted callable
+        ``rhs(t, y, p, dydt)`` writing dy/dt (per day) into ``dydt``.
+    individualize : callable
+        ``individualize(values, ctx) -> Individual`` where ``values`` is the ordered dict of
+        table values (defaults with validated overrides) and ``ctx`` a
+        :class:`cartkin.kidney.Context`-like object.
+    roles : mapping
+        Which observable plays which part (see :data:`ROLES`): ``{"cart": name, "b_cells":
+        name or None, "il6": name or None, ...}``. ``cart`` is required and in cells/uL.
+    equations : str
+        The equations as written in the rhs (for ``cartkin show`` and the README).
+    derived : sequence of str
+        Names of the values ``individualize`` appends to ``p`` after the table entries.
+    jac : callable, optional
+        ``jac(t, y, p, J)`` analytic Jacobian; None lets the solver use finite differences.
+
+    Notes
+    -----
+    To add a model: write ``rhs`` in its own module (all compiled code of the model in that one
+    file, so the compile cache keys on its source), build a ``Model`` and call
+    :func:`cartkin.models.register`. Fit, sweep and plot then work with it by name.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        states: Sequence[State],
+        parameters: ParameterTable,
+        observables: Sequence[Observable],
+        rhs: Callable,
+        individualize: Callable,
+        roles: Mapping[str, str | None],
+        equations: str,
+        derived: Sequence[str] = (),
+        jac: Callable | None = None,
+    ):
+        if not isinstance(parameters, ParameterTable):
+            raise TypeError(
+                f"Model {name!r}: parameters must be a ParameterTable, got "
+                f"{type(parameters).__name__}"
+            )
+        self.name = str(name)
+        self.description = description
+        self.states = tuple(states)
+        self.parameters = parameters
+        self.observables = tuple(observables)
+        self.rhs = rhs
+        self._individualize = individualize
+        self.equations = equations
+        self.derived = tuple(derived)
+        self.jac = jac
+        obs_names = [o.name for o in self.observables]
+        if len(set(obs_names)) != len(obs_names):
+            raise ValueError(f"Model {name!r}: duplicate observable names {obs_names}")
+        kernel = list(parameters.names) + list(self.derived)
+        if len(set(kernel)) != len(kernel):
+            raise ValueError(f"Model {name!r}: derived names clash with parameter names")
+        roles = dict(roles)
+        for role, obs in roles.items():
+            if role not in ROLES:
+                raise ValueError(
+                    f"Model {name!r}: unknown role {role!r}.{suggest(role, ROLES)} "
+                    f"Known roles: {', '.join(ROLES)}"
+                )
+            if obs is not None and obs not in obs_names:
+                raise ValueError(
+                    f"Model {name!r}: role {role!r} names observable {obs!r}, which the model "
+                    f"does not have.{suggest(obs, obs_names)}"
+                )
+        if roles.get("cart") is None:
+            raise ValueError(f"Model {name!r}: roles must name the CAR-T observable as 'cart'")
+        self.roles = {role: roles.get(role) for role in ROLES}
+
+    def __repr__(self) -> str:
+        return (
+            f"Model({self.name!r}, states={list(self.state_names)}, "
+            f"parameters={len(self.parameters)}, observables={list(self.observable_names)})"
+        )
+
+    # -- names ------------------------------------------------------------------------------------
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Public state names, in kernel order."""
+        return tuple(s.name for s in self.states)
+
+    @property
+    def state_symbols(self) -> tuple[str, ...]:
+        """Kernel state symbols, in kernel order."""
+        return tuple(s.symbol for s in self.states)
+
+    @property
+    def observable_names(self) -> tuple[str, ...]:
+        """Observable names."""
+        return tuple(o.name for o in self.observables)
+
+    @property
+    def kernel_names(self) -> tuple[str, ...]:
+        """Names of the entries of the kernel vector ``p``: table entries, then derived ones."""
+        return tuple(self.parameters.names) + self.derived
+
+    @property
+    def n_states(self) -> int:
+        """Number of states."""
+        return len(self.states)
+
+    def observable(self, name: str) -> Observable:
+        """The observable called ``name`` (ValueError with a hint if unknown)."""
+        for obs in self.observables:
+            if obs.name == name:
+                return obs
+        raise ValueError(
+            f"Model {self.name!r} has no observable {name!r}."
+            f"{suggest(name, self.observable_names)} Observables: "
+            f"{', '.join(self.observable_names)}"
+        )
+
+    def state_index(self, name: str) -> int:
+        """Index of a state given by public name or kernel symbol."""
+        for k, s in enumerate(self.states):
+            if name in (s.name, s.symbol):
+                return k
+        raise ValueError(
+            f"Model {self.name!r} has no state {name!r}."
+            f"{suggest(name, self.state_names + self.state_symbols)} States: "
+            f"{', '.join(self.state_names)}"
+        )
+
+    # -- computation ------------------------------------------------------------------------------
+    def individualize(self, theta: Mapping[str, float] | None, ctx) -> Individual:
+        """Kernel inputs for one patient.
+
+        Parameters
+        ----------
+        theta : mapping of str to float or None
+            Overrides of table parameters (validated: names, bounds).
+        ctx : Context
+            Patient, regimen and derived exposure (see docs/design.md section 3).
+
+        Returns
+        -------
+        Individual
+        """
+        values = self.parameters.values(theta)
+        ind = self._individualize(values, ctx)
+        n_kernel, n = len(self.kernel_names), self.n_states
+        p = np.ascontiguousarray(ind.p, dtype=np.float64)
+        y0 = np.ascontiguousarray(ind.y0, dtype=np.float64)
+        t_stops = np.ascontiguousarray(ind.t_stops, dtype=np.float64).reshape(-1)
+        jumps = np.ascontiguousarray(ind.jumps, dtype=np.float64).reshape(t_stops.size, n)
+        if p.shape != (n_kernel,) or y0.shape != (n,):
+            raise RuntimeError(
+                f"Model {self.name!r}: individualize returned p {p.shape} and y0 {y0.shape}; "
+                f"expected ({n_kernel},) and ({n},)"
+            )
+        return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps)
+
+    def observe(self, states: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+        """All observables for a trajectory ``states`` (n_times, n_states) and kernel ``p``."""
+        states = np.asarray(states, dtype=np.float64)
+        return {o.name: np.asarray(o.fn(states, p), dtype=np.float64) for o in self.observables}
+
+    def kernel_values(self, p: np.ndarray) -> dict[str, float]:
+        """The kernel vector ``p`` as an ordered ``{name: value}`` dict."""
+        return dict(zip(self.kernel_names, (float(x) for x in p), strict=True))
+
+    def describe(self) -> str:
+        """A markdown description: states, parameters, derived values, observables, equations."""
+        lines = [f"# {self.name}", "", self.description.strip(), "", "## States", ""]
+        lines += ["| symbol | name | unit | description |", "|---|---|---|---|"]
+        lines += [f"| `{s.symbol}` | {s.name} | {s.unit} | {s.description} |" for s in self.states]
+        lines += ["", "## Parameters", "", self.parameters.to_markdown()]
+        if self.derived:
+            lines += ["Derived kernel entries (appended to `p` in this order): "]
+            lines += [", ".join(f"`{d}`" for d in self.derived), ""]
+        lines += ["## Observables", "", "| name | unit | description |", "|---|---|---|"]
+        lines += [f"| {o.name} | {o.unit} | {o.description} |" for o in self.observables]
+        lines += ["", "## Equations", "", "```", self.equations.strip("\n"), "```", ""]
+        return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""stein2019: the empirical tisagenlecleucel cellular-kinetic model of Stein et al. 2019.
+
+Stein AM, Grupp SA, Levine JE et al. Tisagenlecleucel model-based cellular kinetic analysis of
+chimeric antigen receptor-T cells. CPT Pharmacometrics Syst Pharmacol 2019;8:285-295.
+
+Transgene levels (copies/ug genomic DNA) grow exponentially at ``rho = ln(foldx)/tmax`` from
+``C0 = cmax/foldx`` until ``tmax`` days after infusion; then effector cells decline at ``alpha``
+while a fraction ``fb`` of the peak, the memory-like pool, declines at ``beta``. The published
+analytical solution after the peak is
+
+    C(t) = cmax * ((1 - fb) * exp(-alpha * (t - tmax)) + fb * exp(-beta * (t - tmax)))
+
+Here it is written as a two-pool ODE with the same solution: both pools expand at ``rho`` from
+``E(0) = (1 - fb) * C0`` and ``M(0) = fb * C0``, so at ``tmax`` they hold ``(1 - fb) * cmax`` and
+``fb * cmax``; after ``tmax`` each declines at its own rate. The switch at ``t_switch = t_infusion
++ tmax`` is a solver stop (a discontinuity of the right-hand side, no jump).
+
+Equations (exactly as in :func:`rhs`)
+-------------------------------------
+::
+
+    if t < t_switch:
+        dE = rho * E
+        dM = rho * M
+    else:
+        dE = -alpha * E
+        dM = -beta * M
+
+Dosing
+------
+Stein found no significant effect of dose (or any covariate) on the kinetics, so the curve does
+not scale with dose: any positive dose starts it at the first dose day (``t_infusion``); later
+doses of a split infusion are not modelled (the model is single-infusion), and a zero dose gives
+no CAR-T. The published effects of tocilizumab and corticosteroids (Table 1) are not included.
+
+Kernel parameter vector ``p``: the table entries in table order, then the derived entries
+``t_infusion`` (day), ``rho`` (1/day), ``t_switch`` (day).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import numba
+import numpy as np
+
+from cartkin.models.base import Individual, Model, Observable, State
+from cartkin.parameters import Parameter, ParameterTable
+
+PARAMETERS = ParameterTable(
+    [
+        Parameter("cmax", 24000.0, "copies/ug", 1.0, 1e7,
+                  "peak transgene level", "Stein 2019, Table 1"),
+        Parameter("foldx", 3900.0, "-", 1.01, 1e7,
+                  "fold expansion from C0 to cmax", "Stein 2019, Table 1"),
+        Parameter("tmax", 9.3, "day", 0.5, 60.0,
+                  "time of the peak after infusion", "Stein 2019, Table 1"),
+        Parameter("alpha", 0.16, "1/day", 1e-3, 5.0,
+                  "effector (fast) decline rate after the peak", "Stein 2019, Table 1"),
+        Parameter("fb", 0.0079, "-", 0.0, 1.0,
+                  "fraction of the peak in the slowly declining memory pool",
+                  "Stein 2019, Table 1"),
+        Parameter("beta", 0.0032, "1/day", 0.0, 1.0,
+                  "memory (slow) decline rate after the peak", "Stein 2019, Table 1"),
+        Parameter("copies_per_cell", 2000.0, "(copies/ug)/(cells/uL)", 100.0, 1e5,
+                  "transgene copies/ug genomic DNA per CAR-T cell/uL",
+                  "derived: Singh 2021 (TransC)"),
+    ]
+)  # fmt: skip
+
+DERIVED = ("t_infusion", "rho", "t_switch")
+
+STATES = (
+    State("effector", "E", "copies/ug", "transgene in the effector pool"),
+    State("memory", "M", "copies/ug", "transgene in the memory-like pool"),
+)
+
+
+@numba.njit(cache=True)
+def rhs(t, y, p, dydt):
+    """stein2019 dy/dt (per day); ``p`` in kernel order (module docstring)."""
+    alpha = p[3]
+    beta = p[5]
+    rho = p[8]
+    t_switch = p[9]
+
+    E = y[0]
+    M = y[1]
+
+    if t < t_switch:
+        dE = rho * E
+        dM = rho * M
+    else:
+        dE = -alpha * E
+        dM = -beta * M
+
+    dydt[0] = dE
+    dydt[1] = dM
+
+
+def individualize(values, ctx) -> Individual:
+    """Kernel inputs: start the curve at the first positive dose (see module docstring)."""
+    doses = sorted((float(d), float(n)) for d, n in ctx.cart_doses if n > 0)
+    rho = math.log(values["foldx"]) / values["tmax"]
+    if not doses:
+        t_inf = 0.0
+        t_stops, jumps = np.zeros(0), np.zeros((0, 2))
+    else:
+        t_inf = doses[0][0]
+        c0 = values["cmax"] / values["foldx"]
+        t_stops = np.array([t_inf, t_inf + values["tmax"]])
+        jumps = np.array([[(1.0 - values["fb"]) * c0, values["fb"] * c0], [0.0, 0.0]])
+    p = np.array([*values.values(), t_inf, rho, t_inf + values["tmax"]])
+    return Individual(p=p, y0=np.zeros(2), t_stops=t_stops, jumps=jumps)
+
+
+_COPIES = PARAMETERS.index("copies_per_cell")
+
+OBSERVABLES = (
+    Observable(
+        "transgene_copies_per_ug",
+        "copies/ug",
+        "CAR transgene by qPCR: E + M",
+        lambda s, p: s[:, 0] + s[:, 1],
+    ),
+    Observable(
+        "cart_cells_per_ul",
+        "cells/uL",
+        "CAR-T cells/uL: (E + M) / copies_per_cell",
+        lambda s, p: (s[:, 0] + s[:, 1]) / p[_COPIES],
+    ),
+)
+
+EQUATIONS = textwrap.dedent(__doc__.split("::", 1)[1].split("Dosing", 1)[0]).strip()
+
+MODEL = Model(
+    name="stein2019",
+    description=(
+        "Empirical tisagenlecleucel cellular kinetics (Stein 2019): exponential expansion until "
+        "tmax, then a fast effector decline (alpha) and a slow memory decline (beta) of a "
+        "fraction fb. Typical values from Stein 2019, Table 1 (pediatric B-ALL)."
+    ),
+    states=STATES,
+    parameters=PARAMETERS,
+    observables=OBSERVABLES,
+    rhs=rhs,
+    individualize=individualize,
+    roles={"cart": "cart_cells_per_ul", "cart_copies": "transgene_copies_per_ug"},
+    equations=EQUATIONS,
+    derived=DERIVED,
+)

@@ -1,0 +1,162 @@
+"""Independent oracle for the built-in models.
+
+The equations of each model are typed here a second time, from docs and MODEL.md, and solved by
+scipy's ``solve_ivp`` at rtol 1e-10. Nothing is imported from cartkin: if the package's
+right-hand side, initial state, derived parameters or dosing drift from the documented model,
+the comparison in tests/test_models.py fails.
+
+Every function takes plain numbers (named parameters in a dict, the scenario as floats) so a
+reader can check each line against the model docstring.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+BLOOD_L_PER_KG = 0.07  # standard adult blood volume, 70 mL/kg
+UL_PER_L = 1e6
+
+
+# ---------------------------------------------------------------------------------------------
+# sle_cart
+# ---------------------------------------------------------------------------------------------
+def sle_cart_derivatives(t, y, q):
+    """dy/dt of the sle_cart model; ``q`` a dict of named (table and derived) values."""
+    ce, cm, n, b, h, il6, a = y
+    c = ce + cm
+    growth = q["rho"] * (b / (b + q["K_B"]) + q["rho_H"] * h) * (1.0 - (n + c) / q["K_T"])
+    return [
+        growth * ce - (q["delta_E"] + q["k_EM"]) * ce,
+        q["k_EM"] * ce - q["delta_M"] * cm,
+        q["r_N"] * n * (1.0 - (n + c) / q["K_N"]),
+        q["delta_B"] * q["B_pre"] / (1.0 + c / q["C_50"])
+        - q["delta_B"] * b
+        - q["k_kill"] * (ce + q["theta_M"] * cm) * b,
+        -q["k_H"] * h,
+        q["s_IL6"] - q["k_IL6"] * il6 + q["p_IL6"] * ce * b,
+        q["k_A"] * q["A_0"] * ((1.0 - q["f_LLPC"]) * b / q["B_pre"] + q["f_LLPC"]) - q["k_A"] * a,
+    ]
+
+
+def sle_cart_lymphodepletion(q, flu_auc_mg_h_per_l, cy_mg_m2):
+    """LD fraction in [0, 1] from fludarabine AUC (mg.h/L) and cyclophosphamide (mg/m2)."""
+    ld = q["E_max"] * flu_auc_mg_h_per_l / (q["AUC_50"] + flu_auc_mg_h_per_l) + q[
+        "E_cy"
+    ] * cy_mg_m2 / (q["Cy_50"] + cy_mg_m2)
+    return min(ld, 1.0)
+
+
+def sle_cart_solve(
+    q,
+    t_eval,
+    *,
+    weight_kg,
+    doses,
+    flu_auc_mg_h_per_l,
+    cy_mg_m2,
+    k_il6_per_day,
+    rtol=1e-10,
+    atol=1e-12,
+):
+    """Solve sle_cart from day 0 with Radau; returns states, shape (len(t_eval), 7).
+
+    ``q`` holds the table values by name; ``doses`` is a list of (day, total cells);
+    ``k_il6_per_day`` the individual IL-6 elimination rate. IL-6 production is fixed at its
+    normal-kidney steady state, ``(k_IL6_nonrenal + k_IL6_renal) * IL6_0``.
+    """
+    q = dict(q)
+    ld = sle_cart_lymphodepletion(q, flu_auc_mg_h_per_l, cy_mg_m2)
+    q["k_IL6"] = k_il6_per_day
+    q["s_IL6"] = (q["k_IL6_nonrenal"] + q["k_IL6_renal"]) * q["IL6_0"]
+    blood_ul = BLOOD_L_PER_KG * weight_kg * UL_PER_L
+    y0 = np.array(
+        [
+            0.0,
+            0.0,
+            q["K_N"] * (1.0 - ld),
+            q["B_pre"] * (1.0 - q["phi_B"] * ld),
+            q["H_max"] * ld,
+            q["s_IL6"] / k_il6_per_day,
+            q["A_0"],
+        ]
+    )
+    jumps = {}
+    for day, cells in doses:
+        jumps[float(day)] = jumps.get(float(day), 0.0) + cells / blood_ul * q["f_blood"]
+    return _solve_piecewise(
+        lambda t, y: sle_cart_derivatives(t, y, q),
+        y0,
+        t_eval,
+        jumps,
+        state_index=0,
+        rtol=rtol,
+        atol=atol,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# stein2019
+# ---------------------------------------------------------------------------------------------
+def stein_closed_form(t_days, cmax, foldx, tmax, alpha, fb, beta, t_infusion=0.0):
+    """Stein 2019 typical curve, transgene copies/ug, from the published analytical solution."""
+    t = np.asarray(t_days, dtype=float) - t_infusion
+    c0 = cmax / foldx
+    rho = math.log(foldx) / tmax
+    rising = c0 * np.exp(rho * np.clip(t, 0.0, None))
+    falling = cmax * ((1.0 - fb) * np.exp(-alpha * (t - tmax)) + fb * np.exp(-beta * (t - tmax)))
+    return np.where(t < 0, 0.0, np.where(t < tmax, rising, falling))
+
+
+def stein_solve(q, t_eval, *, t_infusion=0.0, rtol=1e-10, atol=1e-12):
+    """Solve the two-pool ODE form of Stein's model with DOP853; states (E, M) copies/ug."""
+    rho = math.log(q["foldx"]) / q["tmax"]
+    t_switch = t_infusion + q["tmax"]
+
+    def f(t, y):
+        if t < t_switch:
+            return [rho * y[0], rho * y[1]]
+        return [-q["alpha"] * y[0], -q["beta"] * y[1]]
+
+    c0 = q["cmax"] / q["foldx"]
+    jumps = {t_infusion: np.array([(1.0 - q["fb"]) * c0, q["fb"] * c0]), t_switch: None}
+    return _solve_piecewise(
+        f, np.zeros(2), t_eval, jumps, state_index=None, rtol=rtol, atol=atol, method="DOP853"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+def _solve_piecewise(f, y0, t_eval, jumps, *, state_index, rtol, atol, method="Radau"):
+    """Integrate from t=0 through ``t_eval``, stopping at each jump time.
+
+    ``jumps`` maps a time to an amount added to ``y[state_index]`` (a float), to a full
+    state increment (an array, ``state_index=None``), or to None (a stop with no jump).
+    Outputs at a jump time are taken after the jump.
+    """
+    t_eval = np.asarray(t_eval, dtype=float)
+    t_end = float(t_eval[-1])
+    stops = sorted(t for t in jumps if 0.0 <= t <= t_end)
+    y = np.array(y0, dtype=float)
+    out = np.full((t_eval.size, y.size), np.nan)
+    t_now = 0.0
+    for edge in [*stops, None]:
+        t_next = t_end if edge is None else edge
+        if t_next > t_now:
+            mask = (t_eval >= t_now) & (t_eval < t_next)
+            times = np.append(t_eval[mask], t_next)
+            sol = solve_ivp(
+                f, (t_now, t_next), y, method=method, rtol=rtol, atol=atol, t_eval=times
+            )
+            assert sol.success, sol.message
+            out[mask] = sol.y.T[:-1]
+            y = sol.y[:, -1].copy()
+            t_now = t_next
+        if edge is not None and jumps[edge] is not None:
+            if state_index is None:
+                y = y + jumps[edge]
+            else:
+                y[state_index] += jumps[edge]
+    out[t_eval == t_end] = y
+    return out
