@@ -8,7 +8,7 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     model = "sle_cart"                  # cartkin.models.available()
     t_end_days = 270.0                  # horizon, days after CAR-T infusion
     output_step_days = 0.25             # spacing of the reported trajectory
-    clearance_model = "langenhorst2019" # or "varela2025"
+    clearance_model = "langenhorst2019" # cartkin.kidney.CLEARANCE_MODELS
 
     [patient]                           # cartkin.Patient fields
     weight_kg = 50.0
@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 
 from cartkin.errors import ScenarioError
+from cartkin.kidney import CLEARANCE_MODELS
 from cartkin.parameters import suggest
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen
 
 __all__ = ["Scenario", "Variant", "load_scenario", "scenario_from_dict"]
 
-CLEARANCE_MODELS = ("langenhorst2019", "varela2025")
 SOLVER_METHODS = ("rodas5", "tsit5", "dopri5", "auto")
 
 # Keys of [scenario] and [solver], with the expected type and a description for error messages.
