@@ -1,0 +1,223 @@
+"""The ``cartkin`` command line.
+
+``cartkin simulate SCENARIO``  print the metrics of a scenario, optionally write the trajectory
+                               (CSV) and a figure; ``--format json`` for scripts.
+``cartkin models``             list the models.
+``cartkin show MODEL``         a model's states, equations and parameter table with sources.
+
+Errors exit with status 2 (bad input) or 1 (solver failure) and a one-line message; ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from cartkin.errors import CartkinError, SolverError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cartkin", description="CAR-T cellular kinetics: simulate scenarios, inspect models."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="simulate a scenario file and print its metrics")
+    sim.add_argument("scenario", type=Path, help="scenario TOML file (see scenarios/)")
+    sim.add_argument("--format", choices=("table", "json"), default="table", help="metrics output")
+    sim.add_argument(
+        "--csv", type=Path, metavar="PATH", help="write the trajectory to this CSV file"
+    )
+    sim.add_argument("--figure", type=Path, metavar="PATH", help="write a figure (PNG, PDF, SVG)")
+    sim.add_argument(
+        "--lloq",
+        type=float,
+        default=None,
+        metavar="CELLS_PER_UL",
+        help="CAR-T lower limit of quantification for persistence metrics (cells/uL)",
+    )
+    sim.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+    sub.add_parser("models", help="list the available models")
+    show = sub.add_parser("show", help="show a model's states, equations and parameters")
+    show.add_argument("model", help="model name (see `cartkin models`)")
+    show.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "models":
+            return _models()
+        return _show(args.model)
+    except (CartkinError, OSError) as exc:
+        if args.debug:
+            raise
+        kind = "solver failed" if isinstance(exc, SolverError) else "error"
+        message = " ".join(str(exc).split())
+        print(f"cartkin: {kind}: {message}", file=sys.stderr)
+        return 1 if isinstance(exc, SolverError) else 2
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _models() -> int:
+    from cartkin import models
+
+    for name in models.available():
+        model = models.get(name)
+        first = model.description.strip().split("\n")[0]
+        print(f"{name:<14} {len(model.states)} states, {len(model.parameters)} parameters  {first}")
+    return 0
+
+
+def _show(name: str) -> int:
+    from cartkin import models
+
+    model = models.get(name)
+    print(f"# {model.name}\n\n{model.description.strip()}\n")
+    print("## States\n")
+    print("| state | symbol | unit | description |\n|---|---|---|---|")
+    for s in model.states:
+        print(f"| {s.name} | {s.symbol} | {s.unit} | {s.description} |")
+    print("\n## Equations\n")
+    print(model.equations.strip("\n"))
+    print("\n## Parameters\n")
+    print(model.parameters.to_markdown())
+    print("\n## Observables\n")
+    print("| observable | unit | description |\n|---|---|---|")
+    for o in model.observables:
+        print(f"| {o.name} | {o.unit} | {o.description} |")
+    return 0
+
+
+def _simulate(args) -> int:
+    from cartkin import metrics
+    from cartkin.scenario import load_scenario
+    from cartkin.simulate import simulate
+
+    scenario = load_scenario(args.scenario)
+    results = []
+    for arm in scenario.arms:
+        results.append(
+            simulate(
+                scenario.model,
+                arm.patient,
+                arm.regimen,
+                scenario.t_days,
+                theta=arm.theta,
+                clearance_model=arm.clearance_model,
+                label=arm.label,
+                **scenario.solver,
+            )
+        )
+    kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
+    tables = [metrics.compute(r, **kwargs) for r in results]
+
+    if args.format == "json":
+        payload = {
+            "scenario": scenario.name,
+            "file": str(args.scenario),
+            "model": scenario.model.name,
+            "arms": [
+                {"label": r.label, "metrics": [m.as_dict() for m in table]}
+                for r, table in zip(results, tables, strict=True)
+            ],
+        }
+        print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
+    else:
+        print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})\n")
+        print(_format_table(results, tables))
+
+    if args.csv is not None:
+        _write_csv(args.csv, results)
+        print(f"trajectory written to {args.csv}", file=sys.stderr)
+    if args.figure is not None:
+        _write_figure(args.figure, scenario, results)
+        print(f"figure written to {args.figure}", file=sys.stderr)
+    return 0
+
+
+def _json_default(value):
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _format_table(results, tables) -> str:
+    """One row per metric, one column per arm, then unit and notes."""
+    names = [m.name for m in tables[0]]
+    headers = ["metric"] + [r.label for r in results] + ["unit", "note"]
+    rows = []
+    for i, name in enumerate(names):
+        values = [_fmt(table[i].value) for table in tables]
+        notes = sorted({table[i].note for table in tables if table[i].note})
+        rows.append([name, *values, tables[0][i].unit, "; ".join(notes)])
+    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(headers)]
+    widths[-1] = len(headers[-1])  # the notes column is not padded
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, results) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = None
+        for r in results:
+            columns = r.to_columns()
+            names = ["arm", *columns]
+            if writer is None:
+                writer = csv.writer(fh)
+                writer.writerow(names)
+            n = len(r.t_days)
+            for k in range(n):
+                writer.writerow([r.label, *(_csv_value(columns[c][k]) for c in columns)])
+
+
+def _csv_value(v) -> str:
+    return repr(float(v)) if isinstance(v, float) or hasattr(v, "dtype") else str(v)
+
+
+def _write_figure(path: Path, scenario, results) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cartkin import plot
+
+    if len(results) == 1:
+        fig = plot.plot_result(results[0], title=scenario.name)
+    else:
+        fig = plot.plot_comparison(results, title=scenario.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
