@@ -231,13 +231,16 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
 # ---------------------------------------------------------------------------------------------
 
 
+def _label(section):
+    """'patient' -> '[patient] '; an already bracketed '[[variant]] #1 [patient]' stays as is."""
+    if not section:
+        return ""
+    return f"{section} " if section.startswith("[") else f"[{section}] "
+
+
 def _check_keys(where, section, table, allowed, required=()):
     """Refuse unknown keys (with a did-you-mean and a unit hint) and name missing ones."""
-    label = (
-        f"[{section}] "
-        if section and not section.startswith("[")
-        else (f"{section} " if section else "")
-    )
+    label = _label(section)
     if not isinstance(table, dict):
         raise ScenarioError(
             f"{where}: {label.strip() or 'top level'}: expected a table, got {table!r}"
@@ -327,40 +330,45 @@ def _construct(where, section, cls, table, nested=None):
     for key, value in table.items():
         if key in nested:
             sub_cls = nested[key]
-            kwargs[key] = _construct(where, f"{section}.{key}", sub_cls, value)
+            sub = f"{section[:-1]}.{key}]" if section.endswith("]") else f"{section}.{key}"
+            kwargs[key] = _construct(where, sub, sub_cls, value)
             continue
         if isinstance(value, str) and key not in ("sex", "flu_rule"):
             raise ScenarioError(
-                f"{where}: [{section}] {key} = {value!r}: expected a number (the unit is in the "
+                f"{where}: {_label(section)}{key} = {value!r}: expected a number (the unit is in the "
                 f"key's name), e.g. {key} = 1.0"
             )
         kwargs[key] = tuple(value) if isinstance(value, list) else value
     try:
         return cls(**kwargs)
     except ScenarioError as exc:
-        raise ScenarioError(f"{where}: [{section}] {exc}") from None
+        raise ScenarioError(f"{where}: {_label(section)}{exc}") from None
 
 
 def _build_variant(where, model, label, raw, clearance_model, context=""):
     prefix = f"{context} " if context else ""
+
+    def section(name):
+        return f"{prefix}[{name}]" if context else name
+
     patient = _construct(
         where,
-        f"{prefix}patient".strip(),
+        section("patient"),
         Patient,
         raw["patient"],
         nested={"dialysis": DialysisSchedule},
     )
-    ld = _construct(
-        where, f"{prefix}lymphodepletion".strip(), Lymphodepletion, raw["lymphodepletion"]
-    )
-    cart = _construct(where, f"{prefix}cart".strip(), CarTDose, raw["cart"])
+    ld = _construct(where, section("lymphodepletion"), Lymphodepletion, raw["lymphodepletion"])
+    cart = _construct(where, section("cart"), CarTDose, raw["cart"])
     theta = raw["parameters"]
     if not isinstance(theta, dict):
-        raise ScenarioError(f"{where}: [parameters]: expected a table of name = value")
+        raise ScenarioError(
+            f"{where}: {_label(section('parameters'))}expected a table of name = value"
+        )
     try:
         model.parameters.vector(theta)  # validates names (did you mean) and bounds
     except ScenarioError as exc:
-        raise ScenarioError(f"{where}: {prefix}[parameters] {exc}") from None
+        raise ScenarioError(f"{where}: {_label(section('parameters'))}{exc}") from None
     return Variant(
         label=label,
         patient=patient,
