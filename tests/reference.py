@@ -36,7 +36,7 @@ def sle_cart_derivatives(t, y, q):
         - q["delta_B"] * b
         - q["k_kill"] * (ce + q["theta_M"] * cm) * b,
         -q["k_H"] * h,
-        q["s_IL6"] - q["k_IL6"] * il6 + q["p_IL6"] * ce * b,
+        q["k_IL6_ref"] * q["IL6_0"] - q["k_IL6"] * il6 + q["p_IL6"] * ce * b,
         q["k_A"] * q["A_0"] * ((1.0 - q["f_LLPC"]) * b / q["B_pre"] + q["f_LLPC"]) - q["k_A"] * a,
     ]
 
@@ -65,12 +65,11 @@ def sle_cart_solve(
 
     ``q`` holds the table values by name; ``doses`` is a list of (day, total cells);
     ``k_il6_per_day`` the individual IL-6 elimination rate. IL-6 production is fixed at its
-    normal-kidney steady state, ``(k_IL6_nonrenal + k_IL6_renal) * IL6_0``.
+    normal-kidney steady state, ``k_IL6_ref * IL6_0``.
     """
     q = dict(q)
     ld = sle_cart_lymphodepletion(q, flu_auc_mg_h_per_l, cy_mg_m2)
     q["k_IL6"] = k_il6_per_day
-    q["s_IL6"] = (q["k_IL6_nonrenal"] + q["k_IL6_renal"]) * q["IL6_0"]
     blood_ul = BLOOD_L_PER_KG * weight_kg * UL_PER_L
     y0 = np.array(
         [
@@ -79,7 +78,7 @@ def sle_cart_solve(
             q["K_N"] * (1.0 - ld),
             q["B_pre"] * (1.0 - q["phi_B"] * ld),
             q["H_max"] * ld,
-            q["s_IL6"] / k_il6_per_day,
+            q["k_IL6_ref"] * q["IL6_0"] / k_il6_per_day,
             q["A_0"],
         ]
     )
