@@ -1,0 +1,660 @@
+"""Kidney function and everything that depends on it: one explicit function per effect.
+
+Every place where kidney function changes a number in cartkin goes through one of these
+functions; a modeler can read each one and switch it (call another, or replace it) without
+touching the rest:
+
+=================================  ===============================================================
+function                           effect
+=================================  ===============================================================
+``body_surface_area_m2``           BSA (Mosteller), for mg/m2 dosing and eGFR <-> CrCL conversion
+``egfr_for``                       the eGFR (mL/min/1.73 m2) every eGFR-driven effect uses
+``creatinine_clearance_ml_min``    the CrCL (mL/min) Varela's fludarabine clearance uses
+``fludarabine_clearance_l_h``      fludarabine (F-ara-A) clearance, Langenhorst 2019 or Varela 2025
+``fludarabine_pk_parameters``      the full 3-compartment parameter set (CL, V1-V3, Q2, Q3)
+``fludarabine_dose_adjustment``    the dose factor of a named rule (none, bands, AUC target)
+``fludarabine_exposure``           cumulative AUC with optional dialysis removal, against marks
+``fludarabine_concentration_mg_per_l``  plasma concentration time course (same PK model)
+``il6_elimination_rate_per_day``   IL-6 elimination rate, partly renal
+=================================  ===============================================================
+
+Sources and assumptions
+-----------------------
+- BSA: Mosteller RD, N Engl J Med 1987;317:1098, ``sqrt(height_cm * weight_kg / 3600)``.
+- eGFR from serum creatinine: bedside Schwartz for age < 18 years (Schwartz GJ et al., J Am Soc
+  Nephrol 2009;20:629; ``0.413 * height_cm / Scr``); CKD-EPI 2021 race-free for adults (Inker LA
+  et al., N Engl J Med 2021;385:1737).
+- CrCL from serum creatinine: Cockcroft-Gault with actual body weight for adults (Cockcroft DW,
+  Gault MH, Nephron 1976;16:31). For age < 18 (CG not validated) the bedside Schwartz eGFR is
+  de-normalised instead (assumption).
+- eGFR <-> CrCL when only one is known: scale by BSA/1.73 m2 (assumption: it treats the eGFR as
+  a GFR normalised to 1.73 m2 and ignores the creatinine secretion that separates CrCL from GFR).
+- Dialysis without a residual value: residual eGFR ``DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2`` = 5
+  (assumption; anuric patients have 0-5).
+
+Fludarabine: what the sources say and what is ours
+--------------------------------------------------
+Fludarabine is infused as fludarabine phosphate (F-ara-AMP), converted within minutes to the
+circulating F-ara-A. Doses in a regimen are always mg of fludarabine *phosphate*.
+
+- Langenhorst JB et al., Clin Pharmacokinet 2019;58:627 (abstract, PMC6451721): three
+  compartments; CL = non-renal 3.24 L/h/70 kg + renal ``0.782 x eGFR`` L/h/70 kg, all
+  parameters scaled allometrically to body weight (exponent 0.75 for clearances, 1 for volumes);
+  V1/V2/V3 = 39/20/50 L/70 kg; Q2/Q3 = 8.6/3.8 L/h/70 kg. Here the 0.782 is a renal
+  coefficient applied to eGFR expressed in L/h (mL/min x 0.06): it is *not* the 0.78 molar-mass
+  ratio of F-ara-A to fludarabine phosphate, although the two numbers happen to coincide.
+  The eGFR cap at 140 mL/min/1.73 m2 is taken from the project brief (MODEL.md section 3); the
+  abstract does not state it.
+- Varela-Gonzalez-Aller J et al., Pharmaceutics 2025;17:1592 (via MODEL.md section 3; the full
+  text was not available to us): CL = (CL_nonrenal + 1.7 x CrCL/96) x (WT/70)^0.75 L/h, with
+  CL_nonrenal 4.4 L/h (axi-cel) or 3.9 L/h (tisa-cel), CrCL by Cockcroft-Gault in mL/min.
+  Its distribution model was not available: we use Langenhorst's V1-V3, Q2, Q3 (assumption; it
+  does not change the cumulative AUC without dialysis, which is dose/CL).
+- Dose basis. Neither abstract says whether its model's dose is mg of phosphate or of F-ara-A.
+  The project brief's reference numbers (50 kg, BSA 1.45 m2, 25 mg/m2 x 3: about 16 mg.h/L at
+  eGFR 120 under both models; about 41 vs 24 at eGFR 5) are reproduced only with the phosphate
+  dose for Langenhorst and the F-ara-A dose (phosphate x ``F_ARA_A_MG_PER_PHOSPHATE_MG``) for
+  Varela, so that is what ``FLUDARABINE_DOSE_BASIS`` holds. This is unverified against the
+  papers' methods sections: check it before relying on a cross-model comparison (a wrong basis
+  scales that model's AUC by 0.78 or 1/0.78).
+- Infusion: 30 minutes (the usual label administration; assumption for these models).
+- Dialysis: no published fludarabine dialysis clearance ("unknown dialysability" in renal
+  handbooks); each session removes ``flu_removal_fraction`` of the body amount (all three
+  compartments) at its start. Default 0 (assumption).
+- Exposure marks: 13.8 mg.h/L (Fabrizio VA et al., Blood Adv 2022;6:1961), 14 mg.h/L (Dekker L
+  et al., Blood Adv 2022;6:1969), 20 mg.h/L (Langenhorst JB et al., Blood Adv 2019;3:2179,
+  optimal in HCT conditioning).
+
+The linear PK model is solved exactly: between events (infusion start/stop, dialysis session,
+output time) the augmented state ``[A1, A2, A3, AUC, R]`` is advanced with a matrix exponential
+(``scipy.linalg.expm``), and the AUC after the last event is added in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.linalg import expm
+
+from cartkin.errors import ScenarioError
+from cartkin.patient import Patient
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cartkin.regimen import Lymphodepletion, Regimen
+
+# ---------------------------------------------------------------------------------------------
+# Constants (each names its source)
+# ---------------------------------------------------------------------------------------------
+
+#: Reference BSA of eGFR normalisation, m2 (definition of the unit mL/min/1.73 m2).
+BSA_REF_M2 = 1.73
+#: Mass of F-ara-A per mass of fludarabine phosphate: molar-mass ratio 285.23/365.21 g/mol
+#: (C10H12FN5O4 / C10H13FN5O7P); MODEL.md quotes 0.78.
+F_ARA_A_MG_PER_PHOSPHATE_MG = 285.23 / 365.21
+#: Age below which eGFR from creatinine uses bedside Schwartz (validated 1-18 y, Schwartz 2009).
+PEDIATRIC_AGE_CUTOFF_YEARS = 18.0
+#: Residual eGFR of a dialysis patient given without a residual value (assumption).
+DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2 = 5.0
+#: mL/min -> L/h.
+ML_MIN_TO_L_H = 0.06
+
+#: Langenhorst 2019 (abstract): non-renal CL, L/h/70 kg.
+LANGENHORST_CL_NONRENAL_L_H = 3.24
+#: Langenhorst 2019 (abstract): renal CL per unit eGFR, both in L/h (dimensionless).
+LANGENHORST_RENAL_COEF = 0.782
+#: Langenhorst 2019 eGFR cap, mL/min/1.73 m2 (from MODEL.md section 3; not in the abstract).
+LANGENHORST_EGFR_CAP_ML_MIN_173M2 = 140.0
+#: Langenhorst 2019 (abstract): V1, V2, V3 in L/70 kg; Q2, Q3 in L/h/70 kg.
+LANGENHORST_V_L = (39.0, 20.0, 50.0)
+LANGENHORST_Q_L_H = (8.6, 3.8)
+
+#: Varela-Gonzalez-Aller 2025 (via MODEL.md): non-renal CL (L/h/70 kg) by CAR-T product.
+VARELA_CL_NONRENAL_L_H = {"axi-cel": 4.4, "tisa-cel": 3.9}
+#: Varela 2025 (via MODEL.md): renal CL at the reference CrCL, L/h/70 kg; reference CrCL mL/min.
+VARELA_CL_RENAL_L_H = 1.7
+VARELA_CRCL_REF_ML_MIN = 96.0
+
+#: Clearance models, and the dose each model's clearance applies to (see module docstring).
+CLEARANCE_MODELS = ("langenhorst2019", "varela2025", "varela2025_tisacel")
+FLUDARABINE_DOSE_BASIS = {
+    "langenhorst2019": "phosphate",
+    "varela2025": "f_ara_a",
+    "varela2025_tisacel": "f_ara_a",
+}
+
+#: Fludarabine infusion duration, h (usual label administration; assumption for the models).
+FLU_INFUSION_H = 0.5
+
+#: Cumulative AUC marks, mg.h/L (sources in the module docstring).
+AUC_MARKS_MG_H_PER_L = (13.8, 14.0, 20.0)
+
+#: Dose-adjustment rules.
+FLU_RULES = ("none", "renal_bands", "label_bands", "auc_target")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kidney function and body size
+# ---------------------------------------------------------------------------------------------
+
+
+def body_surface_area_m2(patient: Patient) -> float:
+    """Body surface area by Mosteller (1987): ``sqrt(height_cm * weight_kg / 3600)``.
+
+    Returns
+    -------
+    float
+        BSA in m2.
+    """
+    return math.sqrt(patient.height_cm * patient.weight_kg / 3600.0)
+
+
+def _ckd_epi_2021(scr_mg_dl: float, age_years: float, sex: str) -> float:
+    """CKD-EPI 2021 creatinine equation (Inker 2021), mL/min/1.73 m2."""
+    kappa, alpha, sex_factor = (0.7, -0.241, 1.012) if sex == "female" else (0.9, -0.302, 1.0)
+    ratio = scr_mg_dl / kappa
+    return (
+        142.0
+        * min(ratio, 1.0) ** alpha
+        * max(ratio, 1.0) ** -1.200
+        * 0.9938**age_years
+        * sex_factor
+    )
+
+
+def _bedside_schwartz(scr_mg_dl: float, height_cm: float) -> float:
+    """Bedside Schwartz (Schwartz 2009): ``0.413 * height_cm / Scr``, mL/min/1.73 m2."""
+    return 0.413 * height_cm / scr_mg_dl
+
+
+def egfr_for(patient: Patient) -> float:
+    """The eGFR (mL/min/1.73 m2) used by every eGFR-driven effect.
+
+    Rules, in order:
+
+    - dialysis without a residual value: ``DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2`` (assumption);
+    - ``egfr_ml_min_173m2`` given: that value;
+    - ``crcl_ml_min`` given: ``crcl * 1.73 / BSA`` (assumption, see module docstring);
+    - ``serum_creatinine_mg_dl`` given: bedside Schwartz below 18 years, CKD-EPI 2021 from 18.
+
+    Returns
+    -------
+    float
+        eGFR in mL/min/1.73 m2.
+    """
+    if patient.egfr_ml_min_173m2 is not None:
+        return patient.egfr_ml_min_173m2
+    if patient.crcl_ml_min is not None:
+        return patient.crcl_ml_min * BSA_REF_M2 / body_surface_area_m2(patient)
+    if patient.serum_creatinine_mg_dl is not None:
+        if patient.age_years < PEDIATRIC_AGE_CUTOFF_YEARS:
+            return _bedside_schwartz(patient.serum_creatinine_mg_dl, patient.height_cm)
+        return _ckd_epi_2021(patient.serum_creatinine_mg_dl, patient.age_years, patient.sex)
+    # Only a dialysis patient without residual value reaches here (Patient validates the rest).
+    return DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2
+
+
+def creatinine_clearance_ml_min(patient: Patient) -> float:
+    """The creatinine clearance (mL/min, not normalised) used by CrCL-driven effects.
+
+    Rules, in order:
+
+    - ``crcl_ml_min`` given: that value;
+    - ``serum_creatinine_mg_dl`` given, adult: Cockcroft-Gault with actual weight,
+      ``(140 - age) * WT / (72 * Scr)``, x 0.85 if female;
+    - otherwise (eGFR given, a child's creatinine, or dialysis): ``egfr_for(patient) * BSA/1.73``
+      (assumption, see module docstring).
+
+    Returns
+    -------
+    float
+        CrCL in mL/min.
+    """
+    if patient.crcl_ml_min is not None:
+        return patient.crcl_ml_min
+    scr = patient.serum_creatinine_mg_dl
+    if scr is not None and patient.age_years >= PEDIATRIC_AGE_CUTOFF_YEARS:
+        crcl = (140.0 - patient.age_years) * patient.weight_kg / (72.0 * scr)
+        return crcl * (0.85 if patient.sex == "female" else 1.0)
+    return egfr_for(patient) * body_surface_area_m2(patient) / BSA_REF_M2
+
+
+# ---------------------------------------------------------------------------------------------
+# Fludarabine pharmacokinetics
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_model(clearance_model: str) -> None:
+    if clearance_model not in CLEARANCE_MODELS:
+        raise ScenarioError(
+            f"clearance_model = {clearance_model!r}: expected one of {CLEARANCE_MODELS}"
+        )
+
+
+def fludarabine_clearance_l_h(patient: Patient, model: str = "langenhorst2019") -> float:
+    """Fludarabine (F-ara-A) clearance of a patient under a published model.
+
+    - ``"langenhorst2019"``: ``(3.24 + 0.782 * 0.06 * min(eGFR, 140)) * (WT/70)^0.75``,
+      eGFR from :func:`egfr_for`.
+    - ``"varela2025"`` / ``"varela2025_tisacel"``: ``(4.4 or 3.9 + 1.7 * CrCL/96) * (WT/70)^0.75``,
+      CrCL from :func:`creatinine_clearance_ml_min`.
+
+    Parameters
+    ----------
+    patient : Patient
+    model : str
+        One of ``CLEARANCE_MODELS``.
+
+    Returns
+    -------
+    float
+        Clearance in L/h. Apply it to the dose basis ``FLUDARABINE_DOSE_BASIS[model]``.
+    """
+    _check_model(model)
+    size = (patient.weight_kg / 70.0) ** 0.75
+    if model == "langenhorst2019":
+        egfr = min(egfr_for(patient), LANGENHORST_EGFR_CAP_ML_MIN_173M2)
+        renal = LANGENHORST_RENAL_COEF * egfr * ML_MIN_TO_L_H
+        return (LANGENHORST_CL_NONRENAL_L_H + renal) * size
+    product = "tisa-cel" if model == "varela2025_tisacel" else "axi-cel"
+    renal = VARELA_CL_RENAL_L_H * creatinine_clearance_ml_min(patient) / VARELA_CRCL_REF_ML_MIN
+    return (VARELA_CL_NONRENAL_L_H[product] + renal) * size
+
+
+@dataclass(frozen=True)
+class FludarabinePK:
+    """Individual 3-compartment F-ara-A parameters.
+
+    Attributes
+    ----------
+    cl_l_h, q2_l_h, q3_l_h : float
+        Elimination and inter-compartmental clearances, L/h.
+    v1_l, v2_l, v3_l : float
+        Central and peripheral volumes, L.
+    dose_basis : {"phosphate", "f_ara_a"}
+        What the model's dose is: mg fludarabine phosphate, or mg F-ara-A.
+    dose_factor : float
+        mg entering the model per mg fludarabine phosphate given (1 or 0.781).
+    """
+
+    cl_l_h: float
+    v1_l: float
+    v2_l: float
+    v3_l: float
+    q2_l_h: float
+    q3_l_h: float
+    dose_basis: str
+    dose_factor: float
+
+
+def fludarabine_pk_parameters(patient: Patient, model: str = "langenhorst2019") -> FludarabinePK:
+    """Individual F-ara-A PK parameters: CL from the chosen model, distribution from Langenhorst.
+
+    Volumes scale with WT/70, inter-compartmental clearances with (WT/70)^0.75 (Langenhorst
+    2019). Varela 2025 uses the same distribution parameters (assumption: its own were not
+    available).
+    """
+    _check_model(model)
+    wt = patient.weight_kg / 70.0
+    v1, v2, v3 = (v * wt for v in LANGENHORST_V_L)
+    q2, q3 = (q * wt**0.75 for q in LANGENHORST_Q_L_H)
+    basis = FLUDARABINE_DOSE_BASIS[model]
+    return FludarabinePK(
+        cl_l_h=fludarabine_clearance_l_h(patient, model),
+        v1_l=v1,
+        v2_l=v2,
+        v3_l=v3,
+        q2_l_h=q2,
+        q3_l_h=q3,
+        dose_basis=basis,
+        dose_factor=F_ARA_A_MG_PER_PHOSPHATE_MG if basis == "f_ara_a" else 1.0,
+    )
+
+
+def _rate_matrix(pk: FludarabinePK) -> np.ndarray:
+    """Rate matrix of the augmented state [A1, A2, A3, AUC, R] (amounts mg, AUC mg.h/L, R mg/h)."""
+    k10 = pk.cl_l_h / pk.v1_l
+    k12, k21 = pk.q2_l_h / pk.v1_l, pk.q2_l_h / pk.v2_l
+    k13, k31 = pk.q3_l_h / pk.v1_l, pk.q3_l_h / pk.v3_l
+    m = np.zeros((5, 5))
+    m[0, :] = [-(k10 + k12 + k13), k21, k31, 0.0, 1.0]
+    m[1, :3] = [k12, -k21, 0.0]
+    m[2, :3] = [k13, 0.0, -k31]
+    m[3, 0] = 1.0 / pk.v1_l
+    return m
+
+
+def _pk_course(pk, dose_times_h, doses_mg, infusion_h, session_times_h, removal_fraction, t_eval_h):
+    """Advance the linear model through its events exactly.
+
+    Returns
+    -------
+    auc_inf : float
+        Cumulative AUC from the first event to infinity, mg.h/L.
+    conc : ndarray, shape (len(t_eval_h),)
+        Central concentration (mg/L) at each output time, right-continuous at events.
+    """
+    # Event order at equal times: infusion stop, dialysis, infusion start, output.
+    events = []
+    for t, d in zip(dose_times_h, doses_mg, strict=True):
+        events.append((t, 2, d / infusion_h))
+        events.append((t + infusion_h, 0, -d / infusion_h))
+    if removal_fraction > 0.0:
+        events.extend((t, 1, removal_fraction) for t in session_times_h)
+    events.extend((t, 3, i) for i, t in enumerate(t_eval_h))
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    m = _rate_matrix(pk)
+    propagators = {}  # expm per step length: regular output grids reuse a few of them
+    x = np.zeros(5)
+    conc = np.zeros(len(t_eval_h))
+    t_now = events[0][0] if events else 0.0
+    for t, kind, value in events:
+        if t > t_now:
+            dt = t - t_now
+            if dt not in propagators:
+                propagators[dt] = expm(m * dt)
+            x = propagators[dt] @ x
+            t_now = t
+        if kind == 0 or kind == 2:
+            x[4] += value
+        elif kind == 1:
+            x[:3] *= 1.0 - value
+        else:
+            conc[value] = x[0] / pk.v1_l
+    # After the last event no infusion runs (every start has its stop); the remaining AUC of
+    # A' = K A is (1/V1) e1^T (-K)^-1 A.
+    k = m[:3, :3]
+    tail = np.linalg.solve(-k, x[:3])[0] / pk.v1_l
+    return float(x[3] + tail), conc
+
+
+def _dose_schedule_h(lymphodepletion):
+    return [24.0 * d for d in lymphodepletion.flu_days]
+
+
+def _unadjusted_daily_doses_mg(patient: Patient, lymphodepletion) -> np.ndarray:
+    bsa = body_surface_area_m2(patient)
+    return np.full(len(lymphodepletion.flu_days), lymphodepletion.flu_mg_m2_per_day * bsa)
+
+
+def _auc_for_doses(patient, lymphodepletion, daily_doses_mg, model, infusion_h, with_dialysis=True):
+    pk = fludarabine_pk_parameters(patient, model)
+    sessions, frac = (), 0.0
+    if with_dialysis and patient.dialysis is not None:
+        sessions = [24.0 * d for d in patient.dialysis.session_days]
+        frac = patient.dialysis.flu_removal_fraction
+    modelled = np.asarray(daily_doses_mg) * pk.dose_factor
+    auc, _ = _pk_course(
+        pk, _dose_schedule_h(lymphodepletion), modelled, infusion_h, sessions, frac, ()
+    )
+    return auc
+
+
+def fludarabine_dose_adjustment(
+    patient: Patient,
+    rule: str,
+    *,
+    lymphodepletion: Lymphodepletion | None = None,
+    clearance_model: str = "langenhorst2019",
+    infusion_h: float = FLU_INFUSION_H,
+) -> float:
+    """Factor applied to every fludarabine dose under a named rule.
+
+    Rules (eGFR from :func:`egfr_for`, mL/min/1.73 m2):
+
+    - ``"none"``: 1.
+    - ``"renal_bands"``: 1 at eGFR >= 60; 0.75 at 45 <= eGFR < 60; 0.60 at 10 <= eGFR < 45;
+      0.50 below 10 and on dialysis. The -25 % (45-60), -40 % (30-45) and -50 % (< 10) bands
+      are the local rules MODEL.md quotes from Varela 2025; that quote leaves 10-30 open, and we
+      extend the -40 % band down to 10 (our choice). Every band lies within the Renal Drug
+      Handbook ranges (GFR 30-70 and 10-30: 50-75 % of dose; < 10: 50 %; haemodialysis: "dose
+      as GFR < 10").
+    - ``"label_bands"``: the US fludarabine phosphate tablet label: -20 % for CrCL 30-70
+      mL/min/1.73 m2 (inclusive), -50 % below 30; eGFR stands in for that CrCL; dialysis: -50 %.
+    - ``"auc_target"``: the factor that makes the cumulative AUC equal
+      ``lymphodepletion.flu_target_auc_mg_h_per_l`` under ``clearance_model``, dialysis removal
+      included. Exact, because the model is linear in dose. Needs ``lymphodepletion``.
+
+    Returns
+    -------
+    float
+        Dose factor (1 = full dose).
+    """
+    if rule not in FLU_RULES:
+        raise ScenarioError(f"fludarabine rule = {rule!r}: expected one of {FLU_RULES}")
+    if rule == "none":
+        return 1.0
+    egfr = egfr_for(patient)
+    if rule == "renal_bands":
+        if patient.on_dialysis or egfr < 10.0:
+            return 0.50
+        if egfr < 45.0:
+            return 0.60
+        if egfr < 60.0:
+            return 0.75
+        return 1.0
+    if rule == "label_bands":
+        if patient.on_dialysis or egfr < 30.0:
+            return 0.50
+        if egfr <= 70.0:
+            return 0.80
+        return 1.0
+    # auc_target
+    if lymphodepletion is None or lymphodepletion.flu_target_auc_mg_h_per_l is None:
+        raise ScenarioError(
+            "fludarabine rule 'auc_target' needs lymphodepletion.flu_target_auc_mg_h_per_l "
+            "(mg.h/L); got none"
+        )
+    base = _auc_for_doses(
+        patient,
+        lymphodepletion,
+        _unadjusted_daily_doses_mg(patient, lymphodepletion),
+        clearance_model,
+        infusion_h,
+    )
+    if base <= 0.0:
+        raise ScenarioError(
+            "fludarabine rule 'auc_target' needs a positive unadjusted dose: got "
+            f"flu_mg_m2_per_day = {lymphodepletion.flu_mg_m2_per_day:g} mg/m2/day"
+        )
+    return lymphodepletion.flu_target_auc_mg_h_per_l / base
+
+
+@dataclass(frozen=True)
+class FludarabineExposure:
+    """Cumulative fludarabine exposure of one patient and regimen.
+
+    Attributes
+    ----------
+    auc_mg_h_per_l : float
+        Cumulative F-ara-A AUC from the first dose to infinity, mg.h/L (dialysis included).
+    auc_no_dialysis_mg_h_per_l : float
+        The same without dialysis removal (= sum of modelled doses / CL).
+    daily_doses_mg : tuple of float
+        Fludarabine phosphate given on each of ``dose_days``, mg, after adjustment.
+    dose_days : tuple of float
+        Days of the doses, relative to CAR-T infusion.
+    clearance_l_h : float
+        F-ara-A clearance, L/h.
+    clearance_model : str
+    dose_basis : {"phosphate", "f_ara_a"}
+        What the clearance model's dose is (see module docstring).
+    rule : str
+        Dose-adjustment rule applied; ``adjustment_factor`` its factor.
+    adjustment_factor : float
+    egfr_ml_min_173m2, crcl_ml_min, bsa_m2 : float
+        Covariates used.
+    marks : dict of float -> bool
+        ``{13.8: AUC >= 13.8, 14.0: ..., 20.0: ...}``.
+    infusion_h : float
+        Infusion duration used, h.
+    """
+
+    auc_mg_h_per_l: float
+    auc_no_dialysis_mg_h_per_l: float
+    daily_doses_mg: tuple[float, ...]
+    dose_days: tuple[float, ...]
+    clearance_l_h: float
+    clearance_model: str
+    dose_basis: str
+    rule: str
+    adjustment_factor: float
+    egfr_ml_min_173m2: float
+    crcl_ml_min: float
+    bsa_m2: float
+    infusion_h: float
+    marks: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line per fact, for logs and the command line."""
+        marks = ", ".join(f">= {m:g}: {'yes' if ok else 'no'}" for m, ok in self.marks.items())
+        return (
+            f"fludarabine AUC {self.auc_mg_h_per_l:.2f} mg.h/L ({self.clearance_model}, "
+            f"CL {self.clearance_l_h:.2f} L/h, dose basis {self.dose_basis}, rule {self.rule} "
+            f"x{self.adjustment_factor:.3f}); marks {marks}"
+        )
+
+
+def _lymphodepletion_of(regimen):
+    return getattr(regimen, "lymphodepletion", regimen)
+
+
+def fludarabine_exposure(
+    patient: Patient,
+    regimen: Regimen | Lymphodepletion,
+    clearance_model: str = "langenhorst2019",
+    *,
+    infusion_h: float = FLU_INFUSION_H,
+) -> FludarabineExposure:
+    """Cumulative fludarabine AUC for a patient and regimen, against the 13.8/14/20 marks.
+
+    Each dose of ``flu_mg_m2_per_day x BSA`` mg phosphate (times the rule's factor) is infused
+    over ``infusion_h`` starting at ``24 * day`` hours; dialysis sessions remove their fraction at
+    their start. See the module docstring for sources and assumptions.
+
+    Parameters
+    ----------
+    patient : Patient
+    regimen : Regimen or Lymphodepletion
+    clearance_model : str
+        One of ``CLEARANCE_MODELS``.
+    infusion_h : float
+        Infusion duration, h (default 0.5, assumption).
+
+    Returns
+    -------
+    FludarabineExposure
+    """
+    _check_model(clearance_model)
+    ld = _lymphodepletion_of(regimen)
+    factor = fludarabine_dose_adjustment(
+        patient,
+        ld.flu_rule,
+        lymphodepletion=ld,
+        clearance_model=clearance_model,
+        infusion_h=infusion_h,
+    )
+    doses = _unadjusted_daily_doses_mg(patient, ld) * factor
+    auc = _auc_for_doses(patient, ld, doses, clearance_model, infusion_h)
+    auc_free = _auc_for_doses(patient, ld, doses, clearance_model, infusion_h, with_dialysis=False)
+    pk = fludarabine_pk_parameters(patient, clearance_model)
+    return FludarabineExposure(
+        auc_mg_h_per_l=auc,
+        auc_no_dialysis_mg_h_per_l=auc_free,
+        daily_doses_mg=tuple(float(d) for d in doses),
+        dose_days=tuple(ld.flu_days),
+        clearance_l_h=pk.cl_l_h,
+        clearance_model=clearance_model,
+        dose_basis=pk.dose_basis,
+        rule=ld.flu_rule,
+        adjustment_factor=factor,
+        egfr_ml_min_173m2=egfr_for(patient),
+        crcl_ml_min=creatinine_clearance_ml_min(patient),
+        bsa_m2=body_surface_area_m2(patient),
+        infusion_h=infusion_h,
+        marks={m: auc >= m for m in AUC_MARKS_MG_H_PER_L},
+    )
+
+
+def fludarabine_concentration_mg_per_l(
+    patient: Patient,
+    regimen: Regimen | Lymphodepletion,
+    t_days,
+    clearance_model: str = "langenhorst2019",
+    *,
+    infusion_h: float = FLU_INFUSION_H,
+) -> np.ndarray:
+    """Plasma F-ara-A concentration (on the model's dose basis) at the given times.
+
+    Parameters
+    ----------
+    t_days : array_like, shape (n,)
+        Output times in days relative to CAR-T infusion, non-decreasing.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Central concentration in mg/L, right-continuous at dialysis sessions; doses adjusted by
+        the regimen's rule as in :func:`fludarabine_exposure`.
+    """
+    t_h = 24.0 * np.asarray(t_days, dtype=float).ravel()
+    exposure = fludarabine_exposure(patient, regimen, clearance_model, infusion_h=infusion_h)
+    pk = fludarabine_pk_parameters(patient, clearance_model)
+    sessions, frac = (), 0.0
+    if patient.dialysis is not None:
+        sessions = [24.0 * d for d in patient.dialysis.session_days]
+        frac = patient.dialysis.flu_removal_fraction
+    modelled = np.asarray(exposure.daily_doses_mg) * pk.dose_factor
+    dose_h = [24.0 * d for d in exposure.dose_days]
+    _, conc = _pk_course(pk, dose_h, modelled, infusion_h, sessions, frac, list(t_h))
+    return conc
+
+
+# ---------------------------------------------------------------------------------------------
+# IL-6
+# ---------------------------------------------------------------------------------------------
+
+
+def il6_elimination_rate_per_day(
+    patient: Patient,
+    k_total_ref: float = 3.96,
+    renal_fraction: float = 0.4,
+    egfr_ref: float = 100.0,
+) -> float:
+    """IL-6 elimination rate with a renal part that scales with eGFR.
+
+    ``k = k_total_ref * ((1 - renal_fraction) + renal_fraction * eGFR / egfr_ref)``, i.e.
+    ``k_nonrenal + k_renal * eGFR/eGFR_ref`` with eGFR from :func:`egfr_for` (dialysis patients:
+    their residual eGFR). The structure and the renal fraction (0.3-0.5 range, 0.4 default) are
+    assumptions (MODEL.md section 3); ``k_total_ref`` = 3.96 /d is Hardiansyah D, Ng CM, Clin
+    Transl Sci 2019;12:343, Table S1, taken as the rate at ``egfr_ref``.
+
+    Parameters
+    ----------
+    patient : Patient
+    k_total_ref : float
+        Total elimination rate at ``egfr_ref``, 1/day (> 0).
+    renal_fraction : float
+        Renal share of ``k_total_ref``, in [0, 1].
+    egfr_ref : float
+        eGFR at which the rate equals ``k_total_ref``, mL/min/1.73 m2 (> 0).
+
+    Returns
+    -------
+    float
+        Elimination rate in 1/day.
+    """
+    if not (
+        isinstance(k_total_ref, (int, float)) and k_total_ref > 0 and math.isfinite(k_total_ref)
+    ):
+        raise ScenarioError(f"k_total_ref = {k_total_ref!r} 1/day: expected a positive number")
+    if not (isinstance(renal_fraction, (int, float)) and 0.0 <= renal_fraction <= 1.0):
+        raise ScenarioError(f"renal_fraction = {renal_fraction!r}: expected a number in [0, 1]")
+    if not (isinstance(egfr_ref, (int, float)) and egfr_ref > 0 and math.isfinite(egfr_ref)):
+        raise ScenarioError(f"egfr_ref = {egfr_ref!r} mL/min/1.73m2: expected a positive number")
+    k_renal = renal_fraction * k_total_ref
+    k_nonrenal = k_total_ref - k_renal
+    return k_nonrenal + k_renal * egfr_for(patient) / egfr_ref

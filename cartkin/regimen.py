@@ -1,0 +1,283 @@
+"""Treatment regimen (lymphodepletion, CAR-T dose) and the Context the models read.
+
+Constructors are keyword-based with unit-suffixed names, so a scenario file key maps 1:1 to a
+field. Days are relative to CAR-T infusion (day 0). Every dataclass checks its fields in
+``__post_init__`` and raises :class:`cartkin.errors.ScenarioError` naming the field, the value
+with its unit and the expected range or form. The numeric ranges are plausibility checks against
+unit mistakes (assumptions), not clinical limits.
+
+:func:`build_context` turns a Patient and a Regimen into the plain numbers a model needs
+(:class:`Context`), with the fludarabine exposure computed by :mod:`cartkin.kidney`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from cartkin import kidney
+from cartkin.errors import ScenarioError
+from cartkin.patient import Patient, _check_days, _check_number, _is_number
+
+#: Default lymphodepletion: fludarabine 25 mg/m2/day on days -5..-3 and cyclophosphamide
+#: 1000 mg/m2 on day -3, the Erlangen SLE regimen (Mackensen A et al., Nat Med 2022;28:2124;
+#: MODEL.md section 2 marks it "commonly reported; verify").
+_DEFAULT_FLU_DAYS = (-5.0, -4.0, -3.0)
+_DEFAULT_CY_DAYS = (-3.0,)
+
+_FRACTION_SUM_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Lymphodepletion:
+    """Fludarabine and cyclophosphamide lymphodepletion.
+
+    Parameters
+    ----------
+    flu_mg_m2_per_day : float, default 25.0
+        Fludarabine phosphate per dose day before adjustment, mg/m2, in [0, 100].
+    flu_days : tuple of float, default (-5, -4, -3)
+        Fludarabine days (strictly increasing).
+    cy_mg_m2 : float, default 1000.0
+        Cyclophosphamide per listed day, mg/m2, in [0, 3000].
+    cy_days : tuple of float, default (-3,)
+        Cyclophosphamide days (strictly increasing; may be empty when ``cy_mg_m2`` is 0).
+    flu_rule : {"none", "renal_bands", "label_bands", "auc_target"}, default "none"
+        Fludarabine dose-adjustment rule (see :func:`cartkin.kidney.fludarabine_dose_adjustment`).
+    flu_target_auc_mg_h_per_l : float, optional
+        Target cumulative AUC, mg.h/L in (0, 100]; required with ``"auc_target"``, refused
+        otherwise.
+    """
+
+    flu_mg_m2_per_day: float = 25.0
+    flu_days: tuple[float, ...] = _DEFAULT_FLU_DAYS
+    cy_mg_m2: float = 1000.0
+    cy_days: tuple[float, ...] = _DEFAULT_CY_DAYS
+    flu_rule: str = "none"
+    flu_target_auc_mg_h_per_l: float | None = None
+
+    def __post_init__(self):
+        owner = "Lymphodepletion"
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        set_(
+            "flu_mg_m2_per_day",
+            _check_number(owner, "flu_mg_m2_per_day", self.flu_mg_m2_per_day, "mg/m2/day", 0, 100),
+        )
+        set_("flu_days", _check_days(owner, "flu_days", self.flu_days))
+        set_("cy_mg_m2", _check_number(owner, "cy_mg_m2", self.cy_mg_m2, "mg/m2", 0, 3000))
+        set_("cy_days", _check_days(owner, "cy_days", self.cy_days, allow_empty=True))
+        if self.cy_mg_m2 > 0 and not self.cy_days:
+            raise ScenarioError(
+                f"Lymphodepletion.cy_days = (): cy_mg_m2 = {self.cy_mg_m2:g} mg/m2 needs at least "
+                "one day (or set cy_mg_m2 = 0)"
+            )
+        if self.flu_rule not in kidney.FLU_RULES:
+            raise ScenarioError(
+                f"Lymphodepletion.flu_rule = {self.flu_rule!r}: expected one of {kidney.FLU_RULES}"
+            )
+        target = self.flu_target_auc_mg_h_per_l
+        if self.flu_rule == "auc_target":
+            if target is None:
+                raise ScenarioError(
+                    "Lymphodepletion.flu_target_auc_mg_h_per_l = None: flu_rule 'auc_target' "
+                    "needs a target in (0, 100] mg.h/L"
+                )
+            set_(
+                "flu_target_auc_mg_h_per_l",
+                _check_number(
+                    owner, "flu_target_auc_mg_h_per_l", target, "mg.h/L", 0, 100, lower_open=True
+                ),
+            )
+            if self.flu_mg_m2_per_day == 0:
+                raise ScenarioError(
+                    "Lymphodepletion.flu_mg_m2_per_day = 0 mg/m2/day: flu_rule 'auc_target' "
+                    "scales a positive starting dose"
+                )
+        elif target is not None:
+            raise ScenarioError(
+                f"Lymphodepletion.flu_target_auc_mg_h_per_l = {target!r} mg.h/L with flu_rule "
+                f"{self.flu_rule!r}: a target is used only with flu_rule 'auc_target'"
+            )
+
+    @property
+    def cy_mg_m2_total(self) -> float:
+        """Total cyclophosphamide, mg/m2 (``cy_mg_m2`` on each of ``cy_days``)."""
+        return self.cy_mg_m2 * len(self.cy_days)
+
+
+@dataclass(frozen=True)
+class CarTDose:
+    """CAR-T cell dose, weight-based or flat, optionally split over days.
+
+    Parameters
+    ----------
+    cells_per_kg : float, optional
+        Total dose in CAR-T cells per kg body weight, in (0, 1e9].
+    flat_cells : float, optional
+        Total dose in CAR-T cells, in (0, 1e11]. Exactly one of the two must be given.
+    days : tuple of float, default (0.0,)
+        Infusion days (strictly increasing).
+    fractions : tuple of float, optional
+        Share of the total dose given on each day: same length as ``days``, each in (0, 1],
+        summing to 1. Default: equal shares.
+    """
+
+    cells_per_kg: float | None = None
+    flat_cells: float | None = None
+    days: tuple[float, ...] = (0.0,)
+    fractions: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        owner = "CarTDose"
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        if (self.cells_per_kg is None) == (self.flat_cells is None):
+            raise ScenarioError(
+                f"CarTDose: got cells_per_kg = {self.cells_per_kg!r} and flat_cells = "
+                f"{self.flat_cells!r}; expected exactly one of them"
+            )
+        if self.cells_per_kg is not None:
+            set_(
+                "cells_per_kg",
+                _check_number(
+                    owner, "cells_per_kg", self.cells_per_kg, "cells/kg", 0, 1e9, lower_open=True
+                ),
+            )
+        else:
+            set_(
+                "flat_cells",
+                _check_number(
+                    owner, "flat_cells", self.flat_cells, "cells", 0, 1e11, lower_open=True
+                ),
+            )
+        set_("days", _check_days(owner, "days", self.days))
+        n = len(self.days)
+        if self.fractions is None:
+            set_("fractions", tuple(1.0 / n for _ in range(n)))
+            return
+        fr = self.fractions
+        if _is_number(fr):
+            fr = (fr,)
+        if not isinstance(fr, (list, tuple)) or len(fr) != n:
+            raise ScenarioError(
+                f"CarTDose.fractions = {self.fractions!r}: expected {n} fraction(s), one per day "
+                f"in days = {self.days!r}"
+            )
+        fr = tuple(
+            _check_number(owner, f"fractions[{i}]", f, "", 0, 1, lower_open=True)
+            for i, f in enumerate(fr)
+        )
+        if abs(math.fsum(fr) - 1.0) > _FRACTION_SUM_TOL:
+            raise ScenarioError(
+                f"CarTDose.fractions = {fr!r}: sum {math.fsum(fr):.6g}; expected fractions summing "
+                "to 1"
+            )
+        set_("fractions", fr)
+
+    def total_cells(self, weight_kg: float) -> float:
+        """Total CAR-T cells for a patient of ``weight_kg`` kg."""
+        if self.cells_per_kg is not None:
+            return self.cells_per_kg * weight_kg
+        return self.flat_cells
+
+    def expand(self, weight_kg: float) -> list[tuple[float, float]]:
+        """Doses as ``[(day, cells), ...]`` for a patient of ``weight_kg`` kg."""
+        total = self.total_cells(weight_kg)
+        return [(d, total * f) for d, f in zip(self.days, self.fractions, strict=True)]
+
+
+@dataclass(frozen=True)
+class Regimen:
+    """Lymphodepletion plus CAR-T dose. Dicts are converted to the dataclasses."""
+
+    lymphodepletion: Lymphodepletion = field(default_factory=Lymphodepletion)
+    cart: CarTDose = field(default_factory=lambda: CarTDose(cells_per_kg=1e6))
+
+    def __post_init__(self):
+        for name, cls in (("lymphodepletion", Lymphodepletion), ("cart", CarTDose)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                try:
+                    value = cls(**value)
+                except TypeError as exc:
+                    raise ScenarioError(f"Regimen.{name} = {value!r}: {exc}") from None
+                object.__setattr__(self, name, value)
+            if not isinstance(value, cls):
+                raise ScenarioError(
+                    f"Regimen.{name} = {value!r}: expected a {cls.__name__} or a dict of its fields"
+                )
+
+
+@dataclass(frozen=True)
+class Context:
+    """Plain numbers a model's ``individualize`` needs, built by :func:`build_context`.
+
+    Attributes
+    ----------
+    patient : Patient
+    regimen : Regimen
+    exposure : cartkin.kidney.FludarabineExposure
+    weight_kg : float
+    egfr_ml_min_173m2 : float
+        eGFR used for every eGFR-driven effect (``kidney.egfr_for``).
+    cart_doses : list of (float, float)
+        ``(day, cells)`` pairs, total cells per infusion.
+    cy_mg_m2_total : float
+        Total cyclophosphamide, mg/m2.
+    flu_auc_mg_h_per_l : float
+        Cumulative fludarabine AUC, mg.h/L (= ``exposure.auc_mg_h_per_l``).
+    bsa_m2 : float
+        Body surface area, m2.
+    il6_elimination_per_day : float
+        IL-6 elimination rate from ``kidney.il6_elimination_rate_per_day`` with its defaults,
+        1/day.
+    clearance_model : str
+        Fludarabine clearance model used.
+    """
+
+    patient: Patient
+    regimen: Regimen
+    exposure: kidney.FludarabineExposure
+    weight_kg: float
+    egfr_ml_min_173m2: float
+    cart_doses: list
+    cy_mg_m2_total: float
+    flu_auc_mg_h_per_l: float
+    bsa_m2: float
+    il6_elimination_per_day: float
+    clearance_model: str
+
+
+def build_context(
+    patient: Patient, regimen: Regimen, clearance_model: str = "langenhorst2019"
+) -> Context:
+    """Compute the fludarabine exposure and expand the CAR-T dose into a :class:`Context`.
+
+    Parameters
+    ----------
+    patient : Patient
+    regimen : Regimen
+    clearance_model : str
+        One of ``cartkin.kidney.CLEARANCE_MODELS``.
+
+    Returns
+    -------
+    Context
+    """
+    if not isinstance(patient, Patient):
+        raise ScenarioError(f"build_context: patient = {patient!r}; expected a Patient")
+    if not isinstance(regimen, Regimen):
+        raise ScenarioError(f"build_context: regimen = {regimen!r}; expected a Regimen")
+    exposure = kidney.fludarabine_exposure(patient, regimen, clearance_model)
+    return Context(
+        patient=patient,
+        regimen=regimen,
+        exposure=exposure,
+        weight_kg=patient.weight_kg,
+        egfr_ml_min_173m2=kidney.egfr_for(patient),
+        cart_doses=regimen.cart.expand(patient.weight_kg),
+        cy_mg_m2_total=regimen.lymphodepletion.cy_mg_m2_total,
+        flu_auc_mg_h_per_l=exposure.auc_mg_h_per_l,
+        bsa_m2=kidney.body_surface_area_m2(patient),
+        il6_elimination_per_day=kidney.il6_elimination_rate_per_day(patient),
+        clearance_model=clearance_model,
+    )
