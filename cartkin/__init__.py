@@ -4,13 +4,22 @@ Public API only: everything a modeler needs is re-exported here.
 """
 
 from cartkin.errors import CartkinError, DataError, ScenarioError, SolverError
+from cartkin.patient import DialysisSchedule, Patient
+from cartkin.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CarTDose",
     "CartkinError",
+    "Context",
     "DataError",
+    "DialysisSchedule",
+    "Lymphodepletion",
+    "Patient",
+    "Regimen",
     "ScenarioError",
     "SolverError",
     "__version__",
+    "build_context",
 ]
