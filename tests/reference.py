@@ -16,7 +16,6 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-BLOOD_L_PER_KG = 0.07  # standard adult blood volume, 70 mL/kg
 UL_PER_L = 1e6
 
 
@@ -70,14 +69,14 @@ def sle_cart_solve(
     q = dict(q)
     ld = sle_cart_lymphodepletion(q, flu_auc_mg_h_per_l, cy_mg_m2)
     q["k_IL6"] = k_il6_per_day
-    blood_ul = BLOOD_L_PER_KG * weight_kg * UL_PER_L
+    blood_ul = q["blood_l_per_kg"] * weight_kg * UL_PER_L
     y0 = np.array(
         [
             0.0,
             0.0,
             q["K_N"] * (1.0 - ld),
             q["B_pre"] * (1.0 - q["phi_B"] * ld),
-            q["H_max"] * ld,
+            ld,
             q["k_IL6_ref"] * q["IL6_0"] / k_il6_per_day,
             q["A_0"],
         ]
@@ -110,20 +109,27 @@ def stein_closed_form(t_days, cmax, foldx, tmax, alpha, fb, beta, t_infusion=0.0
 
 
 def stein_solve(q, t_eval, *, t_infusion=0.0, rtol=1e-10, atol=1e-12):
-    """Solve the two-pool ODE form of Stein's model with DOP853; states (E, M) copies/ug."""
+    """Solve the two-pool ODE form of Stein's model with DOP853; states (E, M) copies/ug.
+
+    A third, constant state holds the phase (0 expanding, 1 after tmax) so that the right-hand
+    side never branches on t at a segment end.
+    """
     rho = math.log(q["foldx"]) / q["tmax"]
-    t_switch = t_infusion + q["tmax"]
 
     def f(t, y):
-        if t < t_switch:
-            return [rho * y[0], rho * y[1]]
-        return [-q["alpha"] * y[0], -q["beta"] * y[1]]
+        if y[2] < 0.5:
+            return [rho * y[0], rho * y[1], 0.0]
+        return [-q["alpha"] * y[0], -q["beta"] * y[1], 0.0]
 
     c0 = q["cmax"] / q["foldx"]
-    jumps = {t_infusion: np.array([(1.0 - q["fb"]) * c0, q["fb"] * c0]), t_switch: None}
-    return _solve_piecewise(
-        f, np.zeros(2), t_eval, jumps, state_index=None, rtol=rtol, atol=atol, method="DOP853"
+    jumps = {
+        t_infusion: np.array([(1.0 - q["fb"]) * c0, q["fb"] * c0, 0.0]),
+        t_infusion + q["tmax"]: np.array([0.0, 0.0, 1.0]),
+    }
+    y = _solve_piecewise(
+        f, np.zeros(3), t_eval, jumps, state_index=None, rtol=rtol, atol=atol, method="DOP853"
     )
+    return y[:, :2]
 
 
 # ---------------------------------------------------------------------------------------------

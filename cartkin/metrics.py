@@ -1,0 +1,444 @@
+"""What modelers report from a simulated (or observed) CAR-T time course.
+
+:func:`compute` returns a :class:`MetricTable`: an ordered list of :class:`Metric` (name, value,
+unit, note) that the CLI prints as a table and dumps as JSON. Names follow CDISC PP test codes
+where one exists (``CMAX``, ``TMAX``, ``CLST``, ``TLST``, ``LAMZHL``); the others are ours and
+documented below. A metric that is not reached within the horizon is NaN with the reason in its
+note. Metrics find the CAR-T, B-cell and IL-6 curves through ``model.roles``, so they work for any
+registered model; a model without B cells or IL-6 simply has no such rows.
+
+Methods
+-------
+*Model curves* are evaluated on a fine internal grid: the simulation is re-run at
+``dense_step_days`` spacing (default 0.02 d) merged with the result's own output times and the
+model's stop times (doses, discontinuities), and
+extrema, crossing times and the model integral are taken on that grid (crossings by linear
+interpolation between grid points; integrals by the trapezoidal rule, relative error about
+``(step * rate)^2 / 12``, below 1e-4 for growth rates up to 1/day).
+
+*Observation-time* metrics (``AUC0_28D_OBS``) use only the result's output times
+(``result.t_days``), as a non-compartmental analysis of samples at those days would.
+
+=================  ==========  ====================================================================
+name               unit        definition
+=================  ==========  ====================================================================
+CMAX               cells/uL    peak CAR-T level (model curve)
+TMAX               day         time of CMAX
+CMAX_COPIES        copies/ug   peak transgene level (if the model has a qPCR observable)
+CMAX_PCT_T         %           peak CAR-T share of T cells (if the model has one)
+AUC0_28D           cells/uL*d  model integral of CAR-T over days 0-28 (fine grid)
+AUC0_28D_OBS       cells/uL*d  linear trapezoid on the output times (day 28 interpolated)
+CLST, TLST         cells/uL,d  last level >= LLOQ and its time (model curve)
+PERSIST            day         total time with CAR-T >= LLOQ after infusion
+THALF_INIT         day         initial (contraction) half-life: least-squares slope of ln C over
+                               [TMAX, TMAX + initial_window_days]
+LAMZHL             day         terminal half-life: slope of ln C over the last
+                               terminal_window_days before TLST, starting no earlier than
+                               TMAX + initial_window_days
+B_NADIR, B_TNADIR  cells/uL,d  lowest B-cell count and its time
+TAPLASIA           day         first time B < aplasia_cells_per_ul
+APLASIA_DUR        day         time from TAPLASIA to the first return to >= aplasia threshold
+TRECOV             day         first return of B to >= recovery_cells_per_ul after having fallen
+                               below it ("B-cell reappearance")
+FLU_AUC            mg.h/L      cumulative fludarabine AUC (note: which marks 13.8/14/20 are met)
+IL6_MAX, IL6_TMAX  pg/mL, d    IL-6 peak and its time
+IL6_T_ABOVE        day         total time with IL-6 >= il6_threshold_pg_per_ml
+ADSDNA_D90_PCT     %           anti-dsDNA at day 90 as % of its day-0 value
+=================  ==========  ====================================================================
+
+Thresholds (documented arguments of :func:`compute`; all are choices, stated as such):
+``lloq_cells_per_ul`` 0.05 (flow cytometry LLOQ about 0.05-0.1 cells/uL, MODEL.md section 5);
+``aplasia_cells_per_ul`` 1 (assumption: below the usual flow quantification of CD19+ cells);
+``recovery_cells_per_ul`` 10 (assumption: a count clearly above assay noise, taken as
+"reappearance" of B cells when comparing with the 110 +/- 32 d of Mackensen 2022);
+``il6_threshold_pg_per_ml`` 20 (assumption: about three times the upper normal limit of ~7 pg/mL).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Metric",
+    "MetricTable",
+    "auc_trapezoid",
+    "cmax_tmax",
+    "compute",
+    "crossing_time",
+    "log_linear_half_life",
+    "time_above",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported quantity.
+
+    Attributes
+    ----------
+    name : str
+        CDISC-style code ("CMAX").
+    value : float or bool
+        NaN when not reached (see ``note``).
+    unit : str
+    note : str
+        Why the value is NaN, or how it was computed when that matters.
+    """
+
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict; NaN becomes None (JSON has no NaN)."""
+        value = self.value
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        elif isinstance(value, np.floating | np.integer):
+            value = value.item()
+        return {"name": self.name, "value": value, "unit": self.unit, "note": self.note}
+
+
+class MetricTable:
+    """Ordered metrics; index by position or by name."""
+
+    def __init__(self, metrics):
+        self._metrics = list(metrics)
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self._metrics)
+
+    def __len__(self) -> int:
+        return len(self._metrics)
+
+    def __getitem__(self, key) -> Metric:
+        if isinstance(key, str):
+            for m in self._metrics:
+                if m.name == key:
+                    return m
+            raise KeyError(f"no metric {key!r}; metrics: {', '.join(self.names)}")
+        return self._metrics[key]
+
+    def __contains__(self, name) -> bool:
+        return any(m.name == name for m in self._metrics)
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self._metrics]
+
+    def value(self, name: str) -> float:
+        """Value of the metric called ``name``."""
+        return self[name].value
+
+    def as_dicts(self) -> list[dict]:
+        """List of JSON-ready dicts (see :meth:`Metric.as_dict`)."""
+        return [m.as_dict() for m in self._metrics]
+
+    def __repr__(self) -> str:
+        rows = [f"{m.name:<14} {m.value!s:>12} {m.unit:<12} {m.note}" for m in self._metrics]
+        return "MetricTable(\n  " + "\n  ".join(rows) + "\n)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks on plain arrays (usable on observed data too)
+# ---------------------------------------------------------------------------------------------
+def cmax_tmax(t_days, values) -> tuple[float, float]:
+    """Peak value and its (first) time. Arrays of shape (n,)."""
+    t, y = np.asarray(t_days, float), np.asarray(values, float)
+    k = int(np.argmax(y))
+    return float(y[k]), float(t[k])
+
+
+def auc_trapezoid(t_days, values, t_end: float, t_start: float = 0.0) -> float:
+    """Linear-trapezoid integral of ``values`` over [t_start, t_end] (value units x days).
+
+    The ends are interpolated linearly when they are not sample times; NaN if the samples do
+    not cover the interval.
+    """
+    t, y = np.asarray(t_days, float), np.asarray(values, float)
+    if t[0] > t_start or t[-1] < t_end:
+        return math.nan
+    inside = (t > t_start) & (t < t_end)
+    tt = np.concatenate([[t_start], t[inside], [t_end]])
+    yy = np.concatenate([[np.interp(t_start, t, y)], y[inside], [np.interp(t_end, t, y)]])
+    return float(np.sum(0.5 * (yy[1:] + yy[:-1]) * np.diff(tt)))
+
+
+def crossing_time(t_days, values, threshold: float, direction: str, after: float = -math.inf):
+    """First time after ``after`` at which ``values`` crosses ``threshold``.
+
+    Parameters
+    ----------
+    direction : {"below", "above"}
+        "below": first time values < threshold; "above": first time values >= threshold.
+    after : float
+        Only crossings at t > after count.
+
+    Returns
+    -------
+    float
+        Linear interpolation between the two samples around the crossing (the sample time itself
+        when the first sample already satisfies it); NaN if never.
+    """
+    t, y = np.asarray(t_days, float), np.asarray(values, float)
+    if direction == "below":
+        hit = y < threshold
+    elif direction == "above":
+        hit = y >= threshold
+    else:
+        raise ValueError(f"direction must be 'below' or 'above', got {direction!r}")
+    idx = np.flatnonzero(hit & (t > after))
+    if idx.size == 0:
+        return math.nan
+    k = int(idx[0])
+    if k == 0 or t[k - 1] < after or hit[k - 1]:
+        return float(t[k])
+    y0, y1 = y[k - 1], y[k]
+    frac = (threshold - y0) / (y1 - y0) if y1 != y0 else 1.0
+    return float(t[k - 1] + frac * (t[k] - t[k - 1]))
+
+
+def time_above(t_days, values, threshold: float) -> float:
+    """Total time with values >= threshold, days (linear interpolation at crossings)."""
+    t, y = np.asarray(t_days, float), np.asarray(values, float)
+    total = 0.0
+    for k in range(t.size - 1):
+        a, b = y[k] - threshold, y[k + 1] - threshold
+        dt = t[k + 1] - t[k]
+        if a >= 0 and b >= 0:
+            total += dt
+        elif a >= 0 or b >= 0:
+            total += dt * (a if a >= 0 else b) / abs(b - a)
+    return float(total)
+
+
+def log_linear_half_life(t_days, values, t_start: float, t_end: float, min_points: int = 3):
+    """Half-life ln2/lambda from a least-squares line through ln(values) on [t_start, t_end].
+
+    Returns ``(half_life_days, note)``; NaN with a reason when fewer than ``min_points`` positive
+    samples lie in the window or the curve is not declining there.
+    """
+    t, y = np.asarray(t_days, float), np.asarray(values, float)
+    sel = (t >= t_start) & (t <= t_end) & (y > 0)
+    if np.count_nonzero(sel) < min_points:
+        return (
+            math.nan,
+            f"fewer than {min_points} positive points in [{t_start:.4g}, {t_end:.4g}] d",
+        )
+    slope = np.polyfit(t[sel], np.log(y[sel]), 1)[0]
+    if slope >= 0:
+        return math.nan, f"not declining over [{t_start:.4g}, {t_end:.4g}] d"
+    return float(math.log(2.0) / -slope), f"ln-linear fit over [{t_start:.4g}, {t_end:.4g}] d"
+
+
+# ---------------------------------------------------------------------------------------------
+# The metric table of a simulation
+# ---------------------------------------------------------------------------------------------
+def compute(
+    result,
+    *,
+    lloq_cells_per_ul: float = 0.05,
+    aplasia_cells_per_ul: float = 1.0,
+    recovery_cells_per_ul: float = 10.0,
+    il6_threshold_pg_per_ml: float = 20.0,
+    auc_end_days: float = 28.0,
+    initial_window_days: float = 7.0,
+    terminal_window_days: float = 56.0,
+    dense_step_days: float | None = 0.02,
+) -> MetricTable:
+    """Metrics of a :class:`cartkin.simulate.SimulationResult` (see the module docstring).
+
+    Parameters
+    ----------
+    result : SimulationResult
+    lloq_cells_per_ul : float
+        CAR-T lower limit of quantification, cells/uL (CLST, TLST, PERSIST, LAMZHL).
+    aplasia_cells_per_ul : float
+        B-cell aplasia threshold, cells/uL.
+    recovery_cells_per_ul : float
+        B-cell recovery threshold, cells/uL.
+    il6_threshold_pg_per_ml : float
+        IL-6 threshold for IL6_T_ABOVE, pg/mL.
+    auc_end_days : float
+        End of the AUC window (AUC0_28D is named for the default 28).
+    initial_window_days, terminal_window_days : float
+        Half-life windows (see the module docstring).
+    dense_step_days : float or None
+        Spacing of the internal grid for model curves; None uses the result's output times.
+
+    Returns
+    -------
+    MetricTable
+    """
+    for name, value in (
+        ("lloq_cells_per_ul", lloq_cells_per_ul),
+        ("aplasia_cells_per_ul", aplasia_cells_per_ul),
+        ("recovery_cells_per_ul", recovery_cells_per_ul),
+        ("il6_threshold_pg_per_ml", il6_threshold_pg_per_ml),
+        ("auc_end_days", auc_end_days),
+        ("initial_window_days", initial_window_days),
+        ("terminal_window_days", terminal_window_days),
+    ):
+        if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} = {value!r}: expected a positive number")
+
+    model = result.model
+    roles = model.roles
+    t_obs = result.t_days
+    horizon = float(t_obs[-1])
+    dense = _dense(result, dense_step_days)
+    t = dense.t_days
+    out: list[Metric] = []
+
+    # -- CAR-T -------------------------------------------------------------------------------------
+    cart = dense.observables[roles["cart"]]
+    cmax, tmax = cmax_tmax(t, cart)
+    no_cart = not cmax > 0
+    out.append(Metric("CMAX", cmax, "cells/uL", "no CAR-T" if no_cart else ""))
+    out.append(Metric("TMAX", math.nan if no_cart else tmax, "day", "no CAR-T" if no_cart else ""))
+    if roles.get("cart_copies"):
+        out.append(
+            Metric(
+                "CMAX_COPIES", float(np.max(dense.observables[roles["cart_copies"]])), "copies/ug"
+            )
+        )
+    if roles.get("cart_percent_t"):
+        out.append(
+            Metric("CMAX_PCT_T", float(np.max(dense.observables[roles["cart_percent_t"]])), "%")
+        )
+    tag = f"{auc_end_days:g}D"
+    beyond = horizon < auc_end_days
+    why = f"horizon {horizon:g} d is shorter than {auc_end_days:g} d" if beyond else ""
+    auc_model = math.nan if beyond else auc_trapezoid(t, cart, auc_end_days)
+    out.append(
+        Metric(f"AUC0_{tag}", auc_model, "cells/uL*day",
+               why or f"model integral, trapezoid on a {_step_text(dense_step_days)} grid")
+    )  # fmt: skip
+    obs_cart = result.observables[roles["cart"]]
+    auc_obs = math.nan if beyond else auc_trapezoid(t_obs, obs_cart, auc_end_days)
+    out.append(
+        Metric(f"AUC0_{tag}_OBS", auc_obs, "cells/uL*day",
+               why or f"linear trapezoid on the {t_obs.size} output times")
+    )  # fmt: skip
+
+    above = cart >= lloq_cells_per_ul
+    if np.any(above):
+        k_last = int(np.flatnonzero(above)[-1])
+        tlst, clst = float(t[k_last]), float(cart[k_last])
+        persist = time_above(t, cart, lloq_cells_per_ul)
+        censored = k_last == t.size - 1
+        note = f"still >= LLOQ {lloq_cells_per_ul:g} cells/uL at the horizon" if censored else ""
+        out.append(Metric("CLST", clst, "cells/uL", note))
+        out.append(Metric("TLST", tlst, "day", note))
+        out.append(Metric("PERSIST", persist, "day", note))
+    else:
+        note = f"CAR-T never >= LLOQ {lloq_cells_per_ul:g} cells/uL"
+        out += [Metric(n, math.nan, u, note) for n, u in (("CLST", "cells/uL"), ("TLST", "day"))]
+        out.append(Metric("PERSIST", 0.0, "day", note))
+
+    if no_cart:
+        out.append(Metric("THALF_INIT", math.nan, "day", "no CAR-T"))
+        out.append(Metric("LAMZHL", math.nan, "day", "no CAR-T"))
+    else:
+        hl, note = log_linear_half_life(t, cart, tmax, tmax + initial_window_days)
+        out.append(Metric("THALF_INIT", hl, "day", note))
+        t_end = float(t[np.flatnonzero(above)[-1]]) if np.any(above) else tmax
+        t_start = max(tmax + initial_window_days, t_end - terminal_window_days)
+        sel = t <= t_end
+        hl, note = log_linear_half_life(t[sel], cart[sel], t_start, t_end)
+        out.append(Metric("LAMZHL", hl, "day", note))
+
+    # -- B cells -----------------------------------------------------------------------------------
+    if roles.get("b_cells"):
+        out += _b_cell_metrics(t, dense.observables[roles["b_cells"]], aplasia_cells_per_ul,
+                               recovery_cells_per_ul, horizon)  # fmt: skip
+
+    # -- fludarabine -------------------------------------------------------------------------------
+    exposure = result.exposure
+    if exposure is not None:
+        marks = ", ".join(
+            f">= {m:g}: {'yes' if ok else 'no'}" for m, ok in getattr(exposure, "marks", {}).items()
+        )
+        out.append(Metric("FLU_AUC", float(exposure.auc_mg_h_per_l), "mg.h/L", marks))
+
+    # -- IL-6 --------------------------------------------------------------------------------------
+    if roles.get("il6"):
+        il6 = dense.observables[roles["il6"]]
+        peak, t_peak = cmax_tmax(t, il6)
+        out.append(Metric("IL6_MAX", peak, "pg/mL"))
+        out.append(Metric("IL6_TMAX", t_peak, "day"))
+        out.append(
+            Metric("IL6_T_ABOVE", time_above(t, il6, il6_threshold_pg_per_ml), "day",
+                   f"IL-6 >= {il6_threshold_pg_per_ml:g} pg/mL")
+        )  # fmt: skip
+
+    # -- anti-dsDNA --------------------------------------------------------------------------------
+    if roles.get("anti_dsdna"):
+        a = dense.observables[roles["anti_dsdna"]]
+        if horizon >= 90.0 and a[0] > 0:
+            out.append(Metric("ADSDNA_D90_PCT", float(100.0 * np.interp(90.0, t, a) / a[0]), "%"))
+        else:
+            out.append(Metric("ADSDNA_D90_PCT", math.nan, "%", "horizon shorter than 90 d"))
+
+    return MetricTable(out)
+
+
+def _b_cell_metrics(t, b, aplasia, recovery, horizon) -> list[Metric]:
+    out = []
+    nadir, t_nadir = float(np.min(b)), float(t[int(np.argmin(b))])
+    out.append(Metric("B_NADIR", nadir, "cells/uL"))
+    out.append(Metric("B_TNADIR", t_nadir, "day"))
+
+    t_apl = crossing_time(t, b, aplasia, "below")
+    if math.isnan(t_apl):
+        reason = f"B cells never below {aplasia:g} cells/uL"
+        out.append(Metric("TAPLASIA", math.nan, "day", reason))
+        out.append(Metric("APLASIA_DUR", math.nan, "day", reason))
+    else:
+        out.append(Metric("TAPLASIA", t_apl, "day", f"first B < {aplasia:g} cells/uL"))
+        t_end = crossing_time(t, b, aplasia, "above", after=t_apl)
+        if math.isnan(t_end):
+            out.append(
+                Metric("APLASIA_DUR", math.nan, "day",
+                       f"still < {aplasia:g} cells/uL at the horizon ({horizon:g} d): "
+                       f">= {horizon - t_apl:.4g} d")
+            )  # fmt: skip
+        else:
+            out.append(Metric("APLASIA_DUR", t_end - t_apl, "day"))
+
+    t_below = crossing_time(t, b, recovery, "below")
+    if math.isnan(t_below):
+        out.append(
+            Metric("TRECOV", math.nan, "day", f"B cells never fell below {recovery:g} cells/uL")
+        )
+    else:
+        t_rec = crossing_time(t, b, recovery, "above", after=t_below)
+        note = (
+            f"no return to >= {recovery:g} cells/uL within the horizon ({horizon:g} d)"
+            if math.isnan(t_rec)
+            else f"first return to >= {recovery:g} cells/uL"
+        )
+        out.append(Metric("TRECOV", t_rec, "day", note))
+    return out
+
+
+def _dense(result, step):
+    if step is None:
+        return result
+    if not (isinstance(step, int | float) and step > 0):
+        raise ValueError(f"dense_step_days = {step!r}: expected a positive number or None")
+    t_end = float(result.t_days[-1])
+    stops = result.individual.t_stops
+    grid = np.union1d(np.arange(0.0, t_end, step), result.t_days)
+    # stop times (doses, Stein's tmax) are where peaks and kinks sit: keep them exactly
+    grid = np.union1d(grid, stops[(stops >= 0.0) & (stops <= t_end)])
+    return result.evaluate(grid)
+
+
+def _step_text(step) -> str:
+    return "output-time" if step is None else f"{step:g}-day"

@@ -1,0 +1,117 @@
+"""Metrics on curves with known answers."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cartkin import metrics
+from cartkin.patient import Patient
+from cartkin.regimen import CarTDose, Lymphodepletion, Regimen
+from cartkin.simulate import simulate
+
+ADULT = Patient(
+    weight_kg=70.0, height_cm=170.0, age_years=22.0, sex="female", egfr_ml_min_173m2=100
+)
+ERLANGEN = Regimen(cart=CarTDose(cells_per_kg=1e6))
+
+
+# -- building blocks on synthetic curves --------------------------------------------------------
+def test_half_life_of_a_mono_exponential_is_exact():
+    t = np.linspace(0.0, 50.0, 26)
+    y = 40.0 * np.exp(-0.1 * t)
+    hl, note = metrics.log_linear_half_life(t, y, 10.0, 40.0)
+    assert hl == pytest.approx(math.log(2) / 0.1, rel=1e-12)
+    assert "10" in note and "40" in note
+    hl, note = metrics.log_linear_half_life(t, y[::-1], 10.0, 40.0)
+    assert math.isnan(hl) and "not declining" in note
+    hl, note = metrics.log_linear_half_life(t, y, 10.0, 12.0)
+    assert math.isnan(hl) and "fewer than 3" in note
+
+
+def test_auc_of_a_mono_exponential():
+    t = np.linspace(0.0, 40.0, 40_001)
+    y = 5.0 * np.exp(-0.2 * t)
+    exact = 5.0 / 0.2 * (1 - math.exp(-0.2 * 28.0))
+    assert metrics.auc_trapezoid(t, y, 28.0) == pytest.approx(exact, rel=1e-8)
+    # a straight line is integrated exactly, with the end interpolated between samples
+    assert metrics.auc_trapezoid([0.0, 10.0, 30.0], [0.0, 10.0, 30.0], 28.0) == pytest.approx(392.0)
+    assert math.isnan(metrics.auc_trapezoid([0.0, 20.0], [1.0, 1.0], 28.0))
+
+
+def test_crossings_and_time_above_on_a_triangle():
+    t = np.array([0.0, 10.0, 20.0, 30.0])
+    y = np.array([0.0, 10.0, 0.0, 0.0])  # peak 10 at day 10
+    assert metrics.crossing_time(t, y, 5.0, "above") == pytest.approx(5.0)
+    assert metrics.crossing_time(t, y, 5.0, "below", after=5.0) == pytest.approx(15.0)
+    assert math.isnan(metrics.crossing_time(t, y, 11.0, "above"))
+    assert metrics.crossing_time(t, y, 1.0, "below") == 0.0  # already below at the first sample
+    assert metrics.time_above(t, y, 5.0) == pytest.approx(10.0)
+    assert metrics.cmax_tmax(t, y) == (10.0, 10.0)
+    with pytest.raises(ValueError, match="direction"):
+        metrics.crossing_time(t, y, 1.0, "up")
+
+
+# -- on simulations --------------------------------------------------------------------------
+def test_stein_metrics_against_the_closed_form():
+    res = simulate("stein2019", ADULT, ERLANGEN, np.arange(0.0, 401.0))
+    table = metrics.compute(res)
+    cmax, tmax, alpha, fb, beta, foldx = 24000.0, 9.3, 0.16, 0.0079, 0.0032, 3900.0
+    assert table.value("CMAX") == pytest.approx(cmax / 2000.0, rel=1e-6)
+    assert table.value("TMAX") == pytest.approx(tmax)
+    assert table.value("CMAX_COPIES") == pytest.approx(cmax, rel=1e-6)
+    rho = math.log(foldx) / tmax
+    rise = (cmax - cmax / foldx) / rho
+    fall = cmax * ((1 - fb) * (1 - math.exp(-alpha * (28 - tmax))) / alpha
+                   + fb * (1 - math.exp(-beta * (28 - tmax))) / beta)  # fmt: skip
+    assert table.value("AUC0_28D") == pytest.approx((rise + fall) / 2000.0, rel=1e-4)
+    # daily samples miss the peak: the observation-time AUC differs, but only a little
+    assert table.value("AUC0_28D_OBS") != table.value("AUC0_28D")
+    assert table.value("AUC0_28D_OBS") == pytest.approx(table.value("AUC0_28D"), rel=0.02)
+    # the terminal phase is the memory pool alone: half-life ln2/beta
+    assert table.value("LAMZHL") == pytest.approx(math.log(2) / beta, rel=1e-3)
+    # the first week after the peak is nearly pure effector decline: ln2/alpha
+    assert table.value("THALF_INIT") == pytest.approx(math.log(2) / alpha, rel=0.03)
+    # persistence: last time above the LLOQ solves the closed form = 0.05 cells/uL
+    tlst = table.value("TLST")
+    level = cmax * (
+        (1 - fb) * math.exp(-alpha * (tlst - tmax)) + fb * math.exp(-beta * (tlst - tmax))
+    )
+    assert level / 2000.0 == pytest.approx(0.05, rel=1e-3)
+    assert "B_NADIR" not in table and "IL6_MAX" not in table
+
+
+def test_sle_cart_metrics_have_units_and_reasons():
+    res = simulate("sle_cart", ADULT, ERLANGEN, np.arange(0.0, 61.0))
+    table = metrics.compute(res)
+    assert table["TMAX"].unit == "day" and table["CMAX"].unit == "cells/uL"
+    assert table["FLU_AUC"].value == pytest.approx(res.exposure.auc_mg_h_per_l)
+    assert ">= 13.8: yes" in table["FLU_AUC"].note
+    # 60 days is too short for B-cell recovery: NaN with the reason
+    assert math.isnan(table.value("TRECOV")) and "within the horizon (60 d)" in table["TRECOV"].note
+    assert math.isnan(table.value("APLASIA_DUR")) and "still < 1" in table["APLASIA_DUR"].note
+    assert table.value("TAPLASIA") < table.value("TMAX")
+    assert math.isnan(table.value("ADSDNA_D90_PCT"))
+    payload = json.dumps(table.as_dicts(), allow_nan=False)
+    assert '"value": null' in payload
+
+
+def test_no_b_cell_depletion_without_lymphodepletion_and_expansion():
+    none = Regimen(
+        lymphodepletion=Lymphodepletion(flu_mg_m2_per_day=0.0, cy_mg_m2=0.0, cy_days=()),
+        cart=CarTDose(cells_per_kg=1e4),
+    )
+    table = metrics.compute(simulate("sle_cart", ADULT, none, np.arange(0.0, 200.0)))
+    assert math.isnan(table.value("TAPLASIA")) and "never below 1" in table["TAPLASIA"].note
+    assert math.isnan(table.value("TRECOV")) and "never fell below 10" in table["TRECOV"].note
+    assert table.value("B_NADIR") > 100.0
+
+
+def test_thresholds_are_arguments():
+    res = simulate("sle_cart", ADULT, ERLANGEN, np.arange(0.0, 366.0))
+    low = metrics.compute(res, recovery_cells_per_ul=1.0)
+    high = metrics.compute(res, recovery_cells_per_ul=50.0)
+    assert low.value("TRECOV") < high.value("TRECOV")
+    with pytest.raises(ValueError, match="lloq_cells_per_ul"):
+        metrics.compute(res, lloq_cells_per_ul=-1.0)
