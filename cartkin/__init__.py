@@ -3,9 +3,12 @@
 Public API only: everything a modeler needs is re-exported here.
 """
 
+from cartkin import metrics, models
 from cartkin.errors import CartkinError, DataError, ScenarioError, SolverError
+from cartkin.parameters import Parameter, ParameterTable
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
+from cartkin.simulate import SimulationResult, simulate, simulate_context
 
 __version__ = "0.1.0"
 
@@ -16,10 +19,17 @@ __all__ = [
     "DataError",
     "DialysisSchedule",
     "Lymphodepletion",
+    "Parameter",
+    "ParameterTable",
     "Patient",
     "Regimen",
     "ScenarioError",
+    "SimulationResult",
     "SolverError",
     "__version__",
     "build_context",
+    "metrics",
+    "models",
+    "simulate",
+    "simulate_context",
 ]
