@@ -22,6 +22,7 @@ See ``cartkin/models/stein2019.py`` for a short complete example.
 
 from __future__ import annotations
 
+from cartkin.errors import ScenarioError
 from cartkin.models.base import ROLES, Individual, Model, Observable, State
 from cartkin.parameters import suggest
 
@@ -85,8 +86,8 @@ def get(name: str | Model) -> Model:
 
     Raises
     ------
-    ValueError
-        If no model has that name, with the closest match and the list of names.
+    ScenarioError
+        (a ValueError) If no model has that name, with the closest match and the list of names.
     """
     if isinstance(name, Model):
         return name
@@ -95,7 +96,7 @@ def get(name: str | Model) -> Model:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise ScenarioError(
             f"Unknown model {name!r}.{suggest(name, _REGISTRY)} "
             f"Available models: {', '.join(_REGISTRY)}"
         ) from None
