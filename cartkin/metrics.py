@@ -40,7 +40,9 @@ TAPLASIA           day         first time B < aplasia_cells_per_ul
 APLASIA_DUR        day         time from TAPLASIA to the first return to >= aplasia threshold
 TRECOV             day         first return of B to >= recovery_cells_per_ul after having fallen
                                below it ("B-cell reappearance")
-FLU_AUC            mg.h/L      cumulative fludarabine AUC (note: which marks 13.8/14/20 are met)
+FLU_AUC            mg.h/L      cumulative fludarabine AUC
+FLU_AUC_GE13P8 ..  -           FLU_AUC >= 13.8 (Fabrizio 2022), >= 14 (Dekker 2022), >= 20 mg.h/L
+                               (Langenhorst 2019): FLU_AUC_GE13P8, FLU_AUC_GE14, FLU_AUC_GE20
 IL6_MAX, IL6_TMAX  pg/mL, d    IL-6 peak and its time
 IL6_T_ABOVE        day         total time with IL-6 >= il6_threshold_pg_per_ml
 ADSDNA_D90_PCT     %           anti-dsDNA at day 90 as % of its day-0 value
@@ -346,11 +348,18 @@ def compute(
         out.append(Metric("LAMZHL", math.nan, "day", "no CAR-T"))
     else:
         hl, note = log_linear_half_life(t, cart, tmax, tmax + initial_window_days)
+        if not math.isnan(hl):
+            note = f"ln-linear fit over [TMAX, TMAX + {initial_window_days:g} d]"
         out.append(Metric("THALF_INIT", hl, "day", note))
         t_end = float(t[np.flatnonzero(above)[-1]]) if np.any(above) else tmax
         t_start = max(tmax + initial_window_days, t_end - terminal_window_days)
         sel = t <= t_end
         hl, note = log_linear_half_life(t[sel], cart[sel], t_start, t_end)
+        if not math.isnan(hl):
+            note = (
+                f"ln-linear fit over the last {terminal_window_days:g} d to TLST "
+                f"(not before TMAX + {initial_window_days:g} d)"
+            )
         out.append(Metric("LAMZHL", hl, "day", note))
 
     # -- B cells -----------------------------------------------------------------------------------
@@ -361,10 +370,10 @@ def compute(
     # -- fludarabine -------------------------------------------------------------------------------
     exposure = result.exposure
     if exposure is not None:
-        marks = ", ".join(
-            f">= {m:g}: {'yes' if ok else 'no'}" for m, ok in getattr(exposure, "marks", {}).items()
-        )
-        out.append(Metric("FLU_AUC", float(exposure.auc_mg_h_per_l), "mg.h/L", marks))
+        auc = float(exposure.auc_mg_h_per_l)
+        out.append(Metric("FLU_AUC", auc, "mg.h/L", "cumulative fludarabine AUC"))
+        for mark, name, source in _FLU_MARKS:
+            out.append(Metric(name, auc >= mark, "-", f"FLU_AUC >= {mark:g} mg.h/L ({source})"))
 
     # -- IL-6 --------------------------------------------------------------------------------------
     if roles.get("il6"):
@@ -386,6 +395,13 @@ def compute(
             out.append(Metric("ADSDNA_D90_PCT", math.nan, "%", "horizon shorter than 90 d"))
 
     return MetricTable(out)
+
+
+_FLU_MARKS = (
+    (13.8, "FLU_AUC_GE13P8", "Fabrizio 2022"),
+    (14.0, "FLU_AUC_GE14", "Dekker 2022"),
+    (20.0, "FLU_AUC_GE20", "Langenhorst 2019, transplant conditioning"),
+)
 
 
 def _b_cell_metrics(t, b, aplasia, recovery, horizon) -> list[Metric]:
