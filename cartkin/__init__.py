@@ -5,6 +5,7 @@ Public API only: everything a modeler needs is re-exported here.
 
 from cartkin import metrics, models
 from cartkin.errors import CartkinError, DataError, ScenarioError, SolverError
+from cartkin.ode import ODESolution, Status, solve_ode
 from cartkin.parameters import Parameter, ParameterTable
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
@@ -19,6 +20,7 @@ __all__ = [
     "DataError",
     "DialysisSchedule",
     "Lymphodepletion",
+    "ODESolution",
     "Parameter",
     "ParameterTable",
     "Patient",
@@ -26,10 +28,12 @@ __all__ = [
     "ScenarioError",
     "SimulationResult",
     "SolverError",
+    "Status",
     "__version__",
     "build_context",
     "metrics",
     "models",
     "simulate",
     "simulate_context",
+    "solve_ode",
 ]

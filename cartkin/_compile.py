@@ -1,0 +1,240 @@
+"""Instantiate the integrator template (`cartkin/_integrators.py`) for one right-hand side.
+
+numba cannot cache a function that receives another compiled function as an argument, and it
+checks a cached function only against its own source file. So the template refers to ``rhs``,
+``jac``, ``HAS_JAC`` and ``CACHE`` as module globals, and this module gives it those globals:
+
+(a) built-in models (``rhs`` defined at the top of a module under ``cartkin.models`` whose file
+    on disk still holds the code that was imported): a generated file ``<cache dir>/kernel_*.py``
+    = a header importing that ``rhs`` + the template text, with ``CACHE = True``. Its name holds
+    a SHA-256 of its own text and of the model file, so an edited model or template gets a new
+    file (never a stale kernel) and a fresh process loads the compiled kernel from numba's cache.
+    The cache directory is ``$CARTKIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/cartkin``, else
+    ``~/.cache/cartkin``. Files are written atomically (temporary file + ``os.replace``).
+(b) any other ``rhs``: the template text executed in a fresh module namespace with
+    ``CACHE = False``, compiled once per process and kept per ``(rhs, jac)`` object.
+
+A built-in model's ``rhs`` must be self-contained (use only its arguments, ``math`` and
+``numpy``): a helper it imports from another file is not part of the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+import types
+from pathlib import Path
+
+from numba import njit
+
+TEMPLATE_PATH = Path(__file__).with_name("_integrators.py")
+BUILTIN_PREFIX = "cartkin.models."
+
+_kernels: dict = {}
+_lock = threading.Lock()
+_template_cache: list[str] = []
+
+
+@njit
+def _no_jacobian(t, y, p, J):  # placeholder so the template always type-checks
+    pass
+
+
+def template_text() -> str:
+    """The integrator template source (read once per process)."""
+    if not _template_cache:
+        _template_cache.append(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return _template_cache[0]
+
+
+def cache_dir() -> Path:
+    """Directory of generated kernel files: $CARTKIN_CACHE_DIR, $XDG_CACHE_HOME/cartkin, ~/.cache/cartkin."""
+    env = os.environ.get("CARTKIN_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "cartkin"
+
+
+def get_kernel(rhs, jac=None):
+    """Kernel module for ``(rhs, jac)``: exposes ``_solve`` and the template's constants.
+
+    Built once per process per ``(rhs, jac)`` pair; see the module docstring for which path
+    (file-backed and cached, or in-memory) a right-hand side takes.
+    """
+    key = (rhs, jac)
+    kernel = _kernels.get(key)
+    if kernel is not None:
+        return kernel
+    with _lock:
+        kernel = _kernels.get(key)
+        if kernel is None:
+            kernel = _build(rhs, jac)
+            _kernels[key] = kernel
+    return kernel
+
+
+def kernel_path(rhs, jac=None) -> Path | None:
+    """Generated file used for ``(rhs, jac)``, or None when it takes the in-memory path."""
+    info = _builtin_info(rhs, jac)
+    if info is None:
+        return None
+    text, _ = _generated_text(*info)
+    return cache_dir() / _file_name(info[0], info[1], text, info[4])
+
+
+# ---------------------------------------------------------------------------------------------
+def _build(rhs, jac):
+    info = _builtin_info(rhs, jac)
+    if info is not None:
+        try:
+            return _load_generated(*info)
+        except OSError:
+            pass  # unwritable cache directory: compile in memory instead
+    return _exec_template(rhs, jac)
+
+
+def _py_func(f):
+    return getattr(f, "py_func", f)
+
+
+def _builtin_info(rhs, jac):
+    """(module name, rhs name, jac name or None, module file, module source) or None."""
+    func = _py_func(rhs)
+    module_name = getattr(func, "__module__", None) or ""
+    if not module_name.startswith(BUILTIN_PREFIX):
+        return None
+    module = sys.modules.get(module_name)
+    name = getattr(func, "__name__", "")
+    if module is None or getattr(module, name, None) is not rhs:
+        return None
+    jac_name = None
+    if jac is not None:
+        jfunc = _py_func(jac)
+        jac_name = getattr(jfunc, "__name__", "")
+        if (
+            getattr(jfunc, "__module__", None) != module_name
+            or getattr(module, jac_name, None) is not jac
+        ):
+            return None
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    # The file must still hold the code that was imported: otherwise the cached kernel would
+    # be compiled from the old code but filed under the new text's hash.
+    for f in (rhs, jac):
+        if f is not None and not _same_code(_py_func(f), source, path):
+            return None
+    return module_name, name, jac_name, path, source
+
+
+def _same_code(func, source, path) -> bool:
+    try:
+        module_code = compile(source, path, "exec")
+    except SyntaxError:
+        return False
+    target = func.__code__
+    stack = [module_code]
+    while stack:
+        code = stack.pop()
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                if (
+                    const.co_name == target.co_name
+                    and const.co_code == target.co_code
+                    and const.co_names == target.co_names
+                    and _plain_consts(const) == _plain_consts(target)
+                ):
+                    return True
+                stack.append(const)
+    return False
+
+
+def _plain_consts(code):
+    return tuple(c for c in code.co_consts if not isinstance(c, types.CodeType))
+
+
+def _generated_text(module_name, name, jac_name, path, source):
+    lines = [
+        "# Generated by cartkin._compile from cartkin/_integrators.py: do not edit.",
+        f"# Integrator kernel for {module_name}.{name} ({path}).",
+        "from numba import njit",
+        f"from {module_name} import {name} as rhs",
+    ]
+    if jac_name is None:
+        lines += [
+            "HAS_JAC = False",
+            "CACHE = True",
+            "",
+            "",
+            "@njit(cache=CACHE)",
+            "def jac(t, y, p, J):",
+            "    pass",
+        ]
+    else:
+        lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True", "CACHE = True"]
+    header = "\n".join(lines) + "\n\n"
+    return header + template_text(), source
+
+
+def _file_name(module_name, name, text, source) -> str:
+    digest = hashlib.sha256()
+    digest.update(text.encode())
+    digest.update(b"\0")
+    digest.update(source.encode())
+    return f"kernel_{module_name.replace('.', '_')}_{name}_{digest.hexdigest()[:24]}.py"
+
+
+def _load_generated(module_name, name, jac_name, path, source):
+    text, _ = _generated_text(module_name, name, jac_name, path, source)
+    directory = cache_dir()
+    file_name = _file_name(module_name, name, text, source)
+    target = directory / file_name
+    if not target.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".py")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            if not target.exists():  # keep an existing file: its mtime keys numba's cache
+                os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    mod_name = "_cartkin_" + file_name[:-3]
+    module = sys.modules.get(mod_name)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(mod_name, target)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        raise
+    return module
+
+
+def _exec_template(rhs, jac):
+    func = _py_func(rhs)
+    label = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
+    module = types.ModuleType(f"cartkin._kernel_{id(rhs):x}", f"integrator kernel for {label}")
+    module.__dict__.update(
+        rhs=rhs,
+        jac=_no_jacobian if jac is None else jac,
+        HAS_JAC=jac is not None,
+        CACHE=False,
+    )
+    code = compile(template_text(), str(TEMPLATE_PATH), "exec")
+    exec(code, module.__dict__)
+    return module

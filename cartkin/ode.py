@@ -1,0 +1,395 @@
+"""Python boundary of cartkin's compiled ODE integrators: `solve_ode`.
+
+Checks the inputs, picks the kernel for the right-hand side (`cartkin._compile`), runs it, and
+turns its integer status into an `ODESolution` or a `SolverError` that says what to change.
+
+Methods (all numba-compiled; see `cartkin/_integrators.py` for tableaus and references):
+
+``"tsit5"``
+    Tsitouras 5(4) explicit Runge-Kutta with 4th-order dense output. The fastest choice for
+    non-stiff problems (measured on the cart4 benchmark model). Gives up with status STIFF when
+    Hairer's stiffness test fires over 500 steps.
+``"dopri5"``
+    Dormand-Prince 5(4) with Shampine's dense output; same behaviour as tsit5.
+``"rodas5"`` (default)
+    L-stable Rosenbrock 5(4) method of Di Marzo (Rodas5) with 4th-order dense output;
+    finite-difference Jacobian unless ``jac`` is given; for stiff problems.
+``"auto"``
+    tsit5, switching to rodas5 for the rest of the current segment (up to the next stop time)
+    when the stiffness test fires 15 times (6 non-stiff steps in a row reset the count). Every
+    segment starts explicit again.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import numbers
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import njit
+from numba.core.dispatcher import Dispatcher
+from numba.core.errors import NumbaError
+
+from cartkin import _compile
+from cartkin.errors import SolverError
+
+__all__ = ["METHODS", "ODESolution", "Status", "solve_ode"]
+
+
+class Status(enum.IntEnum):
+    """Integer status returned by the compiled integrators."""
+
+    SUCCESS = 0
+    MAX_STEPS = -1
+    STEP_UNDERFLOW = -2
+    NON_FINITE = -3
+    STIFF = -4
+    SINGULAR = -5
+
+
+_METHOD_CODES = {"tsit5": 0, "dopri5": 1, "rodas5": 2, "auto": 3}
+METHODS = tuple(_METHOD_CODES)
+_EXPLICIT = ("tsit5", "dopri5")
+_EMPTY = np.zeros(0)
+_EMPTY_2D: dict[int, np.ndarray] = {}
+_STATUS = {int(s): s for s in Status}
+_RTOL_MIN = 100 * np.finfo(float).eps
+_ATOL_CACHE: dict[tuple[int, float], np.ndarray] = {}  # internal, never handed to users
+
+
+@dataclass(slots=True, repr=False, eq=False)
+class ODESolution:
+    """Result of `solve_ode`.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n_times,)
+        Output times (a copy of ``t_eval``), same unit as the rhs time.
+    y : ndarray, shape (n_times, n_states)
+        States at ``t``; right-continuous at stop times; rows past a failure are NaN.
+    status : Status
+    success : bool
+    message : str
+        What happened and, on failure, what to change.
+    method : str
+    n_steps, n_rejected, n_rhs, n_jac : int
+        Accepted steps, rejected steps, right-hand side and Jacobian evaluations.
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    status: Status
+    success: bool
+    message: str
+    method: str
+    n_steps: int
+    n_rejected: int
+    n_rhs: int
+    n_jac: int
+
+    def __repr__(self):
+        return (
+            f"ODESolution(status={self.status.name}, method={self.method!r}, "
+            f"n_times={self.t.size}, n_states={self.y.shape[1]}, n_steps={self.n_steps}, "
+            f"n_rejected={self.n_rejected}, n_rhs={self.n_rhs}, n_jac={self.n_jac})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _check_values(t_eval, y0, t_stops, jumps):
+    """(code, index) of the first bad value; code 0: all fine. Cheap for valid input."""
+    m = t_eval.size
+    for i in range(m):
+        if not math.isfinite(t_eval[i]):
+            return 1, i
+        if i > 0 and not (t_eval[i] > t_eval[i - 1]):
+            return 2, i
+    for i in range(y0.size):
+        if not math.isfinite(y0[i]):
+            return 3, i
+    for i in range(t_stops.size):
+        s = t_stops[i]
+        if not math.isfinite(s):
+            return 4, i
+        if s < t_eval[0] or s > t_eval[m - 1]:
+            return 5, i
+        if i > 0 and s < t_stops[i - 1]:
+            return 6, i
+    for i in range(jumps.shape[0]):
+        for j in range(jumps.shape[1]):
+            if not math.isfinite(jumps[i, j]):
+                return 7, i
+    return 0, 0
+
+
+def _as_array(x, name, ndim, what):
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim == ndim and x.flags.c_contiguous:
+        return x
+    try:
+        a = np.ascontiguousarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be {what} of real numbers; got {x!r:.80}") from exc
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {what}; got shape {a.shape}")
+    return a
+
+
+def _atol_array(atol, n):
+    """atol as an (n,) array; scalar tolerances reuse a cached array (saves ~1 us a call)."""
+    if type(atol) is float or type(atol) is int:
+        key = (n, atol)
+        arr = _ATOL_CACHE.get(key)
+        if arr is not None:
+            return arr
+        value = _positive(atol, "atol")
+        if len(_ATOL_CACHE) > 256:
+            _ATOL_CACHE.clear()
+        return _ATOL_CACHE.setdefault(key, np.full(n, value))
+    if np.ndim(atol) == 0:
+        return np.full(n, _positive(atol, "atol"))
+    arr = _as_array(atol, "atol", 1, "a positive number or a 1-D array of them")
+    if arr.shape != (n,) or not (arr > 0).all() or not np.isfinite(arr).all():
+        raise ValueError(
+            f"atol must be a positive number or {n} positive finite numbers (one per state); "
+            f"got {atol!r}"
+        )
+    return arr
+
+
+def _is_compiled(f) -> bool:
+    if numba.config.DISABLE_JIT:
+        return callable(f)
+    return isinstance(f, Dispatcher)
+
+
+def _positive(value, name, allow_inf=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a positive number; got {value!r}") from exc
+    if not (v > 0.0) or (math.isinf(v) and not allow_inf):
+        extra = " (inf allowed)" if allow_inf else ""
+        raise ValueError(f"{name} must be a positive finite number{extra}; got {value!r}")
+    return v
+
+
+def solve_ode(
+    rhs,
+    y0,
+    t_eval,
+    p=None,
+    *,
+    method="rodas5",
+    rtol=1e-6,
+    atol=1e-9,
+    jac=None,
+    t_stops=None,
+    jumps=None,
+    first_step=None,
+    max_step=np.inf,
+    max_steps=100_000,
+    fixed_step=None,
+    throw=True,
+):
+    """Solve ``dy/dt = rhs(t, y, p)`` and report the states at ``t_eval``.
+
+    Parameters
+    ----------
+    rhs : numba dispatcher
+        ``rhs(t, y, p, dydt)`` writing the derivative into ``dydt`` (float64, shape (n,)).
+        Define it with ``@numba.njit``; ``error_model="numpy"`` makes a division by zero
+        give inf/NaN (reported as NON_FINITE) instead of an exception.
+    y0 : array_like, shape (n,)
+        State at ``t_eval[0]`` (before a jump at that time).
+    t_eval : array_like, shape (n_times,)
+        Strictly increasing output times (at least one), in the rhs time unit. The integration
+        runs from ``t_eval[0]`` to ``t_eval[-1]``; outputs come from each method's dense output.
+    p : array_like, shape (n_p,), optional
+        Parameters passed to ``rhs`` and ``jac`` (default: empty).
+    method : {"rodas5", "tsit5", "dopri5", "auto"}
+        See the module docstring.
+    rtol : float
+        Relative tolerance, >= 100 * machine epsilon.
+    atol : float or array_like, shape (n,)
+        Absolute tolerance (per state if an array), > 0, in the state units.
+    jac : numba dispatcher, optional
+        ``jac(t, y, p, J)`` writing ``J[i, j] = d f_i / d y_j`` (shape (n, n)); used by rodas5.
+    t_stops : array_like, shape (n_stops,), optional
+        Non-decreasing times in ``[t_eval[0], t_eval[-1]]`` where the integrator stops and
+        restarts (fresh first step). Equal stop times are merged: their jumps add up.
+    jumps : array_like, shape (n_stops, n), optional
+        ``jumps[k]`` is added to the state at ``t_stops[k]`` (default: zeros). Outputs at a stop
+        time report the state after the jump; a stop at ``t_eval[0]`` applies to ``y0``.
+    first_step : float, optional
+        First step of every segment (default: Hairer's starting-step algorithm).
+    max_step : float
+        Largest step (default: no limit).
+    max_steps : int
+        Attempted steps allowed over the whole integration.
+    fixed_step : float, optional
+        Non-adaptive stepping with this step (segment ends shorten the last step);
+        for convergence-order tests.
+    throw : bool
+        On failure raise `SolverError` (default) or return the partial solution.
+
+    Returns
+    -------
+    ODESolution
+
+    Raises
+    ------
+    SolverError
+        The integration stopped early (``throw=True``); ``.solution`` holds the partial result.
+    ValueError, TypeError
+        Invalid arguments (the message names the argument, value and expectation), or an rhs
+        that does not compile with the signature ``rhs(t, y, p, dydt)``.
+    """
+    if not _is_compiled(rhs):
+        raise TypeError(
+            f"rhs must be a numba-compiled function rhs(t, y, p, dydt) (decorate it with "
+            f"@numba.njit); got {type(rhs).__name__}"
+        )
+    if jac is not None and not _is_compiled(jac):
+        raise TypeError(
+            f"jac must be None or a numba-compiled function jac(t, y, p, J); got {type(jac).__name__}"
+        )
+    code = _METHOD_CODES.get(method) if isinstance(method, str) else None
+    if code is None:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+
+    t_eval = _as_array(t_eval, "t_eval", 1, "a 1-D array of output times")
+    if t_eval.size < 1:
+        raise ValueError("t_eval must hold at least one time; got an empty array")
+    y0 = _as_array(y0, "y0", 1, "a 1-D array of initial states")
+    n = y0.size
+    if n < 1:
+        raise ValueError("y0 must hold at least one state; got an empty array")
+    p = _EMPTY if p is None else _as_array(p, "p", 1, "a 1-D array of parameters")
+
+    if t_stops is None:
+        if jumps is not None:
+            raise ValueError("jumps were given without t_stops; give the stop time of each jump")
+        t_stops = _EMPTY
+        jumps = _EMPTY_2D.get(n)
+        if jumps is None:
+            jumps = _EMPTY_2D.setdefault(n, np.zeros((0, n)))
+    else:
+        t_stops = _as_array(t_stops, "t_stops", 1, "a 1-D array of stop times")
+        if jumps is None:
+            jumps = np.zeros((t_stops.size, n))
+        else:
+            jumps = _as_array(jumps, "jumps", 2, "a 2-D array of shape (n_stops, n_states)")
+            if jumps.shape != (t_stops.size, n):
+                raise ValueError(
+                    f"jumps must have shape (n_stops, n_states) = ({t_stops.size}, {n}); "
+                    f"got {jumps.shape}"
+                )
+
+    bad, i = _check_values(t_eval, y0, t_stops, jumps)
+    if bad:
+        _raise_bad_value(bad, i, t_eval, y0, t_stops)
+
+    if type(rtol) is not float or not (_RTOL_MIN <= rtol < math.inf):
+        rtol = _positive(rtol, "rtol")
+        if rtol < _RTOL_MIN:
+            raise ValueError(f"rtol must be >= 100*machine epsilon = 2.2e-14; got {rtol!r}")
+    atol_arr = _atol_array(atol, n)
+    first = 0.0 if first_step is None else _positive(first_step, "first_step")
+    fixed = 0.0 if fixed_step is None else _positive(fixed_step, "fixed_step")
+    if max_step != math.inf:
+        max_step = _positive(max_step, "max_step", allow_inf=True)
+    if type(max_steps) is not int:
+        if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral):
+            raise ValueError(f"max_steps must be a positive integer; got {max_steps!r}")
+        max_steps = int(max_steps)
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer; got {max_steps!r}")
+
+    kernel = _compile.get_kernel(rhs, jac)
+    try:
+        y, status, counters, t_reached = kernel._solve(
+            code, t_eval, y0, p, t_stops, jumps, rtol, atol_arr, first, float(max_step),
+            max_steps, fixed,
+        )  # fmt: skip
+    except NumbaError as exc:
+        raise TypeError(
+            "rhs (or jac) could not be compiled into the integrator. Expected "
+            "rhs(t: float, y: float64[n], p: float64[n_p], dydt: float64[n]) -> None, writing "
+            "dydt in place (and jac(t, y, p, J: float64[n, n]) -> None). numba reported: "
+            + str(exc).strip().splitlines()[0]
+        ) from exc
+
+    n_steps, n_rejected, n_rhs, n_jac, _, n_switches = counters.tolist()
+    if status == 0:
+        status = Status.SUCCESS
+        message = "success"
+        if n_switches:
+            message = f"success; auto switched to rodas5 in {n_switches} segment(s)"
+    else:
+        status = _STATUS[status]
+        message = _failure_message(status, method, t_reached, t_eval, max_steps, rtol)
+    sol = ODESolution(
+        t_eval.copy(), y, status, status == 0, message, method,
+        n_steps, n_rejected, n_rhs, n_jac,
+    )  # fmt: skip
+    if throw and not sol.success:
+        raise SolverError(message, solution=sol)
+    return sol
+
+
+def _raise_bad_value(bad, i, t_eval, y0, t_stops):
+    if bad == 1:
+        raise ValueError(f"t_eval must be finite; t_eval[{i}] = {t_eval[i]!r}")
+    if bad == 2:
+        raise ValueError(
+            f"t_eval must be strictly increasing; t_eval[{i - 1}] = {t_eval[i - 1]!r} is followed "
+            f"by t_eval[{i}] = {t_eval[i]!r}"
+        )
+    if bad == 3:
+        raise ValueError(f"y0 must be finite; y0[{i}] = {y0[i]!r}")
+    if bad == 4:
+        raise ValueError(f"t_stops must be finite; t_stops[{i}] = {t_stops[i]!r}")
+    if bad == 5:
+        raise ValueError(
+            f"t_stops must lie in the integration span [t_eval[0], t_eval[-1]] = "
+            f"[{t_eval[0]!r}, {t_eval[-1]!r}]; t_stops[{i}] = {t_stops[i]!r}"
+        )
+    if bad == 6:
+        raise ValueError(
+            f"t_stops must be sorted (non-decreasing); t_stops[{i - 1}] = {t_stops[i - 1]!r} is "
+            f"followed by t_stops[{i}] = {t_stops[i]!r}"
+        )
+    raise ValueError(f"jumps must be finite; row {i} (t_stops[{i}]) holds NaN or inf")
+
+
+def _failure_message(status, method, t, t_eval, max_steps, rtol):
+    where = f"at t={t:.6g} (integration from {t_eval[0]:.6g} to {t_eval[-1]:.6g})"
+    if status == Status.MAX_STEPS:
+        hint = f"raise max_steps (now {max_steps}) or loosen rtol (now {rtol:g})/atol"
+        if method in _EXPLICIT:
+            hint += ', or use method="rodas5"/"auto" if the problem is stiff'
+        return f"MAX_STEPS: took max_steps={max_steps} steps and stopped {where}; {hint}"
+    if status == Status.STEP_UNDERFLOW:
+        return (
+            f"STEP_UNDERFLOW: the step size fell below the resolvable minimum {where}; the rhs "
+            f"may be discontinuous or singular near t={t:.6g} (put a discontinuity in t_stops), "
+            f"or loosen rtol/atol"
+        )
+    if status == Status.NON_FINITE:
+        return (
+            f"NON_FINITE: the rhs gave NaN or inf {where}, even with tiny steps; check the rhs "
+            f"and p for NaN/inf, division by zero or overflow near t={t:.6g}"
+        )
+    if status == Status.STIFF:
+        return (
+            f"STIFF: method={method!r} is limited by stability {where} (the problem is stiff); "
+            f'use method="rodas5" or method="auto"'
+        )
+    return (
+        f"SINGULAR: the Rosenbrock matrix I/(h*gamma) - J was singular {where} for several "
+        f"step sizes; check jac (if given) and the rhs near t={t:.6g}"
+    )
