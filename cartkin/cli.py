@@ -172,7 +172,8 @@ def _fmt(value) -> str:
 def _format_table(results, tables) -> str:
     """One row per metric, one column per arm, then unit and notes."""
     names = [m.name for m in tables[0]]
-    headers = ["metric"] + [r.label for r in results] + ["unit", "note"]
+    arms = [r.label for r in results] if len(results) > 1 else ["value"]
+    headers = ["metric", *arms, "unit", "note"]
     rows = []
     for i, name in enumerate(names):
         values = [_fmt(table[i].value) for table in tables]

@@ -13,27 +13,57 @@ import numpy as np
 
 __all__ = ["plot_comparison", "plot_result"]
 
-#: Default display floors so that log axes show aplasia instead of dropping zeros.
-_CART_FLOOR = 1e-3
-_B_FLOOR = 1e-2
+#: Lower end of the log axes, cells/uL. Values below it are not drawn (masked, not clipped), so
+#: a curve leaves the axis instead of lying flat on a floor it never reached.
+_DISPLAY_FLOOR = 1e-4
 
 
-def _positive(values, floor):
-    return np.maximum(np.asarray(values, dtype=float), floor)
+def _masked(values):
+    values = np.asarray(values, dtype=float)
+    return np.where(values >= _DISPLAY_FLOOR, values, np.nan)
 
 
-def _mark_treatment(ax, result):
-    """Shade the lymphodepletion window and mark each CAR-T infusion."""
-    regimen = result.context.regimen
-    ld = regimen.lymphodepletion
-    days = list(ld.flu_days) + list(ld.cy_days)
-    t0 = result.t_days[0]
-    if days:
-        start, end = min(days), max(days) + 1.0
-        if end > t0:  # only visible when the axis reaches back before infusion
-            ax.axvspan(max(start, t0), end, color="0.85", zorder=0, label="lymphodepletion")
+def _treatment_start(result) -> float:
+    """First lymphodepletion day (or the first output time), for the left end of the x axis."""
+    ld = result.context.regimen.lymphodepletion
+    days = [*ld.flu_days, *ld.cy_days]
+    return min([result.t_days[0], *days])
+
+
+def _mark_treatment(ax, result, legend=True):
+    """Shade the lymphodepletion days, mark each CAR-T infusion and dialysis session."""
+    ld = result.context.regimen.lymphodepletion
+    for k, day in enumerate(sorted({*ld.flu_days, *ld.cy_days})):
+        ax.axvspan(
+            day,
+            day + 1.0,
+            color="0.88",
+            zorder=0,
+            label="lymphodepletion (Flu/Cy days)" if legend and k == 0 else None,
+        )
     for k, (day, _cells) in enumerate(result.context.cart_doses):
-        ax.axvline(day, color="tab:red", lw=0.8, ls=":", label="CAR-T infusion" if k == 0 else None)
+        ax.axvline(
+            day,
+            color="tab:red",
+            lw=1.0,
+            ls="-",
+            alpha=0.6,
+            label="CAR-T infusion" if legend and k == 0 else None,
+        )
+    dialysis = result.context.patient.dialysis
+    if dialysis is not None:
+        t_end = result.t_days[-1]
+        days = [d for d in dialysis.session_days if d <= t_end]
+        ax.plot(
+            days,
+            np.full(len(days), 0.0),
+            "|",
+            color="tab:purple",
+            ms=8,
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            label="dialysis session" if legend and days else None,
+        )
 
 
 def plot_result(
@@ -66,7 +96,7 @@ def plot_result(
     fig, axes = plt.subplots(
         2 if has_il6 else 1,
         1,
-        figsize=(8, 6.5 if has_il6 else 4.2),
+        figsize=(10, 6.5 if has_il6 else 4.2),
         sharex=True,
         gridspec_kw={"height_ratios": [2.2, 1]} if has_il6 else None,
         squeeze=False,
@@ -74,7 +104,7 @@ def plot_result(
     ax = axes[0, 0]
     t = result.t_days
     cart = result.observables[roles["cart"]]
-    ax.semilogy(t, _positive(cart, _CART_FLOOR), color="tab:blue", lw=2, label="CAR-T (cells/uL)")
+    ax.semilogy(t, _masked(cart), color="tab:blue", lw=2, label="CAR-T (cells/uL)")
     ax.axhline(
         lloq_cells_per_ul,
         color="tab:blue",
@@ -84,9 +114,7 @@ def plot_result(
     )
     if roles.get("b_cells") is not None:
         b = result.observables[roles["b_cells"]]
-        ax.semilogy(
-            t, _positive(b, _B_FLOOR), color="tab:green", lw=2, label="CD19+ B cells (cells/uL)"
-        )
+        ax.semilogy(t, _masked(b), color="tab:green", lw=2, label="CD19+ B cells (cells/uL)")
         ax.axhline(
             aplasia_cells_per_ul,
             color="tab:green",
@@ -103,8 +131,9 @@ def plot_result(
         )
     _mark_treatment(ax, result)
     ax.set_ylabel("cells/uL blood")
-    ax.set_ylim(bottom=_CART_FLOOR)
-    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    ax.set_ylim(bottom=_DISPLAY_FLOOR)
+    ax.set_xlim(_treatment_start(result) - 1.0, t[-1])
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(True, which="major", alpha=0.3)
     label = getattr(result, "label", None)
     ax.set_title(title or (f"{model.name}: {label}" if label else model.name))
@@ -113,16 +142,25 @@ def plot_result(
         ax2.plot(t, result.observables[roles["il6"]], color="tab:orange", lw=1.5)
         ax2.set_ylabel("IL-6 (pg/mL)")
         ax2.grid(True, alpha=0.3)
-        _mark_treatment(ax2, result)
+        _mark_treatment(ax2, result, legend=False)
     axes[-1, 0].set_xlabel("days after CAR-T infusion")
     fig.tight_layout()
     return fig
 
 
 def plot_comparison(
-    results: Sequence, labels: Sequence[str] | None = None, *, title: str | None = None
+    results: Sequence,
+    labels: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    lloq_cells_per_ul: float = 0.05,
+    aplasia_cells_per_ul: float = 1.0,
+    recovery_cells_per_ul: float = 10.0,
 ):
     """Overlay several results (doses, kidney function, models): CAR-T and B cells.
+
+    The treatment marks (lymphodepletion days, infusions, dialysis) are those of the first
+    result; thresholds are drawn as grey lines (dashed: LLOQ and recovery, dotted: aplasia).
 
     Parameters
     ----------
@@ -130,6 +168,8 @@ def plot_comparison(
     labels : sequence of str, optional
         One per result; default the results' ``label``.
     title : str, optional
+    lloq_cells_per_ul, aplasia_cells_per_ul, recovery_cells_per_ul : float
+        Thresholds drawn as lines, as in :func:`plot_result`.
 
     Returns
     -------
@@ -147,18 +187,23 @@ def plot_comparison(
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(results)))
     for r, label, c in zip(results, labels, colors, strict=True):
         roles = r.model.roles
-        axes[0, 0].semilogy(
-            r.t_days, _positive(r.observables[roles["cart"]], _CART_FLOOR), color=c, label=label
-        )
+        axes[0, 0].semilogy(r.t_days, _masked(r.observables[roles["cart"]]), color=c, label=label)
         if any_b and roles.get("b_cells") is not None:
             axes[0, 1].semilogy(
-                r.t_days, _positive(r.observables[roles["b_cells"]], _B_FLOOR), color=c, label=label
+                r.t_days, _masked(r.observables[roles["b_cells"]]), color=c, label=label
             )
     axes[0, 0].set_ylabel("CAR-T (cells/uL)")
-    axes[0, 0].set_ylim(bottom=_CART_FLOOR)
+    axes[0, 0].axhline(lloq_cells_per_ul, color="0.4", ls="--", lw=0.8)
     if any_b:
         axes[0, 1].set_ylabel("CD19+ B cells (cells/uL)")
+        axes[0, 1].axhline(aplasia_cells_per_ul, color="0.4", ls=":", lw=0.8)
+        axes[0, 1].axhline(recovery_cells_per_ul, color="0.4", ls="--", lw=0.8)
+    t_start = min(_treatment_start(r) for r in results) - 1.0
+    t_end = max(r.t_days[-1] for r in results)
     for ax in axes[0]:
+        _mark_treatment(ax, results[0], legend=False)
+        ax.set_ylim(bottom=_DISPLAY_FLOOR)
+        ax.set_xlim(t_start, t_end)
         ax.set_xlabel("days after CAR-T infusion")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

@@ -1,0 +1,100 @@
+"""The command line: metrics table, JSON, CSV, figure, model listing, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cartkin.cli import main
+
+ROOT = Path(__file__).parents[1]
+MOTIVATING = ROOT / "scenarios" / "adolescent_hemodialysis_1e5.toml"
+KIDNEY = ROOT / "scenarios" / "kidney_function_comparison.toml"
+
+
+def test_simulate_prints_metrics_table(capsys):
+    assert main(["simulate", str(MOTIVATING)]) == 0
+    out = capsys.readouterr().out
+    for name in ("CMAX", "TMAX", "AUC0_28D", "FLU_AUC"):
+        assert name in out
+    assert "cells/uL" in out
+
+
+def test_simulate_json_is_parseable_and_finite(capsys):
+    assert main(["simulate", str(MOTIVATING), "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    (arm,) = payload["arms"]
+    metrics = {m["name"]: m for m in arm["metrics"]}
+    assert payload["model"] == "sle_cart"
+    assert metrics["TMAX"]["unit"] == "day"
+    assert 0 < metrics["TMAX"]["value"] < 60
+    assert metrics["CMAX"]["value"] > 0
+
+
+def test_simulate_writes_csv_and_figure(tmp_path, capsys):
+    out_csv, out_png = tmp_path / "traj.csv", tmp_path / "fig.png"
+    assert main(["simulate", str(MOTIVATING), "--csv", str(out_csv), "--figure", str(out_png)]) == 0
+    with out_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["t_days"] == "0.0"
+    assert float(rows[-1]["t_days"]) == pytest.approx(270.0)
+    assert "cart_cells_per_ul" in rows[0]
+    assert out_png.stat().st_size > 10_000
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_comparison_scenario_has_one_column_per_arm(capsys):
+    assert main(["simulate", str(KIDNEY), "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    labels = [a["label"] for a in payload["arms"]]
+    assert labels[:5] == ["eGFR 120", "eGFR 60", "eGFR 30", "eGFR 15", "hemodialysis"]
+    auc = [
+        next(m["value"] for m in a["metrics"] if m["name"] == "FLU_AUC") for a in payload["arms"]
+    ]
+    assert auc[:5] == sorted(auc[:5]), "lower kidney function never lowers fludarabine AUC"
+
+
+def test_models_and_show(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "sle_cart" in out and "stein2019" in out
+    assert main(["show", "stein2019"]) == 0
+    out = capsys.readouterr().out
+    assert "| parameter | default | unit |" in out
+    assert "Stein" in out
+
+
+def test_errors_are_one_line_and_nonzero(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MOTIVATING.read_text().replace("weight_kg = 50.0", "weight_lb = 110.0"))
+    assert main(["simulate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("cartkin: error:") and "weight_lb" in err and "bad.toml" in err
+    assert main(["show", "sle_cat"]) == 2
+    assert "Did you mean 'sle_cart'" in capsys.readouterr().err
+
+
+def test_debug_shows_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scenario]\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cartkin.cli", "--debug", "simulate", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ScenarioError" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "cartkin.cli", "simulate", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
