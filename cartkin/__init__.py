@@ -3,12 +3,13 @@
 Public API only: everything a modeler needs is re-exported here.
 """
 
-from cartkin import metrics, models
+from cartkin import kidney, metrics, models
 from cartkin.errors import CartkinError, DataError, ScenarioError, SolverError
 from cartkin.ode import ODESolution, Status, solve_ode
 from cartkin.parameters import Parameter, ParameterTable
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
+from cartkin.scenario import Scenario, load_scenario
 from cartkin.simulate import SimulationResult, simulate, simulate_context
 
 __version__ = "0.1.0"
@@ -25,12 +26,15 @@ __all__ = [
     "ParameterTable",
     "Patient",
     "Regimen",
+    "Scenario",
     "ScenarioError",
     "SimulationResult",
     "SolverError",
     "Status",
     "__version__",
     "build_context",
+    "kidney",
+    "load_scenario",
     "metrics",
     "models",
     "simulate",
