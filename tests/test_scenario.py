@@ -174,3 +174,27 @@ def test_shipped_scenario_with_typo_is_caught(tmp_path):
     data["patient"]["age_yrs"] = data["patient"].pop("age_years")
     with pytest.raises(ScenarioError, match=r"unknown key 'age_yrs'.*Did you mean 'age_years'"):
         scenario_from_dict(data, source=src)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_every_scenario_runs(path):
+    """Each arm simulates successfully, states stay finite and metrics come out."""
+    from cartkin import metrics
+    from cartkin.simulate import simulate
+
+    s = load_scenario(path)
+    for arm in s.arms:
+        r = simulate(
+            s.model,
+            arm.patient,
+            arm.regimen,
+            s.t_days,
+            theta=arm.theta,
+            clearance_model=arm.clearance_model,
+            label=arm.label,
+            **s.solver,
+        )
+        assert r.success
+        assert np.all(np.isfinite(r.states))
+        table = {m.name: m.value for m in metrics.compute(r)}
+        assert table["CMAX"] > 0 and 0 < table["TMAX"] < s.t_days[-1]
