@@ -343,25 +343,25 @@ def solve_ode(
 
 def _raise_bad_value(bad, i, t_eval, y0, t_stops):
     if bad == 1:
-        raise ValueError(f"t_eval must be finite; t_eval[{i}] = {t_eval[i]!r}")
+        raise ValueError(f"t_eval must be finite; t_eval[{i}] = {float(t_eval[i])!r}")
     if bad == 2:
         raise ValueError(
-            f"t_eval must be strictly increasing; t_eval[{i - 1}] = {t_eval[i - 1]!r} is followed "
-            f"by t_eval[{i}] = {t_eval[i]!r}"
+            f"t_eval must be strictly increasing; t_eval[{i - 1}] = {float(t_eval[i - 1])!r} is followed "
+            f"by t_eval[{i}] = {float(t_eval[i])!r}"
         )
     if bad == 3:
-        raise ValueError(f"y0 must be finite; y0[{i}] = {y0[i]!r}")
+        raise ValueError(f"y0 must be finite; y0[{i}] = {float(y0[i])!r}")
     if bad == 4:
-        raise ValueError(f"t_stops must be finite; t_stops[{i}] = {t_stops[i]!r}")
+        raise ValueError(f"t_stops must be finite; t_stops[{i}] = {float(t_stops[i])!r}")
     if bad == 5:
         raise ValueError(
             f"t_stops must lie in the integration span [t_eval[0], t_eval[-1]] = "
-            f"[{t_eval[0]!r}, {t_eval[-1]!r}]; t_stops[{i}] = {t_stops[i]!r}"
+            f"[{float(t_eval[0])!r}, {float(t_eval[-1])!r}]; t_stops[{i}] = {float(t_stops[i])!r}"
         )
     if bad == 6:
         raise ValueError(
-            f"t_stops must be sorted (non-decreasing); t_stops[{i - 1}] = {t_stops[i - 1]!r} is "
-            f"followed by t_stops[{i}] = {t_stops[i]!r}"
+            f"t_stops must be sorted (non-decreasing); t_stops[{i - 1}] = {float(t_stops[i - 1])!r} is "
+            f"followed by t_stops[{i}] = {float(t_stops[i])!r}"
         )
     raise ValueError(f"jumps must be finite; row {i} (t_stops[{i}]) holds NaN or inf")
 

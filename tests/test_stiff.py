@@ -1,0 +1,64 @@
+"""Stiff problems with published reference solutions (Bari IVP test set, see problems.py).
+
+Rodas5 must reach the reference within 10x the requested tolerance in the mixed norm
+|err| / (atol + rtol |ref|); the explicit methods must give up quickly with a clear status.
+"""
+
+import time
+
+import numpy as np
+import problems as P
+import pytest
+
+from cartkin import Status, solve_ode
+
+RTOL = 1e-6
+NAMES = list(P.STIFF_PROBLEMS)
+
+
+def _run(name, method, **kw):
+    rhs, y0, t_end, _, atol = P.STIFF_PROBLEMS[name]
+    return solve_ode(rhs, y0, [0.0, t_end], method=method, rtol=RTOL, atol=atol, throw=False, **kw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", ["rodas5", "auto"])
+def test_stiff_method_reaches_published_reference(name, method):
+    _, _, _, ref, atol = P.STIFF_PROBLEMS[name]
+    sol = _run(name, method)
+    assert sol.status == Status.SUCCESS, sol.message
+    assert P.mixed_error(sol.y[-1], ref, RTOL, atol) < 10.0
+    if method == "auto":
+        assert "switched to rodas5" in sol.message
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", ["tsit5", "dopri5"])
+def test_explicit_method_gives_up_quickly_on_stiff_problem(name, method):
+    _run(name, "rodas5")  # compile outside the timing
+    start = time.perf_counter()
+    sol = _run(name, method)
+    elapsed = time.perf_counter() - start
+    assert sol.status in (Status.STIFF, Status.MAX_STEPS)
+    assert "rodas5" in sol.message  # the advice names the method to use
+    assert elapsed < 2.0
+    assert np.isnan(sol.y[-1]).all() and np.isfinite(sol.y[0]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_rodas5_needs_at_most_3x_the_steps_of_scipy_radau(name):
+    """Same problem and tolerances; Radau (5th order, implicit) as the yardstick."""
+    from scipy.integrate import solve_ivp
+
+    rhs, y0, t_end, _, atol = P.STIFF_PROBLEMS[name]
+
+    def f(t, y):
+        dydt = np.empty_like(y)
+        rhs.py_func(t, y, None, dydt)
+        return dydt
+
+    radau = solve_ivp(f, (0.0, t_end), y0, method="Radau", rtol=RTOL, atol=atol)
+    assert radau.success
+    sol = _run(name, "rodas5")
+    assert sol.n_steps <= 3 * (radau.t.size - 1)
