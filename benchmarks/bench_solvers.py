@@ -400,11 +400,15 @@ def targets(results: dict) -> list[dict]:
                 else None
             )
             speedup = radau["median_s"] / r["median_s"]
+            t_eq = _time_at_error(prob["work_precision"].get(r["key"], []), radau["error"])
             out.append(
                 {
                     "target": f"{name}: {r['label']} steps <= 3x Radau and >= 50x faster",
                     "step_ratio": step_ratio,
                     "speedup_vs_radau": speedup,
+                    "speedup_vs_radau_equal_accuracy": (
+                        radau["median_s"] / t_eq if t_eq is not None else None
+                    ),
                     "errors": {r["label"]: r["error"], radau["label"]: radau["error"]},
                     "met": bool(step_ratio is not None and step_ratio <= 3 and speedup >= 50),
                 }

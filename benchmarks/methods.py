@@ -93,7 +93,7 @@ def _cartkin_available(method: str) -> str | None:
         from cartkin.ode import METHODS
     except ImportError:
         return None
-    return None if method in METHODS else f"not a cartkin method (cartkin has {METHODS})"
+    return None if method in METHODS else "not implemented in cartkin"
 
 
 def _cartkin_method(method: str) -> Method:
