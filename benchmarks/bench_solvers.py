@@ -115,6 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.out = HERE / "results" / ("quick" if args.quick else "")
     # Timing budgets: each method's headline timing runs until both limits are met.
     args.budget_s, args.min_repeats = (0.05, 3) if args.quick else (2.0, 15)
+    args.rounds = 1 if args.quick else 5
     args.wp_budget_s, args.wp_min_repeats = (0.02, 1) if args.quick else (0.3, 3)
     args.rtols = QUICK_RTOLS if args.quick else FULL_RTOLS
     return args
@@ -264,11 +265,35 @@ def bench_method(method: Method, problem: Problem, ref: np.ndarray, args) -> dic
         return row
     for _ in range(2):  # warm-up, not timed
         prepared.run(rtol, atol)
-    times = time_calls(lambda: prepared.run(rtol, atol), args.budget_s, args.min_repeats)
-    q1, med, q3 = np.percentile(times, [25, 50, 75])
-    row |= {"median_s": med, "q1_s": q1, "q3_s": q3, "n_repeats": len(times)}
     row["_prepared"] = prepared
     return row
+
+
+def time_rows(rows: list[dict], problem: Problem, args) -> None:
+    """Headline timings, in ``args.rounds`` round-robin rounds over all methods.
+
+    Interleaving spreads a change in machine load (other processes on a shared machine) over
+    every method instead of charging it to whichever method was running then.
+    """
+    rtol, atol = problem.rtol, problem.atol
+    samples = {id(r): [] for r in rows}
+    for _ in range(args.rounds):
+        for row in rows:
+            prepared = row.get("_prepared")
+            if prepared is None:
+                continue
+            samples[id(row)].extend(
+                time_calls(
+                    lambda p=prepared: p.run(rtol, atol),
+                    args.budget_s / args.rounds,
+                    max(1, args.min_repeats // args.rounds),
+                )
+            )
+    for row in rows:
+        times = samples[id(row)]
+        if times:
+            q1, med, q3 = np.percentile(times, [25, 50, 75])
+            row |= {"median_s": med, "q1_s": q1, "q3_s": q3, "n_repeats": len(times)}
 
 
 def work_precision(prepared, problem: Problem, ref: np.ndarray, args) -> list[dict]:
@@ -358,7 +383,8 @@ def targets(results: dict) -> list[dict]:
         rows = cart["rows"]
         ours = [r for r in rows if r["family"] == "cartkin" and r.get("median_s") is not None]
         best = min(ours, key=lambda r: r["median_s"]) if ours else None
-        for peer_key, goal in (("scipy:LSODA", 100.0), ("numbalsoda:lsoda", 2.0)):
+        peers = (("scipy:LSODA", 100.0), ("numbalsoda:lsoda", 2.0), ("numbalsoda:dop853", 2.0))
+        for peer_key, goal in peers:
             peer = _row(rows, peer_key)
             if best is None or peer is None:
                 out.append({"target": f"cart4: best cartkin vs {peer_key} >= {goal:g}x",
@@ -551,6 +577,11 @@ def plot_work_precision(results: dict, path: Path) -> None:
     nrow = math.ceil(len(probs) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(6.5 * ncol, 4.8 * nrow), squeeze=False)
     styles = {"cartkin": "-", "scipy": "--", "numbalsoda": "-.", "diffrax": ":"}
+    keys = [m.key for m in all_methods()]
+    cmap = plt.get_cmap("tab20")
+    order = [*range(0, 20, 2), *range(1, 20, 2)]  # the 10 strong colours first, then pale ones
+    colors = {k: cmap(order[i % 20]) for i, k in enumerate(keys)}
+    handles = {}
     for ax, (name, prob) in zip(axes.flat, probs, strict=False):
         for key, points in prob["work_precision"].items():
             pts = [p for p in points if p["error"] is not None and p["error"] > 0]
@@ -558,28 +589,34 @@ def plot_work_precision(results: dict, path: Path) -> None:
                 continue
             family = key.split(":")[0]
             label = next(r["label"] for r in prob["rows"] if r["key"] == key)
-            ax.loglog(
+            (line,) = ax.loglog(
                 [p["median_s"] for p in pts],
                 [p["error"] for p in pts],
                 styles.get(family, "-"),
+                color=colors.get(key),
                 marker="o",
                 markersize=3,
-                linewidth=2.2 if family == "cartkin" else 1.2,
+                linewidth=2.4 if family == "cartkin" else 1.2,
                 label=label,
             )
+            handles.setdefault(label, line)
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(bottom, min(top, 10.0))  # errors above 10 (failed accuracy) are off scale
         ax.set_title(f"{name}: {prob['title']}", fontsize=9)
         ax.set_xlabel("median time per solve (s)")
         ax.set_ylabel("max relative error")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(probs) :]:
         ax.set_visible(False)
     fig.suptitle(
-        f"Work-precision, rtol {min(results['rtols']):g}..{max(results['rtols']):g} "
+        f"Work-precision, rtol {max(results['rtols']):g} to {min(results['rtols']):g}; "
+        f"error as in the README, errors above 10 off scale "
         f"({results['environment']['cpu']}, {results['date_utc'][:10]})",
         fontsize=10,
     )
-    fig.tight_layout()
+    ncol_legend = 4
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=ncol_legend, fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 + 0.025 * math.ceil(len(handles) / ncol_legend), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -677,10 +714,11 @@ def main(argv=None) -> dict:
                 rows.append({"key": method.key, "label": method.label, "family": "cartkin",
                              "status": "unavailable", "reason": "cartkin.models.cart4 missing"})  # fmt: skip
                 continue
-            row = bench_method(method, problem, ref["y"], args)
-            rows.append(row)
+            rows.append(bench_method(method, problem, ref["y"], args))
+        time_rows(rows, problem, args)
+        for row in rows:
             print(
-                f"  {method.label:<34} {row['status']:<11} first {_fmt_time(row.get('first_call_s')):>10}"
+                f"  {row['label']:<34} {row['status']:<11} first {_fmt_time(row.get('first_call_s')):>10}"
                 f"  median {_fmt_time(row.get('median_s')):>10}  err {_fmt_err(row.get('error'))}"
                 + (f"  ({row.get('reason')})" if row.get("reason") else "")
             )
