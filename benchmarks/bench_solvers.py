@@ -369,6 +369,14 @@ def _row(rows, key):
     return next((r for r in rows if r["key"] == key and r.get("median_s") is not None), None)
 
 
+def _sweep_point(points, rtol):
+    """The successful sweep point at ``rtol`` (relative match), or None."""
+    for p in points:
+        if math.isclose(p["rtol"], rtol, rel_tol=1e-9) and p["error"] is not None:
+            return p
+    return None
+
+
 def _time_at_error(points, target_err):
     """Smallest median time among sweep points whose error is <= ``target_err``."""
     ok = [p["median_s"] for p in points if p["error"] is not None and p["error"] <= target_err]
@@ -391,14 +399,18 @@ def targets(results: dict) -> list[dict]:
                             "met": None, "note": "not measured"})  # fmt: skip
                 continue
             same_tol = peer["median_s"] / best["median_s"]
-            # At equal or better accuracy: the cheapest cartkin sweep point (any cartkin method)
-            # whose error is no worse than the peer's error at the headline tolerance.
-            t_eq = [
-                _time_at_error(cart["work_precision"].get(r["key"], []), peer["error"])
-                for r in ours
-            ]
-            t_eq = [t for t in t_eq if t is not None]
-            equal_acc = peer["median_s"] / min(t_eq) if t_eq else None
+            # At equal or better accuracy, all times from the sweep (measured in the same phase):
+            # the peer's point at the headline rtol against the cheapest cartkin point (any
+            # cartkin method) whose error is no worse than the peer's there.
+            peer_pt = _sweep_point(cart["work_precision"].get(peer_key, []), cart["rtol"])
+            equal_acc = None
+            if peer_pt is not None:
+                t_eq = [
+                    _time_at_error(cart["work_precision"].get(r["key"], []), peer_pt["error"])
+                    for r in ours
+                ]
+                t_eq = [t for t in t_eq if t is not None]
+                equal_acc = peer_pt["median_s"] / min(t_eq) if t_eq else None
             ratio = equal_acc if equal_acc is not None else same_tol
             out.append(
                 {
@@ -426,14 +438,17 @@ def targets(results: dict) -> list[dict]:
                 else None
             )
             speedup = radau["median_s"] / r["median_s"]
-            t_eq = _time_at_error(prob["work_precision"].get(r["key"], []), radau["error"])
+            radau_pt = _sweep_point(prob["work_precision"].get("scipy:Radau", []), prob["rtol"])
+            t_eq = None
+            if radau_pt is not None:
+                t_eq = _time_at_error(prob["work_precision"].get(r["key"], []), radau_pt["error"])
             out.append(
                 {
                     "target": f"{name}: {r['label']} steps <= 3x Radau and >= 50x faster",
                     "step_ratio": step_ratio,
                     "speedup_vs_radau": speedup,
                     "speedup_vs_radau_equal_accuracy": (
-                        radau["median_s"] / t_eq if t_eq is not None else None
+                        radau_pt["median_s"] / t_eq if t_eq is not None else None
                     ),
                     "errors": {r["label"]: r["error"], radau["label"]: radau["error"]},
                     "met": bool(step_ratio is not None and step_ratio <= 3 and speedup >= 50),
