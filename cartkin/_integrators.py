@@ -473,22 +473,33 @@ def _erk_step(tab, t, h, y, p, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr):
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _erk_dense(tab, theta, h, y, k1, k2, k3, k4, k5, k6, k7, y_out, row):
+def _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D):
+    """D[r - 1] = h * sum_i R[i, r] k_i (r = 1, 2, 3): the last step's dense-output polynomial.
+
+    With them y(t + theta*h) = y + theta*(h*k1 + theta*(D0 + theta*(D1 + theta*D2))): every
+    stage weight is theta*(R0 + ...) and only k1 has R0 != 0 (R0 = 1) in both tableaus. Computed
+    once per step that has outputs inside it, so each output costs 4 multiply-adds per state
+    instead of 7 weight polynomials and a 7-term sum (measured on cart4: see the commit).
+    """
+    n = k1.size
+    R = ERK_R[tab]
+    for r in range(3):
+        r1, r2, r3, r4 = h * R[0, r + 1], h * R[1, r + 1], h * R[2, r + 1], h * R[3, r + 1]
+        r5, r6, r7 = h * R[4, r + 1], h * R[5, r + 1], h * R[6, r + 1]
+        for j in range(n):
+            D[r, j] = (
+                ((r1 * k1[j] + r2 * k2[j]) + (r3 * k3[j] + r4 * k4[j]))
+                + ((r5 * k5[j] + r6 * k6[j]) + r7 * k7[j])
+            )  # fmt: skip
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _erk_dense(theta, h, y, k1, D, y_out, row):
     """Continuous extension of the last step at t + theta*h, written into y_out[row]."""
     n = y.size
-    R = ERK_R[tab]
-    w1 = theta * (R[0, 0] + theta * (R[0, 1] + theta * (R[0, 2] + theta * R[0, 3])))
-    w2 = theta * (R[1, 0] + theta * (R[1, 1] + theta * (R[1, 2] + theta * R[1, 3])))
-    w3 = theta * (R[2, 0] + theta * (R[2, 1] + theta * (R[2, 2] + theta * R[2, 3])))
-    w4 = theta * (R[3, 0] + theta * (R[3, 1] + theta * (R[3, 2] + theta * R[3, 3])))
-    w5 = theta * (R[4, 0] + theta * (R[4, 1] + theta * (R[4, 2] + theta * R[4, 3])))
-    w6 = theta * (R[5, 0] + theta * (R[5, 1] + theta * (R[5, 2] + theta * R[5, 3])))
-    w7 = theta * (R[6, 0] + theta * (R[6, 1] + theta * (R[6, 2] + theta * R[6, 3])))
     for j in range(n):
-        # summed as a tree: shorter dependency chains than left to right
-        y_out[row, j] = y[j] + h * (
-            ((w1 * k1[j] + w2 * k2[j]) + (w3 * k3[j] + w4 * k4[j]))
-            + ((w5 * k5[j] + w6 * k6[j]) + w7 * k7[j])
+        y_out[row, j] = y[j] + theta * (
+            h * k1[j] + theta * (D[0, j] + theta * (D[1, j] + theta * D[2, j]))
         )
 
 
@@ -520,6 +531,7 @@ def _segment_erk(
     ytmp,
     ynew,
     yerr,
+    D,
 ):
     """Integrate y in place from t to t_end (no stop inside) with explicit pair `tab`.
 
@@ -585,13 +597,16 @@ def _segment_erk(
                 n_nonstiff += 1
                 if n_nonstiff == NONSTIFF_RESET:
                     n_stiff = 0
+        have_dense = False
         while io < m_out and t_eval[io] <= t_new and t_eval[io] < t_end:
             if t_eval[io] == t_new:
                 for j in range(n):
                     y_out[io, j] = ynew[j]
             else:
-                theta = (t_eval[io] - t) / h
-                _erk_dense(tab, theta, h, y, k1, k2, k3, k4, k5, k6, k7, y_out, io)
+                if not have_dense:
+                    _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D)
+                    have_dense = True
+                _erk_dense((t_eval[io] - t) / h, h, y, k1, D, y_out, io)
             io += 1
         for j in range(n):
             y[j] = ynew[j]
@@ -981,7 +996,7 @@ def _solve(
                 limit = 0
             status, io, t, h = _segment_erk(
                 tab, t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step, limit,
-                t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr,
+                t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr, D,
             )  # fmt: skip
             if status == STIFF and method == AUTO:
                 counters[I_SWITCHES] += 1

@@ -64,6 +64,8 @@ def test_explicit_tableau_conditions(kernel, tab):
     assert abs(bhat @ c**4 - 1 / 5) > 1e-6  # ...but not 5 (else no error estimate)
     # dense output: weights at theta = 1 give the step's solution; at 0 nothing
     np.testing.assert_allclose(R.sum(axis=1), b, atol=1e-14)
+    # the kernel's dense output assumes only k1 has a theta^1 term, with weight 1
+    np.testing.assert_array_equal(R[:, 0], np.eye(7)[0])
     # the continuous extension is of order 4: sum_i b_i(theta) c_i^k = theta^(k+1)/(k+1)
     for theta in (0.3, 0.7):
         w = theta * (R[:, 0] + theta * (R[:, 1] + theta * (R[:, 2] + theta * R[:, 3])))
