@@ -207,9 +207,6 @@ def _csv_value(v) -> str:
 
 
 def _write_figure(path: Path, scenario, results) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from cartkin import plot
 
     if len(results) == 1:
@@ -217,7 +214,7 @@ def _write_figure(path: Path, scenario, results) -> None:
     else:
         fig = plot.plot_comparison(results, title=scenario.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,15 +1,18 @@
 """Figures of simulation results: the only module that imports matplotlib.
 
 Every function works on any model through its ``roles`` (which observable is CAR-T, B cells,
-IL-6), returns the matplotlib ``Figure`` and leaves saving to the caller.
+IL-6), returns a matplotlib ``Figure`` and leaves saving to the caller (``fig.savefig(path)``).
+Figures are built without pyplot: no global state, nothing to close in loops, and a faster
+import (in a notebook, display the returned figure or add it to your own layout).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 __all__ = ["plot_comparison", "plot_result"]
 
@@ -93,10 +96,10 @@ def plot_result(
     model = result.model
     roles = model.roles
     has_il6 = roles.get("il6") is not None
-    fig, axes = plt.subplots(
+    fig = Figure(figsize=(10, 6.5 if has_il6 else 4.2))
+    axes = fig.subplots(
         2 if has_il6 else 1,
         1,
-        figsize=(10, 6.5 if has_il6 else 4.2),
         sharex=True,
         gridspec_kw={"height_ratios": [2.2, 1]} if has_il6 else None,
         squeeze=False,
@@ -186,8 +189,9 @@ def plot_comparison(
     if len(labels) != len(results):
         raise ValueError(f"plot_comparison: {len(labels)} labels for {len(results)} results")
     any_b = any(r.model.roles.get("b_cells") is not None for r in results)
-    fig, axes = plt.subplots(1, 2 if any_b else 1, figsize=(11 if any_b else 6, 4.2), squeeze=False)
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(results)))
+    fig = Figure(figsize=(11 if any_b else 6, 4.2))
+    axes = fig.subplots(1, 2 if any_b else 1, squeeze=False)
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(results)))
     for r, label, c in zip(results, labels, colors, strict=True):
         roles = r.model.roles
         axes[0, 0].semilogy(r.t_days, _masked(r.observables[roles["cart"]]), color=c, label=label)
