@@ -111,23 +111,9 @@ def _show(name: str) -> int:
 def _simulate(args) -> int:
     from cartkin import metrics
     from cartkin.scenario import load_scenario
-    from cartkin.simulate import simulate
 
     scenario = load_scenario(args.scenario)
-    results = []
-    for arm in scenario.arms:
-        results.append(
-            simulate(
-                scenario.model,
-                arm.patient,
-                arm.regimen,
-                scenario.t_days,
-                theta=arm.theta,
-                clearance_model=arm.clearance_model,
-                label=arm.label,
-                **scenario.solver,
-            )
-        )
+    results = scenario.run()
     kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
     tables = [metrics.compute(r, **kwargs) for r in results]
 

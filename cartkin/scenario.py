@@ -116,6 +116,30 @@ class Scenario:
         """The variants if any, else the base alone."""
         return self.variants or [self.base]
 
+    def run(self) -> list:
+        """Simulate every arm with the scenario's solver settings.
+
+        Returns
+        -------
+        list of cartkin.simulate.SimulationResult
+            One per arm, in file order, each labelled with its arm's label.
+        """
+        from cartkin.simulate import simulate
+
+        return [
+            simulate(
+                self.model,
+                arm.patient,
+                arm.regimen,
+                self.t_days,
+                theta=arm.theta,
+                clearance_model=arm.clearance_model,
+                label=arm.label,
+                **self.solver,
+            )
+            for arm in self.arms
+        ]
+
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario TOML file.

@@ -180,20 +180,11 @@ def test_shipped_scenario_with_typo_is_caught(tmp_path):
 def test_every_scenario_runs(path):
     """Each arm simulates successfully, states stay finite and metrics come out."""
     from cartkin import metrics
-    from cartkin.simulate import simulate
 
     s = load_scenario(path)
-    for arm in s.arms:
-        r = simulate(
-            s.model,
-            arm.patient,
-            arm.regimen,
-            s.t_days,
-            theta=arm.theta,
-            clearance_model=arm.clearance_model,
-            label=arm.label,
-            **s.solver,
-        )
+    results = s.run()
+    assert [r.label for r in results] == [a.label for a in s.arms]
+    for r in results:
         assert r.success
         assert np.all(np.isfinite(r.states))
         table = {m.name: m.value for m in metrics.compute(r)}
