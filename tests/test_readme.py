@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
@@ -39,3 +42,16 @@ def test_readme_opens_with_install_and_run_and_test_commands():
 def test_readme_figures_exist():
     for path in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README.read_text(encoding="utf-8")):
         assert (ROOT / path).is_file(), path
+
+
+@pytest.mark.slow
+def test_readme_python_examples_run(monkeypatch):
+    """Every ```python block of the README runs as written (compiles a user rhs: slow)."""
+    monkeypatch.chdir(ROOT)
+    blocks = re.findall(r"```python\n(.*?)\n```", README.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+    sol = namespace["sol"]
+    assert sol.success and abs(sol.y[-1, 0] - 100.0 * math.exp(-0.3 * 5.0)) < 1e-6
