@@ -44,13 +44,13 @@ import numpy as np
 
 from cartkin.errors import ScenarioError
 from cartkin.kidney import CLEARANCE_MODELS
+from cartkin.ode import METHODS as SOLVER_METHODS
 from cartkin.parameters import suggest
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen
 
 __all__ = ["Scenario", "Variant", "load_scenario", "scenario_from_dict"]
 
-SOLVER_METHODS = ("rodas5", "tsit5", "dopri5", "auto")
 
 # Keys of [scenario] and [solver], with the expected type and a description for error messages.
 _SCENARIO_KEYS = {

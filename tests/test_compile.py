@@ -191,3 +191,15 @@ def test_in_memory_kernel_matches_cached_kernel_bit_for_bit():
     a = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS[:30], cart4.DEFAULT_P, method="dopri5")
     b = solve_ode(user_rhs, cart4.Y0, cart4.T_EVAL_DAYS[:30], cart4.DEFAULT_P, method="dopri5")
     np.testing.assert_array_equal(a.y, b.y)
+
+
+def test_template_codes_match_the_python_boundary():
+    """The compiled template's status and method codes are the ones cartkin.ode decodes."""
+    from cartkin import ode
+    from cartkin.models import cart4
+
+    kernel = _compile.get_kernel(cart4.rhs)
+    for status in ode.Status:
+        assert getattr(kernel, status.name) == int(status)
+    for name, code in ode._METHOD_CODES.items():
+        assert getattr(kernel, name.upper()) == code
