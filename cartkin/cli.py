@@ -23,6 +23,17 @@ from cartkin.errors import CartkinError, SolverError
 __all__ = ["main"]
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (so a bad --lloq is a usage error, not a traceback)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cartkin", description="CAR-T cellular kinetics: simulate scenarios, inspect models."
@@ -39,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--figure", type=Path, metavar="PATH", help="write a figure (PNG, PDF, SVG)")
     sim.add_argument(
         "--lloq",
-        type=float,
+        type=_positive_float,
         default=None,
         metavar="CELLS_PER_UL",
         help="CAR-T lower limit of quantification for persistence metrics (cells/uL)",

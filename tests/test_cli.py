@@ -98,3 +98,12 @@ def test_debug_shows_traceback(tmp_path):
         check=False,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "abc"])
+def test_bad_lloq_is_a_usage_error_not_a_traceback(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", str(MOTIVATING), "--lloq", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--lloq" in err and "Traceback" not in err
