@@ -202,11 +202,6 @@ def _check_times(t_days) -> np.ndarray:
         )
     if not np.all(np.isfinite(t)):
         raise ScenarioError("t_days: all output times must be finite")
-    if t[0] < 0.0:
-        raise ScenarioError(
-            f"t_days[0] = {t[0]:g} days: the models start at the CAR-T infusion (day 0), with "
-            "lymphodepletion already applied; give times >= 0"
-        )
     if t.size > 1 and not np.all(np.diff(t) > 0):
         k = int(np.argmin(np.diff(t) > 0))
         raise ScenarioError(
@@ -221,13 +216,20 @@ def _run(model, individual, ctx, theta, t_days, options, label) -> SimulationRes
 
     t = _check_times(t_days)
     t_stops, jumps = individual.t_stops, individual.jumps
-    if t_stops.size and t_stops[0] < 0.0:
+    t0 = float(getattr(individual, "t0", 0.0))
+    if t_stops.size and t_stops[0] < t0:
         raise ScenarioError(
-            f"CAR-T dose on day {t_stops[0]:g}: doses must be on day 0 or later (day 0 is the "
-            "infusion; lymphodepletion is given before it)"
+            f"dose on day {t_stops[0]:g}: doses must be on day {t0:g} or later (day 0 is the "
+            f"CAR-T infusion; the model starts at day {t0:g})"
         )
-    # integrate from day 0; stops after the last output time do not matter
-    grid = t if t[0] == 0.0 else np.concatenate([[0.0], t])
+    # integrate from t0 (0, or the first lymphodepletion day); stops after the last output do not
+    # matter; outputs before t0 are not defined
+    if t[0] < t0:
+        raise ScenarioError(
+            f"t_days[0] = {t[0]:g} days: model {model.name!r} starts at day {t0:g} for this "
+            f"patient (day 0 is the CAR-T infusion); give times >= {t0:g}"
+        )
+    grid = t if t[0] == t0 else np.concatenate([[t0], t])
     keep = t_stops <= grid[-1]
     try:
         sol = solve_ode(

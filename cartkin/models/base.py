@@ -81,12 +81,17 @@ class Individual:
         Increasing times (days) where the state jumps (doses) or the right-hand side changes.
     jumps : numpy.ndarray, shape (n_stops, n_states)
         Amount added to the state at each stop (zeros for a pure discontinuity).
+    t0 : float
+        Time (days, <= 0) at which ``y0`` holds and the integration starts. 0 for models whose
+        day-0 state already reflects lymphodepletion; the first lymphodepletion day for models
+        that simulate lymphodepletion in time. Stops must lie at or after ``t0``.
     """
 
     p: np.ndarray
     y0: np.ndarray
     t_stops: np.ndarray
     jumps: np.ndarray
+    t0: float = 0.0
 
 
 class Model:
@@ -259,7 +264,10 @@ class Model:
                 f"Model {self.name!r}: individualize returned p {p.shape} and y0 {y0.shape}; "
                 f"expected ({n_kernel},) and ({n},)"
             )
-        return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps)
+        t0 = float(getattr(ind, "t0", 0.0))
+        if not (np.isfinite(t0) and t0 <= 0.0):
+            raise RuntimeError(f"Model {self.name!r}: individualize returned t0 = {t0!r}; expected <= 0")
+        return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=t0)
 
     def observe(self, states: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         """All observables for a trajectory ``states`` (n_times, n_states) and kernel ``p``."""
