@@ -1157,7 +1157,7 @@ MV_DA = 3
 MV_DB = 4
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy", inline="always")
 def _poly_state(theta, y, PC, out):
     for j in range(y.size):
         out[j] = y[j] + theta * (
@@ -1165,21 +1165,21 @@ def _poly_state(theta, y, PC, out):
         )
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy", inline="always")
 def _roles_at(theta, y, PC, p, ys, vt):
     """Role values of the interpolant at theta into vt."""
     _poly_state(theta, y, PC, ys)
     observe_roles(ys, p, vt)
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy", inline="always")
 def _roles_into(theta, y, PC, p, ys, vt, MV, row):
     _roles_at(theta, y, PC, p, ys, vt)
     for k in range(N_ROLES):
         MV[row, k] = vt[k]
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy", inline="always")
 def _roles_slope(theta, y, PC, p, ys, yp, vt, vt2, MV, row):
     """d(role)/d(theta) of the interpolant at theta into MV[row] (central difference along the
     interpolant's tangent)."""
