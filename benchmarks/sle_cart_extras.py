@@ -18,7 +18,7 @@ from cartkin.models import Model, get
 
 @numba.njit(cache=True)
 def observe_roles(y, p, out):
-    """sle_cart role values (cartkin.models.ROLES order) from one state vector."""
+    """sle_cart role values (cartkin.batch.KERNEL_ROLES order) from one state vector."""
     c = y[0] + y[1]
     out[0] = c  # cart, cells/uL
     out[1] = p[29] * c  # cart_copies: copies_per_cell * C

@@ -1080,7 +1080,7 @@ def _solve(
 # ================================================================================================
 # in-kernel metrics from the dense output (cartkin.batch.metrics)
 # ================================================================================================
-# The model's ``observe_roles(y, p, out)`` writes out[k] for k in cartkin.models.ROLES order
+# The model's ``observe_roles(y, p, out)`` writes out[k] for k in cartkin.batch.KERNEL_ROLES order
 # (NaN where the model lacks the role). Every accepted step hands its dense-output polynomial
 # y(t + th h) = y + th (c0 + th (c1 + th (c2 + th c3))) to ``_metrics_step``; stops (doses) hand
 # the state after the jump to ``_metrics_point``. Extremes are refined on the interpolant (golden

@@ -33,6 +33,7 @@ from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
 
 __all__ = [
+    "KERNEL_ROLES",
     "METRIC_NAMES",
     "BatchContext",
     "BatchIndividuals",
@@ -709,6 +710,11 @@ def observe(model, inds: BatchIndividuals, sol: BatchSolution) -> dict[str, np.n
 # ---------------------------------------------------------------------------------------------
 # in-kernel metrics
 # ---------------------------------------------------------------------------------------------
+#: The roles a model's compiled ``observe_roles(y, p, out)`` writes, in this order (``out`` has
+#: this length; NaN for a role the model lacks). A fixed subset of ``cartkin.models.ROLES``, so
+#: roles added later for other uses do not change the kernel contract.
+KERNEL_ROLES = ("cart", "cart_copies", "cart_percent_t", "b_cells", "il6", "anti_dsdna")
+
 #: Metrics computed inside the kernel, with their unit and the role they need (None: always).
 METRIC_NAMES = {
     "CMAX": ("cells/uL", "cart"),
@@ -782,8 +788,6 @@ def metrics(
         One entry per metric (NaN where not reached, or for a failed patient) and
         ``"status"`` (int64, :class:`cartkin.ode.Status`).
     """
-    from cartkin.models import ROLES
-
     model = models.get(model)
     if getattr(model, "observe_roles", None) is None:
         raise ScenarioError(
@@ -807,7 +811,7 @@ def metrics(
     for key, value in thresholds.items():
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise ScenarioError(f"{key} = {value!r}: expected a positive number")
-    has = {role: model.roles.get(role) is not None for role in ROLES}
+    has = {role: model.roles.get(role) is not None for role in KERNEL_ROLES}
     available = [m for m, (_, role) in METRIC_NAMES.items() if role is None or has[role]]
     if bctx is None:
         available.remove("FLU_AUC")
@@ -836,7 +840,7 @@ def metrics(
     cfg[kernel.C_AUC_END] = auc_end_days
     cfg[kernel.C_HORIZON] = horizon
     cfg[kernel.C_ADS_DAY] = 90.0
-    for k, role in enumerate(ROLES):
+    for k, role in enumerate(KERNEL_ROLES):
         cfg[kernel.C_HAS + k] = 1.0 if has[role] else 0.0
     n = inds.n
     acc = np.full((n, kernel.N_ACC), np.nan)

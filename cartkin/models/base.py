@@ -132,9 +132,10 @@ class Model:
         ``n = 1`` case. False (user models): ``individualize(values, ctx)`` is scalar and
         :meth:`individualize_batch` loops over ``bctx.contexts`` in Python (slow for sweeps).
     observe_roles : numba-jitted callable, optional
-        ``observe_roles(y, p, out)`` writing ``out[k]`` for ``k`` in :data:`ROLES` order (NaN
-        where the model lacks the role) from one state vector ``y``; defined in the model's own
-        file. Enables in-kernel metrics (:func:`cartkin.batch.metrics`).
+        ``observe_roles(y, p, out)`` writing ``out[k]`` for the roles of
+        ``cartkin.batch.KERNEL_ROLES`` in that order (cart, cart_copies, cart_percent_t, b_cells,
+        il6, anti_dsdna; NaN where the model lacks the role) from one state vector ``y``;
+        defined in the model's own file. Enables in-kernel metrics (:func:`cartkin.batch.metrics`).
 
     Notes
     -----

@@ -81,7 +81,7 @@ def rhs(t, y, p, dydt):
 
 @numba.njit(cache=True)
 def observe_roles(y, p, out):
-    """Role values (cartkin.models.ROLES order) from one state vector, for in-kernel metrics."""
+    """Role values (cartkin.batch.KERNEL_ROLES order) from one state vector, for in-kernel metrics."""
     out[0] = y[0] + y[1]  # cart: effector + memory
     out[1] = np.nan  # cart_copies
     out[2] = np.nan  # cart_percent_t

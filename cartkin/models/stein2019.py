@@ -108,7 +108,7 @@ def rhs(t, y, p, dydt):
 
 @numba.njit(cache=True)
 def observe_roles(y, p, out):
-    """Role values (cartkin.models.ROLES order) from one state vector, for in-kernel metrics."""
+    """Role values (cartkin.batch.KERNEL_ROLES order) from one state vector, for in-kernel metrics."""
     copies = y[0] + y[1]
     out[0] = copies / p[6]  # cart, cells/uL
     out[1] = copies  # cart_copies, copies/ug
