@@ -113,7 +113,7 @@ def test_bad_fit_inputs_name_the_problem():
     ctx = _context()
     obs = {"id": [0], "time_days": [7.0], "observable": ["cart_cells_per_ul"], "value": [3.0],
            "cens": [0], "limit": [np.nan]}  # fmt: skip
-    with pytest.raises(ScenarioError, match="free parameter 'rhoo'.*rho"):
+    with pytest.raises(ScenarioError, match=r"free parameter 'rhoo'.*rho"):
         fit("sle_cart", {0: ctx}, obs, ["rhoo"])
     with pytest.raises(ScenarioError, match="no free parameters"):
         fit("sle_cart", {0: ctx}, obs, [])
@@ -123,5 +123,5 @@ def test_bad_fit_inputs_name_the_problem():
         fit("sle_cart", {0: ctx}, {"id": [0]}, ["rho"])
     with pytest.raises(ScenarioError, match="prior on 'k_H', which is not free"):
         fit("sle_cart", {0: ctx}, obs, ["rho"], priors={"k_H": LogNormalPrior(0.3, 0.5)})
-    with pytest.raises(ScenarioError, match="free error parameter 'il6.sigma_add'"):
+    with pytest.raises(ScenarioError, match=r"free error parameter 'il6\.sigma_add'"):
         fit("sle_cart", {0: ctx}, obs, ["rho"], free_error=["il6.sigma_add"])

@@ -16,7 +16,10 @@ summary targets, log-normal priors) over the free parameters on the log scale, w
    (log scale, step 0.01, all 2 n^2 + 1 points in one batched call): Cov(log theta) = 2 H^-1,
    SE(theta) = theta x SE(log theta) (delta method). Directions where the Hessian of the data
    and targets alone is singular (eigenvalue below 1e-6 of the largest, or negative) flag every
-   parameter loading on them as not identifiable, and those get no SE.
+   parameter loading on them as not identifiable, and those get no SE. With priors, a direction
+   counts as informed only when the data and targets add at least 10% of the tightest prior's
+   curvature; the others are flagged "not identified by the data/targets (interval from the
+   prior)" and keep the posterior SE and interval, labelled as such.
 5. Profile-likelihood 95% intervals (:mod:`cartkin.fit.profile`).
 """
 
@@ -41,6 +44,7 @@ GRAD_TOL = 1e-2
 AGREE_OBJECTIVE = 0.1
 AGREE_RELATIVE = 0.01
 SINGULAR_RATIO = 1e-6
+PRIOR_SHARE = 0.1
 
 
 def fit(model, contexts, observations=None, free=(), *, starts=8, seed=0, profile=True,
@@ -226,13 +230,24 @@ def standard_errors(problem: Problem, x):
         return se, flags
     w, v = np.linalg.eigh(0.5 * (h_dat + h_dat.T))
     scale = max(np.max(np.abs(w)), 1e-300)
-    weak = w < SINGULAR_RATIO * scale
+    floor = SINGULAR_RATIO * scale
+    if problem.priors:
+        # with priors, the data must add at least PRIOR_SHARE of the tightest prior's curvature
+        # (2 / sd_log^2 on the -2 log scale) along a direction for it to count as informed
+        floor = max(floor, PRIOR_SHARE * 2.0 / min(p.sd_log for p in problem.priors.values()) ** 2)
+    weak = w < floor
     bad = np.zeros(inner.size, bool)
     for col in np.flatnonzero(weak):
         bad |= np.abs(v[:, col]) > 0.1
     for j, k in enumerate(inner):
         if bad[j]:
-            flags[k] = "not identifiable (singular Hessian)"
+            flags[k] = (
+                "not identified by the data/targets (interval from the prior)"
+                if problem.priors
+                else "not identifiable (singular Hessian)"
+            )
+    if problem.priors:  # the posterior Hessian is regular: SEs for all, flags stay
+        bad[:] = False
     good = np.flatnonzero(~bad)
     if good.size:
         hg = h_tot[np.ix_(good, good)]
