@@ -72,7 +72,7 @@ def run(args) -> int:
     else:
         contexts, observations = read_data(args.data, scenario, arm)
     options = spec.problem_options()
-    options.update(theta=arm.theta, solver=dict(scenario.solver))
+    options.update(theta=arm.theta)
     if args.population:
         try:
             from cartkin.fit import population

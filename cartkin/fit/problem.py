@@ -30,10 +30,11 @@ _ZERO_BOUND_FRACTION = 1e-3
 _SIGMA_RANGE = 1e3
 
 
-def predict(model, contexts, t_days, theta_sets, observables, *, solver):
-    """Observables of every patient for every parameter set.
+def predict(model, contexts, t_days, theta_sets, observables, *, solver, bctx=None):
+    """Observables of every patient for every parameter set, in one batch-engine call.
 
-    The only function in :mod:`cartkin.fit` that calls the simulator.
+    The only function in :mod:`cartkin.fit` that calls the simulator: all parameter sets times
+    all patients go through one :func:`cartkin.batch.solve` call (compiled, threaded).
 
     Parameters
     ----------
@@ -47,33 +48,29 @@ def predict(model, contexts, t_days, theta_sets, observables, *, solver):
         Observables to return.
     solver : dict
         ``method``, ``rtol``, ``atol``, ``max_steps``.
+    bctx : cartkin.batch.BatchContext, optional
+        ``BatchContext.from_contexts(contexts)``, built once by the caller.
 
     Returns
     -------
     dict of str to numpy.ndarray, shape (n_sets, n_patients, n_t)
         NaN where a solve failed.
     """
-    from cartkin.ode import solve_ode
+    from cartkin import batch
 
-    names = list(theta_sets)
-    n_sets = len(next(iter(theta_sets.values()))) if names else 1
-    out = {o: np.full((n_sets, len(contexts), t_days.size), np.nan) for o in observables}
-    obs = [model.observable(o) for o in observables]
-    for s in range(n_sets):
-        theta = {k: float(theta_sets[k][s]) for k in names}
-        for i, ctx in enumerate(contexts):
-            ind = model.individualize(theta, ctx)
-            grid = t_days if t_days[0] == ind.t0 else np.concatenate([[ind.t0], t_days])
-            keep = ind.t_stops <= grid[-1]
-            sol = solve_ode(
-                model.rhs, ind.y0, grid, ind.p, jac=model.jac, t_stops=ind.t_stops[keep],
-                jumps=ind.jumps[keep], throw=False, **solver,
-            )  # fmt: skip
-            if not sol.success:
-                continue
-            y = sol.y if grid is t_days else sol.y[1:]
-            for name, o in zip(observables, obs, strict=True):
-                out[name][s, i] = o.fn(y, ind.p)
+    n_pat = len(contexts)
+    n_sets = len(next(iter(theta_sets.values()))) if theta_sets else 1
+    if bctx is None:
+        bctx = batch.BatchContext.from_contexts(list(contexts))
+    rows = bctx.take(np.tile(np.arange(n_pat), n_sets))  # set-major: row = s * n_pat + i
+    theta = {k: np.repeat(np.asarray(v, dtype=np.float64), n_pat) for k, v in theta_sets.items()}
+    inds = batch.individualize(model, theta, rows)
+    sol = batch.solve(model, inds, t_days, **solver)
+    curves = batch.observe(model, inds, sol)
+    out = {}
+    for name in observables:
+        y = np.where(sol.success[:, None], curves[name], np.nan)
+        out[name] = y.reshape(n_sets, n_pat, t_days.size)
     return out
 
 
@@ -107,8 +104,10 @@ class Problem:
     grid_step_days, horizon_days : float
         Dense grid for targets (default 0.25 d up to 365 d or the last target day).
     solver : dict
-        Integrator options; default ``rodas5`` at rtol 1e-8, atol 1e-10 (tight, so that
-        finite-difference gradients with log-steps of 1e-4 are not noise).
+        Integrator options; default ``auto`` (tsit5 with a stiffness switch to rodas5) at rtol
+        1e-8, atol 1e-10: tight, so that finite-difference gradients with log-steps of 1e-4 are
+        not noise; "auto" because sle_cart solves about 4x faster with it than with rodas5
+        (0.6 vs 2.5 ms per patient on the batch engine, busy 2-core machine).
     """
 
     def __init__(self, model, contexts, observations=None, free=(), *, theta=None,
@@ -120,8 +119,9 @@ class Problem:
             raise ScenarioError("contexts: expected a non-empty mapping of subject id to Context")
         self.ids = list(contexts)
         self.contexts = [contexts[i] for i in self.ids]
+        self._bctx = None
         self.theta = table.validate(theta)
-        self.solver = {"method": "rodas5", "rtol": 1e-8, "atol": 1e-10, "max_steps": 100_000}
+        self.solver = {"method": "auto", "rtol": 1e-8, "atol": 1e-10, "max_steps": 100_000}
         self.solver.update(solver or {})
         self.targets = [t if isinstance(t, Target) else Target(**t) for t in targets]
         self.priors = dict(priors or {})
@@ -274,8 +274,12 @@ class Problem:
         theta = {**{k: np.full(x.shape[0], v) for k, v in self.theta.items()}}
         for k, name in enumerate(self.model_free):
             theta[name] = np.exp(x[:, k])
+        if self._bctx is None:
+            from cartkin.batch import BatchContext
+
+            self._bctx = BatchContext.from_contexts(self.contexts)
         return predict(self.model, self.contexts, self.t_days, theta, self.observables,
-                       solver=self.solver)  # fmt: skip
+                       solver=self.solver, bctx=self._bctx)  # fmt: skip
 
     def record_predictions(self, curves) -> np.ndarray:
         """Predictions at every observation, shape (n_sets, n_obs)."""
