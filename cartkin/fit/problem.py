@@ -28,6 +28,10 @@ OBS_COLUMNS = ("id", "time_days", "observable", "value", "cens", "limit")
 _ZERO_BOUND_FRACTION = 1e-3
 # error-model parameters are estimated within [init / 1000, init * 1000]
 _SIGMA_RANGE = 1e3
+_LOG_2PI = math.log(2.0 * math.pi)
+# below this many rows a batch call runs on one thread: on the shared 2-core machine, 9 rows took
+# 26 ms with two threads and 8 ms with one (thread start-up and contention dominate)
+_SERIAL_ROWS = 32
 
 
 def predict(model, contexts, t_days, theta_sets, observables, *, solver, bctx=None):
@@ -65,7 +69,10 @@ def predict(model, contexts, t_days, theta_sets, observables, *, solver, bctx=No
     rows = bctx.take(np.tile(np.arange(n_pat), n_sets))  # set-major: row = s * n_pat + i
     theta = {k: np.repeat(np.asarray(v, dtype=np.float64), n_pat) for k, v in theta_sets.items()}
     inds = batch.individualize(model, theta, rows)
-    sol = batch.solve(model, inds, t_days, **solver)
+    options = dict(solver)
+    if options.get("threads") is None and len(rows) < _SERIAL_ROWS:
+        options["threads"] = 1
+    sol = batch.solve(model, inds, t_days, **options)
     curves = batch.observe(model, inds, sol)
     out = {}
     for name in observables:
@@ -120,6 +127,7 @@ class Problem:
         self.ids = list(contexts)
         self.contexts = [contexts[i] for i in self.ids]
         self._bctx = None
+        self.n_simulated = 0  # patient solves so far (benchmarks)
         self.theta = table.validate(theta)
         self.solver = {"method": "auto", "rtol": 1e-8, "atol": 1e-10, "max_steps": 100_000}
         self.solver.update(solver or {})
@@ -274,6 +282,7 @@ class Problem:
         theta = {**{k: np.full(x.shape[0], v) for k, v in self.theta.items()}}
         for k, name in enumerate(self.model_free):
             theta[name] = np.exp(x[:, k])
+        self.n_simulated += x.shape[0] * len(self.contexts)
         if self._bctx is None:
             from cartkin.batch import BatchContext
 
@@ -322,6 +331,62 @@ class Problem:
             if name in self.priors:
                 prior -= 2.0 * self.priors[name].logpdf_log(x[:, k])
         return data, tgt, prior
+
+    @property
+    def least_squares_form(self) -> bool:
+        """True when, for fixed error parameters, the objective is a constant plus a sum of
+        squared residuals (:meth:`residuals`): every error model has a constant SD ("log",
+        "additive"). Proportional and combined models add log SD(pred) terms that are not."""
+        return all(em.kind in ("log", "additive") for em in self.error_models.values())
+
+    def residuals(self, x, curves=None) -> np.ndarray:
+        """Residuals whose squares sum to the objective minus a constant (fixed error
+        parameters; see :attr:`least_squares_form`), shape (n_sets, n_obs + n_targets + n_priors).
+
+        Observed records: (g(y) - g(f)) / sd; censored records: sqrt(-2 log P(beyond limit));
+        normal targets: (x - mean) / sd, other targets sqrt(-2 log-likelihood) (>= 0 because
+        each is a probability); priors: (log theta - log median) / sd_log. A failed solve
+        gives 1e5 everywhere.
+        """
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if curves is None:
+            curves = self.simulate(x)
+        n_sets = x.shape[0]
+        parts = []
+        if self.n_obs:
+            pred = self.record_predictions(curves)
+            ems = self.error_models_for(x)
+            r = np.empty((n_sets, self.n_obs))
+            for name in np.unique(self.obs_name):
+                m = self.obs_name == name
+                obs_m = m & (self.obs_cens == 0)
+                cen_m = m & (self.obs_cens != 0)
+                em = ems[name]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    r[:, obs_m] = em.weighted_residual(pred[:, obs_m], self.obs_value[obs_m])
+                if np.any(cen_m):
+                    ll = loglik(pred[:, cen_m], self.obs_value[cen_m], self.obs_cens[cen_m],
+                                self.obs_limit[cen_m], em)  # fmt: skip
+                    r[:, cen_m] = np.sqrt(np.maximum(-2.0 * ll, 0.0))
+            parts.append(r)
+        horizon = float(self.t_days[-1])
+        for target, name in self._target_obs:
+            v = metric_values(target, self.t_days, curves[name][:, self.target_patient, :])
+            if target.kind == "normal" and not (target.metric == "TRECOV" and np.any(np.isnan(v))):
+                f = np.log(np.maximum(v, 1e-300)) if target.log else v
+                mean = np.log(target.mean) if target.log else target.mean
+                parts.append(((f - mean) / target.sd)[:, None])
+            else:
+                t2 = target.neg2ll(v, horizon)
+                if target.kind == "normal":
+                    t2 = t2 - (_LOG_2PI + 2.0 * np.log(target.sd))
+                parts.append(np.sqrt(np.maximum(t2, 0.0))[:, None])
+        for k, name in enumerate(self.model_free):
+            if name in self.priors:
+                p = self.priors[name]
+                parts.append(((x[:, k] - p.mu_log) / p.sd_log)[:, None])
+        r = np.hstack(parts) if parts else np.zeros((n_sets, 0))
+        return np.where(np.all(np.isfinite(r), axis=1, keepdims=True), r, 1e5)
 
     def objective(self, x) -> np.ndarray:
         """-2 log posterior (data + targets + priors) of rows ``x``, shape (n_sets,); failed
