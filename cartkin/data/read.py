@@ -417,7 +417,11 @@ class _Resolver:
             key = dvid_key(code)
             role = self.role_of.get(obs)
             text = next(
-                (self.units[k] for k in (key, self.dvid_map.get(key), obs, role) if k in self.units),
+                (
+                    self.units[k]
+                    for k in (key, self.dvid_map.get(key), obs, role)
+                    if k in self.units
+                ),
                 None,
             )
             if text is None:
@@ -436,7 +440,9 @@ class _Resolver:
         target = self.observables[obs]
         target_unit = parse_unit(target.unit)
         if unit is None:
-            self.problems.add(row, "UNIT", text, f"a unit cartkin knows: {', '.join(known_units())}")
+            self.problems.add(
+                row, "UNIT", text, f"a unit cartkin knows: {', '.join(known_units())}"
+            )
             return None
         if target_unit is None:  # a user model with a unit cartkin does not know: exact match
             if text.strip() != target.unit:

@@ -87,9 +87,7 @@ def parse_data_table(table, where: str = "<scenario>", base_dir: Path | None = N
     path = None
     if "file" in table:
         if not isinstance(table["file"], str) or not table["file"]:
-            raise ScenarioError(
-                f"{where}: [data] file = {table['file']!r}: expected a path string"
-            )
+            raise ScenarioError(f"{where}: [data] file = {table['file']!r}: expected a path string")
         path = Path(table["file"])
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
