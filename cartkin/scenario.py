@@ -20,6 +20,8 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     [cart]                              # cartkin.CarTDose fields
     [parameters]                        # model parameter overrides (see `cartkin show MODEL`)
     [solver]                            # method, rtol, atol
+    [data]                              # observed data for fits: file, [data.dvid], [data.units]
+                                        # (cartkin/data/spec.py)
 
     [[variant]]                         # optional, repeated: what differs from the base
     label = "eGFR 60"
@@ -66,7 +68,9 @@ _SOLVER_KEYS = {
     "rtol": (float, "a relative tolerance in (0, 0.1)"),
     "atol": (float, "an absolute tolerance in (0, 1)"),
 }
-_TOP_LEVEL = ("scenario", "patient", "lymphodepletion", "cart", "parameters", "solver", "variant")
+_TOP_LEVEL = (
+    "scenario", "patient", "lymphodepletion", "cart", "parameters", "solver", "variant", "data",
+)  # fmt: skip
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
 
@@ -110,6 +114,7 @@ class Scenario:
     solver: dict[str, Any]
     base: Variant
     variants: list[Variant] = field(default_factory=list)
+    data: Any = None  # cartkin.data.DataSpec from the [data] table (cartkin/data/spec.py)
 
     @property
     def arms(self) -> list[Variant]:
@@ -247,12 +252,23 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         solver=solver,
         base=base,
         variants=variants,
+        data=_data_spec(where, data.get("data"), source),
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def _data_spec(where, table, source):
+    """The optional [data] table (observed data for fits), parsed by cartkin.data.spec."""
+    if table is None:
+        return None
+    from cartkin.data.spec import parse_data_table
+
+    base_dir = Path(source).parent if source is not None else None
+    return parse_data_table(table, where, base_dir)
 
 
 def _label(section):

@@ -494,3 +494,49 @@ def test_summary_targets_validation(tmp_path):
 def test_example_path_unknown():
     with pytest.raises(DataError, match=r"no example 'nope.csv'; shipped examples: .*synthetic"):
         example_path("nope.csv")
+
+
+def test_scenario_data_table_supplies_file_model_and_base(tmp_path):
+    data = write(tmp_path, "ID,TIME,DV,DVID\n1,1,3000,1\n1,3,40,2", name="obs.csv")
+    scenario = write(
+        tmp_path,
+        f"""
+[scenario]
+model = "sle_cart"
+[patient]
+weight_kg = 60.0
+height_cm = 165.0
+age_years = 30.0
+sex = "female"
+egfr_ml_min_173m2 = 45.0
+[cart]
+cells_per_kg = 1e5
+[data]
+file = "{data.name}"
+[data.dvid]
+1 = "cart"
+2 = "b_cells"
+[data.units]
+1 = "cells/mL"
+b_cells = "cells/uL"
+""",
+        name="fit.toml",
+    )
+    sc = cartkin.load_scenario(scenario)
+    assert sc.data.file == data
+    ds = read(scenario=sc)
+    assert ds.observations["value"].tolist() == [3.0, 40.0]
+    ctx = ds.contexts()["1"]
+    assert ctx.patient.egfr_ml_min_173m2 == 45.0 and ctx.cart_doses == [(0.0, 6e6)]
+
+
+def test_scenario_data_table_error_names_the_file(tmp_path):
+    scenario = write(
+        tmp_path,
+        '[scenario]\nmodel = "sle_cart"\n[patient]\nweight_kg = 60.0\nheight_cm = 165.0\n'
+        'age_years = 30.0\nsex = "female"\negfr_ml_min_173m2 = 90.0\n[cart]\ncells_per_kg = 1e5\n'
+        '[data]\nfiles = "x.csv"\n',
+        name="bad.toml",
+    )
+    with pytest.raises(ScenarioError, match=r"bad.toml: \[data\] unknown key 'files'.*'file'"):
+        cartkin.load_scenario(scenario)

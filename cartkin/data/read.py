@@ -166,13 +166,14 @@ def _long_to_nonmem(header, rows, problems):
     return out_header, out
 
 
-def read(path, *, model, dvid_map=None, units=None, scenario=None):
+def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
     ----------
-    path : str or Path
+    path : str or Path, optional
         The CSV file. Leading lines starting with ``#`` are kept as ``Dataset.header_comments``.
+        Default: the scenario's ``[data] file``.
     model : str or cartkin.models.Model, optional if ``scenario`` is given
         The model whose observables the data are matched to.
     dvid_map : dict, optional
@@ -204,6 +205,10 @@ def read(path, *, model, dvid_map=None, units=None, scenario=None):
     model = models.get(model)
     dvid_map = {dvid_key(k): v for k, v in (dvid_map or spec.dvid_map).items()}
     units = {dvid_key(k): v for k, v in (units or spec.units).items()}
+    if path is None:
+        if spec.file is None:
+            raise DataError("read: no path given and no [data] file in the scenario")
+        path = spec.file
     path = Path(path)
     source = path.name
     header, rows, comments = _read_rows(path)
