@@ -540,3 +540,28 @@ def test_scenario_data_table_error_names_the_file(tmp_path):
     )
     with pytest.raises(ScenarioError, match=r"bad.toml: \[data\] unknown key 'files'.*'file'"):
         cartkin.load_scenario(scenario)
+
+
+def test_c_column_comments_rows_out(tmp_path):
+    path = nonmem(
+        tmp_path,
+        "C,1,1,2,cart,cells/uL",
+        ".,1,3,2,cart,cells/uL",
+        header="C,ID,TIME,DV,DVID,UNIT",
+    )
+    ds = read(path, model="sle_cart")
+    assert ds.observations["row"].tolist() == [3]
+    assert ds.excluded[["row", "reason"]].values.tolist() == [[2, "commented out (C column)"]]
+
+
+def test_addl_and_rate_refused(tmp_path):
+    path = nonmem(tmp_path, "1,0,.,1,1e7,2,7,.", header="ID,TIME,DV,EVID,AMT,ADDL,II,DVID")
+    with pytest.raises(DataError, match=r"2 problems") as exc:
+        read(path, model="sle_cart")
+    assert "row 2, column ADDL: '2': empty or 0: cartkin does not expand" in problems_of(exc)[0]
+
+
+def test_long_format_errors_name_the_long_columns(tmp_path):
+    path = write(tmp_path, "id,time_days,observable,value,unit\n1,x,cart,2,cells/uL")
+    with pytest.raises(DataError, match=r"row 2, column time_days: 'x': a number"):
+        read(path, model="sle_cart")
