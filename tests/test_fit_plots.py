@@ -135,3 +135,24 @@ def test_vpc(predictions, tmp_path):
 def test_vpc_needs_replicates(predictions):
     with pytest.raises(ValueError, match="'replicate' column"):
         plots.plot_vpc(predictions, predictions)
+
+
+def test_write_figures_from_a_fit_result_like_object(predictions, tmp_path):
+    from types import SimpleNamespace
+
+    x = np.linspace(0.5, 2.0, 11)
+    estimate = SimpleNamespace(name="rho", value=1.2, ci_low=0.9, ci_high=None)
+    result = SimpleNamespace(
+        predictions=predictions.to_dict("records"),
+        profiles={"rho": {"value": list(x), "objective": list(10 + (x - 1.2) ** 2 * 20)}},
+        estimates=[estimate],
+    )
+    paths = plots.write_figures(result, tmp_path / "figs", max_ids=3)
+    names = sorted(p.name for p in paths)
+    assert names == [
+        "individual_fits_cart_cells_per_ul.png",
+        "observed_vs_predicted_cart_cells_per_ul.png",
+        "profiles.png",
+        "residuals_vs_time_cart_cells_per_ul.png",
+    ]
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)

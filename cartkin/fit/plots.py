@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,7 @@ __all__ = [
     "plot_profiles",
     "plot_residuals_vs_time",
     "plot_vpc",
+    "write_figures",
 ]
 
 _OBS_COLOR = "black"
@@ -419,3 +422,72 @@ def _quantiles(values, quantiles):
     # nearest-rank on the sorted values, so -inf entries are never interpolated into numbers
     ranks = np.clip(np.ceil(np.asarray(quantiles) * n).astype(int) - 1, 0, n - 1)
     return ordered[ranks]
+
+
+def write_figures(result, directory, *, simulations=None, max_ids=24, dpi=100) -> list[Path]:
+    """Write every figure a fit result supports as PNG files; return their paths.
+
+    Parameters
+    ----------
+    result : object
+        Anything with ``predictions`` (records or a DataFrame: the predictions table) and,
+        optionally, ``profiles`` (``{name: {value, objective}}``) and ``estimates`` (a list of
+        objects or a ``{name: {value, ci_low, ci_high}}`` dict), as ``FitResult`` has.
+    directory : str or Path
+        Created if needed.
+    simulations : pandas.DataFrame, optional
+        VPC replicates (``replicate, time, dv[, observable]``); a VPC per observable when given.
+    max_ids : int
+        At most this many subjects in the individual-fit figure (the first in table order).
+    dpi : int
+
+    Returns
+    -------
+    list of Path
+        ``individual_fits_<observable>.png``, ``observed_vs_predicted_<observable>.png``,
+        ``residuals_vs_time_<observable>.png``, ``profiles.png``, ``vpc_<observable>.png``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    records = getattr(result, "predictions", None)
+    table = pd.DataFrame(records) if records is not None else pd.DataFrame()
+    if not table.empty:
+        table = _table(table)
+        for name in dict.fromkeys(table.get("observable", pd.Series([""]))):
+            tag = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)) or "dv"
+            sub = table[table["observable"] == name] if "observable" in table else table
+            ids = list(dict.fromkeys(sub["id"]))[:max_ids] if "id" in sub else None
+            if ids:
+                figures[f"individual_fits_{tag}"] = plot_individual_fits(sub, ids=ids)
+            if {"pred", "ipred"} & set(sub.columns):
+                figures[f"observed_vs_predicted_{tag}"] = plot_observed_vs_predicted(sub)
+            if "res" in sub and np.isfinite(sub["res"].to_numpy(float)).any():
+                figures[f"residuals_vs_time_{tag}"] = plot_residuals_vs_time(sub)
+            if simulations is not None:
+                figures[f"vpc_{tag}"] = plot_vpc(sub, simulations, observable=name or None)
+    profiles = getattr(result, "profiles", None)
+    if profiles:
+        estimates, intervals = _estimates(getattr(result, "estimates", None))
+        figures["profiles"] = plot_profiles(profiles, estimates=estimates, intervals=intervals)
+    paths = []
+    for name, fig in figures.items():
+        path = directory / f"{name}.png"
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
+def _estimates(estimates):
+    """(values, profile intervals) by name from a list of Estimate-like objects or a dict."""
+    if not estimates:
+        return None, None
+    if isinstance(estimates, dict):
+        items = [
+            (k, v.get("value"), v.get("ci_low"), v.get("ci_high")) for k, v in estimates.items()
+        ]
+    else:
+        items = [(e.name, e.value, e.ci_low, e.ci_high) for e in estimates]
+    values = {k: v for k, v, _, _ in items if v is not None}
+    intervals = {k: tuple(math.nan if x is None else x for x in (lo, hi)) for k, _, lo, hi in items}
+    return values, intervals
