@@ -565,3 +565,10 @@ def test_long_format_errors_name_the_long_columns(tmp_path):
     path = write(tmp_path, "id,time_days,observable,value,unit\n1,x,cart,2,cells/uL")
     with pytest.raises(DataError, match=r"row 2, column time_days: 'x': a number"):
         read(path, model="sle_cart")
+
+
+def test_summary_notes_uncensored_values_below_the_limit(tmp_path):
+    path = nonmem(tmp_path, f"1,3,0.02,0,0,.,cart,0,0.05,cells/uL,{COV}")
+    ds = read(path, model="sle_cart")
+    assert ds.observations["cens"].tolist() == [0]
+    assert "1 records with CENS=0 lie below their LIMIT (rows 2)" in ds.summary()

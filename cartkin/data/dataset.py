@@ -213,6 +213,13 @@ class Dataset:
                 f"{group['time_days'].max():g}, {n_cens} below the limit "
                 f"({100.0 * n_cens / len(group):.0f}%)"
             )
+        below = obs[(obs["cens"] == 0) & (obs["value"] < obs["limit"])]
+        if len(below):
+            lines.append(
+                f"  note: {len(below)} records with CENS=0 lie below their LIMIT (rows "
+                f"{', '.join(str(r) for r in below['row'].head(5))}"
+                f"{', ...' if len(below) > 5 else ''}): kept as observed values"
+            )
         for (code, unit), name in self.rerouted.items():
             lines.append(f"  DVID {code} in {unit} -> {name} (the model's observable in that unit)")
         if len(self.excluded):
