@@ -572,3 +572,24 @@ def test_summary_notes_uncensored_values_below_the_limit(tmp_path):
     ds = read(path, model="sle_cart")
     assert ds.observations["cens"].tolist() == [0]
     assert "1 records with CENS=0 lie below their LIMIT (rows 2)" in ds.summary()
+
+
+def test_to_long_round_trip(tmp_path):
+    a = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    path = tmp_path / "long.csv"
+    a.to_long().to_csv(path, index=False)
+    b = read(path, model="sle_cart")
+    assert b.kind == "long"
+    cols = ["id", "time_days", "observable", "value", "cens", "limit", "unit"]
+    assert a.observations[cols].equals(b.observations[cols])
+    assert a.doses[["id", "time_days", "cells"]].equals(b.doses[["id", "time_days", "cells"]])
+    assert a.subjects.equals(b.subjects)
+
+
+def test_long_example_equals_the_nonmem_example():
+    a = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    b = read(example_path("synthetic_cohort_long.csv"), model="sle_cart")
+    cols = ["id", "time_days", "observable", "value", "cens", "limit", "unit"]
+    assert a.observations[cols].equals(b.observations[cols])
+    assert a.subjects.equals(b.subjects) and len(b.doses) == 40
+    assert b.header_comments[0].startswith("SYNTHETIC DATA")
