@@ -419,6 +419,19 @@ class _Resolver:
         self.observables = {o.name: o for o in model.observables}
         self.role_of = {obs: role for role, obs in model.roles.items() if obs is not None}
         self.rerouted: dict[tuple[str, str], str] = {}
+        self._cache: dict[tuple[str, str], tuple] = {}
+
+    def resolve(self, row, code, unit_text):
+        """(observable, factor, unit) for a DVID code and unit cell; None after reporting."""
+        key = (code, unit_text)
+        if key in self._cache:
+            return self._cache[key]
+        n_problems = len(self.problems.items)
+        obs = self.observable(row, code)
+        routed = None if obs is None else self.unit_for(row, code, obs, unit_text)
+        if routed is not None and len(self.problems.items) == n_problems:
+            self._cache[key] = routed  # only clean resolutions: every bad row is reported
+        return routed
 
     def observable(self, row, code):
         key = dvid_key(code)
@@ -548,10 +561,9 @@ def _observation(row, cell, number, resolver, problems):
     elif math.isnan(dv):
         problems.add(row, "DV", cell("DV"), "a value where MDV=0 (or MDV=1, or CENS=1 + LIMIT)")
         ok = False
-    obs = resolver.observable(row, code)
-    if obs is None or not ok:
+    if not ok:
         return None
-    routed = resolver.unit_for(row, code, obs, cell("UNIT"))
+    routed = resolver.resolve(row, code, cell("UNIT"))
     if routed is None:
         return None
     obs, factor, unit = routed
