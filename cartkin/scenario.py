@@ -261,16 +261,6 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
 # ---------------------------------------------------------------------------------------------
 
 
-def _data_spec(where, table, source):
-    """The optional [data] table (observed data for fits), parsed by cartkin.data.spec."""
-    if table is None:
-        return None
-    from cartkin.data.spec import parse_data_table
-
-    base_dir = Path(source).parent if source is not None else None
-    return parse_data_table(table, where, base_dir)
-
-
 def _label(section):
     """'patient' -> '[patient] '; an already bracketed '[[variant]] #1 [patient]' stays as is."""
     if not section:
@@ -416,3 +406,13 @@ def _build_variant(where, model, label, raw, clearance_model, context=""):
         theta={k: float(v) for k, v in theta.items()},
         clearance_model=clearance_model,
     )
+
+
+def _data_spec(where, table, source):
+    """The optional [data] table (observed data for fits), parsed by cartkin.data.spec."""
+    if table is None:
+        return None
+    from cartkin.data.spec import parse_data_table
+
+    base_dir = Path(source).parent if source is not None else None
+    return parse_data_table(table, where, base_dir)
