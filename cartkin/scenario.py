@@ -68,11 +68,12 @@ _SOLVER_KEYS = {
     "rtol": (float, "a relative tolerance in (0, 0.1)"),
     "atol": (float, "an absolute tolerance in (0, 1)"),
 }
-_TOP_LEVEL = (
-    "scenario", "patient", "lymphodepletion", "cart", "parameters", "solver", "variant", "data",
-)  # fmt: skip
+_TOP_LEVEL = ("scenario", "patient", "lymphodepletion", "cart", "parameters", "solver", "variant")
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
+
+# [data]: observed data for fits (cartkin/data/spec.py)
+_TOP_LEVEL = (*_TOP_LEVEL, "data")
 
 
 @dataclass(frozen=True)
