@@ -7,7 +7,6 @@ Wiring: :func:`add_parser` adds the subcommand to the main parser and sets ``arg
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -28,7 +27,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("scenario", type=Path, help="scenario TOML file (with an optional [fit] table)")
-    p.add_argument("data", type=Path, nargs="?", default=None, help="observations (CSV)")
+    p.add_argument("data", type=Path, nargs="?", default=None,
+                   help="observations (NONMEM-style or long CSV; default: the [data] file)")  # fmt: skip
     p.add_argument("--free", default=None, help="comma-separated parameters to estimate "
                    "(default: [fit] free)")  # fmt: skip
     p.add_argument("--population", action="store_true",
@@ -64,9 +64,12 @@ def run(args) -> int:
     if starts < 1:
         raise ScenarioError(f"--starts {starts}: expected an integer >= 1")
     seed = args.seed if args.seed is not None else spec.seed
-    if args.data is None:
+    has_file = getattr(getattr(scenario, "data", None), "file", None) is not None
+    if args.data is None and not has_file:
         if not spec.targets:
-            raise DataError(f"{args.scenario}: no DATA file and no [[fit.target]]: nothing to fit")
+            raise DataError(
+                f"{args.scenario}: no DATA file, no [data] file and no [[fit.target]]: nothing to fit"
+            )
         contexts = {"case": build_context(arm.patient, arm.regimen, arm.clearance_model)}
         observations = None
     else:
@@ -95,94 +98,23 @@ def run(args) -> int:
     return 0
 
 
-def read_data(path: Path, scenario, arm):
-    """Observations and one context per subject id.
+def read_data(path, scenario, arm):
+    """Observations and one context per subject id, through :func:`cartkin.data.read`
+    (NONMEM-style or long CSV, validated, units converted; the scenario's ``[data]`` table
+    supplies DVID codes and units, and its file when ``path`` is None)."""
+    from cartkin import data
 
-    Uses :func:`cartkin.data.read` (NONMEM-style datasets, units, covariates) when that module
-    exists; otherwise reads the plain long format (``id, time_days, observable, value, cens,
-    limit``) and gives every id the scenario's patient and regimen.
-    """
-    try:
-        from cartkin import data as data_module
-    except ImportError:
-        data_module = None
-    if data_module is not None and hasattr(data_module, "read"):
-        ds = data_module.read(path, model=scenario.model)
-        contexts = ds.contexts(arm.regimen, base_patient=arm.patient,
-                               clearance_model=arm.clearance_model)  # fmt: skip
-        return contexts, ds.observations
-    return _read_long_csv(path, arm)
-
-
-def _read_long_csv(path: Path, arm):
-    import pandas as pd
-
-    from cartkin.regimen import build_context
-
-    if not path.is_file():
-        raise DataError(f"{path}: no such data file")
-    df = pd.read_csv(path, na_values=["."])
-    needed = ["id", "time_days", "observable", "value"]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{path}: missing column(s) {missing}; expected id, time_days, observable, value "
-            "[, cens, limit] (the plain long format)"
-        )
-    if "cens" not in df:
-        df["cens"] = 0
-    if "limit" not in df:
-        df["limit"] = math.nan
-    if df["cens"].isna().any():
-        row = int(df.index[df["cens"].isna()][0]) + 2
-        raise DataError(f"{path}, row {row}, column cens: empty; expected 0, 1 or -1")
-    ctx = build_context(arm.patient, arm.regimen, arm.clearance_model)
-    return {i: ctx for i in pd.unique(df["id"])}, df
+    ds = data.read(path, model=scenario.model, scenario=scenario)
+    contexts = ds.contexts(arm.regimen, base_patient=arm.patient,
+                           clearance_model=arm.clearance_model)  # fmt: skip
+    return contexts, ds.observations
 
 
 def write_figures(result, directory: Path) -> list[Path]:
-    """Figures of a fit into ``directory``: ``cartkin.fit.plots`` when present, else the
-    likelihood profiles and observed-vs-predicted drawn here."""
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        from cartkin.fit import plots
-    except ImportError:
-        plots = None
-    if plots is not None and hasattr(plots, "write_figures"):
-        return plots.write_figures(result, directory)
-    from matplotlib.figure import Figure
-    from scipy.stats import chi2
+    """The fit's figures (:func:`cartkin.fit.plots.write_figures`) into ``directory``."""
+    from cartkin.fit import plots
 
-    paths = []
-    if result.profiles:
-        n = len(result.profiles)
-        fig = Figure(figsize=(3.2 * n, 3.0), layout="constrained")
-        axes = fig.subplots(1, n, squeeze=False)[0]
-        for ax, (name, curve) in zip(axes, result.profiles.items(), strict=True):
-            ax.plot(curve["value"], curve["objective"], "o-", ms=3)
-            ax.axhline(result.objective + result.objective_prior + chi2.ppf(0.95, 1), color="grey",
-                       ls="--", lw=0.8)  # fmt: skip
-            ax.set_xscale("log")
-            ax.set_xlabel(f"{name} ({result[name].unit})")
-            ax.set_ylabel("-2 log posterior")
-        paths.append(directory / "profiles.png")
-        fig.savefig(paths[-1], dpi=100)
-    if result.predictions:
-        fig = Figure(figsize=(4.0, 4.0), layout="constrained")
-        ax = fig.subplots()
-        obs = [r for r in result.predictions if r["cens"] == 0]
-        cen = [r for r in result.predictions if r["cens"] != 0]
-        ax.loglog([r["ipred"] for r in obs], [r["dv"] for r in obs], "o", label="observed")
-        ax.loglog([r["ipred"] for r in cen], [r["limit"] for r in cen], "v", mfc="none",
-                  label="censored (at limit)")  # fmt: skip
-        lim = [min(r["ipred"] for r in result.predictions if r["ipred"] > 0),
-               max(r["ipred"] for r in result.predictions)]  # fmt: skip
-        ax.plot(lim, lim, "k-", lw=0.8)
-        ax.set_xlabel("IPRED")
-        ax.set_ylabel("DV")
-        ax.legend(frameon=False)
-        paths.append(directory / "observed_vs_predicted.png")
-        fig.savefig(paths[-1], dpi=100)
+    paths = plots.write_figures(result, directory)
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)
     return paths
