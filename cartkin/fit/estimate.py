@@ -6,7 +6,8 @@ summary targets, log-normal priors) over the free parameters on the log scale, w
 1. Starts: the initial values (prior medians or table values) plus a Latin hypercube
    (``scipy.stats.qmc``, fixed seed) over the start box: each prior's central 95% interval, or
    the bounds where no prior is given; error parameters within a factor 3 of their initial value.
-   All start points are evaluated in one batched objective call.
+   All start points are evaluated in one batched objective call, and the starts then run side
+   by side with their simulations merged into shared batch calls (:mod:`cartkin.fit.lockstep`).
 2. Each start runs Gauss-Newton (``scipy.optimize.least_squares``, trf within bounds) on the
    model parameters, with the Jacobian by forward finite differences (step 1e-5 in log units,
    backward at an upper bound) from one batched call of n_model parameter sets, alternating with an
@@ -33,11 +34,13 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import norm, qmc
 
+from cartkin.fit.lockstep import run_lockstep
 from cartkin.fit.problem import Problem
 from cartkin.fit.profile import profile_all
 from cartkin.fit.result import Estimate, FitResult, prediction_records
@@ -92,7 +95,8 @@ def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResul
     t_start = time.perf_counter()
     x0s = start_points(problem, starts, seed)
     f0s = problem.objective(x0s)  # one batched call for the whole design
-    runs = [minimize_objective(problem, x0) for x0 in x0s]
+    # all starts side by side, their simulations merged into shared batch calls
+    runs = run_lockstep(problem, [partial(minimize_objective, problem, x0) for x0 in x0s])
     best = int(np.argmin([r["objective"] for r in runs]))
     x_hat = runs[best]["x"]
     table = _start_table(problem, x0s, f0s, runs, best)

@@ -127,6 +127,7 @@ class Problem:
         self.ids = list(contexts)
         self.contexts = [contexts[i] for i in self.ids]
         self._bctx = None
+        self._simulate_hook = None
         self.n_simulated = 0  # patient solves so far (benchmarks)
         self.theta = table.validate(theta)
         self.solver = {"method": "auto", "rtol": 1e-8, "atol": 1e-10, "max_steps": 100_000}
@@ -277,7 +278,15 @@ class Problem:
         return {name: np.exp(x[:, k]) for k, name in enumerate(self.names)}
 
     def simulate(self, x):
-        """Curves of every observable for rows ``x``: dict of (n_sets, n_patients, n_t)."""
+        """Curves of every observable for rows ``x``: dict of (n_sets, n_patients, n_t).
+
+        During a lockstep multistart (:mod:`cartkin.fit.lockstep`) the rows of all starts are
+        merged into one call."""
+        if self._simulate_hook is not None:
+            return self._simulate_hook(x)
+        return self._simulate_direct(x)
+
+    def _simulate_direct(self, x):
         x = np.atleast_2d(x)
         theta = {**{k: np.full(x.shape[0], v) for k, v in self.theta.items()}}
         for k, name in enumerate(self.model_free):

@@ -14,6 +14,7 @@ and double while the objective rises by less than 0.5 per step.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from scipy.stats import chi2
@@ -24,11 +25,15 @@ __all__ = ["profile_all", "profile_parameter"]
 def profile_all(problem, x_hat, f_hat, se_log, names, level=0.95, max_points=12) -> dict:
     """Profiles of the named free parameters: ``{name: dict(ci_low, ci_high, flag, curve,
     notes)}`` with ``curve = {"value": [...], "objective": [...]}`` (natural scale, -2LL)."""
-    out = {}
+    from cartkin.fit.lockstep import run_lockstep
+
+    tasks = []
     for name in names:
         k = problem.names.index(name)
-        out[name] = profile_parameter(problem, x_hat, f_hat, k, se_log[k], level, max_points)
-    return out
+        tasks.append(partial(profile_parameter, problem, x_hat, f_hat, k, se_log[k], level,
+                             max_points))  # fmt: skip
+    # the profiles walk side by side, their simulations merged into shared batch calls
+    return dict(zip(names, run_lockstep(problem, tasks), strict=True))
 
 
 def profile_parameter(problem, x_hat, f_hat, k, se_log=math.nan, level=0.95, max_points=12):
