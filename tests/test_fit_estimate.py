@@ -161,3 +161,15 @@ def test_proportional_error_round_trip_uses_the_general_optimizer():
         assert res[name].ci_low < value < res[name].ci_high
     assert res.error_models["transgene_copies_per_ug"]["kind"] == "proportional"
     assert 0.07 < res["transgene_copies_per_ug.sigma_prop"].value < 0.3
+
+
+def test_targets_from_the_published_summary_table():
+    from cartkin import data
+    from cartkin.fit.targets import targets_from_summaries
+
+    table = data.read_summary_targets(data.example_path("published_summary_targets.csv"))
+    targets = targets_from_summaries(table)
+    assert [t.label for t in targets] == ["TRECOV ~ N(110, 32)"]
+    assert "Mackensen" in targets[0].source
+    with pytest.raises(ScenarioError, match=r"'stein_tmax'.*without a spread"):
+        targets_from_summaries(table, ["stein_tmax"])

@@ -39,7 +39,14 @@ from scipy.special import log_ndtr
 
 from cartkin.errors import ScenarioError
 
-__all__ = ["METRICS", "Target", "metric_values", "target_from_spec", "targets_neg2ll"]
+__all__ = [
+    "METRICS",
+    "Target",
+    "metric_values",
+    "target_from_spec",
+    "targets_from_summaries",
+    "targets_neg2ll",
+]
 
 METRICS = ("TMAX", "CMAX", "TRECOV", "TAPLASIA", "B_NADIR", "VALUE")
 _ROLE = {"TMAX": "cart", "CMAX": "cart", "TRECOV": "b_cells", "TAPLASIA": "b_cells",
@@ -292,3 +299,66 @@ def target_from_spec(where: str, spec) -> Target:
 def _positive(where, name, value):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ScenarioError(f"{where}: {name} = {value!r}; expected a positive number")
+
+
+def targets_from_summaries(frame, names=None) -> list[Target]:
+    """Targets from a summary-target table (:func:`cartkin.data.read_summary_targets`).
+
+    Rows convert by their ``statistic``: ``mean_sd`` -> normal (mean ``value``, sd ``spread``);
+    ``median_range`` and ``median_iqr`` -> interval [``lower``, ``upper``];
+    ``lower_bound`` / ``upper_bound`` -> one-sided interval at ``value``. ``typical`` and
+    ``value`` rows carry no spread and give no likelihood term; rows whose ``metric`` is not
+    one of :data:`METRICS` cannot be computed. Both are skipped, unless named in ``names``,
+    which raises.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``target, metric, statistic, value, spread, lower, upper, study, source``.
+    names : sequence of str, optional
+        Rows (by ``target``) to convert; default all that can be.
+
+    Returns
+    -------
+    list of Target
+    """
+    rows = frame.to_dict("records")
+    wanted = None if names is None else list(names)
+    if wanted is not None:
+        missing = sorted(set(wanted) - {r["target"] for r in rows})
+        if missing:
+            raise ScenarioError(f"summary targets {missing} are not in the table")
+    out = []
+    for r in rows:
+        if wanted is not None and r["target"] not in wanted:
+            continue
+        metric, stat = str(r.get("metric") or "").upper(), r.get("statistic")
+        source = f"{r.get('study', '')}: {r.get('source', '')}".strip(": ")
+        why = None
+        if metric not in METRICS or metric == "VALUE":
+            why = f"metric {r.get('metric')!r} is not one cartkin.fit.targets computes"
+        elif stat == "mean_sd" and _finite(r.get("spread")):
+            out.append(Target(metric, "normal", mean=float(r["value"]), sd=float(r["spread"]),
+                              source=source))  # fmt: skip
+        elif (
+            stat in ("median_range", "median_iqr")
+            and _finite(r.get("lower"))
+            and _finite(r.get("upper"))
+        ):
+            out.append(Target(metric, "interval", lower=float(r["lower"]),
+                              upper=float(r["upper"]), source=source))  # fmt: skip
+        elif stat in ("lower_bound", "upper_bound"):
+            side = "lower" if stat == "lower_bound" else "upper"
+            out.append(Target(metric, "interval", **{side: float(r["value"])}, source=source))
+        else:
+            why = f"statistic {stat!r} without a spread gives no likelihood term"
+        if why and wanted is not None:
+            raise ScenarioError(f"summary target {r['target']!r}: {why}")
+    return out
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
