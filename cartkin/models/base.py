@@ -18,7 +18,20 @@ from cartkin.parameters import ParameterTable, suggest
 __all__ = ["ROLES", "Individual", "Model", "Observable", "State"]
 
 #: Roles a model can give its observables. ``cart`` is required; the others may be None.
-ROLES = ("cart", "cart_copies", "cart_percent_t", "b_cells", "il6", "anti_dsdna")
+ROLES = (
+    "cart",
+    "cart_copies",
+    "cart_percent_t",
+    "b_cells",
+    "il6",
+    "anti_dsdna",
+    # lupus nephritis outcomes (cartkin.outcomes): C3 g/L, activity index 0-24, proteinuria
+    # g/24h, residual kidney function mL/min/1.73m2
+    "complement",
+    "ln_activity",
+    "proteinuria",
+    "kidney_function",
+)
 
 
 @dataclass(frozen=True)
