@@ -126,7 +126,8 @@ def _simulate(args) -> int:
     scenario = load_scenario(args.scenario)
     results = scenario.run()
     kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
-    tables = [metrics.compute(r, **kwargs) for r in results]
+    outcomes = getattr(scenario, "outcomes", None)
+    tables = [metrics.compute(r, outcomes=outcomes, **kwargs) for r in results]
 
     if args.format == "json":
         payload = {
@@ -138,13 +139,19 @@ def _simulate(args) -> int:
                 for r, table in zip(results, tables, strict=True)
             ],
         }
+        if outcomes is not None and outcomes.case is not None:
+            from cartkin.outcomes import case_comparison
+
+            payload["case"] = {"source": outcomes.case.source, "notes": outcomes.case.notes}
+            for arm, r in zip(payload["arms"], results, strict=True):
+                arm["case_comparison"] = case_comparison(r, outcomes)
         print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
     else:
         print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})\n")
         print(_format_table(results, tables))
 
     if args.csv is not None:
-        _write_csv(args.csv, results)
+        _write_csv(args.csv, results, outcomes)
         print(f"trajectory written to {args.csv}", file=sys.stderr)
     if args.figure is not None:
         _write_figure(args.figure, scenario, results)
@@ -184,12 +191,15 @@ def _format_table(results, tables) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, results) -> None:
+def _write_csv(path: Path, results, outcomes=None) -> None:
+    from cartkin.outcomes import derived_columns
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = None
         for r in results:
             columns = r.to_columns()
+            columns.update(derived_columns(r, outcomes))  # sessions/week, SLEDAI-2K (if roles)
             names = ["arm", *columns]
             if writer is None:
                 writer = csv.writer(fh)
@@ -206,8 +216,9 @@ def _csv_value(v) -> str:
 def _write_figure(path: Path, scenario, results) -> None:
     from cartkin import plot
 
+    outcomes = getattr(scenario, "outcomes", None)
     if len(results) == 1:
-        fig = plot.plot_result(results[0], title=scenario.name)
+        fig = plot.plot_result(results[0], title=scenario.name, outcomes=outcomes)
     else:
         fig = plot.plot_comparison(results, title=scenario.name)
     path.parent.mkdir(parents=True, exist_ok=True)
