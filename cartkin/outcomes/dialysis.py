@@ -238,10 +238,10 @@ def schedule_sessions(
     need = rule.sessions(kf) > 0
     sessions = []
     day = float(start_day)
-    while day <= end_day:
+    while day <= end_day + 1e-9:  # tolerance: summed intervals (7/3 d) carry rounding error
         spw = float(rule.sessions(np.interp(day, t, kf)))
         if spw > 0:
-            sessions.append(day)
+            sessions.append(round(day, 6))  # to the 0.1 s: no 14.000000000000002
             day += 7.0 / spw
             continue
         later = np.flatnonzero(need & (t > day))

@@ -11,9 +11,9 @@ Proteinuria here is in g/24h, which equals uPCR in g/g for a daily creatinine ex
 taken as kidney function >= ``stable_fraction`` x baseline with ``stable_fraction = 0.85``
 (the wider end of KDIGO's 10-15%; improvement counts as stable) [A].
 
-Times are first times at which every condition holds, found as the first crossing of the
-smallest normalised margin through 0 (linear interpolation between output times, exact for
-piecewise-linear curves; use a fine grid for smooth ones). Ties at a threshold count as met.
+Times are first times after the baseline day at which every condition holds, with each
+curve linear between output times (exact for piecewise-linear curves; use a fine grid for
+smooth ones, as :func:`cartkin.metrics.compute` does). Ties at a threshold count as met.
 """
 
 from __future__ import annotations
@@ -45,9 +45,29 @@ STABLE_FRACTION = 0.85
 
 
 def _first_all(t, margins, after):
-    """First time after ``after`` at which every margin is >= 0 (NaN if never)."""
-    worst = np.min(np.vstack(margins), axis=0)
-    return crossing_time(t, worst, 0.0, "above", after=after)
+    """First time after ``after`` at which every margin is >= 0 (NaN if never).
+
+    Each margin is taken as linear between output times (exact for piecewise-linear inputs),
+    so within each interval the set where all hold is an interval found in closed form.
+    """
+    t = np.asarray(t, dtype=float)
+    m = np.vstack(margins)  # (n_margins, n_t)
+    ok = np.all(m >= 0.0, axis=0)
+    hits = np.flatnonzero(ok & (t > after))
+    first_sample = float(t[hits[0]]) if hits.size else math.inf
+    a, b = m[:, :-1], m[:, 1:]
+    t0, t1 = t[:-1], t[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = t0 + (t1 - t0) * (-a) / (b - a)  # where each margin crosses 0
+    rising, falling = b > a, b < a
+    lo = np.where(rising, np.maximum(root, t0), np.where(a >= 0, t0, np.inf))
+    hi = np.where(falling, np.minimum(root, t1), np.where(rising | (a >= 0), t1, -np.inf))
+    start, end = lo.max(axis=0), hi.min(axis=0)
+    start = np.maximum(start, np.nextafter(after, np.inf))
+    valid = (start <= end) & (t1 > after)
+    first_inside = float(start[valid][0]) if np.any(valid) else math.inf
+    first = min(first_sample, first_inside)
+    return first if math.isfinite(first) else math.nan
 
 
 def _stable_margin(kf, baseline_kf, stable_fraction):
