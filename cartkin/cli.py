@@ -149,6 +149,8 @@ def _simulate(args) -> int:
     else:
         print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})\n")
         print(_format_table(results, tables))
+        if outcomes is not None and outcomes.case is not None:
+            print(_format_case(outcomes, results))
 
     if args.csv is not None:
         _write_csv(args.csv, results, outcomes)
@@ -188,6 +190,26 @@ def _format_table(results, tables) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _format_case(outcomes, results) -> str:
+    """The case's reported values beside each arm's model values at the same days."""
+    from cartkin.outcomes import case_comparison
+
+    per_arm = [case_comparison(r, outcomes) for r in results]
+    lines = [f"\nreported by the case ({outcomes.case.source}) vs model:"]
+    if outcomes.case.notes:
+        lines.append(f"  {outcomes.case.notes}")
+    arms = [r.label for r in results] if len(results) > 1 else ["model"]
+    lines.append("  " + "  ".join(["quantity".ljust(30), "day".rjust(6), "reported".rjust(9)]
+                                  + [a.rjust(10) for a in arms]))  # fmt: skip
+    for k, row in enumerate(per_arm[0]):
+        models = [_fmt(rows[k]["model"]) for rows in per_arm]
+        lines.append(
+            "  " + "  ".join([row["quantity"].ljust(30), f"{row['day']:g}".rjust(6),
+                              f"{row['reported']:g}".rjust(9)] + [m.rjust(10) for m in models])
+        )  # fmt: skip
     return "\n".join(lines)
 
 

@@ -161,7 +161,8 @@ def plot_result(
         _mark_treatment(ax2, result, legend=False)
     axes[-1, 0].set_xlabel("days after CAR-T infusion")
     # fixed margins: tight_layout costs about half a second per figure
-    top.subplots_adjust(left=0.08, right=0.78, top=0.94, bottom=0.08, hspace=0.08)
+    bottom_margin = 0.12 if kidney else 0.08  # room for the x label above the kidney panel
+    top.subplots_adjust(left=0.08, right=0.78, top=0.94, bottom=bottom_margin, hspace=0.08)
     if kidney:
         plot_kidney_response(result, outcomes, fig=bottom)
     return fig
@@ -301,6 +302,7 @@ def plot_kidney_response(result, outcomes=None, *, fig=None, title: str | None =
     case_label = "reported (case)"
 
     for ax, panel in zip(axes, panels, strict=False):
+        bottom = None  # lower y limit, set after the case markers so they stay in view
         if panel == "proteinuria":
             ax.plot(t, obs[roles["proteinuria"]], color="tab:brown", lw=1.8)
             ax.axhline(0.5, color="0.4", ls=":", lw=0.8, label="complete < 0.5 (KDIGO)")
@@ -329,7 +331,7 @@ def plot_kidney_response(result, outcomes=None, *, fig=None, title: str | None =
             ax.step(t, sl.total, where="post", color="tab:red", lw=1.8)
             points = _case_points(s, "sledai2k")
             ax.set_ylabel("SLEDAI-2K")
-            ax.set_ylim(bottom=-0.5)
+            bottom = -0.5
         elif panel == "activity":
             ax.plot(t, obs[roles["ln_activity"]], color="tab:olive", lw=1.8)
             points = _case_points(s, "ln_activity_index")
@@ -337,7 +339,7 @@ def plot_kidney_response(result, outcomes=None, *, fig=None, title: str | None =
                 ax.annotate(f"chronicity {value:g}/12 (day {day:g})", (day, 0.0),
                             xytext=(4, 6), textcoords="offset points", fontsize=7)  # fmt: skip
             ax.set_ylabel("activity index (0-24)")
-            ax.set_ylim(bottom=-0.5)
+            bottom = -0.5
         else:  # serology
             sth = s.sledai
             if roles.get("anti_dsdna"):
@@ -356,6 +358,8 @@ def plot_kidney_response(result, outcomes=None, *, fig=None, title: str | None =
         if points:
             days, values = zip(*points, strict=True)
             ax.plot(days, values, **_CASE_STYLE, label=case_label)
+        if bottom is not None:
+            ax.set_ylim(bottom=bottom, top=max(ax.get_ylim()[1], bottom + 1.0))
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6, loc="best")

@@ -288,7 +288,9 @@ def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> l
     sl = sledai_of(dense, s)
     if sl is not None:
         anuric = not bool(np.all(sl.urine_scorable))
+        given = sorted(k for k, v in s.sledai.items.items() if v)
         note = "items from the model: " + ", ".join(sl.modelled)
+        note += "; set as inputs: " + (", ".join(given) if given else "none") + " (others absent)"
         if anuric:
             first = float(t[np.flatnonzero(~sl.urine_scorable)[0]])
             note += f"; urine items unscorable (anuric) from day {first:g}: total understated"
