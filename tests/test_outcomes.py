@@ -497,3 +497,21 @@ def test_kidney_panel_figure(result):
     assert len(full.subfigs) == 2
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("chronicity 7/12" in t for t in texts)
+
+
+def test_outcomes_of_many_patients_in_one_call():
+    """A leading patient axis: each row equals the one-patient answer."""
+    from cartkin.outcomes import derived_series
+
+    t = np.arange(0.0, 40.0)
+    prot = np.vstack([6.0 * np.exp(-0.1 * t), np.full(t.size, 2.0)])
+    kf = np.vstack([np.linspace(1.0, 11.0, t.size), np.full(t.size, 0.5)])
+    batch = derived_series(t, {"proteinuria": prot, "kidney_function": kf})
+    assert batch["sledai2k"].shape == (2, t.size)
+    for i in range(2):
+        one = derived_series(t, {"proteinuria": prot[i], "kidney_function": kf[i]})
+        for name in ("sledai2k", "dialysis_sessions_per_week", "proteinuria_g_per_24h"):
+            np.testing.assert_array_equal(batch[name][i], one[name])
+    assert batch["sledai2k"][1].max() == 0.0  # anuric throughout: proteinuria unscorable
+    with pytest.raises(ScenarioError, match="last axis"):
+        sledai.score(t, proteinuria_g_per_24h=prot.T)

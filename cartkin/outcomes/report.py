@@ -45,6 +45,7 @@ __all__ = [
     "apply_dialysis_rule",
     "case_comparison",
     "derived_columns",
+    "derived_series",
     "has_outcomes",
     "outcome_metrics",
     "settings_from_tables",
@@ -338,24 +339,56 @@ def case_comparison(result, settings: OutcomeSettings | None = None) -> list[dic
 
 def _case_series(result, s) -> dict[str, np.ndarray]:
     """Model trajectories for the reportable quantities the model can give."""
-    series = {}
-    for name, role in (
-        ("proteinuria_g_per_24h", "proteinuria"),
-        ("kidney_function_ml_min_173m2", "kidney_function"),
-        ("ln_activity_index", "ln_activity"),
-        ("anti_dsdna_iu_per_ml", "anti_dsdna"),
-        ("complement_c3_g_per_l", "complement"),
-    ):
-        y = _role(result, role)
-        if y is not None:
-            series[name] = y
-    kf = series.get("kidney_function_ml_min_173m2")
+    by_role = {role: _role(result, role) for role in OUTCOME_ROLES}
+    return derived_series(result.t_days, by_role, s)
+
+
+#: Case quantity -> the role that gives it directly.
+_DIRECT = {
+    "proteinuria_g_per_24h": "proteinuria",
+    "kidney_function_ml_min_173m2": "kidney_function",
+    "ln_activity_index": "ln_activity",
+    "anti_dsdna_iu_per_ml": "anti_dsdna",
+    "complement_c3_g_per_l": "complement",
+}
+
+
+def derived_series(t_days, by_role, settings: OutcomeSettings | None = None) -> dict:
+    """Every reportable quantity (:data:`CASE_QUANTITIES`) the given role curves allow.
+
+    Vectorized: curves may carry a leading patient axis, so fits and sweeps derive the outcomes
+    of all patients in one call (no per-patient Python).
+
+    Parameters
+    ----------
+    t_days : array, shape (n_t,)
+    by_role : mapping of role -> array, shape (..., n_t) or None
+        Curves of the outcome roles (``proteinuria``, ``kidney_function``, ``complement``,
+        ``anti_dsdna``, ``ln_activity``); missing or None roles are skipped.
+    settings : OutcomeSettings, optional
+
+    Returns
+    -------
+    dict of str to numpy.ndarray, shape (..., n_t)
+        Keys among :data:`CASE_QUANTITIES` (the biopsy chronicity index is never a model output).
+    """
+    s = settings or OutcomeSettings()
+    get = {role: None if by_role.get(role) is None else np.asarray(by_role[role], dtype=float)
+           for role in OUTCOME_ROLES}  # fmt: skip
+    series = {name: get[role] for name, role in _DIRECT.items() if get[role] is not None}
+    kf = get["kidney_function"]
     if kf is not None:
         series["dialysis_sessions_per_week"] = s.dialysis_rule.sessions(kf)
         series["dialysis_interval_days"] = s.dialysis_rule.interval_days(kf)
-    sl = sledai_of(result, s)
-    if sl is not None:
-        series["sledai2k"] = sl.total
+    if any(get[r] is not None for r in ("proteinuria", "complement", "anti_dsdna")):
+        series["sledai2k"] = score(
+            t_days,
+            proteinuria_g_per_24h=get["proteinuria"],
+            complement_c3_g_per_l=get["complement"],
+            anti_dsdna_iu_per_ml=get["anti_dsdna"],
+            kidney_function_ml_min_173m2=kf,
+            settings=s.sledai,
+        ).total
     return series
 
 

@@ -191,8 +191,8 @@ class SledaiScore:
 
 
 def _in_window(t, condition, window_days):
-    """True at t where ``condition`` held at some output time in [t - window, t]."""
-    last = np.maximum.accumulate(np.where(condition, t, -np.inf))
+    """True at t where ``condition`` held at some output time in [t - window, t] (last axis)."""
+    last = np.maximum.accumulate(np.where(condition, t, -np.inf), axis=-1)
     return (t - last) <= window_days
 
 
@@ -205,21 +205,24 @@ def score(
     kidney_function_ml_min_173m2=None,
     settings: SledaiSettings | None = None,
 ) -> SledaiScore:
-    """SLEDAI-2K at each output time.
+    """SLEDAI-2K at each output time, for one patient or many at once.
 
     Parameters
     ----------
     t_days : array, shape (n_t,)
         Increasing output times, days.
-    proteinuria_g_per_24h, complement_c3_g_per_l, anti_dsdna_iu_per_ml : array, shape (n_t,), optional
-        Model outputs; an item whose output is None is taken from ``settings.items``.
-    kidney_function_ml_min_173m2 : array, shape (n_t,), optional
+    proteinuria_g_per_24h, complement_c3_g_per_l, anti_dsdna_iu_per_ml : array, shape (..., n_t), optional
+        Model outputs, time on the last axis (a leading patient axis is allowed: batches and
+        sweeps score all patients in one call); an item whose output is None is taken from
+        ``settings.items``.
+    kidney_function_ml_min_173m2 : array, shape (..., n_t), optional
         For the anuric rule; None: urine always scorable.
     settings : SledaiSettings, optional
 
     Returns
     -------
     SledaiScore
+        ``total``, ``items`` and ``urine_scorable`` with the broadcast shape of the inputs.
     """
     s = settings or SledaiSettings()
     t = np.asarray(t_days, dtype=float)
@@ -235,24 +238,30 @@ def score(
             f"SLEDAI-2K items {clash} are scored from the model's outputs; remove them from the "
             "items inputs"
         )
-    if kidney_function_ml_min_173m2 is None or s.anuria_below_ml_min_173m2 is None:
-        urine = np.ones(t.shape, dtype=bool)
+    arrays = {name: np.asarray(given[name][0], dtype=float) for name in modelled}
+    kf = kidney_function_ml_min_173m2
+    kf = None if kf is None else np.asarray(kf, dtype=float)
+    for name, values in (*arrays.items(), ("kidney function", kf)):
+        if values is not None and (values.ndim == 0 or values.shape[-1] != t.shape[0]):
+            raise ScenarioError(
+                f"SLEDAI-2K {name}: values of shape {values.shape} for {t.shape[0]} times: "
+                "expected time on the last axis"
+            )
+    shape = np.broadcast_shapes(t.shape, *(a.shape for a in arrays.values()),
+                                *(() if kf is None else (kf.shape,)))  # fmt: skip
+    if kf is None or s.anuria_below_ml_min_173m2 is None:
+        urine = np.ones(shape, dtype=bool)
     else:
-        kf = np.asarray(kidney_function_ml_min_173m2, dtype=float)
-        urine = kf >= s.anuria_below_ml_min_173m2
+        urine = np.broadcast_to(kf >= s.anuria_below_ml_min_173m2, shape)
 
     items = {}
     for name, weight in ITEMS.items():
         if name in modelled:
-            values, test = given[name]
-            values = np.asarray(values, dtype=float)
-            if values.shape != t.shape:
-                raise ScenarioError(f"SLEDAI-2K {name}: {values.shape} values for {t.shape} times")
-            present = _in_window(t, test(values), s.window_days)
+            present = _in_window(t, given[name][1](arrays[name]), s.window_days)
         else:
-            present = np.full(t.shape, bool(s.items.get(name, False)))
+            present = np.full(shape, bool(s.items.get(name, False)))
         if name in URINE_ITEMS:
             present = present & urine
-        items[name] = np.where(present, float(weight), 0.0)
-    total = np.sum(list(items.values()), axis=0) if items else np.zeros(t.shape)
+        items[name] = np.broadcast_to(np.where(present, float(weight), 0.0), shape)
+    total = np.sum(list(items.values()), axis=0)
     return SledaiScore(t, total, items, modelled, urine)
