@@ -245,6 +245,15 @@ def _write_figure(path: Path, scenario, results) -> None:
         fig = plot.plot_comparison(results, title=scenario.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    if len(results) > 1:
+        from cartkin.outcomes import has_outcomes
+
+        if has_outcomes(scenario.model):  # the arms' kidney response, beside the figure
+            kidney = path.with_name(f"{path.stem}_kidney{path.suffix}")
+            plot.plot_kidney_response(results, outcomes, title=scenario.name).savefig(
+                kidney, dpi=100
+            )
+            print(f"kidney-response figure written to {kidney}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

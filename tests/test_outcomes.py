@@ -515,3 +515,26 @@ def test_outcomes_of_many_patients_in_one_call():
     assert batch["sledai2k"][1].max() == 0.0  # anuric throughout: proteinuria unscorable
     with pytest.raises(ScenarioError, match="last axis"):
         sledai.score(t, proteinuria_g_per_24h=prot.T)
+
+
+def test_kidney_panel_overlays_arms_and_cli_writes_it(registered, tmp_path, capsys):
+    from cartkin import plot
+
+    text = SCENARIO.replace(
+        "[outcomes]",
+        '[[variant]]\nlabel = "slow"\nparameters = { k_slow = 0.005 }\n\n'
+        '[[variant]]\nlabel = "fast"\nparameters = { k_slow = 0.02 }\n\n[outcomes]',
+    )
+    path = tmp_path / "arms.toml"
+    path.write_text(text)
+    fig_path = tmp_path / "arms.png"
+    assert cli.main(["simulate", str(path), "--figure", str(fig_path)]) == 0
+    out = capsys.readouterr()
+    assert "reported by the case" in out.out and "slow" in out.out
+    assert (tmp_path / "arms_kidney.png").stat().st_size > 10_000
+    from cartkin.scenario import load_scenario
+
+    results = load_scenario(path).run()
+    fig = plot.plot_kidney_response(results)
+    kf_axis = next(ax for ax in fig.axes if "residual" in ax.get_ylabel())
+    assert [line.get_label() for line in kf_axis.get_lines()][:2] == ["slow", "fast"]
