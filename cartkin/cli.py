@@ -116,6 +116,11 @@ def _show(name: str) -> int:
     print("| observable | unit | description |\n|---|---|---|")
     for o in model.observables:
         print(f"| {o.name} | {o.unit} | {o.description} |")
+    from cartkin.outcomes import describe, has_outcomes
+
+    if has_outcomes(model):
+        print("\n## Lupus nephritis outcomes (cartkin.outcomes defaults)\n")
+        print(describe())
     return 0
 
 

@@ -538,3 +538,10 @@ def test_kidney_panel_overlays_arms_and_cli_writes_it(registered, tmp_path, caps
     fig = plot.plot_kidney_response(results)
     kf_axis = next(ax for ax in fig.axes if "residual" in ax.get_ylabel())
     assert [line.get_label() for line in kf_axis.get_lines()][:2] == ["slow", "fast"]
+
+
+def test_show_lists_the_outcome_rules_with_sources(registered, capsys):
+    assert cli.main(["show", registered.name]) == 0
+    text = capsys.readouterr().out
+    assert "KDOQI 2006" in text and "Gladman 2002" in text and "KDIGO 2024" in text
+    assert "assumption: dialysis-free at >= 10" in text

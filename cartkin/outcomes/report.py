@@ -46,6 +46,7 @@ __all__ = [
     "case_comparison",
     "derived_columns",
     "derived_series",
+    "describe",
     "has_outcomes",
     "outcome_metrics",
     "settings_from_tables",
@@ -502,3 +503,34 @@ def settings_from_tables(outcomes=None, case=None, where: str = "<scenario>") ->
         text = str(exc)
         text = text if text.startswith("[") else f"[outcomes] {text}"
         raise ScenarioError(f"{where}: {text}") from None
+
+
+def describe(settings: OutcomeSettings | None = None) -> str:
+    """Markdown: the dialysis rule, SLEDAI-2K thresholds and response definitions, with sources
+    (printed by ``cartkin show MODEL`` for a model with outcome roles)."""
+    s = settings or OutcomeSettings()
+    sl = s.sledai
+    lines = [
+        f"Dialysis need ({s.dialysis_rule.name}; residual kidney function taken as KDOQI's Kr):",
+        "",
+        *(f"- {line}" for line in s.dialysis_rule.describe()),
+        "",
+        f"SLEDAI-2K (Gladman 2002, {sl.window_days:g}-day window):",
+        "",
+        f"- proteinuria > {sl.proteinuria_g_per_24h:g} g/24h: 4 (Gladman 2002)",
+        f"- low complement, C3 < {sl.low_c3_g_per_l:g} g/L: 2 (assumption: common lower limit "
+        "of normal)",
+        f"- increased DNA binding, anti-dsDNA > {sl.dsdna_iu_per_ml:g} IU/mL: 2 (assumption: "
+        "EliA dsDNA positive cut-off)",
+        "- other items: scenario inputs [outcomes.sledai] items = {item = true}",
+        f"- urine items unscorable below kidney function {sl.anuria_below_ml_min_173m2} "
+        "mL/min/1.73m2 (assumption: anuric)",
+        "",
+        "Response (KDIGO 2024; proteinuria g/24h taken as uPCR g/g):",
+        "",
+        f"- complete: < {response.COMPLETE_PROTEINURIA_G_PER_24H:g} g/24h, kidney function >= "
+        f"{s.stable_fraction:g} x day 0 (assumption for 'stable', KDIGO 10-15%)",
+        f"- partial: >= {100 * response.PARTIAL_FALL_FRACTION:g}% fall and < "
+        f"{response.PARTIAL_CEILING_G_PER_24H:g} g/24h, kidney function stable",
+    ]
+    return "\n".join(lines)
