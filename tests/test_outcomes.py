@@ -545,3 +545,22 @@ def test_show_lists_the_outcome_rules_with_sources(registered, capsys):
     text = capsys.readouterr().out
     assert "KDOQI 2006" in text and "Gladman 2002" in text and "KDIGO 2024" in text
     assert "assumption: dialysis-free at >= 10" in text
+
+
+def test_case_model_values_for_many_patients(result):
+    from cartkin.outcomes import case_model_values
+
+    case = CaseReport("t", {"sledai2k": [(0.0, 8.0), (270.0, 4.0)],
+                            "proteinuria_g_per_24h": [(100.1, 2.8), (400.0, 1.0)],
+                            "ln_chronicity_index": [(120.0, 7.0)]})  # fmt: skip
+    settings = OutcomeSettings(case=case)
+    by_role = {r: result.role(r) for r in ("proteinuria", "kidney_function", "complement",
+                                           "anti_dsdna")}  # fmt: skip
+    stacked = {r: np.vstack([v, v]) for r, v in by_role.items()}
+    values = case_model_values(result.t_days, stacked, settings)
+    assert set(values) == {"sledai2k", "proteinuria_g_per_24h"}
+    days, prot = values["proteinuria_g_per_24h"]
+    assert days.tolist() == [100.1, 400.0]
+    assert prot.shape == (2, 2) and math.isnan(prot[0, 1])  # day 400 beyond the horizon
+    assert prot[1, 0] == pytest.approx(np.interp(100.1, result.t_days, by_role["proteinuria"]))
+    np.testing.assert_array_equal(values["sledai2k"][1][0], [8.0, 0.0])

@@ -44,6 +44,7 @@ __all__ = [
     "OutcomeSettings",
     "apply_dialysis_rule",
     "case_comparison",
+    "case_model_values",
     "derived_columns",
     "derived_series",
     "describe",
@@ -391,6 +392,46 @@ def derived_series(t_days, by_role, settings: OutcomeSettings | None = None) -> 
             settings=s.sledai,
         ).total
     return series
+
+
+def case_model_values(t_days, by_role, settings: OutcomeSettings) -> dict:
+    """The model's values at each reported day of ``settings.case``, for many patients at once.
+
+    For fits to the case's summaries: curves with a leading patient axis in, one array per
+    reported quantity out.
+
+    Parameters
+    ----------
+    t_days : array, shape (n_t,)
+    by_role : mapping of role -> array, shape (..., n_t)
+    settings : OutcomeSettings
+        With a ``case``.
+
+    Returns
+    -------
+    dict of str to (days, values)
+        ``days`` shape (n_reported,), ``values`` shape (..., n_reported) (linear interpolation
+        in time; NaN outside ``t_days``); only quantities the roles can give.
+    """
+    if settings.case is None:
+        raise ScenarioError("case_model_values: the settings have no [case] table")
+    t = np.asarray(t_days, dtype=float)
+    series = derived_series(t, by_role, settings)
+    out = {}
+    for name, pairs in settings.case.reported.items():
+        if name not in series:
+            continue
+        days = np.array([d for d, _ in pairs])
+        y = series[name]
+        k = np.clip(np.searchsorted(t, days, side="right") - 1, 0, max(t.size - 2, 0))
+        t0, t1 = t[k], t[np.minimum(k + 1, t.size - 1)]
+        w = np.where(t1 > t0, (days - t0) / np.where(t1 > t0, t1 - t0, 1.0), 0.0)
+        y0, y1 = y[..., k], y[..., np.minimum(k + 1, t.size - 1)]
+        with np.errstate(invalid="ignore"):  # inf intervals (no dialysis need) stay inf
+            values = np.where(w == 0.0, y0, y0 + w * (y1 - y0))
+        inside = (days >= t[0]) & (days <= t[-1])
+        out[name] = (days, np.where(inside, values, np.nan))
+    return out
 
 
 def apply_dialysis_rule(result, settings: OutcomeSettings | None = None, *, max_rounds: int = 5):
