@@ -564,3 +564,11 @@ def test_case_model_values_for_many_patients(result):
     assert prot.shape == (2, 2) and math.isnan(prot[0, 1])  # day 400 beyond the horizon
     assert prot[1, 0] == pytest.approx(np.interp(100.1, result.t_days, by_role["proteinuria"]))
     np.testing.assert_array_equal(values["sledai2k"][1][0], [8.0, 0.0])
+
+
+def test_sessions_at_a_named_day_between_grid_points_are_a_band_value(result):
+    t_edge = _t_cross(1.5, 12.0, 2.0, K_SLOW)  # about day 4.22: sessions 3 -> 2.5
+    day = round(t_edge + 0.005, 3)  # between the output times 4.0 and 4.25
+    table = metrics.compute(result, dense_step_days=None, outcomes=OutcomeSettings(days=(day,)))
+    name = f"DIAL_SPW_D{day:g}".replace(".", "P")
+    assert table.value(name) == 2.5  # not a blend of 3 and 2.5

@@ -214,23 +214,23 @@ def derived_columns(result, settings: OutcomeSettings | None = None) -> dict[str
     return out
 
 
-def _at(t, y, day):
-    return float(np.interp(day, t, y))
-
-
-def _day_rows(prefix, unit, t, y, days, horizon, fmt_note=""):
-    """Rows PREFIX_D0, PREFIX_D<n> for each named day, PREFIX_END."""
+def _day_rows(prefix, unit, value_at, days, horizon, note=""):
+    """Rows PREFIX_D0, PREFIX_D<n> for each named day, PREFIX_END; ``value_at(day)``."""
     from cartkin.metrics import Metric
 
-    rows = [Metric(f"{prefix}_D0", _at(t, y, 0.0), unit, fmt_note)]
+    rows = [Metric(f"{prefix}_D0", value_at(0.0), unit, note)]
     for d in days:
         name = f"{prefix}_D{d:g}".replace(".", "P")
         if d > horizon:
             rows.append(Metric(name, math.nan, unit, f"day {d:g} is beyond the horizon"))
         else:
-            rows.append(Metric(name, _at(t, y, d), unit, fmt_note))
-    rows.append(Metric(f"{prefix}_END", float(y[-1]), unit, f"day {horizon:g}"))
+            rows.append(Metric(name, value_at(d), unit, note))
+    rows.append(Metric(f"{prefix}_END", value_at(horizon), unit, f"day {horizon:g}"))
     return rows
+
+
+def _interp(t, y):
+    return lambda day: float(np.interp(day, t, y))
 
 
 def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> list:
@@ -247,7 +247,7 @@ def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> l
     kf = _role(dense, "kidney_function")
 
     if prot is not None:
-        out += _day_rows("PROT", "g/24h", t, prot, s.days, horizon)
+        out += _day_rows("PROT", "g/24h", _interp(t, prot), s.days, horizon)
         kw = {"stable_fraction": s.stable_fraction}
         for name, fn, what in (
             ("TPR_PROT", response.partial_response_time, "partial (>= 50% fall to < 3 g/24h)"),
@@ -264,10 +264,11 @@ def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> l
 
     if kf is not None:
         rule = s.dialysis_rule
-        out += _day_rows("KF", "mL/min/1.73m2", t, kf, s.days, horizon)
-        spw = rule.sessions(kf)
-        out += _day_rows("DIAL_SPW", "sessions/week", t, spw, s.days, horizon,
-                         f"rule {rule.name}")  # fmt: skip
+        out += _day_rows("KF", "mL/min/1.73m2", _interp(t, kf), s.days, horizon)
+        # a step function of kidney function: the rule at the interpolated function, never an
+        # interpolation between two steps
+        spw_at = lambda day: float(rule.sessions(np.interp(day, t, kf)))  # noqa: E731
+        out += _day_rows("DIAL_SPW", "sessions/week", spw_at, s.days, horizon, f"rule {rule.name}")
         interval = float(rule.interval_days(kf[-1]))
         out.append(
             Metric("DIAL_INT_END", interval if math.isfinite(interval) else math.nan, "day",
@@ -297,11 +298,11 @@ def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> l
         if anuric:
             first = float(t[np.flatnonzero(~sl.urine_scorable)[0]])
             note += f"; urine items unscorable (anuric) from day {first:g}: total understated"
-        out += _day_rows("SLEDAI", "points", t, sl.total, s.days, horizon, note)
+        out += _day_rows("SLEDAI", "points", sl.at, s.days, horizon, note)
 
     if roles.get("ln_activity"):
         act = _role(dense, "ln_activity")
-        out += _day_rows("LN_ACT", "0-24", t, act, s.days, horizon)
+        out += _day_rows("LN_ACT", "0-24", _interp(t, act), s.days, horizon)
     return out
 
 
