@@ -25,8 +25,6 @@ ROLES = (
     "b_cells",
     "il6",
     "anti_dsdna",
-    # lupus nephritis outcomes (cartkin.outcomes): C3 g/L, activity index 0-24, proteinuria
-    # g/24h, residual kidney function mL/min/1.73m2
     "complement",
     "ln_activity",
     "proteinuria",
