@@ -147,7 +147,12 @@ def _simulate(args) -> int:
         if outcomes is not None and outcomes.case is not None:
             from cartkin.outcomes import case_comparison
 
-            payload["case"] = {"source": outcomes.case.source, "notes": outcomes.case.notes}
+            payload["case"] = {
+                "source": outcomes.case.source,
+                "notes": outcomes.case.notes,
+                "caveat": "model values beside one case's reported outcomes: a scenario "
+                "consistent with the case, not an estimate",
+            }
             for arm, r in zip(payload["arms"], results, strict=True):
                 arm["case_comparison"] = case_comparison(r, outcomes)
         print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))

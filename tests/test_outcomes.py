@@ -178,6 +178,14 @@ def test_sledai_inputs_and_errors():
                      settings=SledaiSettings(items={"proteinuria": True}))  # fmt: skip
     with pytest.raises(ScenarioError, match="window_days"):
         SledaiSettings(window_days=-1)
+    with pytest.raises(ScenarioError, match=r"\[start_day, end_day\]"):
+        SledaiSettings(items={"rash": (60.0, 0.0)})
+
+
+def test_sledai_input_item_present_between_two_days():
+    settings = SledaiSettings(items={"rash": (0.0, 60.0), "fever": True}, window_days=0)
+    scored = sledai.score([0.0, 60.0, 61.0], settings=settings)
+    assert scored.total.tolist() == [3.0, 3.0, 1.0]
 
 
 def test_sledai_urine_items_unscorable_when_anuric():
@@ -459,7 +467,7 @@ def test_cli_json_csv_and_figure(registered, tmp_path, capsys):
     assert "PROT_D120" in values and "PROT_D90" not in values
     assert values["DIAL_SPW_D0"] == 3.0
     assert {r["quantity"] for r in arm["case_comparison"]} == {"sledai2k", "proteinuria_g_per_24h"}
-    assert payload["case"]["source"] == "test"
+    assert payload["case"]["source"] == "test" and "not an estimate" in payload["case"]["caveat"]
     header = csv_path.read_text().splitlines()[0].split(",")
     assert {"dialysis_sessions_per_week", "sledai2k_total", "sledai2k_proteinuria"} <= set(header)
     assert fig_path.stat().st_size > 10_000
@@ -471,6 +479,7 @@ def test_scenario_outcome_tables_are_checked(registered, tmp_path):
         ("[outcomes.sledai]\nitems = { rahs = true }\n", "Did you mean 'rash'"),
         ("[case.reported]\nsledai2k = [[0.0]]\n", r"expected \[day, value\]"),
         ('[outcomes]\ndialysis_schedule = "weekly"\n', "follow_kidney_function"),
+        ("[outcomes]\ndialysis_free_ml_min_173m2 = 4.0\n", "above the previous band edge"),
     ):
         text = SCENARIO.split("[outcomes]")[0] + bad
         path = tmp_path / "bad.toml"
@@ -572,3 +581,15 @@ def test_sessions_at_a_named_day_between_grid_points_are_a_band_value(result):
     table = metrics.compute(result, dense_step_days=None, outcomes=OutcomeSettings(days=(day,)))
     name = f"DIAL_SPW_D{day:g}".replace(".", "P")
     assert table.value(name) == 2.5  # not a blend of 3 and 2.5
+
+
+def test_scenario_dialysis_free_threshold_changes_the_rule(registered, tmp_path):
+    from cartkin.scenario import load_scenario
+
+    path = tmp_path / "free.toml"
+    path.write_text(
+        SCENARIO.replace("[outcomes]\n", "[outcomes]\ndialysis_free_ml_min_173m2 = 15.0\n")
+    )
+    rule = load_scenario(path).outcomes.dialysis_rule
+    assert rule.dialysis_free_ml_min_173m2 == 15.0
+    assert float(rule.sessions(12.0)) == 1.0 and float(rule.sessions(15.0)) == 0.0

@@ -292,7 +292,11 @@ def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> l
     sl = sledai_of(dense, s)
     if sl is not None:
         anuric = not bool(np.all(sl.urine_scorable))
-        given = sorted(k for k, v in s.sledai.items.items() if v)
+        given = sorted(
+            k if v is True else f"{k} (days {v[0]:g}-{v[1]:g})"
+            for k, v in s.sledai.items.items()
+            if v is not False
+        )
         note = "items from the model: " + ", ".join(sl.modelled)
         note += "; set as inputs: " + (", ".join(given) if given else "none") + " (others absent)"
         if anuric:

@@ -21,8 +21,9 @@ increased_dna_binding    2       ``anti_dsdna``          > 15 IU/mL. SLEDAI-2K: 
                                                          taken to be on that assay's scale]
 =======================  ======  ======================  =============================================
 
-Every other item is a per-patient input (``items={"arthritis": True, ...}``), constant over the
-follow-up; a modelled item cannot also be given as an input. Hematuria, urinary casts and pyuria
+Every other item is a per-patient input: ``items={"arthritis": True}`` (present throughout the
+follow-up) or ``items={"rash": (0.0, 60.0)}`` (present from day 0 to day 60, inclusive: an item
+that resolves or appears at a known day); a modelled item cannot also be given as an input. Hematuria, urinary casts and pyuria
 are inputs too: no published mapping from a renal activity index to urine sediment was found, so
 none is invented.
 
@@ -103,8 +104,9 @@ class SledaiSettings:
 
     Parameters
     ----------
-    items : mapping of str to bool
-        Non-modelled items present throughout the follow-up (absent when not listed).
+    items : mapping of str to bool or (start_day, end_day)
+        Non-modelled items: True (present throughout the follow-up), False, or a pair of days
+        between which the item is present (inclusive). Absent when not listed.
     proteinuria_g_per_24h : float
         Proteinuria above this scores 4 (Gladman 2002: > 0.5 g/24h).
     low_c3_g_per_l : float
@@ -117,7 +119,7 @@ class SledaiSettings:
         Urine items unscorable below this kidney function (assumption: 1); None: always scorable.
     """
 
-    items: Mapping[str, bool] = field(default_factory=dict)
+    items: Mapping[str, bool | tuple[float, float]] = field(default_factory=dict)
     proteinuria_g_per_24h: float = 0.5
     low_c3_g_per_l: float = 0.9
     dsdna_iu_per_ml: float = 15.0
@@ -129,15 +131,30 @@ class SledaiSettings:
             raise ScenarioError(
                 f"SLEDAI-2K items = {self.items!r}: expected a table of item = true/false"
             )
+        clean = {}
         for name, present in self.items.items():
             if name not in ITEMS:
                 raise ScenarioError(
                     f"SLEDAI-2K item {name!r} is not a SLEDAI-2K item.{suggest(name, ITEMS)} "
                     f"Items: {', '.join(ITEMS)}"
                 )
-            if not isinstance(present, bool):
-                raise ScenarioError(f"SLEDAI-2K item {name} = {present!r}: expected true or false")
-        object.__setattr__(self, "items", dict(self.items))
+            if isinstance(present, bool):
+                clean[name] = present
+                continue
+            ok = (
+                isinstance(present, list | tuple)
+                and len(present) == 2
+                and all(isinstance(d, int | float) and not isinstance(d, bool) for d in present)
+                and all(math.isfinite(d) for d in present)
+                and present[0] <= present[1]
+            )
+            if not ok:
+                raise ScenarioError(
+                    f"SLEDAI-2K item {name} = {present!r}: expected true or false, or "
+                    "[start_day, end_day] with start_day <= end_day"
+                )
+            clean[name] = (float(present[0]), float(present[1]))
+        object.__setattr__(self, "items", clean)
         for name, unit in (
             ("proteinuria_g_per_24h", "g/24h"),
             ("low_c3_g_per_l", "g/L"),
@@ -259,7 +276,12 @@ def score(
         if name in modelled:
             present = _in_window(t, given[name][1](arrays[name]), s.window_days)
         else:
-            present = np.full(shape, bool(s.items.get(name, False)))
+            given_item = s.items.get(name, False)
+            if isinstance(given_item, tuple):
+                start, end = given_item
+                present = np.broadcast_to((t >= start) & (t <= end), shape)
+            else:
+                present = np.full(shape, given_item)
         if name in URINE_ITEMS:
             present = present & urine
         items[name] = np.broadcast_to(np.where(present, float(weight), 0.0), shape)
