@@ -593,3 +593,16 @@ def test_scenario_dialysis_free_threshold_changes_the_rule(registered, tmp_path)
     rule = load_scenario(path).outcomes.dialysis_rule
     assert rule.dialysis_free_ml_min_173m2 == 15.0
     assert float(rule.sessions(12.0)) == 1.0 and float(rule.sessions(15.0)) == 0.0
+
+
+def test_response_times_for_many_patients_equal_one_at_a_time():
+    t = np.linspace(0.0, 200.0, 401)
+    prot = np.vstack([6.0 * np.exp(-t / 40.0), 10.0 * np.exp(-t / 80.0), np.full(t.size, 4.0)])
+    kf = np.vstack([np.full(t.size, 10.0), 10.0 - t / 20.0, np.full(t.size, 0.0)])
+    for fn in (response.partial_response_time, response.complete_response_time):
+        batch = fn(t, prot, kf)
+        assert batch.shape == (3,)
+        for i in range(3):
+            one = fn(t, prot[i], kf[i])
+            assert (math.isnan(one) and math.isnan(batch[i])) or one == batch[i]
+    assert math.isnan(response.partial_response_time(t, prot, kf)[2])  # never falls

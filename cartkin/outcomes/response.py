@@ -49,13 +49,13 @@ def _first_all(t, margins, after):
 
     Each margin is taken as linear between output times (exact for piecewise-linear inputs),
     so within each interval the set where all hold is an interval found in closed form.
+    Margins have shape (..., n_t); the result has shape (...) (a float for one curve).
     """
     t = np.asarray(t, dtype=float)
-    m = np.vstack(margins)  # (n_margins, n_t)
+    m = np.stack(np.broadcast_arrays(*margins))  # (n_margins, ..., n_t)
     ok = np.all(m >= 0.0, axis=0)
-    hits = np.flatnonzero(ok & (t > after))
-    first_sample = float(t[hits[0]]) if hits.size else math.inf
-    a, b = m[:, :-1], m[:, 1:]
+    first_sample = np.where(ok & (t > after), t, np.inf).min(axis=-1)
+    a, b = m[..., :-1], m[..., 1:]
     t0, t1 = t[:-1], t[1:]
     with np.errstate(divide="ignore", invalid="ignore"):
         root = t0 + (t1 - t0) * (-a) / (b - a)  # where each margin crosses 0
@@ -65,18 +65,30 @@ def _first_all(t, margins, after):
     start, end = lo.max(axis=0), hi.min(axis=0)
     start = np.maximum(start, np.nextafter(after, np.inf))
     valid = (start <= end) & (t1 > after)
-    first_inside = float(start[valid][0]) if np.any(valid) else math.inf
-    first = min(first_sample, first_inside)
-    return first if math.isfinite(first) else math.nan
+    first_inside = np.where(valid, start, np.inf).min(axis=-1)
+    first = np.minimum(first_sample, first_inside)
+    first = np.where(np.isfinite(first), first, np.nan)
+    return float(first) if first.ndim == 0 else first
 
 
-def _stable_margin(kf, baseline_kf, stable_fraction):
-    if kf is None:
-        return None
-    kf = np.asarray(kf, dtype=float)
-    if not baseline_kf > 0:
-        return None  # no kidney function at baseline: nothing can fall
-    return (kf - stable_fraction * baseline_kf) / baseline_kf
+def _at_day(t, y, day):
+    """``y`` (..., n_t) linearly interpolated at ``day`` along the last axis, shape (...)."""
+    k = int(np.clip(np.searchsorted(t, day, side="right") - 1, 0, max(t.size - 2, 0)))
+    if t.size == 1:
+        return y[..., 0]
+    w = min(max((day - t[k]) / (t[k + 1] - t[k]), 0.0), 1.0)
+    return y[..., k] + w * (y[..., k + 1] - y[..., k])
+
+
+def _margins_stable(t, kidney_function, baseline_day, stable_fraction):
+    """Kidney-function margin (kf - f x kf0) / kf0; none where kf0 <= 0 (nothing can fall)."""
+    if kidney_function is None:
+        return []
+    kf = np.asarray(kidney_function, dtype=float)
+    kf0 = _at_day(t, kf, baseline_day)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.where(kf0 > 0, (kf - stable_fraction * kf0) / kf0, np.inf)
+    return [margin]
 
 
 def partial_response_time(
@@ -86,15 +98,16 @@ def partial_response_time(
     *,
     baseline_day: float = 0.0,
     stable_fraction: float = STABLE_FRACTION,
-) -> float:
+):
     """First day of a KDIGO partial response (>= 50% fall to < 3 g/24h, stable function).
 
     Parameters
     ----------
-    t_days : array, shape (n,)
+    t_days : array, shape (n_t,)
         Increasing days after CAR-T infusion.
-    proteinuria_g_per_24h : array, shape (n,)
-    kidney_function_ml_min_173m2 : array, shape (n,), optional
+    proteinuria_g_per_24h : array, shape (..., n_t)
+        A leading patient axis is allowed (all patients in one call).
+    kidney_function_ml_min_173m2 : array, shape (..., n_t), optional
         Without it the kidney-function condition is not checked.
     baseline_day : float
         Day of the baseline values (interpolated), default the infusion day.
@@ -103,23 +116,20 @@ def partial_response_time(
 
     Returns
     -------
-    float
-        Days; NaN if not reached. Only times after ``baseline_day`` count.
+    float or numpy.ndarray, shape (...)
+        Days; NaN if not reached (or no proteinuria at baseline). Only times after
+        ``baseline_day`` count.
     """
     t = np.asarray(t_days, dtype=float)
     p = np.asarray(proteinuria_g_per_24h, dtype=float)
-    p0 = float(np.interp(baseline_day, t, p))
-    if not p0 > 0:
-        return math.nan
+    p0 = _at_day(t, p, baseline_day)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fall = np.where(p0 > 0, (PARTIAL_FALL_FRACTION * p0 - p) / p0, -np.inf)
     margins = [
-        (PARTIAL_FALL_FRACTION * p0 - p) / p0,
+        fall,
         (PARTIAL_CEILING_G_PER_24H - p) / PARTIAL_CEILING_G_PER_24H,
+        *_margins_stable(t, kidney_function_ml_min_173m2, baseline_day, stable_fraction),
     ]
-    if kidney_function_ml_min_173m2 is not None:
-        kf0 = float(np.interp(baseline_day, t, np.asarray(kidney_function_ml_min_173m2, float)))
-        m = _stable_margin(kidney_function_ml_min_173m2, kf0, stable_fraction)
-        if m is not None:
-            margins.append(m)
     return _first_all(t, margins, baseline_day)
 
 
@@ -130,19 +140,17 @@ def complete_response_time(
     *,
     baseline_day: float = 0.0,
     stable_fraction: float = STABLE_FRACTION,
-) -> float:
+):
     """First day of a KDIGO complete response (< 0.5 g/24h with stable kidney function).
 
     Parameters and returns as :func:`partial_response_time`.
     """
     t = np.asarray(t_days, dtype=float)
     p = np.asarray(proteinuria_g_per_24h, dtype=float)
-    margins = [(COMPLETE_PROTEINURIA_G_PER_24H - p) / COMPLETE_PROTEINURIA_G_PER_24H]
-    if kidney_function_ml_min_173m2 is not None:
-        kf0 = float(np.interp(baseline_day, t, np.asarray(kidney_function_ml_min_173m2, float)))
-        m = _stable_margin(kidney_function_ml_min_173m2, kf0, stable_fraction)
-        if m is not None:
-            margins.append(m)
+    margins = [
+        (COMPLETE_PROTEINURIA_G_PER_24H - p) / COMPLETE_PROTEINURIA_G_PER_24H,
+        *_margins_stable(t, kidney_function_ml_min_173m2, baseline_day, stable_fraction),
+    ]
     return _first_all(t, margins, baseline_day)
 
 
