@@ -272,18 +272,22 @@ def score(
         urine = np.broadcast_to(kf >= s.anuria_below_ml_min_173m2, shape)
 
     items = {}
+    total = np.zeros(shape)
     for name, weight in ITEMS.items():
         if name in modelled:
             present = _in_window(t, given[name][1](arrays[name]), s.window_days)
-        else:
+        else:  # an input: a function of time only, broadcast (a view) over patients
             given_item = s.items.get(name, False)
             if isinstance(given_item, tuple):
-                start, end = given_item
-                present = np.broadcast_to((t >= start) & (t <= end), shape)
+                present = (t >= given_item[0]) & (t <= given_item[1])
             else:
-                present = np.full(shape, given_item)
+                present = np.full(t.shape, given_item)
+            if not np.any(present):
+                items[name] = np.broadcast_to(0.0, shape)
+                continue
         if name in URINE_ITEMS:
             present = present & urine
-        items[name] = np.broadcast_to(np.where(present, float(weight), 0.0), shape)
-    total = np.sum(list(items.values()), axis=0)
+        points = np.broadcast_to(np.where(present, float(weight), 0.0), shape)
+        items[name] = points
+        total += points
     return SledaiScore(t, total, items, modelled, urine)
