@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cartkin
 from cartkin.data import DataError, DataSpec, example_path, parse_data_table, read
@@ -593,3 +595,44 @@ def test_long_example_equals_the_nonmem_example():
     assert a.observations[cols].equals(b.observations[cols])
     assert a.subjects.equals(b.subjects) and len(b.doses) == 40
     assert b.header_comments[0].startswith("SYNTHETIC DATA")
+
+
+# -- robustness: any file gives a Dataset or one DataError, never another exception ---------------
+
+_TOKENS = ["", ".", "0", "1", "2", "-1", "1e7", "abc", "3.5", "cart", "b_cells", "1.0", "nan",
+           "cells/uL", "copies/ug", "%", "F", "M", "BLQ", "<0.1", "inf", "C", "7", "200"]  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cells=st.lists(
+        st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=16), min_size=1, max_size=8
+    ),
+    long_format=st.booleans(),
+)
+def test_reader_fails_only_with_data_error(tmp_path, cells, long_format):
+    header = (
+        "id,time_days,observable,value,unit,lloq,cens,weight_kg,sex,dialysis"
+        if long_format
+        else "ID,TIME,DV,MDV,EVID,AMT,DVID,CENS,LIMIT,UNIT,WT,HT,AGE,SEX,EGFR,C"
+    )
+    width = len(header.split(","))
+    rows = [",".join(r[:width]) for r in cells]
+    path = write(tmp_path, "\n".join([header, *rows]), name="fuzz.csv")
+    try:
+        ds = read(path, model="sle_cart")
+    except DataError as exc:
+        assert str(exc).startswith(str(path))
+    else:
+        assert set(ds.observations["cens"]) <= {0, 1}
+        assert (ds.observations["value"] >= 0).all()
+        assert ds.observations["observable"].isin(ds.model.observable_names).all()
+        ds.summary()
+        ds.to_long()
+
+
+def test_header_only_file(tmp_path):
+    with pytest.raises(DataError, match=r"no data rows after the header"):
+        read(write(tmp_path, HEADER), model="sle_cart")

@@ -238,6 +238,8 @@ class Dataset:
             covariates["dialysis"] = covariates["dialysis"].map(
                 lambda v: "" if v is pd.NA else int(bool(v))
             )
+        frame["id"] = frame["id"].astype(str)
+        covariates.index = covariates.index.astype(str)
         return frame.join(covariates, on="id").reset_index(drop=True)
 
     # -- report ------------------------------------------------------------------------------------

@@ -224,6 +224,8 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     source = path.name
     header, rows, comments = _read_rows(path)
     kind = _detect(path, header)
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header; expected one row per record")
     problems = _Problems(str(path))
     if kind == "long":
         header, rows = _long_to_nonmem(header, rows, problems)
