@@ -636,3 +636,18 @@ def test_reader_fails_only_with_data_error(tmp_path, cells, long_format):
 def test_header_only_file(tmp_path):
     with pytest.raises(DataError, match=r"no data rows after the header"):
         read(write(tmp_path, HEADER), model="sle_cart")
+
+
+@pytest.mark.slow
+def test_synthetic_cohort_regenerates_byte_for_byte(tmp_path):
+    """The shipped synthetic files are what the generator script writes (fixed seed)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "make_synthetic_cohort.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_cohort", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    for name in ("synthetic_cohort.csv", "synthetic_cohort_truth.csv", "synthetic_cohort_long.csv"):
+        assert (tmp_path / name).read_bytes() == example_path(name).read_bytes(), name
