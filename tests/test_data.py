@@ -651,3 +651,26 @@ def test_synthetic_cohort_regenerates_byte_for_byte(tmp_path):
     module.main(tmp_path)
     for name in ("synthetic_cohort.csv", "synthetic_cohort_truth.csv", "synthetic_cohort_long.csv"):
         assert (tmp_path / name).read_bytes() == example_path(name).read_bytes(), name
+
+
+def test_command_line_check(tmp_path, capsys):
+    from cartkin.data.__main__ import main
+
+    good = nonmem(tmp_path, *good_rows())
+    out = tmp_path / "long.csv"
+    assert main([str(good), "--model", "sle_cart", "--long", str(out)]) == 0
+    assert "2 subjects, 5 observations" in capsys.readouterr().out
+    assert read(out, model="sle_cart").kind == "long"
+    bad = write(tmp_path, HEADER + f"\n1,1,abc,0,0,.,cart,0,.,cells/uL,{COV}", name="bad.csv")
+    assert main([str(bad), "--model", "sle_cart"]) == 1
+    assert "row 2, column DV: 'abc'" in capsys.readouterr().err
+
+
+def test_a_problem_repeated_on_many_rows_is_one_line(tmp_path):
+    rows = [f"1,{t},2,0,0,.,b_cell,0,.,cells/uL,{COV}" for t in range(1, 31)]
+    with pytest.raises(DataError, match=r"30 problems in the data") as exc:
+        read(nonmem(tmp_path, *rows), model="sle_cart")
+    message = str(exc.value)
+    assert len(message.splitlines()) == 2  # the file line and one grouped line
+    assert "rows 2, 3, 4," in message and "... (30 rows), column DVID: 'b_cell'" in message
+    assert len(problems_of(exc)) == 30  # every problem kept individually

@@ -76,11 +76,19 @@ def _missing(text: str) -> bool:
 
 
 class _Problems:
-    """Collects every problem of a file; raised together as one DataError."""
+    """Collects every problem of a file; raised together as one DataError.
+
+    The message gives one line per distinct problem; the same problem on many rows (one
+    misspelt DVID on 300 rows) is one line naming the rows (the first 20, then the count).
+    ``DataError.problems`` keeps every problem on its own line.
+    """
+
+    _SHOWN_ROWS = 20
 
     def __init__(self, source: str):
         self.source = source
         self.items: list[str] = []
+        self._groups: dict[str, list] = {}  # "column: value: expected" -> rows
         self.names: dict[str, str] = {}  # NONMEM name -> the file's column name (long format)
 
     def add(self, row, column, value, expected):
@@ -89,14 +97,24 @@ class _Problems:
         col = f", column {column}" if column else ""
         shown = f": {value!r}" if value is not None else ""
         self.items.append(f"{where}{col}{shown}: {expected}")
+        self._groups.setdefault(f"{col}{shown}: {expected}", []).append(row)
 
     def raise_if_any(self):
-        if self.items:
-            n = len(self.items)
-            lines = "\n  ".join(self.items)
-            err = DataError(f"{self.source}: {n} problem{'s' * (n != 1)} in the data:\n  {lines}")
-            err.problems = list(self.items)
-            raise err
+        if not self.items:
+            return
+        lines = []
+        for what, rows in self._groups.items():
+            if len(rows) == 1:
+                lines.append(f"{'header' if rows[0] is None else f'row {rows[0]}'}{what}")
+                continue
+            shown = ", ".join(str(r) for r in rows[: self._SHOWN_ROWS])
+            more = f" ... ({len(rows)} rows)" if len(rows) > self._SHOWN_ROWS else ""
+            lines.append(f"rows {shown}{more}{what}")
+        n = len(self.items)
+        text = "\n  ".join(lines)
+        err = DataError(f"{self.source}: {n} problem{'s' * (n != 1)} in the data:\n  {text}")
+        err.problems = list(self.items)
+        raise err
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list[str]]:
