@@ -674,3 +674,22 @@ def test_a_problem_repeated_on_many_rows_is_one_line(tmp_path):
     assert len(message.splitlines()) == 2  # the file line and one grouped line
     assert "rows 2, 3, 4," in message and "... (30 rows), column DVID: 'b_cell'" in message
     assert len(problems_of(exc)) == 30  # every problem kept individually
+
+
+def test_numeric_sex_codes_declared(tmp_path):
+    path = nonmem(
+        tmp_path,
+        "1,1,2,0,0,.,cart,0,.,cells/uL,50,160,16,1,90",
+        "2,1,2,0,0,.,cart,0,.,cells/uL,70,175,40,0,90",
+    )
+    ds = read(path, model="sle_cart", sex_codes={0: "male", 1: "female"})
+    assert ds.subjects["sex"].tolist() == ["female", "male"]
+    spec = parse_data_table({"sex": {"0": "male", "1": "female"}}, "s.toml")
+    assert read(path, model="sle_cart", scenario=spec).subjects["sex"].tolist() == [
+        "female",
+        "male",
+    ]
+    with pytest.raises(ScenarioError, match=r"\[data.sex\] 1 = 'f': expected \"female\""):
+        parse_data_table({"sex": {"1": "f"}}, "s.toml")
+    with pytest.raises(DataError, match=r"sex_codes = \{'1': 'w'\}"):
+        read(path, model="sle_cart", sex_codes={1: "w"})

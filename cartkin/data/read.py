@@ -195,7 +195,7 @@ def _long_to_nonmem(header, rows, problems):
     return out_header, out
 
 
-def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
+def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, scenario=None):
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
@@ -211,6 +211,9 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     units : dict, optional
         DVID code, role or observable -> unit, used where the file has no UNIT value.
         Defaults to the scenario's ``[data.units]``.
+    sex_codes : dict, optional
+        Numeric SEX code -> ``"female"`` or ``"male"`` (``{0: "male", 1: "female"}``).
+        Defaults to the scenario's ``[data.sex]``; without it numeric codes are refused.
     scenario : cartkin.Scenario or DataSpec, optional
         Supplies the model, the ``[data]`` table and, later, the base patient and regimen.
 
@@ -234,6 +237,10 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     model = models.get(model)
     dvid_map = {dvid_key(k): v for k, v in (dvid_map or spec.dvid_map).items()}
     units = {dvid_key(k): v for k, v in (units or spec.units).items()}
+    sex_codes = {dvid_key(k): str(v).lower() for k, v in (sex_codes or spec.sex_codes).items()}
+    bad = {k: v for k, v in sex_codes.items() if v not in ("female", "male")}
+    if bad:
+        raise DataError(f"read: sex_codes = {bad}: expected codes mapped to 'female' or 'male'")
     if path is None:
         if spec.file is None:
             raise DataError("read: no path given and no [data] file in the scenario")
@@ -312,7 +319,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
             if _missing(cell("TIME")):
                 problems.add(line_no, "TIME", cell("TIME"), "days from the CAR-T infusion")
             continue
-        _collect_covariates(pid, line_no, cell, subject_values, problems, number)
+        _collect_covariates(pid, line_no, cell, subject_values, problems, number, sex_codes)
         evid = number("EVID", default=0.0)
         if evid is None:
             continue
@@ -598,7 +605,7 @@ def _observation(row, cell, number, resolver, problems):
     }
 
 
-def _collect_covariates(pid, row, cell, store, problems, number):
+def _collect_covariates(pid, row, cell, store, problems, number, sex_codes):
     values = store.setdefault(pid, {})
     for col, (field, unit, lower, upper) in COVARIATES.items():
         value = number(col)
@@ -616,6 +623,7 @@ def _collect_covariates(pid, row, cell, store, problems, number):
     sex = cell("SEX")
     if not _missing(sex):
         key = sex.lower()
+        key = sex_codes.get(dvid_key(sex), key)
         if key in ("f", "female", "w", "woman"):
             values.setdefault("sex", []).append((row, "female"))
         elif key in ("m", "male", "man"):
@@ -625,7 +633,8 @@ def _collect_covariates(pid, row, cell, store, problems, number):
                 row,
                 "SEX",
                 sex,
-                "F or M (numeric codes are ambiguous: datasets use 0/1 and 1/2 either way)",
+                "F or M (numeric codes are ambiguous: datasets use 0/1 and 1/2 either way; "
+                "declare them with sex_codes={0: 'male', 1: 'female'} or [data.sex])",
             )
     dialysis = cell("DIALYSIS")
     if not _missing(dialysis):
