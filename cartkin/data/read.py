@@ -262,7 +262,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, sc
     ignored = [c for c in header if c not in known]
     index = {name: i for i, name in enumerate(header)}
 
-    obs_records, dose_records, excluded = [], [], []
+    excluded = []
     if _COMMENT_COLUMN in index:
         i_c, kept = index[_COMMENT_COLUMN], []
         for line_no, cells in rows:
@@ -275,7 +275,6 @@ def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, sc
             else:
                 kept.append((line_no, cells))
         rows = kept
-    subject_values: dict[str, dict[str, list[tuple[int, object]]]] = {}
     resolver = _Resolver(model, dvid_map, units, problems)
     if "DVID" not in header:
         problems.add(
@@ -286,6 +285,53 @@ def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, sc
             f"'{model.roles['cart']}' or 'cart'); cartkin does not guess what DV measures",
         )
 
+    obs_records, dose_records, more_excluded, subject_values = _parse_rows(
+        rows, header, index, resolver, problems, sex_codes
+    )
+    excluded += more_excluded
+    _check_order(rows, index, problems)
+    subjects = _subjects(subject_values, problems)
+    observations = pd.DataFrame(
+        obs_records,
+        columns=[
+            "id", "time_days", "observable", "value", "cens", "limit", "unit", "dvid", "row",
+        ],
+    )  # fmt: skip
+    observations["source"] = source
+    doses = pd.DataFrame(dose_records, columns=["id", "time_days", "cells", "row"])
+    _check_duplicates(observations, ["id", "time_days", "observable"], problems, "observation")
+    _check_duplicates(doses, ["id", "time_days"], problems, "CAR-T dose")
+    problems.raise_if_any()
+
+    ids = list(dict.fromkeys([pid for pid in _ids_in_order(rows, index)]))
+    observations = observations.astype(
+        {"id": str, "time_days": float, "value": float, "cens": int, "limit": float, "row": int}
+    )
+    excluded = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
+    excluded = excluded.sort_values("row", kind="stable").reset_index(drop=True)
+    return Dataset(
+        observations=observations.reset_index(drop=True),
+        doses=doses.astype({"id": str, "time_days": float, "cells": float}),
+        subjects=subjects.reindex(ids),
+        excluded=excluded,
+        ids=ids,
+        model=model,
+        path=path,
+        kind=kind,
+        ignored_columns=ignored,
+        header_comments=comments,
+        rerouted=resolver.rerouted,
+        scenario=scenario if hasattr(scenario, "base") else None,
+    )
+
+
+def _parse_rows(rows, header, index, resolver, problems, sex_codes):
+    """Parse every data row: (observation records, dose records, excluded rows, covariates).
+
+    Problems are collected in ``problems``; a row with a problem contributes nothing else.
+    """
+    obs_records, dose_records, excluded = [], [], []
+    subject_values: dict[str, dict[str, list[tuple[int, object]]]] = {}
     for line_no, cells in rows:
         if len(cells) > len(header):
             problems.add(line_no, None, None, f"{len(cells)} cells; the header has {len(header)}")
@@ -384,39 +430,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, sc
             continue
         obs_records.append(record)
 
-    _check_order(rows, index, problems)
-    subjects = _subjects(subject_values, problems)
-    observations = pd.DataFrame(
-        obs_records,
-        columns=[
-            "id", "time_days", "observable", "value", "cens", "limit", "unit", "dvid", "row",
-        ],
-    )  # fmt: skip
-    observations["source"] = source
-    doses = pd.DataFrame(dose_records, columns=["id", "time_days", "cells", "row"])
-    _check_duplicates(observations, ["id", "time_days", "observable"], problems, "observation")
-    _check_duplicates(doses, ["id", "time_days"], problems, "CAR-T dose")
-    problems.raise_if_any()
-
-    ids = list(dict.fromkeys([pid for pid in _ids_in_order(rows, index)]))
-    observations = observations.astype(
-        {"id": str, "time_days": float, "value": float, "cens": int, "limit": float, "row": int}
-    )
-    excluded = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
-    return Dataset(
-        observations=observations.reset_index(drop=True),
-        doses=doses.astype({"id": str, "time_days": float, "cells": float}),
-        subjects=subjects.reindex(ids),
-        excluded=excluded,
-        ids=ids,
-        model=model,
-        path=path,
-        kind=kind,
-        ignored_columns=ignored,
-        header_comments=comments,
-        rerouted=resolver.rerouted,
-        scenario=scenario if hasattr(scenario, "base") else None,
-    )
+    return obs_records, dose_records, excluded, subject_values
 
 
 def _spec_of(scenario) -> DataSpec:
