@@ -693,3 +693,28 @@ def test_numeric_sex_codes_declared(tmp_path):
         parse_data_table({"sex": {"1": "f"}}, "s.toml")
     with pytest.raises(DataError, match=r"sex_codes = \{'1': 'w'\}"):
         read(path, model="sle_cart", sex_codes={1: "w"})
+
+
+@pytest.mark.slow
+def test_synthetic_cohort_residuals_match_the_stated_error_model():
+    """log(observed / model at the true parameters) has the SDs the file header states."""
+    import pandas as pd
+
+    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    truth = pd.read_csv(example_path("synthetic_cohort_truth.csv"), comment="#", dtype={"ID": str})
+    truth = truth.set_index("ID")
+    contexts = ds.contexts(cartkin.Regimen())
+    residuals = {"cart_cells_per_ul": [], "b_cells_per_ul": []}
+    for pid in ds.ids:
+        obs = ds.observations[(ds.observations["id"] == pid) & (ds.observations["cens"] == 0)]
+        theta = {k: float(truth.loc[pid, k]) for k in ("rho", "delta_E", "k_EM", "delta_M")}
+        t = np.unique(np.r_[0.0, obs["time_days"]])
+        res = cartkin.simulate_context(ds.model, contexts[pid], t, theta=theta)
+        for rec in obs.itertuples():
+            true = res.observables[rec.observable][np.searchsorted(t, rec.time_days)]
+            residuals[rec.observable].append(math.log(rec.value / true))
+    for name, sigma in (("cart_cells_per_ul", math.sqrt(0.56)), ("b_cells_per_ul", 0.3)):
+        r = np.array(residuals[name])
+        n = r.size
+        assert abs(r.std(ddof=1) - sigma) < 4 * sigma / math.sqrt(2 * n), name
+        assert abs(r.mean()) < 4 * sigma / math.sqrt(n), name  # censoring lifts it slightly
