@@ -101,6 +101,11 @@ def test_profiles(tmp_path):
     profiles = {
         "rho": {"value": x, "objective": 100 + ((x - 1.2) / 0.2) ** 2},
         "delta_M": pd.DataFrame({"value": np.geomspace(1e-3, 1, 15), "objective": 50.0}),
+        "k_EM": {
+            "ci_low": None,
+            "flag": "flat",
+            "curve": {"value": [0.1, 1.0], "objective": [3, 3]},
+        },
     }
     fig = render(
         plots.plot_profiles(

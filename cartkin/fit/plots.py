@@ -249,8 +249,8 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
     Parameters
     ----------
     profiles : dict of str to table
-        ``{name: DataFrame or dict with "value" and "objective"}``, objective = -2 log L (the
-        minimum is subtracted here).
+        ``{name: DataFrame or dict with "value" and "objective"}`` (or with a ``"curve"`` entry
+        holding them), objective = -2 log L (the minimum is subtracted here).
     estimates : dict of str to float, optional
         Point estimates (vertical solid line).
     intervals : dict of str to (float, float), optional
@@ -271,7 +271,11 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
             ax.set_visible(False)
             continue
         name = names[k]
-        prof = pd.DataFrame(profiles[name]).sort_values("value")
+        entry = profiles[name]
+        if isinstance(entry, dict) and "curve" in entry:  # {ci_low, ci_high, ..., curve}
+            entry = entry["curve"]
+        prof = pd.DataFrame({k: np.asarray(entry[k], float) for k in ("value", "objective")})
+        prof = prof.sort_values("value")
         x = prof["value"].to_numpy(float)
         y = prof["objective"].to_numpy(float)
         y = y - np.nanmin(y)
