@@ -718,3 +718,27 @@ def test_synthetic_cohort_residuals_match_the_stated_error_model():
         n = r.size
         assert abs(r.std(ddof=1) - sigma) < 4 * sigma / math.sqrt(2 * n), name
         assert abs(r.mean()) < 4 * sigma / math.sqrt(n), name  # censoring lifts it slightly
+
+
+def test_exclude_unknown_observables(tmp_path):
+    path = nonmem(tmp_path, *good_rows())
+    with pytest.raises(DataError, match=r"column DVID: 'b_cells': a role model 'stein2019' has"):
+        read(path, model="stein2019")
+    ds = read(path, model="stein2019", exclude_unknown=True)
+    assert "b_cells_per_ul" not in set(ds.observations["observable"])
+    assert ds.excluded[["row", "reason"]].values.tolist() == [
+        [5, "b_cells: model stein2019 has no such observable"]
+    ]
+
+
+def test_select_subjects_and_observables(tmp_path):
+    ds = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    one = ds.select(ids=["1"], observables=["cart"])
+    assert one.ids == ["1"] and list(one.subjects.index) == ["1"]
+    assert set(one.observations["observable"]) == {"cart_cells_per_ul"}
+    assert len(one.observations) == 3 and len(one.doses) == 1
+    assert ds.select(ids=["2"]).doses.empty
+    with pytest.raises(DataError, match=r"no subject\(s\) \['9'\]"):
+        ds.select(ids=["9"])
+    with pytest.raises(DataError, match=r"no observable\(s\) \['il6'\] in the data"):
+        ds.select(observables=["il6"])

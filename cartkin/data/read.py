@@ -195,7 +195,16 @@ def _long_to_nonmem(header, rows, problems):
     return out_header, out
 
 
-def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, scenario=None):
+def read(
+    path=None,
+    *,
+    model=None,
+    dvid_map=None,
+    units=None,
+    sex_codes=None,
+    scenario=None,
+    exclude_unknown=False,
+):
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
@@ -216,6 +225,10 @@ def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, sc
         Defaults to the scenario's ``[data.sex]``; without it numeric codes are refused.
     scenario : cartkin.Scenario or DataSpec, optional
         Supplies the model, the ``[data]`` table and, later, the base patient and regimen.
+    exclude_unknown : bool
+        False (default): an observation whose DVID the model has no observable for is a
+        problem. True: it is excluded and listed in ``Dataset.excluded`` (to fit a model to
+        the part of a dataset it describes, e.g. ``stein2019`` to a file with B cells).
 
     Returns
     -------
@@ -275,7 +288,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, sex_codes=None, sc
             else:
                 kept.append((line_no, cells))
         rows = kept
-    resolver = _Resolver(model, dvid_map, units, problems)
+    resolver = _Resolver(model, dvid_map, units, problems, exclude_unknown)
     if "DVID" not in header:
         problems.add(
             None,
@@ -422,6 +435,9 @@ def _parse_rows(rows, header, index, resolver, problems, sex_codes):
         record = _observation(line_no, cell, number, resolver, problems)
         if record is None:
             continue
+        if "skip" in record:
+            excluded.append(base | {"reason": record["skip"]})
+            continue
         record |= base
         if time < 0:
             excluded.append(
@@ -449,11 +465,16 @@ def _ids_in_order(rows, index):
             yield dvid_key(cells[i])
 
 
+class _Skip(str):
+    """An observation the model has no observable for, excluded on request (the reason)."""
+
+
 class _Resolver:
     """DVID code + unit -> (observable, factor to the observable's unit)."""
 
-    def __init__(self, model, dvid_map, units, problems):
+    def __init__(self, model, dvid_map, units, problems, exclude_unknown=False):
         self.model = model
+        self.exclude_unknown = exclude_unknown
         self.dvid_map = dvid_map
         self.units = units
         self.problems = problems
@@ -469,6 +490,9 @@ class _Resolver:
             return self._cache[key]
         n_problems = len(self.problems.items)
         obs = self.observable(row, code)
+        if isinstance(obs, _Skip):
+            self._cache[key] = obs
+            return obs
         routed = None if obs is None else self.unit_for(row, code, obs, unit_text)
         if routed is not None and len(self.problems.items) == n_problems:
             self._cache[key] = routed  # only clean resolutions: every bad row is reported
@@ -488,13 +512,15 @@ class _Resolver:
             return None
         if name in self.observables:
             return name
+        if name in self.model.roles and self.model.roles[name] is not None:
+            return self.model.roles[name]
+        if self.exclude_unknown:
+            return _Skip(f"{name}: model {self.model.name} has no such observable")
         if name in self.model.roles:
-            obs = self.model.roles[name]
-            if obs is None:
-                self.problems.add(
-                    row, "DVID", code, f"a role model {self.model.name!r} has an observable for"
-                )
-            return obs
+            self.problems.add(
+                row, "DVID", code, f"a role model {self.model.name!r} has an observable for"
+            )
+            return None
         choices = [*self.observables, *(r for r, o in self.model.roles.items() if o)]
         self.problems.add(
             row,
@@ -607,6 +633,8 @@ def _observation(row, cell, number, resolver, problems):
     routed = resolver.resolve(row, code, cell("UNIT"))
     if routed is None:
         return None
+    if isinstance(routed, _Skip):
+        return {"skip": str(routed)}
     obs, factor, unit = routed
     value = limit if cens == 1 else dv
     return {
