@@ -742,3 +742,9 @@ def test_select_subjects_and_observables(tmp_path):
         ds.select(ids=["9"])
     with pytest.raises(DataError, match=r"no observable\(s\) \['il6'\] in the data"):
         ds.select(observables=["il6"])
+
+
+def test_time_in_hours_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,4320,2,0,0,.,cart,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column TIME: '4320': days .* \(hours\? divide by 24\)"):
+        read(path, model="sle_cart")

@@ -65,6 +65,9 @@ _LONG_NAMES = {
 _UNSUPPORTED_DOSING = ("ADDL", "II", "SS", "RATE")
 #: NONMEM's IGNORE=C habit: a column C whose cell "C" (or "#") comments the row out.
 _COMMENT_COLUMN = "C"
+#: Plausible TIME, days from the CAR-T infusion: the day range cartkin.patient accepts for
+#: schedules (a unit-mistake check, e.g. hours written as days).
+_TIME_RANGE_DAYS = (-365.0, 3650.0)
 _MISSING = ("", ".", "na", "nan")
 _BLQ = ("blq", "<lloq", "bql", "<lod")
 _DOSE_NAMES = ("dose", "cart_dose_cells")
@@ -377,6 +380,15 @@ def _parse_rows(rows, header, index, resolver, problems, sex_codes):
         if time is None:
             if _missing(cell("TIME")):
                 problems.add(line_no, "TIME", cell("TIME"), "days from the CAR-T infusion")
+            continue
+        if not _TIME_RANGE_DAYS[0] <= time <= _TIME_RANGE_DAYS[1]:
+            problems.add(
+                line_no,
+                "TIME",
+                cell("TIME"),
+                f"days from the CAR-T infusion in [{_TIME_RANGE_DAYS[0]:g}, "
+                f"{_TIME_RANGE_DAYS[1]:g}] (hours? divide by 24)",
+            )
             continue
         _collect_covariates(pid, line_no, cell, subject_values, problems, number, sex_codes)
         evid = number("EVID", default=0.0)
