@@ -748,3 +748,11 @@ def test_time_in_hours_refused(tmp_path):
     path = nonmem(tmp_path, f"1,4320,2,0,0,.,cart,0,.,cells/uL,{COV}")
     with pytest.raises(DataError, match=r"column TIME: '4320': days .* \(hours\? divide by 24\)"):
         read(path, model="sle_cart")
+
+
+def test_cens_with_two_different_limits_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,30,0.05,0,0,.,cart,1,0.01,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column LIMIT: '0.01': one limit for a CENS=1 record"):
+        read(path, model="sle_cart")
+    same = nonmem(tmp_path, f"1,30,0.05,0,0,.,cart,1,0.05,cells/uL,{COV}")
+    assert read(same, model="sle_cart").observations["limit"].tolist() == [0.05]

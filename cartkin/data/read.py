@@ -16,8 +16,9 @@ Long format (lower-case columns)
 
 Censoring (M3): ``CENS=1`` means the true value lies below the limit. The limit is ``LIMIT``
 when it is given and positive; otherwise ``DV`` (the nlmixr2/Monolix habit of writing the LLOQ
-in ``DV``; a ``LIMIT`` of 0 there is the interval's lower end). A censored record's ``value``
-holds its limit. ``CENS=-1`` (above a limit) is refused.
+in ``DV``; a ``LIMIT`` of 0 there is the interval's lower end). A row with both, different and
+positive, would be an interval to Monolix and is refused. A censored record's ``value`` holds
+its limit. ``CENS=-1`` (above a limit) is refused.
 
 Every problem in the file is collected and reported at once in one :class:`DataError`, each line
 naming the row (1-based line of the file), the column, the value and what was expected. Rows
@@ -633,6 +634,17 @@ def _observation(row, cell, number, resolver, problems):
             problems.add(row, name, cell(name), "a value >= 0 (a level cannot be negative)")
             ok = False
     if cens == 1:
+        if limit > 0 and dv > 0 and not math.isclose(dv, limit, rel_tol=1e-9):
+            # Monolix/nlmixr2 read such a row as the interval [LIMIT, DV]; cartkin's M3 needs one
+            # limit, so it refuses to guess which column holds it
+            problems.add(
+                row,
+                "LIMIT",
+                cell("LIMIT"),
+                f"one limit for a CENS=1 record: DV {cell('DV')} and LIMIT differ (interval "
+                "censoring is not supported); give the LLOQ in LIMIT and '.' in DV",
+            )
+            ok = False
         limit = limit if limit > 0 else dv  # LIMIT 0 is the interval's lower end (Monolix)
         if not limit > 0:
             problems.add(row, "LIMIT", cell("LIMIT"), "the limit (LLOQ, > 0) of a CENS=1 record")
