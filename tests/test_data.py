@@ -574,6 +574,8 @@ def test_summary_notes_uncensored_values_below_the_limit(tmp_path):
     ds = read(path, model="sle_cart")
     assert ds.observations["cens"].tolist() == [0]
     assert "1 records with CENS=0 lie below their LIMIT (rows 2)" in ds.summary()
+    zero = read(nonmem(tmp_path, f"1,3,0,0,0,.,cart,0,.,cells/uL,{COV}"), model="sle_cart")
+    assert "1 records are 0 with CENS=0 (rows 2)" in zero.summary()
 
 
 def test_to_long_round_trip(tmp_path):

@@ -307,6 +307,14 @@ class Dataset:
                 f"{', '.join(str(r) for r in below['row'].head(5))}"
                 f"{', ...' if len(below) > 5 else ''}): kept as observed values"
             )
+        zeros = obs[(obs["cens"] == 0) & (obs["value"] == 0)]
+        if len(zeros):
+            lines.append(
+                f"  note: {len(zeros)} records are 0 with CENS=0 (rows "
+                f"{', '.join(str(r) for r in zeros['row'].head(5))}"
+                f"{', ...' if len(zeros) > 5 else ''}): a log-scale error model cannot use them; "
+                "an undetectable level is CENS=1 with the assay's LIMIT"
+            )
         for (code, unit), name in self.rerouted.items():
             lines.append(f"  DVID {code} in {unit} -> {name} (the model's observable in that unit)")
         if len(self.excluded):
