@@ -78,12 +78,11 @@ _TOP_LEVEL = (
     "variant",
     "outcomes",
     "case",
+    "data",  # observed data for fits (cartkin/data/spec.py)
 )
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
 
-# [data]: observed data for fits (cartkin/data/spec.py)
-_TOP_LEVEL = (*_TOP_LEVEL, "data")
 
 
 @dataclass(frozen=True)
