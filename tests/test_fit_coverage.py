@@ -49,7 +49,7 @@ def coverage(n_seeds=N_SEEDS, t_days=T_DAYS, estimate_sigma=True):
 
 @pytest.mark.slow
 def test_profile_intervals_cover_the_truth_95_percent_with_known_sigma():
-    """Measured (100 seeds, 24 records, about a third below the LLOQ): alpha 0.95, fb 0.95,
+    """Measured (100 seeds, 24 records, 24% below the LLOQ on average): alpha 0.95, fb 0.95,
     beta 0.92. binomial(100, 0.95) falls in [89, 99] in 99% of runs."""
     cov, _ = coverage(estimate_sigma=False)
     print("coverage, residual SD known:", cov)
