@@ -8,7 +8,8 @@
 - for any other ``rhs`` it executes this text in a fresh namespace with ``CACHE = False``.
 
 The header defines the free names used below: ``rhs(t, y, p, dydt)``, ``jac(t, y, p, J)``,
-``HAS_JAC`` (bool: call ``jac`` instead of finite differences) and ``CACHE`` (bool). Because the
+``HAS_JAC`` (bool: call ``jac`` instead of finite differences), ``CACHE`` (bool) and
+``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit / Rosenbrock methods). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -52,6 +53,7 @@ STEP_UNDERFLOW = -2
 NON_FINITE = -3
 STIFF = -4
 SINGULAR = -5
+NOT_BUILT = -6  # the kernel was built without this method family (cartkin._compile picks it)
 
 # ---- method codes: keep equal to cartkin.ode._METHOD_CODES ------------------------------------
 TSIT5 = 0
@@ -983,13 +985,17 @@ def _solve(
             break
         seg_end = t_stops[ks] if ks < n_stops else t_final
         h = first_step
-        if method == RODAS5:
+        # WITH_ERK / WITH_ROS are header constants: numba prunes the branch of a method family
+        # the kernel was not built for, so a rodas5-only kernel never compiles the explicit code
+        if not (WITH_ROS if method == RODAS5 else WITH_ERK and (method != AUTO or WITH_ROS)):
+            status = NOT_BUILT
+        elif method == RODAS5:
             status, io, t, h = _segment_ros(
                 t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
                 t_eval, io, y_out, counters,
                 k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
             )  # fmt: skip
-        else:
+        elif WITH_ERK:
             tab = DOPRI5 if method == DOPRI5 else TSIT5
             limit = STIFF_SWITCH_COUNT if method == AUTO else STIFF_FAIL_COUNT
             if fixed_step > 0.0:
@@ -998,7 +1004,7 @@ def _solve(
                 tab, t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step, limit,
                 t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr, D,
             )  # fmt: skip
-            if status == STIFF and method == AUTO:
+            if status == STIFF and method == AUTO and WITH_ROS:
                 counters[I_SWITCHES] += 1
                 status, io, t, h = _segment_ros(
                     t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
