@@ -195,7 +195,10 @@ def _simulate(args) -> int:
     _check_output(args.csv, "--csv", None)
     _check_output(args.figure, "--figure", _figure_formats())
     scenario = load_scenario(args.scenario)
-    results = scenario.run()
+    try:
+        results = scenario.run()
+    except SolverError as exc:
+        raise SolverError(f"{args.scenario}: {exc}", solution=exc.solution) from exc
     kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
     tables = [metrics.compute(r, **kwargs) for r in results]
 

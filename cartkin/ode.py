@@ -396,6 +396,9 @@ class _OutOfBounds(Exception):
         self.name, self.index, self.size = name, index, size
 
 
+_UNWRITTEN = -1.2345678901234567e300  # a value no rhs writes by chance
+
+
 def _guarded(a, name):
     g = np.array(a, dtype=np.float64).view(_Guarded)
     g.arg_name = name
@@ -425,6 +428,8 @@ def _check_indexing(rhs, jac, t0, y0, p):
         )
     for func, label, args in calls:
         py = getattr(func, "py_func", func)
+        out = args[2]
+        out.fill(_UNWRITTEN)  # to see which entries the function writes
         try:
             with np.errstate(all="ignore"):
                 py(float(t0), *args)
@@ -439,8 +444,16 @@ def _check_indexing(rhs, jac, t0, y0, p):
                 f"{label} indexes past the end of an argument at t={float(t0)!r} (y0 has {n} "
                 f"entries, p has {p.size}): {exc}; check the sizes of y0 and p against {label}"
             ) from None
-        except Exception:  # noqa: BLE001 - numba-only code: leave the check to the user
-            pass
+        except Exception:  # numba-only code: leave the check to the user
+            continue
+        unwritten = np.flatnonzero(np.asarray(out).reshape(n, -1)[:, 0] == _UNWRITTEN)
+        if label == "rhs" and unwritten.size:
+            raise ValueError(
+                f"rhs did not write dydt[{int(unwritten[0])}] at t={float(t0)!r} (y0 has {n} "
+                f"states, p has {p.size}; dydt has one entry per state and the rhs must write "
+                "every one, or compiled code reads leftover memory); give y0 one entry per "
+                "state of the rhs"
+            )
 
 
 def _nonfinite_at_start(rhs, t0, y0, p, t_stops, jumps, status):
@@ -453,7 +466,7 @@ def _nonfinite_at_start(rhs, t0, y0, p, t_stops, jumps, status):
     try:
         with np.errstate(all="ignore"):
             rhs(float(t0), y, p, dydt)
-    except Exception:  # noqa: BLE001 - keep the kernel's status
+    except Exception:  # keep the kernel's status
         return status
     return status if np.isfinite(dydt).all() else Status.NON_FINITE
 

@@ -8,6 +8,7 @@ import (in a notebook, display the returned figure or add it to your own layout)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import matplotlib
@@ -58,7 +59,7 @@ def _days_text(days) -> str:
     days = sorted(days)
     if not days:
         return ""
-    if len(days) > 1 and all(b - a == 1 for a, b in zip(days, days[1:], strict=False)):
+    if len(days) > 1 and all(b - a == 1 for a, b in itertools.pairwise(days)):
         return f"d{days[0]:g}..{days[-1]:g}"
     return "d" + ",".join(f"{d:g}" for d in days)
 

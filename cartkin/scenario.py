@@ -378,7 +378,11 @@ def _typed_section(where, section, table, spec, required=()):
     for key, value in table.items():
         kind, expected = spec[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = _as_float(value)
+            if not math.isfinite(_as_float(value)):
+                raise ScenarioError(
+                    f"{where}: [{section}] {key} = {_brief(value)}: expected {expected}"
+                )
+            value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ScenarioError(
                 f"{where}: [{section}] {key} = {_brief(value)}: expected {expected}"

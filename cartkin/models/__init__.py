@@ -144,7 +144,7 @@ def load_module(path):
         return _compile.load_module(path)
     except ScenarioError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any error in user code: one line naming the file
+    except Exception as exc:  # any error in user code: one line naming the file
         first = " ".join(str(exc).split())[:300]
         raise ScenarioError(
             f"{path}: importing the model file failed: {type(exc).__name__}: {first}"
