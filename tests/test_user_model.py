@@ -41,9 +41,8 @@ def test_a_helper_in_another_file_is_part_of_the_key(tmp_path, monkeypatch):
     helper.write_text("import numba\n\n@numba.njit\ndef rate(p):\n    return p[0]\n")
     model_file = tmp_path / "uses_helper.py"
     model_file.write_text(
-        "import sys\nsys.path.insert(0, %r)\nimport numba\nimport helper_rate\n\n"
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport numba\nimport helper_rate\n\n"
         "@numba.njit\ndef rhs(t, y, p, dydt):\n    dydt[0] = -helper_rate.rate(p) * y[0]\n"
-        % str(tmp_path)
     )
     module = cartkin.models.load_module(model_file)
     before = _compile.kernel_path(module.rhs, None, "erk")
