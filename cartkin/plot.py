@@ -98,7 +98,7 @@ def _mark_treatment(ax, result, legend=True):
     dialysis = result.context.patient.dialysis
     if dialysis is not None:
         t_end = result.t_days[-1]
-        days = [d for d in dialysis.session_days if d <= t_end]
+        days = [d for d in dialysis.session_days if result.t_days[0] <= d <= t_end]
         ax.plot(
             days,
             np.full(len(days), 0.0),
