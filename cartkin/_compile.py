@@ -21,9 +21,10 @@ checks a cached function only against its own source file. So the template refer
     helper is never stale either). A second process loads the compiled kernel from the cache.
 
 Each file-backed kernel is built for one method family (``"erk"``: tsit5/dopri5, ``"ros"``:
-rodas5, ``"all"``: auto), so a call compiles only the integrator it uses: the template's
-``WITH_ERK`` / ``WITH_ROS`` constants let numba prune the other family. An in-memory kernel
-(path b) is compiled once with every method, since nothing is kept for the next process.
+rodas5, ``"all"``: auto and the batch kernels), so a call compiles only the integrator it uses:
+the template's ``WITH_ERK`` / ``WITH_ROS`` constants let numba prune the other family. An
+in-memory kernel (path b) is compiled once with every method, since nothing is kept for the
+next process.
 
 A built-in model's ``rhs`` must be self-contained (use only its arguments, ``math`` and
 ``numpy``): a helper it imports from another file is not part of the hash.
@@ -40,6 +41,7 @@ import threading
 import types
 from pathlib import Path
 
+import numpy as np
 from numba import njit
 from numba.core.dispatcher import Dispatcher
 
@@ -60,6 +62,12 @@ def _no_jacobian(t, y, p, J):  # placeholder so the template always type-checks
     pass
 
 
+@njit
+def _no_roles(y, p, out):  # placeholder: a model without observe_roles has no in-kernel metrics
+    for k in range(out.size):
+        out[k] = np.nan
+
+
 def template_text() -> str:
     """The integrator template source (read once per process)."""
     if not _template_cache:
@@ -77,35 +85,45 @@ def cache_dir() -> Path:
     return base / "cartkin"
 
 
-def get_kernel(rhs, jac=None, family="all"):
-    """Kernel module for ``(rhs, jac)``: exposes ``_solve`` and the template's constants.
+def get_kernel(rhs, jac=None, roles=None, family="all"):
+    """Kernel module for ``(rhs, jac, roles)``: exposes ``_solve``, the batch kernels and the
+    template's constants.
 
-    Built once per process per ``(rhs, jac, family)``; see the module docstring for which path
-    (file-backed and cached, or in-memory) a right-hand side takes. ``family`` ("erk", "ros"
-    or "all") is the set of methods the kernel can run.
+    ``family`` ("erk", "ros" or "all") is the set of methods the kernel can run; the batch
+    kernels need "all".
+
+    ``roles`` is the model's compiled ``observe_roles(y, p, out)`` (in-kernel metrics). For a
+    built-in model it defaults to the ``observe_roles`` defined in the rhs's module, so
+    ``solve_ode`` and the batch engine share one generated kernel file. Built once per process
+    per triple; see the module docstring for which path (file-backed and cached, or in-memory)
+    a right-hand side takes.
     """
-    key = (rhs, jac, family)
+    if roles is None:
+        roles = _module_roles(rhs)
+    key = (rhs, jac, roles, family)
     kernel = _kernels.get(key)
     if kernel is not None:
         return kernel
     with _lock:
         kernel = _kernels.get(key)
         if kernel is None:
-            kernel = _build(rhs, jac, family)
+            kernel = _build(rhs, jac, roles, family)
             _kernels[key] = kernel
             if kernel.WITH_ERK and kernel.WITH_ROS:  # an in-memory kernel serves every method
                 for other in FAMILIES:
-                    _kernels.setdefault((rhs, jac, other), kernel)
+                    _kernels.setdefault((rhs, jac, roles, other), kernel)
     return kernel
 
 
-def kernel_path(rhs, jac=None, family="all") -> Path | None:
-    """Generated file used for ``(rhs, jac)``, or None when it takes the in-memory path."""
-    info = _builtin_info(rhs, jac)
+def kernel_path(rhs, jac=None, roles=None, family="all") -> Path | None:
+    """Generated file used for ``(rhs, jac, roles)``, or None when it takes the in-memory path."""
+    if roles is None:
+        roles = _module_roles(rhs)
+    info = _builtin_info(rhs, jac, roles)
     if info is None:
         return None
     text, _ = _generated_text(*info, family=family)
-    return cache_dir() / _file_name(info[0], info[1], text, info[4], family)
+    return cache_dir() / _file_name(info[0], info[1], text, info[-1], family)
 
 
 def load_module(path) -> types.ModuleType:
@@ -142,24 +160,36 @@ def load_module(path) -> types.ModuleType:
     return module
 
 
+def _module_roles(rhs):
+    """The ``observe_roles`` defined beside a built-in or model-file ``rhs``, or None."""
+    func = _py_func(rhs)
+    module_name = getattr(func, "__module__", None) or ""
+    if not module_name.startswith((BUILTIN_PREFIX, USER_PREFIX)):
+        return None
+    module = sys.modules.get(module_name)
+    roles = getattr(module, "observe_roles", None)
+    return roles if hasattr(roles, "py_func") else None
+
+
 # ---------------------------------------------------------------------------------------------
-def _build(rhs, jac, family):
-    info = _builtin_info(rhs, jac)
+def _build(rhs, jac, roles, family):
+    info = _builtin_info(rhs, jac, roles)
     if info is not None:
         try:
             return _load_generated(*info, family=family)
         except OSError:
             pass  # unwritable cache directory: compile in memory instead
     # not cached on disk: compile every method once, so a second method costs nothing more
-    return _exec_template(rhs, jac, "all")
+    return _exec_template(rhs, jac, roles, "all")
 
 
 def _py_func(f):
     return getattr(f, "py_func", f)
 
 
-def _builtin_info(rhs, jac):
-    """(module name, rhs name, jac name or None, module file, module source) or None."""
+def _builtin_info(rhs, jac, roles=None):
+    """(module name, rhs name, jac name or None, roles name or None, module file, module source)
+    or None."""
     func = _py_func(rhs)
     module_name = getattr(func, "__module__", None) or ""
     user = module_name.startswith(USER_PREFIX)
@@ -169,15 +199,19 @@ def _builtin_info(rhs, jac):
     name = getattr(func, "__name__", "")
     if module is None or getattr(module, name, None) is not rhs:
         return None
-    jac_name = None
-    if jac is not None:
-        jfunc = _py_func(jac)
-        jac_name = getattr(jfunc, "__name__", "")
+    extra_names = []
+    for f in (jac, roles):
+        if f is None:
+            extra_names.append(None)
+            continue
+        ffunc = _py_func(f)
+        f_name = getattr(ffunc, "__name__", "")
         if (
-            getattr(jfunc, "__module__", None) != module_name
-            or getattr(module, jac_name, None) is not jac
+            getattr(ffunc, "__module__", None) != module_name
+            or getattr(module, f_name, None) is not f
         ):
             return None
+        extra_names.append(f_name)
     path = getattr(module, "__file__", None)
     if not path:
         return None
@@ -187,14 +221,14 @@ def _builtin_info(rhs, jac):
         return None
     # The file must still hold the code that was imported: otherwise the cached kernel would
     # be compiled from the old code but filed under the new text's hash.
-    for f in (rhs, jac):
+    for f in (rhs, jac, roles):
         if f is not None and not _same_code(_py_func(f), source, path):
             return None
     if user:
-        for f in (rhs, jac):
+        for f in (rhs, jac, roles):
             if f is not None:
                 source += _helper_sources(_py_func(f), path)
-    return module_name, name, jac_name, path, source
+    return module_name, name, extra_names[0], extra_names[1], path, source
 
 
 def _helper_sources(func, own_path) -> str:
@@ -261,28 +295,42 @@ def _plain_consts(code):
     return tuple(c for c in code.co_consts if not isinstance(c, types.CodeType))
 
 
-def _generated_text(module_name, name, jac_name, path, source, family="all"):
+def _generated_text(module_name, name, jac_name, roles_name, path, source, family="all"):
     with_erk, with_ros = FAMILIES[family]
     lines = [
         "# Generated by cartkin._compile from cartkin/_integrators.py: do not edit.",
         f"# Integrator kernel for {module_name}.{name} ({path}).",
         "from numba import njit",
         f"from {module_name} import {name} as rhs",
+        "CACHE = True",
         f"WITH_ERK = {with_erk}",
         f"WITH_ROS = {with_ros}",
     ]
     if jac_name is None:
         lines += [
             "HAS_JAC = False",
-            "CACHE = True",
             "",
             "",
             "@njit(cache=CACHE)",
             "def jac(t, y, p, J):",
             "    pass",
+            "",
+            "",
         ]
     else:
-        lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True", "CACHE = True"]
+        lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True"]
+    if roles_name is None:
+        lines += [
+            "HAS_ROLES = False",
+            "",
+            "",
+            "@njit(cache=CACHE)",
+            "def observe_roles(y, p, out):",
+            "    for k in range(out.size):",
+            "        out[k] = float('nan')",
+        ]
+    else:
+        lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -295,8 +343,8 @@ def _file_name(module_name, name, text, source, family="all") -> str:
     return f"kernel_{module_name.replace('.', '_')}_{name}_{family}_{digest.hexdigest()[:24]}.py"
 
 
-def _load_generated(module_name, name, jac_name, path, source, family="all"):
-    text, _ = _generated_text(module_name, name, jac_name, path, source, family)
+def _load_generated(module_name, name, jac_name, roles_name, path, source, family="all"):
+    text, _ = _generated_text(module_name, name, jac_name, roles_name, path, source, family)
     directory = cache_dir()
     file_name = _file_name(module_name, name, text, source, family)
     target = directory / file_name
@@ -326,7 +374,7 @@ def _load_generated(module_name, name, jac_name, path, source, family="all"):
     return module
 
 
-def _exec_template(rhs, jac, family="all"):
+def _exec_template(rhs, jac, roles=None, family="all"):
     with_erk, with_ros = FAMILIES[family]
     func = _py_func(rhs)
     label = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
@@ -335,6 +383,8 @@ def _exec_template(rhs, jac, family="all"):
         rhs=rhs,
         jac=_no_jacobian if jac is None else jac,
         HAS_JAC=jac is not None,
+        observe_roles=_no_roles if roles is None else roles,
+        HAS_ROLES=roles is not None,
         CACHE=False,
         WITH_ERK=with_erk,
         WITH_ROS=with_ros,

@@ -332,7 +332,7 @@ def solve_ode(
         _check_indexing(rhs, jac, t_eval[0], y0, p)
         _SHAPES_CHECKED.add(shape_key)
     if kernel is None:
-        kernel = _compile.get_kernel(rhs, jac, _FAMILY[code])
+        kernel = _compile.get_kernel(rhs, jac, family=_FAMILY[code])
     try:
         y, status, counters, t_reached = kernel._solve(
             code, t_eval, y0, p, t_stops, jumps, rtol, atol_arr, first, float(max_step),

@@ -25,14 +25,14 @@ def test_load_returns_the_files_model_with_a_content_keyed_kernel_file(tmp_path,
     model = cartkin.models.load(EXAMPLE)
     assert model.name == "my_model" and "my_model" not in cartkin.models.available()
     assert cartkin.models.load(str(EXAMPLE)) is model  # same content: same module
-    path = _compile.kernel_path(model.rhs, None, "ros")
+    path = _compile.kernel_path(model.rhs, family="ros")
     assert path is not None and path.parent == tmp_path / "cache"
 
     edited = tmp_path / "my_model.py"
     edited.write_text(EXAMPLE.read_text().replace("rho * drive * E", "0.5 * rho * drive * E"))
     other = cartkin.models.load(edited)
     assert other is not model
-    assert _compile.kernel_path(other.rhs, None, "ros") != path  # an edit is never stale
+    assert _compile.kernel_path(other.rhs, family="ros") != path  # an edit is never stale
 
 
 def test_a_helper_in_another_file_is_part_of_the_key(tmp_path, monkeypatch):
@@ -45,11 +45,11 @@ def test_a_helper_in_another_file_is_part_of_the_key(tmp_path, monkeypatch):
         "@numba.njit\ndef rhs(t, y, p, dydt):\n    dydt[0] = -helper_rate.rate(p) * y[0]\n"
     )
     module = cartkin.models.load_module(model_file)
-    before = _compile.kernel_path(module.rhs, None, "erk")
+    before = _compile.kernel_path(module.rhs, family="erk")
     assert before is not None
     text = helper.read_text().replace("p[0]", "2.0 * p[0]")
     helper.write_text(text)
-    assert _compile.kernel_path(module.rhs, None, "erk") != before
+    assert _compile.kernel_path(module.rhs, family="erk") != before
 
 
 def test_scenario_model_path_is_relative_to_the_scenario_file():
@@ -90,7 +90,7 @@ from cartkin.scenario import load_scenario
 scenario = load_scenario(sys.argv[1])
 (result,) = scenario.run()
 seconds = time.perf_counter() - t0
-kernel = cartkin._compile.get_kernel(scenario.model.rhs, None, "ros")
+kernel = cartkin._compile.get_kernel(scenario.model.rhs, family="ros")
 print(json.dumps(dict(
     hits=sum(kernel._solve.stats.cache_hits.values()),
     misses=sum(kernel._solve.stats.cache_misses.values()),
