@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            status = runners[args.command](args)
+            # a subcommand added in build_parser with set_defaults(run=...) runs through it
+            run = runners.get(args.command) or getattr(args, "run", None)
+            status = run(args)
         except (CartkinError, OSError, RecursionError, MemoryError) as exc:
             if args.debug:
                 raise

@@ -377,3 +377,16 @@ def test_every_shipped_scenario_still_loads_without_warnings():
 
 def test_cartkin_exports_still_work():
     assert callable(cartkin.models.load) and callable(cartkin.models.load_module)
+
+
+def test_cli_takes_subcommands_from_other_modules(capsys, monkeypatch):
+    from cartkin import cli
+
+    def add(sub):
+        sub.add_parser("hello", help="test command")
+        return lambda args: print("hello ran") or 0
+
+    monkeypatch.setattr(cli, "_COMMANDS", [])
+    cli.add_command(add)
+    assert main(["hello"]) == 0
+    assert capsys.readouterr().out == "hello ran\n"
