@@ -50,6 +50,7 @@ BUILTIN_PREFIX = "cartkin.models."
 #: Prefix of the module names of user model files loaded by :func:`load_module`.
 USER_PREFIX = "_cartkin_user_"
 #: Method families a kernel is built for, and the template constants that select them.
+#: ``"all"`` (auto and the batch kernels) also compiles the in-kernel metrics (``WITH_METRICS``).
 FAMILIES = {"erk": (True, False), "ros": (False, True), "all": (True, True)}
 
 _kernels: dict = {}
@@ -305,6 +306,7 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
         "CACHE = True",
         f"WITH_ERK = {with_erk}",
         f"WITH_ROS = {with_ros}",
+        f"WITH_METRICS = {family == 'all'}",
     ]
     if jac_name is None:
         lines += [
@@ -388,6 +390,7 @@ def _exec_template(rhs, jac, roles=None, family="all"):
         CACHE=False,
         WITH_ERK=with_erk,
         WITH_ROS=with_ros,
+        WITH_METRICS=family == "all",
     )
     code = compile(template_text(), str(TEMPLATE_PATH), "exec")
     exec(code, module.__dict__)

@@ -10,8 +10,8 @@
 The header defines the free names used below: ``rhs(t, y, p, dydt)``, ``jac(t, y, p, J)``,
 ``HAS_JAC`` (bool: call ``jac`` instead of finite differences), ``observe_roles(y, p, out)``
 (the model's role values for in-kernel metrics, or a placeholder writing NaN), ``HAS_ROLES``
-(bool), ``CACHE`` (bool) and ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
-Rosenbrock methods). Because the
+(bool), ``CACHE`` (bool), ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
+Rosenbrock methods) and ``WITH_METRICS`` (bool: compile the in-kernel metrics). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -618,7 +618,7 @@ def _segment_erk(
                     have_dense = True
                 _erk_dense((t_eval[io] - t) / h, h, y, k1, D, y_out, io)
             io += 1
-        if macc.size > 0:
+        if WITH_METRICS and macc.size > 0:
             if not have_dense:
                 _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D)
             PC = MW[4:8]
@@ -914,7 +914,7 @@ def _segment_ros(
                     have_dense = True
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
-        if macc.size > 0:
+        if WITH_METRICS and macc.size > 0:
             if not have_dense:
                 _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D)
             # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
@@ -986,7 +986,7 @@ def _integrate(
             for j in range(n):
                 y_out[io, j] = y[j]
             io += 1
-        if macc.size > 0 and t >= 0.0:
+        if WITH_METRICS and macc.size > 0 and t >= 0.0:
             _metrics_point(t, y, p, macc, mcfg, MW, MV)
         if t >= t_final:
             break
