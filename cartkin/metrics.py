@@ -361,7 +361,14 @@ def compute(
         t_end = float(t[np.flatnonzero(above)[-1]]) if np.any(above) else tmax
         t_start = max(tmax + initial_window_days, t_end - terminal_window_days)
         sel = t <= t_end
-        hl, note = log_linear_half_life(t[sel], cart[sel], t_start, t_end)
+        if t_start >= t_end:  # TLST before the terminal window opens: say so in time order
+            hl = math.nan
+            note = (
+                f"no terminal phase to fit: TLST {t_end:.4g} d is before TMAX + "
+                f"{initial_window_days:g} d = {t_start:.4g} d"
+            )
+        else:
+            hl, note = log_linear_half_life(t[sel], cart[sel], t_start, t_end)
         if not math.isnan(hl):
             note = (
                 f"ln-linear fit over the last {terminal_window_days:g} d to TLST "

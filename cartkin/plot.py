@@ -8,6 +8,7 @@ import (in a notebook, display the returned figure or add it to your own layout)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import matplotlib
@@ -20,17 +21,58 @@ __all__ = ["plot_comparison", "plot_kidney_response", "plot_result"]
 #: a curve leaves the axis instead of lying flat on a floor it never reached.
 _DISPLAY_FLOOR = 1e-4
 
+#: Unit as written in figures (the micro sign; code and CSV columns keep the ASCII "uL").
+_CELLS = "cells/\u00b5L"
+
+#: Okabe-Ito colour-blind-safe palette (Okabe M, Ito K, "Color Universal Design", 2008), in an
+#: order where neighbouring arms (eGFR 15 and hemodialysis in the kidney comparison) differ in
+#: hue and lightness. More arms than colours fall back to viridis.
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#000000",  # black
+    "#56B4E9",  # sky blue
+    "#D55E00",  # vermillion
+    "#F0E442",  # yellow
+)
+
+#: Figure margins in inches (converted to fractions per figure size so labels are never cut).
+_BOTTOM_IN = 0.6
+_TOP_IN = 0.35
+
 
 def _masked(values):
     values = np.asarray(values, dtype=float)
     return np.where(values >= _DISPLAY_FLOOR, values, np.nan)
 
 
-def _treatment_start(result) -> float:
-    """First lymphodepletion day (or the first output time), for the left end of the x axis."""
+def arm_colors(n: int) -> list:
+    """``n`` colours: Okabe-Ito while they last, else viridis."""
+    if n <= len(OKABE_ITO):
+        return list(OKABE_ITO[:n])
+    return list(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, n)))
+
+
+def _days_text(days) -> str:
+    days = sorted(days)
+    if not days:
+        return ""
+    if len(days) > 1 and all(b - a == 1 for a, b in itertools.pairwise(days)):
+        return f"d{days[0]:g}..{days[-1]:g}"
+    return "d" + ",".join(f"{d:g}" for d in days)
+
+
+def _ld_label(result) -> str:
+    """'lymphodepletion (Flu d-5..-3, Cy d-3)': the days stay readable when off the x axis."""
     ld = result.context.regimen.lymphodepletion
-    days = [*ld.flu_days, *ld.cy_days]
-    return min([result.t_days[0], *days])
+    parts = []
+    if ld.flu_mg_m2_per_day > 0:
+        parts.append(f"Flu {_days_text(ld.flu_days)}")
+    if ld.cy_mg_m2 > 0:
+        parts.append(f"Cy {_days_text(ld.cy_days)}")
+    return f"lymphodepletion ({', '.join(parts)})" if parts else "lymphodepletion"
 
 
 def _mark_treatment(ax, result, legend=True):
@@ -42,12 +84,12 @@ def _mark_treatment(ax, result, legend=True):
             day + 1.0,
             color="0.88",
             zorder=0,
-            label="lymphodepletion (Flu/Cy days)" if legend and k == 0 else None,
+            label=_ld_label(result) if legend and k == 0 else None,
         )
     for k, (day, _cells) in enumerate(result.context.cart_doses):
         ax.axvline(
             day,
-            color="tab:red",
+            color=OKABE_ITO[6],
             lw=1.0,
             ls="-",
             alpha=0.6,
@@ -56,12 +98,12 @@ def _mark_treatment(ax, result, legend=True):
     dialysis = result.context.patient.dialysis
     if dialysis is not None:
         t_end = result.t_days[-1]
-        days = [d for d in dialysis.session_days if d <= t_end]
+        days = [d for d in dialysis.session_days if result.t_days[0] <= d <= t_end]
         ax.plot(
             days,
             np.full(len(days), 0.0),
             "|",
-            color="tab:purple",
+            color=OKABE_ITO[3],
             ms=8,
             transform=ax.get_xaxis_transform(),
             clip_on=False,
@@ -118,35 +160,36 @@ def plot_result(
     ax = axes[0, 0]
     t = result.t_days
     cart = result.observables[roles["cart"]]
-    ax.semilogy(t, _masked(cart), color="tab:blue", lw=2, label="CAR-T (cells/uL)")
+    cart_color, b_color = OKABE_ITO[0], OKABE_ITO[2]
+    ax.semilogy(t, _masked(cart), color=cart_color, lw=2, label=f"CAR-T ({_CELLS})")
     ax.axhline(
         lloq_cells_per_ul,
-        color="tab:blue",
+        color=cart_color,
         ls="--",
         lw=0.8,
-        label=f"CAR-T LLOQ {lloq_cells_per_ul:g}",
+        label=f"CAR-T LLOQ {lloq_cells_per_ul:g} {_CELLS}",
     )
     if roles.get("b_cells") is not None:
         b = result.observables[roles["b_cells"]]
-        ax.semilogy(t, _masked(b), color="tab:green", lw=2, label="CD19+ B cells (cells/uL)")
+        ax.semilogy(t, _masked(b), color=b_color, lw=2, label=f"CD19+ B cells ({_CELLS})")
         ax.axhline(
             aplasia_cells_per_ul,
-            color="tab:green",
+            color=b_color,
             ls=":",
             lw=0.8,
-            label=f"B-cell aplasia < {aplasia_cells_per_ul:g}",
+            label=f"B-cell aplasia < {aplasia_cells_per_ul:g} {_CELLS}",
         )
         ax.axhline(
             recovery_cells_per_ul,
-            color="tab:green",
+            color=b_color,
             ls="--",
             lw=0.8,
-            label=f"B-cell recovery >= {recovery_cells_per_ul:g}",
+            label=f"B-cell recovery \u2265 {recovery_cells_per_ul:g} {_CELLS}",
         )
     _mark_treatment(ax, result)
-    ax.set_ylabel("cells/uL blood")
+    ax.set_ylabel(f"{_CELLS} blood")
     ax.set_ylim(bottom=_DISPLAY_FLOOR)
-    ax.set_xlim(_treatment_start(result) - 1.0, t[-1])
+    ax.set_xlim(t[0], t[-1])  # from where the curves start
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(True, which="major", alpha=0.3)
     label = getattr(result, "label", None)
@@ -155,14 +198,17 @@ def plot_result(
     )
     if has_il6:
         ax2 = axes[1, 0]
-        ax2.plot(t, result.observables[roles["il6"]], color="tab:orange", lw=1.5)
+        ax2.plot(t, result.observables[roles["il6"]], color=OKABE_ITO[1], lw=1.5)
         ax2.set_ylabel("IL-6 (pg/mL)")
         ax2.grid(True, alpha=0.3)
         _mark_treatment(ax2, result, legend=False)
     axes[-1, 0].set_xlabel("days after CAR-T infusion")
-    # fixed margins: tight_layout costs about half a second per figure
-    bottom_margin = 0.12 if kidney else 0.08  # room for the x label above the kidney panel
-    top.subplots_adjust(left=0.08, right=0.78, top=0.94, bottom=bottom_margin, hspace=0.08)
+    # fixed margins (tight_layout costs about half a second per figure), in inches so the
+    # x label fits whatever the figure height; more room above a kidney panel
+    bottom_in = _BOTTOM_IN + (0.25 if kidney else 0.0)
+    top.subplots_adjust(
+        left=0.08, right=0.72, top=1 - _TOP_IN / height, bottom=bottom_in / height, hspace=0.08
+    )
     if kidney:
         plot_kidney_response(result, outcomes, fig=bottom)
     return fig
@@ -180,7 +226,8 @@ def plot_comparison(
     """Overlay several results (doses, kidney function, models): CAR-T and B cells.
 
     The treatment marks (lymphodepletion days, infusions, dialysis) are those of the first
-    result; thresholds are drawn as grey lines (dashed: LLOQ and recovery, dotted: aplasia).
+    result; thresholds are grey lines named in a legend below the panels (dashed: LLOQ and
+    recovery, dotted: aplasia). Arms take the Okabe-Ito colour-blind-safe palette.
 
     Parameters
     ----------
@@ -203,9 +250,9 @@ def plot_comparison(
     if len(labels) != len(results):
         raise ValueError(f"plot_comparison: {len(labels)} labels for {len(results)} results")
     any_b = any(r.model.roles.get("b_cells") is not None for r in results)
-    fig = Figure(figsize=(11 if any_b else 6, 4.2))
+    fig = Figure(figsize=(11 if any_b else 6, 4.8))
     axes = fig.subplots(1, 2 if any_b else 1, squeeze=False)
-    colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, len(results)))
+    colors = arm_colors(len(results))
     for r, label, c in zip(results, labels, colors, strict=True):
         roles = r.model.roles
         axes[0, 0].semilogy(r.t_days, _masked(r.observables[roles["cart"]]), color=c, label=label)
@@ -213,13 +260,28 @@ def plot_comparison(
             axes[0, 1].semilogy(
                 r.t_days, _masked(r.observables[roles["b_cells"]]), color=c, label=label
             )
-    axes[0, 0].set_ylabel("CAR-T (cells/uL)")
-    axes[0, 0].axhline(lloq_cells_per_ul, color="0.4", ls="--", lw=0.8)
+    axes[0, 0].set_ylabel(f"CAR-T ({_CELLS})")
+    thresholds = [
+        axes[0, 0].axhline(
+            lloq_cells_per_ul, color="0.4", ls="--", lw=0.8,
+            label=f"CAR-T LLOQ {lloq_cells_per_ul:g} {_CELLS}",
+        )
+    ]  # fmt: skip
     if any_b:
-        axes[0, 1].set_ylabel("CD19+ B cells (cells/uL)")
-        axes[0, 1].axhline(aplasia_cells_per_ul, color="0.4", ls=":", lw=0.8)
-        axes[0, 1].axhline(recovery_cells_per_ul, color="0.4", ls="--", lw=0.8)
-    t_start = min(_treatment_start(r) for r in results) - 1.0
+        axes[0, 1].set_ylabel(f"CD19+ B cells ({_CELLS})")
+        thresholds.append(
+            axes[0, 1].axhline(
+                aplasia_cells_per_ul, color="0.4", ls=":", lw=0.8,
+                label=f"B-cell aplasia < {aplasia_cells_per_ul:g} {_CELLS}",
+            )
+        )  # fmt: skip
+        thresholds.append(
+            axes[0, 1].axhline(
+                recovery_cells_per_ul, color="0.4", ls="--", lw=0.8,
+                label=f"B-cell recovery \u2265 {recovery_cells_per_ul:g} {_CELLS}",
+            )
+        )  # fmt: skip
+    t_start = min(r.t_days[0] for r in results)  # from where the curves start
     t_end = max(r.t_days[-1] for r in results)
     for ax in axes[0]:
         _mark_treatment(ax, results[0], legend=False)
@@ -227,11 +289,26 @@ def plot_comparison(
         ax.set_xlim(t_start, t_end)
         ax.set_xlabel("days after CAR-T infusion")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+    arm_handles = axes[0, 0].get_lines()[: len(results)]
+    axes[0, 0].legend(handles=arm_handles, fontsize=7)
+    fig.legend(
+        handles=thresholds,
+        loc="lower center",
+        ncol=len(thresholds),
+        fontsize=7,
+        frameon=False,
+        title=f"grey lines (treatment marks: {_ld_label(results[0])}, first arm)",
+        title_fontsize=7,
+    )
     if title:
         fig.suptitle(title)
+    height = fig.get_figheight()
     fig.subplots_adjust(
-        left=0.07, right=0.98, top=0.88 if title else 0.95, bottom=0.13, wspace=0.25
+        left=0.07,
+        right=0.98,
+        top=1 - (0.55 if title else 0.25) / height,
+        bottom=1.05 / height,
+        wspace=0.25,
     )
     return fig
 
