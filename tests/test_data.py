@@ -1,0 +1,496 @@
+"""cartkin.data: reading, validation (every error path), units, doses, patients, examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import cartkin
+from cartkin.data import DataError, DataSpec, example_path, parse_data_table, read
+from cartkin.data.summary import read_summary_targets
+from cartkin.errors import ScenarioError
+
+HEADER = "ID,TIME,DV,MDV,EVID,AMT,DVID,CENS,LIMIT,UNIT,WT,HT,AGE,SEX,EGFR"
+COV = "50,160,16,F,90"
+
+
+def write(tmp_path, text, name="data.csv"):
+    path = tmp_path / name
+    path.write_text(text.strip() + "\n", encoding="utf-8")
+    return path
+
+
+def nonmem(tmp_path, *rows, header=HEADER):
+    return write(tmp_path, "\n".join([header, *rows]))
+
+
+def good_rows():
+    return [
+        f"1,0,.,1,1,5e7,.,0,.,.,{COV}",
+        f"1,1,0.5,0,0,.,cart,0,0.05,cells/uL,{COV}",
+        f"1,7,20,0,0,.,cart,0,0.05,cells/uL,{COV}",
+        f"1,7,100,0,0,.,b_cells,0,1,cells/uL,{COV}",
+        f"1,60,.,0,0,.,cart,1,0.05,cells/uL,{COV}",
+        "2,3,4,0,0,.,cart_cells_per_ul,0,.,.,70,175,40,M,60",
+    ]
+
+
+def problems_of(excinfo):
+    return excinfo.value.problems
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def test_nonmem_reads_observations_doses_subjects(tmp_path):
+    ds = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    obs = ds.observations
+    assert ds.ids == ["1", "2"]
+    assert list(obs["observable"]) == [
+        "cart_cells_per_ul",
+        "cart_cells_per_ul",
+        "b_cells_per_ul",
+        "cart_cells_per_ul",
+        "cart_cells_per_ul",
+    ]
+    assert list(obs["row"]) == [3, 4, 5, 6, 7]
+    assert (obs["source"] == "data.csv").all()
+    censored = obs[obs["cens"] == 1].iloc[0]
+    assert censored["time_days"] == 60 and censored["limit"] == 0.05 and censored["value"] == 0.05
+    assert math.isnan(obs.iloc[4]["limit"])  # '.' is missing
+    assert ds.doses[["id", "time_days", "cells"]].values.tolist() == [["1", 0.0, 5e7]]
+    assert ds.subjects.loc["1", "weight_kg"] == 50 and ds.subjects.loc["2", "sex"] == "male"
+    assert ds.subjects.loc["1", "egfr_ml_min_173m2"] == 90
+    assert "cart_cells_per_ul" in ds.summary()
+
+
+def test_long_format_gives_the_same_observations(tmp_path):
+    long_path = write(
+        tmp_path,
+        """
+id,time_days,observable,value,unit,lloq,weight_kg,height_cm,age_years,sex,egfr_ml_min_173m2
+1,0,dose,5e7,cells,,50,160,16,F,90
+1,1,cart,0.5,cells/uL,0.05,50,160,16,F,90
+1,7,cart,20,cells/uL,0.05,50,160,16,F,90
+1,7,b_cells,100,cells/uL,1,50,160,16,F,90
+1,60,cart,BLQ,cells/uL,0.05,50,160,16,F,90
+2,3,cart_cells_per_ul,4,cells/uL,,70,175,40,M,60
+""",
+        name="long.csv",
+    )
+    a = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    b = read(long_path, model="sle_cart")
+    assert b.kind == "long" and a.kind == "nonmem"
+    cols = ["id", "time_days", "observable", "value", "cens", "unit"]
+    assert a.observations[cols].equals(b.observations[cols])
+    np.testing.assert_array_equal(a.observations["limit"], b.observations["limit"])
+    assert a.doses[["id", "time_days", "cells"]].equals(b.doses[["id", "time_days", "cells"]])
+    assert a.subjects.equals(b.subjects)
+
+
+def test_long_format_less_than_value_is_censored_at_that_limit(tmp_path):
+    path = write(tmp_path, "id,time_days,observable,value,unit\n1,30,cart,<0.1,cells/uL")
+    obs = read(path, model="sle_cart").observations.iloc[0]
+    assert obs["cens"] == 1 and obs["limit"] == 0.1
+
+
+def test_cens_with_limit_in_dv_monolix_convention(tmp_path):
+    ds = read(nonmem(tmp_path, f"1,30,0.05,0,0,.,cart,1,0,cells/uL,{COV}"), model="sle_cart")
+    assert ds.observations.iloc[0][["cens", "limit"]].tolist() == [1, 0.05]
+
+
+def test_excluded_rows_are_listed_with_reasons(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,-2,150,0,0,.,b_cells,0,.,cells/uL,{COV}",
+        f"1,0,.,1,2,.,.,0,.,.,{COV}",
+        f"1,1,.,1,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,2,3,0,0,.,cart,0,.,cells/uL,{COV}",
+    )
+    ds = read(path, model="sle_cart")
+    assert len(ds.observations) == 1
+    reasons = dict(zip(ds.excluded["row"], ds.excluded["reason"], strict=True))
+    assert set(reasons) == {2, 3, 4}
+    assert "before the CAR-T infusion" in reasons[2]
+    assert "EVID=2" in reasons[3] and "MDV=1" in reasons[4]
+
+
+def test_header_comments_kept(tmp_path):
+    path = write(tmp_path, "# SYNTHETIC test\n" + HEADER + "\n" + good_rows()[1])
+    assert read(path, model="sle_cart").header_comments == ["SYNTHETIC test"]
+
+
+# -- validation: one test per error ---------------------------------------------------------------
+
+
+def test_non_numeric_value(tmp_path):
+    path = nonmem(tmp_path, f"1,1,abc,0,0,.,cart,0,.,cells/uL,{COV}")
+    with pytest.raises(
+        DataError, match=r"data.csv: 1 problem in the data:\n  row 2, column DV: 'abc': a number"
+    ):
+        read(path, model="sle_cart")
+
+
+def test_negative_value(tmp_path):
+    path = nonmem(tmp_path, f"1,1,-3,0,0,.,cart,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"row 2, column DV: '-3': a value >= 0"):
+        read(path, model="sle_cart")
+
+
+def test_unsorted_times(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,7,2,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,3,1,0,0,.,cart,0,.,cells/uL,{COV}",
+    )
+    with pytest.raises(DataError, match=r"row 3, column TIME: '3': times sorted within each ID"):
+        read(path, model="sle_cart")
+
+
+def test_duplicate_times(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,3,2,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,3,1,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,3,100,0,0,.,b_cells,0,.,cells/uL,{COV}",  # another observable at that time is fine
+    )
+    with pytest.raises(DataError, match=r"row 3, column TIME.*duplicate of row 2") as exc:
+        read(path, model="sle_cart")
+    assert len(problems_of(exc)) == 1
+
+
+def test_unknown_observable_did_you_mean(tmp_path):
+    path = nonmem(tmp_path, f"1,3,2,0,0,.,b_cell,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column DVID: 'b_cell'.*Did you mean 'b_cells'"):
+        read(path, model="sle_cart")
+
+
+def test_dv_missing_where_mdv_0(tmp_path):
+    path = nonmem(tmp_path, f"1,3,.,0,0,.,cart,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"row 2, column DV: '.': a value where MDV=0"):
+        read(path, model="sle_cart")
+
+
+def test_cens_without_limit(tmp_path):
+    path = nonmem(tmp_path, f"1,3,.,0,0,.,cart,1,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"row 2, column LIMIT.*limit \(LLOQ, > 0\) of a CENS=1"):
+        read(path, model="sle_cart")
+
+
+def test_upper_censoring_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,3,500,0,0,.,cart,-1,500,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column CENS: '-1': 0 or 1 \(CENS=-1.*not supported"):
+        read(path, model="sle_cart")
+
+
+def test_covariate_out_of_range(tmp_path):
+    path = nonmem(tmp_path, "1,3,2,0,0,.,cart,0,.,cells/uL,50,1.6,16,F,90")
+    with pytest.raises(DataError, match=r"column HT: '1.6': height_cm in \[40, 250\] cm \(metres"):
+        read(path, model="sle_cart")
+
+
+def test_creatinine_in_umol_hint(tmp_path):
+    header = "ID,TIME,DV,DVID,UNIT,SCR"
+    path = nonmem(tmp_path, "1,3,2,cart,cells/uL,88", header=header)
+    with pytest.raises(DataError, match=r"column SCR: '88'.*umol/L\? divide by 88.4"):
+        read(path, model="sle_cart")
+
+
+def test_covariate_changing_within_id(tmp_path):
+    path = nonmem(
+        tmp_path,
+        "1,1,2,0,0,.,cart,0,.,cells/uL,50,160,16,F,90",
+        "1,3,2,0,0,.,cart,0,.,cells/uL,55,160,16,F,90",
+    )
+    with pytest.raises(DataError, match=r"weight_kg.*one value per ID \(ID 1, rows 2, 3\)"):
+        read(path, model="sle_cart")
+
+
+def test_numeric_sex_refused(tmp_path):
+    path = nonmem(tmp_path, "1,1,2,0,0,.,cart,0,.,cells/uL,50,160,16,1,90")
+    with pytest.raises(DataError, match=r"column SEX: '1': F or M \(numeric codes are ambiguous"):
+        read(path, model="sle_cart")
+
+
+def test_numeric_dvid_without_mapping(tmp_path):
+    path = nonmem(tmp_path, f"1,1,2,0,0,.,1,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column DVID: '1'.*numeric DVID codes need a mapping"):
+        read(path, model="sle_cart")
+
+
+def test_numeric_dvid_with_mapping(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,1,2,0,0,.,1,0,.,cells/uL,{COV}",
+        f"1,1,80,0,0,.,2.0,0,.,cells/uL,{COV}",
+    )
+    ds = read(path, model="sle_cart", dvid_map={1: "cart", "2": "b_cells"})
+    assert list(ds.observations["observable"]) == ["cart_cells_per_ul", "b_cells_per_ul"]
+
+
+def test_missing_dvid_column(tmp_path):
+    path = nonmem(tmp_path, "1,1,2", header="ID,TIME,DV")
+    with pytest.raises(DataError, match=r"column DVID: a DVID column .*does not guess"):
+        read(path, model="sle_cart")
+
+
+def test_unsupported_evid(tmp_path):
+    path = nonmem(tmp_path, f"1,1,.,1,4,1e6,.,0,.,.,{COV}")
+    with pytest.raises(DataError, match=r"column EVID: '4': 0 \(observation\), 1 \(CAR-T dose\)"):
+        read(path, model="sle_cart")
+
+
+def test_dose_amount_must_be_cells(tmp_path):
+    path = nonmem(tmp_path, f"1,0,.,1,1,0,.,0,.,.,{COV}")
+    with pytest.raises(DataError, match=r"column AMT: '0': total CAR-T cells in \(0, 1e\+11\]"):
+        read(path, model="sle_cart")
+
+
+def test_dose_before_day_0(tmp_path):
+    path = nonmem(tmp_path, f"1,-1,.,1,1,1e7,.,0,.,.,{COV}")
+    with pytest.raises(DataError, match=r"column TIME: '-1': a CAR-T dose at day >= 0"):
+        read(path, model="sle_cart")
+
+
+def test_id_in_two_blocks(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,1,2,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"2,1,2,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,3,2,0,0,.,cart,0,.,cells/uL,{COV}",
+    )
+    with pytest.raises(DataError, match=r"row 4, column ID: '1': each ID's rows together"):
+        read(path, model="sle_cart")
+
+
+def test_unrecognised_header(tmp_path):
+    path = write(tmp_path, "subject,day,conc\n1,1,2")
+    with pytest.raises(DataError, match=r"expected a NONMEM-style dataset .* or the long format"):
+        read(path, model="sle_cart")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"no such data file"):
+        read(tmp_path / "nope.csv", model="sle_cart")
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,1,abc,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,2,-1,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,3,.,0,0,.,cart,1,.,cells/uL,{COV}",
+        f"1,4,5,0,0,.,cartt,0,.,cells/uL,{COV}",
+        f"1,5,5,0,0,.,cart,0,.,furlongs,{COV}",
+    )
+    with pytest.raises(DataError, match=r"5 problems in the data") as exc:
+        read(path, model="sle_cart")
+    assert [p.split(",")[0] for p in problems_of(exc)] == [f"row {r}" for r in range(2, 7)]
+
+
+# -- units ---------------------------------------------------------------------------------------------
+
+
+def test_units_scaled_within_a_dimension(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,1,2000,0,0,.,cart,0,500,cells/mL,{COV}",
+        f"1,2,0.15,0,0,.,b_cells,0,.,10^9/L,{COV}",
+        f"1,3,40,0,0,.,il6,0,.,ng/L,{COV}",
+    )
+    obs = read(path, model="sle_cart").observations
+    np.testing.assert_allclose(obs["value"], [2.0, 150.0, 40.0])
+    assert obs["limit"].iloc[0] == pytest.approx(0.5)
+    assert list(obs["unit"]) == ["cells/uL", "cells/uL", "pg/mL"]
+
+
+def test_cart_copies_and_percent_routed_to_the_models_observables(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,1,8000,0,0,.,cart,0,50,copies/ug DNA,{COV}",
+        f"1,2,12,0,0,.,cart,0,.,%,{COV}",
+    )
+    ds = read(path, model="sle_cart")
+    assert list(ds.observations["observable"]) == [
+        "transgene_copies_per_ug",
+        "cart_percent_of_t_cells",
+    ]
+    assert ds.observations["value"].tolist() == [8000.0, 12.0]
+    assert "copies/ug -> transgene_copies_per_ug" in ds.summary()
+
+
+def test_unit_without_a_declared_observable_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,2,12,0,0,.,cart,0,.,%,{COV}")
+    with pytest.raises(DataError, match=r"column UNIT: '%': a unit of cart_cells_per_ul"):
+        read(path, model="stein2019")  # stein2019 has no percent-of-T-cells observable
+
+
+def test_b_cells_in_copies_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,2,12,0,0,.,b_cells,0,.,copies/ug,{COV}")
+    with pytest.raises(DataError, match=r"UNIT: 'copies/ug': a unit of b_cells_per_ul"):
+        read(path, model="sle_cart")
+
+
+def test_unknown_unit(tmp_path):
+    path = nonmem(tmp_path, f"1,2,12,0,0,.,cart,0,.,U/mL,{COV}")
+    with pytest.raises(DataError, match=r"column UNIT: 'U/mL': a unit cartkin knows"):
+        read(path, model="sle_cart")
+
+
+def test_role_without_unit_needs_one(tmp_path):
+    path = nonmem(tmp_path, f"1,2,12,0,0,.,cart,0,.,.,{COV}")
+    with pytest.raises(DataError, match=r"column UNIT: a unit for DVID 'cart'"):
+        read(path, model="sle_cart")
+
+
+def test_units_argument_and_observable_name_units(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,2,12,0,0,.,cart,0,.,.,{COV}",
+        f"1,2,100,0,0,.,b_cells_per_ul,0,.,.,{COV}",
+    )
+    obs = read(path, model="sle_cart", units={"cart": "cells/mL"}).observations
+    np.testing.assert_allclose(obs["value"], [0.012, 100.0])
+
+
+# -- doses, patients, contexts -----------------------------------------------------------------------
+
+
+def test_dose_rows_replace_the_scenarios_cart_dose(tmp_path):
+    path = nonmem(
+        tmp_path,
+        f"1,0,.,1,1,2e7,.,0,.,.,{COV}",
+        f"1,1,2,0,0,.,cart,0,.,cells/uL,{COV}",
+        f"1,2,.,1,1,6e7,.,0,.,.,{COV}",
+        f"2,1,2,0,0,.,cart,0,.,cells/uL,{COV}",
+    )
+    ds = read(path, model="sle_cart")
+    base = cartkin.Regimen(cart=cartkin.CarTDose(cells_per_kg=1e5))
+    regimens = ds.regimens(base)
+    cart = regimens["1"].cart
+    assert cart.flat_cells == 8e7 and cart.days == (0.0, 2.0)
+    assert cart.fractions == pytest.approx((0.25, 0.75))
+    assert regimens["1"].lymphodepletion == base.lymphodepletion
+    assert regimens["2"] is base
+    contexts = ds.contexts(base)
+    assert contexts["1"].cart_doses == [(0.0, 2e7), (2.0, 6e7)]
+    assert contexts["2"].cart_doses == [(0.0, 1e5 * 50)]
+
+
+def test_regimens_need_a_base(tmp_path):
+    ds = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    with pytest.raises(DataError, match=r"regimens\(\) needs base_regimen"):
+        ds.regimens()
+
+
+def test_patients_from_covariates_and_base(tmp_path):
+    path = nonmem(
+        tmp_path,
+        "1,1,2,cart,cells/uL,60,.",
+        "2,1,2,cart,cells/uL,.,0.9",
+        header="ID,TIME,DV,DVID,UNIT,WT,SCR",
+    )
+    ds = read(path, model="sle_cart")
+    with pytest.raises(DataError, match=r"ID 1: no height_cm, age_years, sex .* no base_patient"):
+        ds.patients()
+    base = cartkin.Patient(
+        weight_kg=50, height_cm=160, age_years=16, sex="female", egfr_ml_min_173m2=100
+    )
+    patients = ds.patients(base)
+    assert patients["1"].weight_kg == 60 and patients["1"].egfr_ml_min_173m2 == 100
+    assert patients["2"].weight_kg == 50
+    assert patients["2"].serum_creatinine_mg_dl == 0.9 and patients["2"].egfr_ml_min_173m2 is None
+
+
+def test_dialysis_takes_the_base_schedule(tmp_path):
+    path = nonmem(tmp_path, "1,1,2,cart,cells/uL,1,5", header="ID,TIME,DV,DVID,UNIT,DIALYSIS,EGFR")
+    ds = read(path, model="sle_cart")
+    schedule = cartkin.DialysisSchedule(session_days=(-4.5, -2.5, -0.5))
+    base = cartkin.Patient(
+        weight_kg=50, height_cm=160, age_years=16, sex="female", egfr_ml_min_173m2=100
+    )
+    with pytest.raises(DataError, match=r"ID 1: DIALYSIS=1 needs a session schedule"):
+        ds.patients(base)
+    dialysed = cartkin.Patient(
+        weight_kg=50, height_cm=160, age_years=16, sex="female", dialysis=schedule
+    )
+    patient = ds.patients(dialysed)["1"]
+    assert patient.dialysis == schedule and patient.egfr_ml_min_173m2 == 5
+
+
+# -- the [data] table -----------------------------------------------------------------------------------
+
+
+def test_data_table_parsed_and_used(tmp_path):
+    spec = parse_data_table(
+        {"file": "d.csv", "dvid": {"1": "cart"}, "units": {"1": "cells/mL"}}, "s.toml", tmp_path
+    )
+    assert spec == DataSpec(
+        file=tmp_path / "d.csv", dvid_map={"1": "cart"}, units={"1": "cells/mL"}
+    )
+    path = nonmem(tmp_path, "1,1,3000,1", header="ID,TIME,DV,DVID")
+    obs = read(path, model="sle_cart", scenario=spec).observations
+    assert obs["observable"].iloc[0] == "cart_cells_per_ul" and obs["value"].iloc[0] == 3.0
+
+
+def test_data_table_errors():
+    with pytest.raises(ScenarioError, match=r"s.toml: \[data\] unknown key 'unit'.*'units'"):
+        parse_data_table({"unit": {}}, "s.toml")
+    with pytest.raises(ScenarioError, match=r"\[data.units\] cart = 'cells/dl': expected a unit"):
+        parse_data_table({"units": {"cart": "cells/dl"}}, "s.toml")
+    with pytest.raises(ScenarioError, match=r"\[data.dvid\] 1 = 3: expected an observable"):
+        parse_data_table({"dvid": {"1": 3}}, "s.toml")
+
+
+# -- shipped examples --------------------------------------------------------------------------------
+
+
+def test_synthetic_cohort_example():
+    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    assert len(ds.ids) == 40
+    assert ds.header_comments[0].startswith("SYNTHETIC DATA")
+    assert set(ds.observations["observable"]) == {"cart_cells_per_ul", "b_cells_per_ul"}
+    assert 0 < ds.observations["cens"].mean() < 0.5
+    assert len(ds.doses) == 40 and ds.excluded.empty
+    truth = read_truth()
+    assert sorted(truth) == sorted(ds.ids)
+
+
+def read_truth():
+    import pandas as pd
+
+    frame = pd.read_csv(example_path("synthetic_cohort_truth.csv"), comment="#", dtype={"ID": str})
+    return dict(zip(frame["ID"], frame["rho"], strict=True))
+
+
+def test_published_summary_targets_example():
+    targets = read_summary_targets(example_path("published_summary_targets.csv"))
+    row = targets.set_index("target").loc["mackensen_b_recovery"]
+    assert (row["value"], row["spread"], row["n"], row["metric"]) == (110, 32, 5, "TRECOV")
+    assert set(targets["obtained"]) <= {"text", "table"}
+    assert targets["source"].str.len().min() > 0
+
+
+def test_summary_targets_validation(tmp_path):
+    from cartkin.data.summary import SUMMARY_COLUMNS
+
+    header = ",".join(SUMMARY_COLUMNS)
+    path = write(
+        tmp_path,
+        header + "\nx,s,p,q,TMAX,mean,9.3,,,,day,,Table 1,table\n"
+        "x,s,p,q,TMAX,median_range,9.3,,10,20,day,,,guess",
+    )
+    with pytest.raises(DataError, match=r"5 problem") as exc:
+        read_summary_targets(path)
+    text = "\n".join(problems_of(exc))
+    assert "row 2, column statistic: 'mean'" in text
+    assert "row 3, column target: 'x': a unique name" in text
+    assert "row 3, column lower" in text and "column obtained: 'guess'" in text
+    assert "row 3, column source" in text
+
+
+def test_example_path_unknown():
+    with pytest.raises(DataError, match=r"no example 'nope.csv'; shipped examples: .*synthetic"):
+        example_path("nope.csv")
