@@ -16,7 +16,7 @@ import numpy as np
 
 from cartkin.errors import DataError, ScenarioError
 
-__all__ = ["CENSORING", "CohortData", "Predictor", "Subject"]
+__all__ = ["CENSORING", "CohortData", "Predictor", "Subject", "subjects_from_dataset"]
 
 #: CENS codes as in NONMEM's M3 convention: 0 observed, 1 below LIMIT (left), -1 above LIMIT.
 CENSORING = (0, 1, -1)
@@ -69,6 +69,41 @@ class Subject:
                     f"subject {self.id}: {name} has {len(getattr(self, name))} entries, "
                     f"t_days has {m}; expected one per observation"
                 )
+
+
+def subjects_from_dataset(dataset, base_regimen=None, base_patient=None, clearance_model=None):
+    """Subjects of a :class:`cartkin.data.Dataset` (one per ID, in file order).
+
+    Parameters
+    ----------
+    dataset : cartkin.data.Dataset
+        Validated observations (``id, time_days, observable, value, cens, limit``).
+    base_regimen, base_patient, clearance_model
+        Passed to ``dataset.contexts`` (the regimen and patient fields the file does not give).
+
+    Returns
+    -------
+    list of Subject
+    """
+    contexts = dataset.contexts(base_regimen, base_patient, clearance_model)
+    obs = dataset.observations
+    subjects = []
+    for pid in dataset.ids:
+        rows = obs[obs["id"] == pid]
+        if rows.empty:
+            continue
+        subjects.append(
+            Subject(
+                pid,
+                contexts[pid],
+                rows["time_days"].to_numpy(dtype=np.float64),
+                tuple(rows["observable"]),
+                rows["value"].to_numpy(dtype=np.float64),
+                rows["cens"].to_numpy(dtype=np.int64),
+                rows["limit"].to_numpy(dtype=np.float64),
+            )
+        )
+    return subjects
 
 
 def _floats(values, what: str) -> np.ndarray:
@@ -208,9 +243,17 @@ class Predictor:
     hand to the compiled batch engine (``cartkin.batch``).
     """
 
-    def __init__(self, data: CohortData, free: Sequence[str], fixed: Mapping[str, float],
-                 *, method: str = "auto", rtol: float = 1e-6, atol: float = 1e-9,
-                 max_steps: int = 100_000):  # fmt: skip
+    def __init__(
+        self,
+        data: CohortData,
+        free: Sequence[str],
+        fixed: Mapping[str, float],
+        *,
+        method: str = "auto",
+        rtol: float = 1e-6,
+        atol: float = 1e-9,
+        max_steps: int = 100_000,
+    ):
         model = data.model
         self.data = data
         self.model = model
@@ -255,9 +298,17 @@ class Predictor:
             t0 = float(getattr(ind, "t0", 0.0))
             grid = data.t_grid if data.t_grid[0] == t0 else np.concatenate([[t0], data.t_grid])
             keep = ind.t_stops <= grid[-1]
-            sol = solve_ode(model.rhs, ind.y0, grid, ind.p, jac=model.jac,
-                            t_stops=ind.t_stops[keep], jumps=ind.jumps[keep], throw=False,
-                            **self.options)  # fmt: skip
+            sol = solve_ode(
+                model.rhs,
+                ind.y0,
+                grid,
+                ind.p,
+                jac=model.jac,
+                t_stops=ind.t_stops[keep],
+                jumps=ind.jumps[keep],
+                throw=False,
+                **self.options,
+            )
             self.n_solves += 1
             if not sol.success:
                 continue

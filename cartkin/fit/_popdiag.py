@@ -58,9 +58,11 @@ def _batched_nelder_mead(fun, x0, step, *, max_iter=400, xtol=1e-4, ftol=1e-6):
         expand = fr < best
         outside = (fr >= second) & (fr < fworst)
         inside = fr >= fworst
-        x2 = np.where(expand[:, None], 3.0 * centroid - 2.0 * worst,
-                      np.where(outside[:, None], 1.5 * centroid - 0.5 * worst,
-                               0.5 * (centroid + worst)))  # fmt: skip
+        x2 = np.where(
+            expand[:, None],
+            3.0 * centroid - 2.0 * worst,
+            np.where(outside[:, None], 1.5 * centroid - 0.5 * worst, 0.5 * (centroid + worst)),
+        )
         need = expand | outside | inside
         f2 = np.full(act.size, np.inf)
         if need.any():
@@ -234,14 +236,12 @@ class FisherAccumulator:
             theta = np.array([em.parameters[p] for p in pnames])
             steps = 1e-4 * theta
             k = [index[("error", name, p)] for p in pnames]
-            only = {name: None}
 
-            def ll_at(values, em=em, pnames=pnames, only=only):
+            def ll_at(values, em=em, pnames=pnames, name=name):
                 models = dict(state.error_models)
                 models[name] = em.with_parameters(**dict(zip(pnames, values, strict=True)))
                 rec = state.record_loglik(pred, subjects, models)
                 sel = state.obs_pad == state.data.observables.index(name)
-                del only
                 return np.sum(np.where(sel, rec, 0.0), axis=1)
 
             f0 = ll_at(theta)
@@ -252,9 +252,12 @@ class FisherAccumulator:
                 h[:, k[a], k[a]] = (fp - 2 * f0 + fm) / steps[a] ** 2
                 for b in range(a):
                     eb = np.eye(len(pnames))[b] * steps[b]
-                    cross = (ll_at(theta + ea + eb) - ll_at(theta + ea - eb)
-                             - ll_at(theta - ea + eb) + ll_at(theta - ea - eb)) / (
-                        4 * steps[a] * steps[b])  # fmt: skip
+                    cross = (
+                        ll_at(theta + ea + eb)
+                        - ll_at(theta + ea - eb)
+                        - ll_at(theta - ea + eb)
+                        + ll_at(theta - ea - eb)
+                    ) / (4 * steps[a] * steps[b])
                     h[:, k[a], k[b]] = cross
                     h[:, k[b], k[a]] = cross
 
@@ -362,7 +365,9 @@ def npde(state, rng, n_sim=500):
     eye = np.eye(m)[None]
     pad = ~valid
     cov = np.where(pad[:, :, None] | pad[:, None, :], 0.0, cov) + eye * pad[:, :, None]
-    cov = cov + eye * (1e-12 * np.maximum(np.trace(cov, axis1=1, axis2=2) / m, 1e-300))[:, None, None]
+    cov = (
+        cov + eye * (1e-12 * np.maximum(np.trace(cov, axis1=1, axis2=2) / m, 1e-300))[:, None, None]
+    )
     chol = np.linalg.cholesky(cov)
     dec_obs = np.linalg.solve(chol, np.where(valid, z_obs - mean, 0.0)[:, :, None])[:, :, 0]
     dec_sim = np.linalg.solve(chol, centered.transpose(0, 2, 1))  # (n, m, K)

@@ -153,7 +153,11 @@ class SAEMState:
         error_models = self.error_models if error_models is None else error_models
         out = np.zeros(pred.shape)
         obs = self.obs_pad[subject]
-        value, cens, limit = self.value_pad[subject], self.cens_pad[subject], self.limit_pad[subject]
+        value, cens, limit = (
+            self.value_pad[subject],
+            self.cens_pad[subject],
+            self.limit_pad[subject],
+        )
         for k, name in enumerate(self.data.observables):
             sel = obs == k
             if not sel.any():
@@ -184,7 +188,6 @@ def _slots(data):
 
 def _error_mstep(state, pred, current):
     """Residual-error parameters maximising the current sample's likelihood, per observable."""
-    subjects = np.arange(state.data.n)
     out = {}
     for k, name in enumerate(state.data.observables):
         em = current[name]
@@ -201,15 +204,22 @@ def _error_mstep(state, pred, current):
 
         x0 = np.log([em.parameters[n] for n in names])
         if len(names) == 1:
-            res = minimize_scalar(lambda x: negll([x]), bounds=(x0[0] - 4.0, x0[0] + 4.0),
-                                  method="bounded", options={"xatol": 1e-5})  # fmt: skip
+            res = minimize_scalar(
+                lambda x: negll([x]),
+                bounds=(x0[0] - 4.0, x0[0] + 4.0),
+                method="bounded",
+                options={"xatol": 1e-5},
+            )
             x = np.array([res.x])
         else:
-            res = minimize(negll, x0, method="Nelder-Mead",
-                           options={"xatol": 1e-5, "fatol": 1e-8, "maxiter": 400})  # fmt: skip
+            res = minimize(
+                negll,
+                x0,
+                method="Nelder-Mead",
+                options={"xatol": 1e-5, "fatol": 1e-8, "maxiter": 400},
+            )
             x = res.x
         out[name] = dict(zip(names, np.exp(x), strict=True))
-    del subjects
     return out
 
 
@@ -297,15 +307,16 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
         old_omega2 = state.omega2.copy()
         for j in range(d):
             x = state.design[j]
-            state.beta[j] = np.linalg.lstsq(x, s1[:, j], rcond=None)[0] if x.shape[1] > 1 else (
-                np.array([s1[:, j].mean()])
-            )  # fmt: skip
+            state.beta[j] = (
+                np.linalg.lstsq(x, s1[:, j], rcond=None)[0]
+                if x.shape[1] > 1
+                else (np.array([s1[:, j].mean()]))
+            )
         m = state.mean_phi()
         omega2 = np.maximum(np.mean(s2 - 2.0 * s1 * m + m * m, axis=0), 1e-10)
         if exploring:
             omega2 = np.maximum(omega2, _ANNEAL * old_omega2)
-        omega2 = np.where(state.iiv, omega2,
-                          np.maximum(old_omega2 * _NO_IIV_DECAY, _NO_IIV_FLOOR))  # fmt: skip
+        omega2 = np.where(state.iiv, omega2, np.maximum(old_omega2 * _NO_IIV_DECAY, _NO_IIV_FLOOR))
         state.omega2 = omega2
         # residual error
         best = _error_mstep(state, pred, state.error_models)
@@ -342,5 +353,7 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
 def _snapshot(state) -> np.ndarray:
     typical = state.transform.to_value(np.array([b[0] for b in state.beta]))
     cov = [c for b in state.beta for c in b[1:]]
-    err = [v for name in state.data.observables for v in state.error_models[name].parameters.values()]
+    err = [
+        v for name in state.data.observables for v in state.error_models[name].parameters.values()
+    ]
     return np.concatenate([typical, cov, state.omega2, err])

@@ -28,7 +28,7 @@ import numpy as np
 
 from cartkin import models
 from cartkin.errors import ScenarioError
-from cartkin.fit._popdata import CohortData, Predictor, Subject
+from cartkin.fit._popdata import CohortData, Predictor, Subject, subjects_from_dataset
 from cartkin.fit._popdiag import FisherAccumulator, ebe_modes, importance_sampling_loglik, npde
 from cartkin.fit._saem import SAEMOptions, SAEMState, Transform, run_saem
 from cartkin.fit.likelihood import ErrorModel
@@ -107,20 +107,18 @@ class PopulationFitResult:
         """JSON-ready dict: the FitResult schema (estimates, objective, converged,
         predictions as records) plus ``omega``, ``ebes`` and the population details."""
         p = self.predictions
-        records = [
-            {key: _jsonable(p[key][i]) for key in p}
-            for i in range(len(p["id"]))
-        ]  # fmt: skip
+        records = [{key: _jsonable(p[key][i]) for key in p} for i in range(len(p["id"]))]
         ebes = [
             {key: _jsonable(self.ebes[key][i]) for key in self.ebes}
             for i in range(len(self.ebes["id"]))
-        ]  # fmt: skip
+        ]
         return {
             "kind": "population",
             "method": "SAEM",
             "model": self.model,
-            "estimates": {k: {f: _jsonable(v) for f, v in e.items()} for k, e in
-                          self.estimates.items()},  # fmt: skip
+            "estimates": {
+                k: {f: _jsonable(v) for f, v in e.items()} for k, e in self.estimates.items()
+            },
             "omega": {k: {f: _jsonable(v) for f, v in e.items()} for k, e in self.omega.items()},
             "error_models": {k: em.to_dict() for k, em in self.error_models.items()},
             "objective": _jsonable(self.objective),
@@ -156,8 +154,10 @@ class PopulationFitResult:
 
     def summary(self) -> str:
         """A plain-text table of the estimates, variances and fit statistics."""
-        lines = [f"Population fit (SAEM) of {self.model}: {self.n_subjects} subjects, "
-                 f"{self.n_obs} records"]  # fmt: skip
+        lines = [
+            f"Population fit (SAEM) of {self.model}: {self.n_subjects} subjects, "
+            f"{self.n_obs} records"
+        ]
         lines.append(f"{'parameter':<28} {'value':>11} {'unit':<12} {'se':>10} {'95% CI':>25}")
         for name, e in self.estimates.items():
             se = "-" if e["se"] is None else f"{e['se']:.3g}"
@@ -167,8 +167,9 @@ class PopulationFitResult:
         for name, o in self.omega.items():
             cv = "-" if o["cv_percent"] is None else f"{o['cv_percent']:.1f}"
             se = "-" if o["se"] is None else f"{o['se']:.3g}"
-            lines.append(f"{name:<28} {o['omega2']:>11.4g} {cv:>12} {se:>10} "
-                         f"{o['shrinkage']:>25.2f}")  # fmt: skip
+            lines.append(
+                f"{name:<28} {o['omega2']:>11.4g} {cv:>12} {se:>10} {o['shrinkage']:>25.2f}"
+            )
         lines.append(
             f"-2LL {self.objective:.2f} (IS, MC se {self.loglik_mc_se:.2f}); AIC "
             f"{self.aic:.2f}; BIC {self.bic:.2f}; converged: {self.converged}"
@@ -192,9 +193,10 @@ def _jsonable(v):
 
 def fit_population(
     model,
-    subjects: Sequence[Subject],
+    subjects,
     random_effects: Sequence[str],
     *,
+    base_regimen=None,
     free: Sequence[str] | None = None,
     fixed: Mapping[str, float] | None = None,
     init: Mapping[str, float] | None = None,
@@ -215,14 +217,17 @@ def fit_population(
     Parameters
     ----------
     model : str or Model
-    subjects : sequence of Subject
-        The cohort (contexts and observations; see :class:`cartkin.fit._popdata.Subject`).
+    subjects : sequence of Subject or cartkin.data.Dataset
+        The cohort: subjects (contexts and observations, :class:`Subject`) or a dataset read
+        by :func:`cartkin.data.read` (its contexts built with ``base_regimen``).
     random_effects : sequence of str
-        Parameters with between-patient variability (log-normal; logit-normal for parameters
-        whose table bounds are [0, 1]).
+        Parameters with between-patient variability (log-normal; logit-normal for fractions:
+        dimensionless parameters whose table bounds are [0, 1], such as ``fb``).
     free : sequence of str, optional
         Parameters estimated (default: ``random_effects``); must include ``random_effects``.
         Free parameters without variability get one typical value for the whole cohort.
+    base_regimen : cartkin.Regimen, optional
+        With a Dataset: the regimen fields the file does not give (default lymphodepletion).
     fixed : mapping of str to float, optional
         Values of parameters that are not free (others keep the table defaults).
     init : mapping of str to float, optional
@@ -275,14 +280,13 @@ def fit_population(
     if both:
         raise ScenarioError(f"parameters {both} are both free and fixed; choose one")
     table.validate(fixed)
+    if hasattr(subjects, "observations") and hasattr(subjects, "contexts"):
+        subjects = subjects_from_dataset(subjects, base_regimen)
     data = CohortData(model, subjects)
     error_models = _error_models(data, error_model)
     start = table.values({**{k: v for k, v in (init or {}).items()}})
     start.update(fixed)
-    transform = Transform(
-        ["logit" if (table[name].lower == 0.0 and table[name].upper == 1.0) else "log"
-         for name in free]  # fmt: skip
-    )
+    transform = Transform(["logit" if _is_fraction(table[name]) else "log" for name in free])
     x0 = np.array([start[name] for name in free])
     phi0 = transform.to_phi(x0)
     if not np.all(np.isfinite(phi0)):
@@ -304,8 +308,9 @@ def fit_population(
     cond_sd = np.sqrt(run["cond_var"])
     step = np.maximum(cond_sd, 0.05 * np.sqrt(state.omega2))
     ebe_phi, _, ebe_conv = ebe_modes(state, run["cond_mean"], step)
-    ll_i, mc_se_i = importance_sampling_loglik(state, run["cond_mean"], cond_sd, rng,
-                                               n_samples=n_is_samples)  # fmt: skip
+    ll_i, mc_se_i = importance_sampling_loglik(
+        state, run["cond_mean"], cond_sd, rng, n_samples=n_is_samples
+    )
     objective = -2.0 * float(ll_i.sum())
     mc_se = 2.0 * float(np.sqrt(np.sum(mc_se_i**2)))
     subjects_idx = np.arange(data.n)
@@ -314,8 +319,10 @@ def fit_population(
     npde_values = npde(state, rng, n_npde_sims) if n_npde_sims > 0 else np.full(data.n_obs, np.nan)
 
     se = fisher.standard_errors() if fisher is not None else {}
-    n_params = sum(b.size for b in state.beta) + int(iiv.sum()) + sum(
-        len(em.parameter_names) for em in state.error_models.values()
+    n_params = (
+        sum(b.size for b in state.beta)
+        + int(iiv.sum())
+        + sum(len(em.parameter_names) for em in state.error_models.values())
     )
     aic = objective + 2 * n_params
     bic = objective + n_params * math.log(data.n_obs)
@@ -353,10 +360,14 @@ def fit_population(
         "subject around the conditional mean and sd",
         "standard_errors": "Louis' missing-information formula on the averaging-phase samples "
         "(typical values of parameters with variability, variances, residual error); none for "
-        "parameters without variability" if standard_errors else "none",
+        "parameters without variability"
+        if standard_errors
+        else "none",
         "ebe": "conditional modes by a batched Nelder-Mead from the conditional means",
         "npde": f"{n_npde_sims} simulated replicates, Cholesky decorrelation, censored records "
-        "imputed (Nguyen 2012)" if n_npde_sims > 0 else "none",
+        "imputed (Nguyen 2012)"
+        if n_npde_sims > 0
+        else "none",
         "bic": "log(number of records)",
     }
     return PopulationFitResult(
@@ -374,8 +385,12 @@ def fit_population(
         n_subjects=data.n,
         n_obs=data.n_obs,
         converged=converged,
-        convergence=note + ("" if ebe_conv.all() else
-                            f"; EBE search not converged for {int((~ebe_conv).sum())} subjects"),
+        convergence=note
+        + (
+            ""
+            if ebe_conv.all()
+            else f"; EBE search not converged for {int((~ebe_conv).sum())} subjects"
+        ),
         trajectory=run["trajectory"],
         trajectory_names=traj_names,
         acceptance=run["acceptance"],
@@ -383,13 +398,20 @@ def fit_population(
         elapsed_s=time.perf_counter() - t_start,
         n_solves=predictor.n_solves,
         options={
-            "n_burn": options.n_burn, "n_explore": options.n_explore,
-            "n_average": options.n_average, "n_prior": options.n_prior, "n_rw": options.n_rw,
-            "seed": options.seed, "random_effects": list(random_effects), "free": list(free),
-            "fixed": fixed, "covariates": {free[j]: list(cov_names[j]) for j in
-                                           range(len(free)) if cov_names[j]},
-            "method": method, "rtol": rtol, "atol": atol,
-        },  # fmt: skip
+            "n_burn": options.n_burn,
+            "n_explore": options.n_explore,
+            "n_average": options.n_average,
+            "n_prior": options.n_prior,
+            "n_rw": options.n_rw,
+            "seed": options.seed,
+            "random_effects": list(random_effects),
+            "free": list(free),
+            "fixed": fixed,
+            "covariates": {free[j]: list(cov_names[j]) for j in range(len(free)) if cov_names[j]},
+            "method": method,
+            "rtol": rtol,
+            "atol": atol,
+        },
     )
 
 
@@ -404,6 +426,11 @@ def _names(table, names, what):
             raise ScenarioError(f"{what}: {name!r} given twice")
         out.append(name)
     return tuple(out)
+
+
+def _is_fraction(parameter) -> bool:
+    """A dimensionless parameter bounded by [0, 1] (a fraction): logit-normal, else log-normal."""
+    return parameter.unit == "-" and parameter.lower == 0.0 and parameter.upper == 1.0
 
 
 def _omega_init(spec, name):
@@ -462,8 +489,13 @@ def _estimates(model, state, free, cov_names, cov_refs, se):
         b0 = state.beta[j][0]
         s = se.get(("beta", j, 0))
         value = float(state.transform.to_value(np.array([b0]) * np.ones(len(free)))[j])
-        entry = {"value": value, "unit": model.parameters[name].unit, "se": None,
-                 "ci_low": None, "ci_high": None}  # fmt: skip
+        entry = {
+            "value": value,
+            "unit": model.parameters[name].unit,
+            "se": None,
+            "ci_low": None,
+            "ci_high": None,
+        }
         if s is not None and np.isfinite(s):
             phi = np.full(len(free), b0)
             entry["se"] = float(s * state.transform.dvalue_dphi(phi)[j])
@@ -476,10 +508,12 @@ def _estimates(model, state, free, cov_names, cov_refs, se):
             s = se.get(("beta", j, c + 1))
             ok = s is not None and np.isfinite(s)
             out[f"{name}~{cov}"] = {
-                "value": b, "unit": f"- (power of {cov}/{ref:g})",
+                "value": b,
+                "unit": f"- (power of {cov}/{ref:g})",
                 "se": float(s) if ok else None,
-                "ci_low": b - _Z95 * s if ok else None, "ci_high": b + _Z95 * s if ok else None,
-            }  # fmt: skip
+                "ci_low": b - _Z95 * s if ok else None,
+                "ci_high": b + _Z95 * s if ok else None,
+            }
     names = list(_error_names(state))
     k = 0
     for obs in state.data.observables:
@@ -488,13 +522,18 @@ def _estimates(model, state, free, cov_names, cov_refs, se):
             value = float(em.parameters[p])
             s = se.get(("error", obs, p))
             ok = s is not None and np.isfinite(s)
-            unit = "log units" if em.kind == "log" else (
-                "-" if p == "sigma_prop" else _unit_of(state, obs))  # fmt: skip
+            unit = (
+                "log units"
+                if em.kind == "log"
+                else ("-" if p == "sigma_prop" else _unit_of(state, obs))
+            )
             out[names[k]] = {
-                "value": value, "unit": unit, "se": float(s) if ok else None,
+                "value": value,
+                "unit": unit,
+                "se": float(s) if ok else None,
                 "ci_low": value * math.exp(-_Z95 * s / value) if ok else None,
                 "ci_high": value * math.exp(_Z95 * s / value) if ok else None,
-            }  # fmt: skip
+            }
             k += 1
     return out
 

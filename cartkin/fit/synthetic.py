@@ -75,16 +75,22 @@ def synthetic_cohort(
     weights = rng.uniform(*weight_range_kg, size=n_subjects)
     contexts = []
     for k in range(n_subjects):
-        patient = Patient(weight_kg=float(weights[k]), height_cm=float(100 + weights[k]),
-                          age_years=float(8 + weights[k] / 3), sex=("female", "male")[k % 2],
-                          egfr_ml_min_173m2=float(rng.uniform(40, 120)))  # fmt: skip
+        patient = Patient(
+            weight_kg=float(weights[k]),
+            height_cm=float(100 + weights[k]),
+            age_years=float(8 + weights[k] / 3),
+            sex=("female", "male")[k % 2],
+            egfr_ml_min_173m2=float(rng.uniform(40, 120)),
+        )
         regimen = Regimen(lymphodepletion={}, cart={"cells_per_kg": dose_cells_per_kg})
         contexts.append(build_context(patient, regimen))
     eta = rng.standard_normal((n_subjects, len(names))) * np.sqrt([omega2[n] for n in names])
     values = np.array([typical[n] for n in names]) * np.exp(eta)
     t = np.asarray(t_days, dtype=np.float64)
-    placeholder = [Subject(str(k + 1), contexts[k], t, [observable] * t.size, np.ones(t.size))
-                   for k in range(n_subjects)]  # fmt: skip
+    placeholder = [
+        Subject(str(k + 1), contexts[k], t, [observable] * t.size, np.ones(t.size))
+        for k in range(n_subjects)
+    ]
     data = CohortData(model, placeholder)
     pred = Predictor(data, names, {}, method="rodas5", rtol=1e-8, atol=1e-10).records(
         values, np.arange(n_subjects)
@@ -100,6 +106,7 @@ def synthetic_cohort(
             cens[below] = 1
             limit[:] = lloq
             value[below] = lloq
-        subjects.append(Subject(f"S{k + 1:03d}", contexts[k], t, [observable] * t.size, value,
-                                cens, limit))  # fmt: skip
+        subjects.append(
+            Subject(f"S{k + 1:03d}", contexts[k], t, [observable] * t.size, value, cens, limit)
+        )
     return subjects, {n: values[:, j] for j, n in enumerate(names)}
