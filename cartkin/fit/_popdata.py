@@ -163,13 +163,13 @@ class CohortData:
                         f"{model.name!r}; expected one of {sorted(known)}"
                     )
                 if not np.isfinite(t) or t < 0:
-                    raise DataError(f"{where}: time {t!r} days; expected a finite time >= 0")
+                    raise DataError(f"{where}: time {float(t)!r} days; expected a finite time >= 0")
                 if c not in CENSORING:
-                    raise DataError(f"{where}: CENS = {c}; expected 0, 1 (below LIMIT) or -1")
+                    raise DataError(f"{where}: CENS = {int(c)}; expected 0, 1 (below LIMIT) or -1")
                 if c != 0 and not (np.isfinite(lim) and lim > 0):
-                    raise DataError(f"{where}: CENS = {c} needs a positive LIMIT; got {lim!r}")
+                    raise DataError(f"{where}: CENS = {int(c)} needs a positive LIMIT; got {float(lim)!r}")
                 if c == 0 and not np.isfinite(v):
-                    raise DataError(f"{where}: value {v!r} is not a finite number")
+                    raise DataError(f"{where}: value {float(v)!r} is not a finite number")
                 if o not in observables:
                     observables.append(o)
         self.model = model

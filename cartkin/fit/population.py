@@ -27,13 +27,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cartkin import models
-from cartkin.errors import ScenarioError
+from cartkin.errors import DataError, ScenarioError
 from cartkin.fit._popdata import CohortData, Predictor, Subject, subjects_from_dataset
 from cartkin.fit._popdiag import FisherAccumulator, ebe_modes, importance_sampling_loglik, npde
 from cartkin.fit._saem import SAEMOptions, SAEMState, Transform, run_saem
 from cartkin.fit.likelihood import ErrorModel
 
-__all__ = ["PopulationFitResult", "SAEMOptions", "Subject", "fit_population"]
+__all__ = [
+    "PopulationFitResult",
+    "SAEMOptions",
+    "Subject",
+    "fit",
+    "fit_population",
+    "subjects_from_table",
+]
 
 _Z95 = 1.959963984540054
 #: Default residual error: additive on the log scale, the CAR-T standard. The starting value
@@ -64,10 +71,11 @@ class PopulationFitResult:
         Final residual error model per observable.
     ebes : dict of str to numpy.ndarray
         ``{"id": ids, <param>: (n,) values}``: conditional modes per subject.
-    predictions : dict of str to numpy.ndarray
-        Columns ``id, time, observable, dv, pred, ipred, cens, iwres, npde`` (one per record,
-        data order): ``pred`` at the typical values, ``ipred`` at the EBEs, ``iwres``
-        ``(dv - ipred)`` over its sd on the error model's scale (NaN when censored).
+    columns : dict of str to numpy.ndarray
+        Per record (data order): ``id, time, observable, dv, pred, ipred, cens, limit, iwres,
+        npde``: ``pred`` at the typical values (covariates applied), ``ipred`` at the EBEs,
+        ``iwres`` the residual at ``ipred`` on the error model's scale over its sd (NaN when
+        censored), ``npde`` (NaN when not computed). ``dv`` is the limit when censored.
     objective : float
         -2 log-likelihood by importance sampling (``loglik_mc_se``: its Monte Carlo SE).
     aic, bic : float
@@ -85,7 +93,7 @@ class PopulationFitResult:
     omega: dict
     error_models: dict
     ebes: dict
-    predictions: dict
+    columns: dict
     objective: float
     loglik_mc_se: float
     aic: float
@@ -102,12 +110,28 @@ class PopulationFitResult:
     elapsed_s: float
     n_solves: int
     options: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    @property
+    def predictions(self) -> list[dict]:
+        """One record per observation (the FitResult schema): ``{id, time, observable, dv,
+        pred, ipred, cens, limit, iwres, npde}``; NaN -> None."""
+        c = self.columns
+        return [{key: _jsonable(c[key][i]) for key in c} for i in range(len(c["id"]))]
+
+    @property
+    def profiles(self) -> dict:
+        """Likelihood profiles: none for population fits (FitResult compatibility)."""
+        return {}
+
+    def to_table(self) -> str:
+        """Same as :meth:`summary` (the name ``cartkin fit`` prints)."""
+        return self.summary()
 
     def to_dict(self) -> dict:
         """JSON-ready dict: the FitResult schema (estimates, objective, converged,
         predictions as records) plus ``omega``, ``ebes`` and the population details."""
-        p = self.predictions
-        records = [{key: _jsonable(p[key][i]) for key in p} for i in range(len(p["id"]))]
+        records = self.predictions
         ebes = [
             {key: _jsonable(self.ebes[key][i]) for key in self.ebes}
             for i in range(len(self.ebes["id"]))
@@ -141,6 +165,7 @@ class PopulationFitResult:
                 "values": [[_jsonable(v) for v in row] for row in self.trajectory],
             },
             "ebes": ebes,
+            "notes": list(self.notes),
             "predictions": records,
         }
 
@@ -349,7 +374,7 @@ def fit_population(
     converged = bool(converged and np.isfinite(objective))
     valid = state.valid
     iwres = _iwres(state, ipred)
-    predictions = {
+    columns = {
         "id": np.array([data.ids[s] for s in data.subject]),
         "time": data.t_days,
         "observable": np.array([data.observables[k] for k in data.obs_index]),
@@ -357,6 +382,7 @@ def fit_population(
         "pred": pred[valid],
         "ipred": ipred[valid],
         "cens": data.cens,
+        "limit": data.limit,
         "iwres": iwres[valid],
         "npde": npde_values,
     }
@@ -387,7 +413,7 @@ def fit_population(
         omega=omega,
         error_models=dict(state.error_models),
         ebes=ebes,
-        predictions=predictions,
+        columns=columns,
         objective=objective,
         loglik_mc_se=mc_se,
         aic=aic,
@@ -601,3 +627,100 @@ def _convergence(traj, options, names):
         f"exploratory phase: largest relative change between the means of its last two fifths "
         f"{rel[worst]:.3f} ({names[worst]}); converged when < 0.1"
     )
+
+
+def fit(
+    model,
+    contexts: Mapping,
+    observations,
+    free: Sequence[str],
+    *,
+    starts: int | None = None,
+    seed: int = 0,
+    theta: Mapping[str, float] | None = None,
+    error_models: Mapping[str, ErrorModel] | None = None,
+    priors: Mapping | None = None,
+    targets: Sequence | None = None,
+    free_error=None,
+    bounds: Mapping | None = None,
+    grid_step_days=None,
+    horizon_days=None,
+    **kwargs,
+) -> PopulationFitResult:
+    """``cartkin fit --population``: the arguments of the single-patient ``fit``.
+
+    Every free parameter gets between-patient variability. ``contexts`` ``{id: Context}`` and
+    ``observations`` (a table with ``id, time_days, observable, value, cens, limit``) come from
+    the CLI's data reader; ``theta`` (the scenario's parameter overrides) fixes the parameters
+    that are not free. Options of the single-patient fit that have no population meaning are
+    refused (summary targets) or listed in ``notes`` (starts, priors, bounds, grid settings).
+    Other keyword arguments go to :func:`fit_population`.
+    """
+    notes = []
+    if targets:
+        raise ScenarioError(
+            "summary targets are not used by the population fit (it fits patient data); "
+            "drop --population or the [[fit.target]] tables"
+        )
+    if starts not in (None, 1):
+        notes.append(f"starts = {starts} ignored: SAEM runs one chain from the initial values")
+    if priors:
+        notes.append(
+            f"priors on {sorted(priors)} not used: the population distribution takes their place"
+        )
+    if bounds:
+        notes.append("bounds ignored: the parameter table's bounds apply")
+    if free_error is False:
+        notes.append("residual-error parameters are always estimated by the population fit")
+    del grid_step_days, horizon_days
+    model = models.get(model)
+    free = _names(model.parameters, free, "free")
+    fixed = {k: v for k, v in (theta or {}).items() if k not in free}
+    subjects = subjects_from_table(contexts, observations)
+    options = kwargs.pop("options", None) or SAEMOptions(seed=int(seed))
+    result = fit_population(
+        model,
+        subjects,
+        free,
+        fixed=fixed,
+        error_model=error_models or None,
+        options=options,
+        **kwargs,
+    )
+    result.notes.extend(notes)
+    return result
+
+
+def subjects_from_table(contexts: Mapping, observations) -> list[Subject]:
+    """Subjects from ``{id: Context}`` and a table of records (pandas DataFrame or dict of
+    columns ``id, time_days, observable, value[, cens, limit]``), in ``contexts`` order."""
+    import pandas as pd
+
+    df = pd.DataFrame(observations)
+    missing = [c for c in ("id", "time_days", "observable", "value") if c not in df.columns]
+    if missing:
+        raise DataError(f"observations: missing column(s) {missing}")
+    ids = df["id"].astype(str)
+    subjects = []
+    for pid, ctx in contexts.items():
+        rows = df[ids == str(pid)]
+        if rows.empty:
+            continue
+        n = len(rows)
+        cens = rows["cens"].to_numpy(dtype=np.int64) if "cens" in rows else np.zeros(n, np.int64)
+        limit = rows["limit"].to_numpy(dtype=np.float64) if "limit" in rows else np.full(n, np.nan)
+        subjects.append(
+            Subject(
+                str(pid),
+                ctx,
+                rows["time_days"].to_numpy(dtype=np.float64),
+                tuple(rows["observable"]),
+                rows["value"].to_numpy(dtype=np.float64),
+                cens,
+                limit,
+            )
+        )
+    unknown = sorted(set(ids) - {str(k) for k in contexts})
+    if unknown:
+        raise DataError(f"observations: ids {unknown[:5]} have no patient context")
+    return subjects
