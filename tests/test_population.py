@@ -230,6 +230,15 @@ def test_result_table_and_json_schema(small_round_trip, tmp_path):
     assert np.all(np.isfinite(res.columns["ipred"]))
 
 
+def test_figures_are_written(small_round_trip, tmp_path):
+    from cartkin.fit.popplot import write_figures
+
+    _, _, res = small_round_trip
+    paths = write_figures(res, tmp_path / "fig")
+    assert [p.name for p in paths] == ["convergence.png", "gof.png", "npde.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+
+
 def test_same_seed_same_fit_and_other_seed_other_chains():
     subjects, _ = synthetic_cohort(
         "stein2019", 6, TYPICAL, OMEGA2, observable=OBS, lloq=50.0, seed=2
@@ -429,3 +438,38 @@ def test_round_trip_spread_over_seeds():
             assert 0.6 < omega[name] < 1.5
         assert abs(typical["foldx"]) < 0.25
         assert 0.45 < omega["foldx"] < 1.8
+
+
+@pytest.mark.slow
+def test_sle_cart_cohort_from_a_nonmem_dataset():
+    """sle_cart on the shipped synthetic NONMEM-style cohort (2 observables, censoring)."""
+    import pandas as pd
+
+    import cartkin
+    import cartkin.data
+
+    ds = cartkin.data.read(cartkin.data.example_path("synthetic_cohort.csv"), model="sle_cart")
+    names = ["rho", "delta_E", "k_EM", "delta_M"]
+    res = fit_population(
+        "sle_cart",
+        ds,
+        names,
+        base_regimen=cartkin.Regimen(),
+        error_model={
+            "cart_cells_per_ul": ErrorModel("log", 0.5),
+            "b_cells_per_ul": ErrorModel("log", 0.5),
+        },
+        options=SAEMOptions(n_explore=100, n_average=50, seed=1),
+        n_is_samples=100,
+        n_npde_sims=100,
+    )
+    truth = pd.read_csv(cartkin.data.example_path("synthetic_cohort_truth.csv"), comment="#")
+    assert math.isfinite(res.objective)
+    for name in names:
+        true_log = np.log(truth[name].to_numpy())
+        assert abs(math.log(res.estimates[name]["value"]) - true_log.mean()) < 0.25, name
+    r = np.corrcoef(np.log(res.ebes["rho"]), np.log(truth["rho"].to_numpy()))[0, 1]
+    assert r > 0.9
+    # residual sd used to simulate the file: 0.748 (CAR-T), 0.30 (B cells) on the log scale
+    assert res.estimates["sigma_add:cart_cells_per_ul"]["value"] == pytest.approx(0.748, rel=0.15)
+    assert res.estimates["sigma_add:b_cells_per_ul"]["value"] == pytest.approx(0.30, rel=0.15)
