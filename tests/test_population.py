@@ -309,6 +309,31 @@ def test_cli_entry_takes_contexts_and_a_table(tiny_cohort):
         population.fit("stein2019", contexts, bad, ["cmax"])
 
 
+def test_free_parameter_without_variability_gets_one_typical_value():
+    subjects, _ = synthetic_cohort(
+        "stein2019",
+        20,
+        {"cmax": 24000.0, "tmax": 9.3},
+        {"cmax": 0.3, "tmax": 0.0},
+        observable=OBS,
+        seed=6,
+    )
+    res = fit_population(
+        "stein2019",
+        subjects,
+        ["cmax"],
+        free=["cmax", "tmax"],
+        init={"tmax": 6.0},
+        options=SAEMOptions(n_explore=80, n_average=40, seed=2),
+        n_is_samples=50,
+        n_npde_sims=0,
+    )
+    assert set(res.omega) == {"cmax"}
+    assert res.estimates["tmax"]["value"] == pytest.approx(9.3, rel=0.05)
+    assert res.estimates["tmax"]["se"] is None
+    assert np.ptp(res.ebes["tmax"]) == 0.0
+
+
 def test_covariate_power_model_recovers_weight_exponent():
     # cmax_i = 20000 (WT/median)^1.0 with small variability: the exponent is estimated
     subjects, truth = synthetic_cohort(
