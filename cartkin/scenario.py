@@ -20,6 +20,8 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     [cart]                              # cartkin.CarTDose fields
     [parameters]                        # model parameter overrides (see `cartkin show MODEL`)
     [solver]                            # method, rtol, atol
+    [data]                              # observed data for fits: file, [data.dvid], [data.units]
+                                        # (cartkin/data/spec.py)
 
     [[variant]]                         # optional, repeated: what differs from the base
     label = "eGFR 60"
@@ -70,6 +72,9 @@ _TOP_LEVEL = ("scenario", "patient", "lymphodepletion", "cart", "parameters", "s
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
 
+# [data]: observed data for fits (cartkin/data/spec.py)
+_TOP_LEVEL = (*_TOP_LEVEL, "data")
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -110,6 +115,7 @@ class Scenario:
     solver: dict[str, Any]
     base: Variant
     variants: list[Variant] = field(default_factory=list)
+    data: Any = None  # cartkin.data.DataSpec from the [data] table (cartkin/data/spec.py)
 
     @property
     def arms(self) -> list[Variant]:
@@ -247,6 +253,7 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         solver=solver,
         base=base,
         variants=variants,
+        data=_data_spec(where, data.get("data"), source),
     )
 
 
@@ -400,3 +407,13 @@ def _build_variant(where, model, label, raw, clearance_model, context=""):
         theta={k: float(v) for k, v in theta.items()},
         clearance_model=clearance_model,
     )
+
+
+def _data_spec(where, table, source):
+    """The optional [data] table (observed data for fits), parsed by cartkin.data.spec."""
+    if table is None:
+        return None
+    from cartkin.data.spec import parse_data_table
+
+    base_dir = Path(source).parent if source is not None else None
+    return parse_data_table(table, where, base_dir)

@@ -5,6 +5,7 @@
 Writes
     cartkin/data/examples/synthetic_cohort.csv        NONMEM-style dataset (40 patients)
     cartkin/data/examples/synthetic_cohort_truth.csv  the parameters each patient was simulated with
+    cartkin/data/examples/synthetic_cohort_long.csv   the same data in the long format
 
 The data are simulated, not observed: the ``sle_cart`` model with its default parameters as
 typical values, log-normal between-patient variability on four parameters, log-normal residual
@@ -153,10 +154,17 @@ def main() -> None:
         writer.writeheader()
         writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()}
                          for r in truth)  # fmt: skip
+    long_path = OUT / "synthetic_cohort_long.csv"
+    long = cartkin.data.read(path, model=MODEL).to_long()
+    with long_path.open("w", newline="", encoding="utf-8") as f:
+        for line in header:
+            f.write(f"# {line}\n")
+        f.write(f"# The same data as {path.name}, in cartkin's long format.\n")
+        long.to_csv(f, index=False)
     n_obs = sum(r["EVID"] == 0 for r in rows)
     n_cens = sum(r["EVID"] == 0 and r["CENS"] == 1 for r in rows)
     print(f"wrote {path} ({N_PATIENTS} patients, {n_obs} observations, {n_cens} censored) and "
-          f"{truth_path}")  # fmt: skip
+          f"{truth_path} and {long_path}")  # fmt: skip
 
 
 if __name__ == "__main__":

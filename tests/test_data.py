@@ -494,3 +494,102 @@ def test_summary_targets_validation(tmp_path):
 def test_example_path_unknown():
     with pytest.raises(DataError, match=r"no example 'nope.csv'; shipped examples: .*synthetic"):
         example_path("nope.csv")
+
+
+def test_scenario_data_table_supplies_file_model_and_base(tmp_path):
+    data = write(tmp_path, "ID,TIME,DV,DVID\n1,1,3000,1\n1,3,40,2", name="obs.csv")
+    scenario = write(
+        tmp_path,
+        f"""
+[scenario]
+model = "sle_cart"
+[patient]
+weight_kg = 60.0
+height_cm = 165.0
+age_years = 30.0
+sex = "female"
+egfr_ml_min_173m2 = 45.0
+[cart]
+cells_per_kg = 1e5
+[data]
+file = "{data.name}"
+[data.dvid]
+1 = "cart"
+2 = "b_cells"
+[data.units]
+1 = "cells/mL"
+b_cells = "cells/uL"
+""",
+        name="fit.toml",
+    )
+    sc = cartkin.load_scenario(scenario)
+    assert sc.data.file == data
+    ds = read(scenario=sc)
+    assert ds.observations["value"].tolist() == [3.0, 40.0]
+    ctx = ds.contexts()["1"]
+    assert ctx.patient.egfr_ml_min_173m2 == 45.0 and ctx.cart_doses == [(0.0, 6e6)]
+
+
+def test_scenario_data_table_error_names_the_file(tmp_path):
+    scenario = write(
+        tmp_path,
+        '[scenario]\nmodel = "sle_cart"\n[patient]\nweight_kg = 60.0\nheight_cm = 165.0\n'
+        'age_years = 30.0\nsex = "female"\negfr_ml_min_173m2 = 90.0\n[cart]\ncells_per_kg = 1e5\n'
+        '[data]\nfiles = "x.csv"\n',
+        name="bad.toml",
+    )
+    with pytest.raises(ScenarioError, match=r"bad.toml: \[data\] unknown key 'files'.*'file'"):
+        cartkin.load_scenario(scenario)
+
+
+def test_c_column_comments_rows_out(tmp_path):
+    path = nonmem(
+        tmp_path,
+        "C,1,1,2,cart,cells/uL",
+        ".,1,3,2,cart,cells/uL",
+        header="C,ID,TIME,DV,DVID,UNIT",
+    )
+    ds = read(path, model="sle_cart")
+    assert ds.observations["row"].tolist() == [3]
+    assert ds.excluded[["row", "reason"]].values.tolist() == [[2, "commented out (C column)"]]
+
+
+def test_addl_and_rate_refused(tmp_path):
+    path = nonmem(tmp_path, "1,0,.,1,1e7,2,7,.", header="ID,TIME,DV,EVID,AMT,ADDL,II,DVID")
+    with pytest.raises(DataError, match=r"2 problems") as exc:
+        read(path, model="sle_cart")
+    assert "row 2, column ADDL: '2': empty or 0: cartkin does not expand" in problems_of(exc)[0]
+
+
+def test_long_format_errors_name_the_long_columns(tmp_path):
+    path = write(tmp_path, "id,time_days,observable,value,unit\n1,x,cart,2,cells/uL")
+    with pytest.raises(DataError, match=r"row 2, column time_days: 'x': a number"):
+        read(path, model="sle_cart")
+
+
+def test_summary_notes_uncensored_values_below_the_limit(tmp_path):
+    path = nonmem(tmp_path, f"1,3,0.02,0,0,.,cart,0,0.05,cells/uL,{COV}")
+    ds = read(path, model="sle_cart")
+    assert ds.observations["cens"].tolist() == [0]
+    assert "1 records with CENS=0 lie below their LIMIT (rows 2)" in ds.summary()
+
+
+def test_to_long_round_trip(tmp_path):
+    a = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    path = tmp_path / "long.csv"
+    a.to_long().to_csv(path, index=False)
+    b = read(path, model="sle_cart")
+    assert b.kind == "long"
+    cols = ["id", "time_days", "observable", "value", "cens", "limit", "unit"]
+    assert a.observations[cols].equals(b.observations[cols])
+    assert a.doses[["id", "time_days", "cells"]].equals(b.doses[["id", "time_days", "cells"]])
+    assert a.subjects.equals(b.subjects)
+
+
+def test_long_example_equals_the_nonmem_example():
+    a = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    b = read(example_path("synthetic_cohort_long.csv"), model="sle_cart")
+    cols = ["id", "time_days", "observable", "value", "cens", "limit", "unit"]
+    assert a.observations[cols].equals(b.observations[cols])
+    assert a.subjects.equals(b.subjects) and len(b.doses) == 40
+    assert b.header_comments[0].startswith("SYNTHETIC DATA")

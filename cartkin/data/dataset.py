@@ -195,6 +195,51 @@ class Dataset:
             pid: build_context(patients[pid], regimens[pid], clearance_model) for pid in self.ids
         }
 
+    # -- export ------------------------------------------------------------------------------------
+    def to_long(self) -> pd.DataFrame:
+        """The dataset in the long format :func:`cartkin.data.read` accepts.
+
+        Columns ``id, time_days, observable, value, unit, lloq, cens`` then the subject
+        covariates that are given; CAR-T doses are rows with ``observable = "dose"`` and
+        ``value`` in cells; a censored record has an empty ``value`` and ``cens = 1``.
+        Observations come in the observables' units (after any conversion on reading).
+        Excluded rows are not written. ``frame.to_csv(path, index=False)`` writes the file.
+        """
+        obs = self.observations
+        records = pd.DataFrame(
+            {
+                "id": obs["id"],
+                "time_days": obs["time_days"],
+                "observable": obs["observable"],
+                "value": obs["value"].where(obs["cens"] == 0),
+                "unit": obs["unit"],
+                "lloq": obs["limit"],
+                "cens": obs["cens"],
+                "_order": obs["row"],
+            }
+        )
+        doses = pd.DataFrame(
+            {
+                "id": self.doses["id"],
+                "time_days": self.doses["time_days"],
+                "observable": "dose",
+                "value": self.doses["cells"],
+                "unit": "cells",
+                "lloq": float("nan"),
+                "cens": 0,
+                "_order": self.doses["row"],
+            }
+        )
+        frame = pd.concat([doses, records]) if len(doses) else records
+        frame = frame.sort_values("_order", kind="stable").drop(columns="_order")
+        given = [c for c in self.subjects.columns if self.subjects[c].notna().any()]
+        covariates = self.subjects[given].copy()
+        if "dialysis" in covariates:
+            covariates["dialysis"] = covariates["dialysis"].map(
+                lambda v: "" if v is pd.NA else int(bool(v))
+            )
+        return frame.join(covariates, on="id").reset_index(drop=True)
+
     # -- report ------------------------------------------------------------------------------------
     def summary(self) -> str:
         """A short plain-text description: subjects, observations per observable, censoring."""
@@ -212,6 +257,13 @@ class Dataset:
                 f"{group['id'].nunique()} subjects, days {group['time_days'].min():g}-"
                 f"{group['time_days'].max():g}, {n_cens} below the limit "
                 f"({100.0 * n_cens / len(group):.0f}%)"
+            )
+        below = obs[(obs["cens"] == 0) & (obs["value"] < obs["limit"])]
+        if len(below):
+            lines.append(
+                f"  note: {len(below)} records with CENS=0 lie below their LIMIT (rows "
+                f"{', '.join(str(r) for r in below['row'].head(5))}"
+                f"{', ...' if len(below) > 5 else ''}): kept as observed values"
             )
         for (code, unit), name in self.rerouted.items():
             lines.append(f"  DVID {code} in {unit} -> {name} (the model's observable in that unit)")

@@ -56,6 +56,15 @@ COVARIATES = {
 _OTHER_COVARIATES = {"SEX": "sex", "DIALYSIS": "dialysis"}
 SUBJECT_COLUMNS = (*(v[0] for v in COVARIATES.values()), "sex", "dialysis")
 
+_LONG_NAMES = {
+    "ID": "id", "TIME": "time_days", "DV": "value", "AMT": "value", "DVID": "observable",
+    "LIMIT": "lloq", "CENS": "cens", "UNIT": "unit", "SEX": "sex", "DIALYSIS": "dialysis",
+    **{k: v[0] for k, v in COVARIATES.items()},
+}  # fmt: skip
+#: Dose-record features cartkin does not model: each infusion must be its own EVID=1 row.
+_UNSUPPORTED_DOSING = ("ADDL", "II", "SS", "RATE")
+#: NONMEM's IGNORE=C habit: a column C whose cell "C" (or "#") comments the row out.
+_COMMENT_COLUMN = "C"
 _MISSING = ("", ".", "na", "nan")
 _BLQ = ("blq", "<lloq", "bql", "<lod")
 _DOSE_NAMES = ("dose", "cart_dose_cells")
@@ -72,9 +81,11 @@ class _Problems:
     def __init__(self, source: str):
         self.source = source
         self.items: list[str] = []
+        self.names: dict[str, str] = {}  # NONMEM name -> the file's column name (long format)
 
     def add(self, row, column, value, expected):
         where = f"row {row}" if row is not None else "header"
+        column = self.names.get(column, column)
         col = f", column {column}" if column else ""
         shown = f": {value!r}" if value is not None else ""
         self.items.append(f"{where}{col}{shown}: {expected}")
@@ -166,13 +177,14 @@ def _long_to_nonmem(header, rows, problems):
     return out_header, out
 
 
-def read(path, *, model, dvid_map=None, units=None, scenario=None):
+def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
     ----------
-    path : str or Path
+    path : str or Path, optional
         The CSV file. Leading lines starting with ``#`` are kept as ``Dataset.header_comments``.
+        Default: the scenario's ``[data] file``.
     model : str or cartkin.models.Model, optional if ``scenario`` is given
         The model whose observables the data are matched to.
     dvid_map : dict, optional
@@ -204,6 +216,10 @@ def read(path, *, model, dvid_map=None, units=None, scenario=None):
     model = models.get(model)
     dvid_map = {dvid_key(k): v for k, v in (dvid_map or spec.dvid_map).items()}
     units = {dvid_key(k): v for k, v in (units or spec.units).items()}
+    if path is None:
+        if spec.file is None:
+            raise DataError("read: no path given and no [data] file in the scenario")
+        path = spec.file
     path = Path(path)
     source = path.name
     header, rows, comments = _read_rows(path)
@@ -211,14 +227,27 @@ def read(path, *, model, dvid_map=None, units=None, scenario=None):
     problems = _Problems(str(path))
     if kind == "long":
         header, rows = _long_to_nonmem(header, rows, problems)
+        problems.names = _LONG_NAMES
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         problems.add(None, ",".join(duplicated), None, "each column name once")
-    known = set(NONMEM_COLUMNS) | set(COVARIATES) | set(_OTHER_COVARIATES)
+    known = set(NONMEM_COLUMNS) | set(COVARIATES) | set(_OTHER_COVARIATES) | {_COMMENT_COLUMN}
     ignored = [c for c in header if c not in known]
     index = {name: i for i, name in enumerate(header)}
 
     obs_records, dose_records, excluded = [], [], []
+    if _COMMENT_COLUMN in index:
+        i_c, kept = index[_COMMENT_COLUMN], []
+        for line_no, cells in rows:
+            if i_c < len(cells) and cells[i_c] in ("C", "#"):
+                pid = cells[index["ID"]] if index["ID"] < len(cells) else ""
+                excluded.append(
+                    {"row": line_no, "id": pid, "time_days": math.nan,
+                     "reason": "commented out (C column)"}
+                )  # fmt: skip
+            else:
+                kept.append((line_no, cells))
+        rows = kept
     subject_values: dict[str, dict[str, list[tuple[int, object]]]] = {}
     resolver = _Resolver(model, dvid_map, units, problems)
     if "DVID" not in header:
@@ -280,6 +309,17 @@ def read(path, *, model, dvid_map=None, units=None, scenario=None):
             continue
         base = {"row": line_no, "id": pid, "time_days": time}
         if evid == 1:
+            used = [c for c in _UNSUPPORTED_DOSING if number(c, default=0.0) not in (0.0, None)]
+            for col in used:
+                problems.add(
+                    line_no,
+                    col,
+                    cell(col),
+                    "empty or 0: cartkin does not expand ADDL/II/SS/RATE; write each CAR-T "
+                    "infusion as its own EVID=1 row",
+                )
+            if used:
+                continue
             amt = number("AMT", default=None)
             if amt is None:
                 if _missing(cell("AMT")):
@@ -379,6 +419,19 @@ class _Resolver:
         self.observables = {o.name: o for o in model.observables}
         self.role_of = {obs: role for role, obs in model.roles.items() if obs is not None}
         self.rerouted: dict[tuple[str, str], str] = {}
+        self._cache: dict[tuple[str, str], tuple] = {}
+
+    def resolve(self, row, code, unit_text):
+        """(observable, factor, unit) for a DVID code and unit cell; None after reporting."""
+        key = (code, unit_text)
+        if key in self._cache:
+            return self._cache[key]
+        n_problems = len(self.problems.items)
+        obs = self.observable(row, code)
+        routed = None if obs is None else self.unit_for(row, code, obs, unit_text)
+        if routed is not None and len(self.problems.items) == n_problems:
+            self._cache[key] = routed  # only clean resolutions: every bad row is reported
+        return routed
 
     def observable(self, row, code):
         key = dvid_key(code)
@@ -508,10 +561,9 @@ def _observation(row, cell, number, resolver, problems):
     elif math.isnan(dv):
         problems.add(row, "DV", cell("DV"), "a value where MDV=0 (or MDV=1, or CENS=1 + LIMIT)")
         ok = False
-    obs = resolver.observable(row, code)
-    if obs is None or not ok:
+    if not ok:
         return None
-    routed = resolver.unit_for(row, code, obs, cell("UNIT"))
+    routed = resolver.resolve(row, code, cell("UNIT"))
     if routed is None:
         return None
     obs, factor, unit = routed

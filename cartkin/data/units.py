@@ -12,6 +12,7 @@ Anything else is refused with the units cartkin knows for that dimension.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["CART_ROLES", "UNITS", "Unit", "canonical", "parse_unit", "scale_factor"]
 
@@ -107,6 +108,7 @@ def canonical(text: str) -> str:
     return s.replace("×", "x").replace("x10^", "10^").replace("*10^", "10^")
 
 
+@lru_cache(maxsize=256)
 def parse_unit(text: str) -> Unit | None:
     """Return the :class:`Unit` for a spelling, or None when cartkin does not know it."""
     key = canonical(text)
