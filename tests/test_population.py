@@ -498,3 +498,59 @@ def test_sle_cart_cohort_from_a_nonmem_dataset():
     # residual sd used to simulate the file: 0.748 (CAR-T), 0.30 (B cells) on the log scale
     assert res.estimates["sigma_add:cart_cells_per_ul"]["value"] == pytest.approx(0.748, rel=0.15)
     assert res.estimates["sigma_add:b_cells_per_ul"]["value"] == pytest.approx(0.30, rel=0.15)
+
+
+def test_cli_population_fit_json_and_figures(tmp_path, capsys, monkeypatch):
+    from cartkin.cli import main
+    from cartkin.fit import population
+
+    # the command line runs the default 300 iterations; a short run keeps this test fast
+    full = population.fit
+    short = SAEMOptions(n_burn=2, n_explore=20, n_average=10, seed=0)
+    monkeypatch.setattr(
+        population,
+        "fit",
+        lambda *a, **k: full(*a, options=short, n_is_samples=50, n_npde_sims=50, **k),
+    )
+
+    subjects, _ = synthetic_cohort(
+        "stein2019",
+        6,
+        TYPICAL,
+        OMEGA2,
+        observable=OBS,
+        lloq=50.0,
+        seed=9,
+        t_days=(1.0, 4.0, 9.0, 14.0, 28.0, 90.0),
+    )
+    lines = ["id,time_days,observable,value,cens,limit,unit"]
+    for s in subjects:
+        for t, v, c in zip(s.t_days, s.value, s.cens, strict=True):
+            lines.append(f"{s.id},{t},{OBS},{v:.6g},{c},50,copies/ug")
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "scen.toml").write_text(
+        '[scenario]\nname = "pop"\nmodel = "stein2019"\nt_end_days = 90.0\n'
+        "output_step_days = 1.0\n[patient]\nweight_kg = 40.0\nheight_cm = 148.0\n"
+        'age_years = 12.0\nsex = "male"\negfr_ml_min_173m2 = 110.0\n[cart]\n'
+        "cells_per_kg = 1e6\n"
+    )
+    out = tmp_path / "fig"
+    argv = [
+        "fit",
+        str(tmp_path / "scen.toml"),
+        str(tmp_path / "data.csv"),
+        "--free",
+        "cmax,alpha",
+        "--population",
+        "--format",
+        "json",
+        "--figure",
+        str(out),
+    ]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "population" and set(data["omega"]) == {"cmax", "alpha"}
+    assert len(data["predictions"]) == 36
+    names = {p.name for p in out.iterdir()}
+    assert {"convergence.png", "gof.png", "npde.png"} <= names
+    assert any(n.startswith("vpc") for n in names)

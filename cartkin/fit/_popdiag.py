@@ -341,6 +341,8 @@ def npde(state, rng, n_sim=500):
     -------
     npde : numpy.ndarray, shape (n_obs,)
         One per record, in data order.
+    sims : numpy.ndarray, shape (n, n_sim, m)
+        The simulated replicates (NaN padded), for a visual predictive check.
     """
     sims = simulate_records(state, rng, n_sim)  # (n, K, m)
     observed = np.where(state.valid, state.value_pad, np.nan)
@@ -374,4 +376,4 @@ def npde(state, rng, n_sim=500):
     pde = np.mean(dec_sim < dec_obs[:, :, None], axis=2)
     pde = np.clip(pde, 1.0 / (2 * n_sim), 1.0 - 1.0 / (2 * n_sim))
     out = ndtri(pde)
-    return out[valid]
+    return out[valid], sims

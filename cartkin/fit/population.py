@@ -111,6 +111,41 @@ class PopulationFitResult:
     n_solves: int
     options: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    replicates: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """``"population"`` (the single-patient FitResult has "ml", "map", "scenario")."""
+        return "population"
+
+    def simulations(self):
+        """The NPDE replicates as a VPC table (pandas DataFrame: ``replicate, id, time,
+        observable, dv``; simulated under the final population model, residual error
+        included), or None when no replicates were drawn (``n_npde_sims=0``)."""
+        if self.replicates is None:
+            return None
+        import pandas as pd
+
+        k, n_obs = self.replicates.shape
+        c = self.columns
+        return pd.DataFrame(
+            {
+                "replicate": np.repeat(np.arange(k), n_obs),
+                "id": np.tile(c["id"], k),
+                "time": np.tile(c["time"], k),
+                "observable": np.tile(c["observable"], k),
+                "dv": self.replicates.ravel(),
+            }
+        )
+
+    def write_figures(self, directory) -> list:
+        """Every figure: the fit figures of :func:`cartkin.fit.plots.write_figures` (individual
+        fits, observed vs predicted, residuals, VPC from the replicates) and the population ones
+        of :func:`cartkin.fit.popplot.write_figures` (convergence, GOF, NPDE)."""
+        from cartkin.fit import plots, popplot
+
+        paths = plots.write_figures(self, directory, simulations=self.simulations())
+        return paths + popplot.write_figures(self, directory)
 
     @property
     def predictions(self) -> list[dict]:
@@ -352,7 +387,11 @@ def fit_population(
     subjects_idx = np.arange(data.n)
     pred = state.predict(state.mean_phi(), subjects_idx)
     ipred = state.predict(ebe_phi, subjects_idx)
-    npde_values = npde(state, rng, n_npde_sims) if n_npde_sims > 0 else np.full(data.n_obs, np.nan)
+    if n_npde_sims > 0:
+        npde_values, sims = npde(state, rng, n_npde_sims)
+        replicates = sims.transpose(1, 0, 2)[:, state.valid]  # (n_sim, n_obs), data order
+    else:
+        npde_values, replicates = np.full(data.n_obs, np.nan), None
 
     se = fisher.standard_errors() if fisher is not None else {}
     n_params = (
@@ -420,6 +459,7 @@ def fit_population(
         error_models=dict(state.error_models),
         ebes=ebes,
         columns=columns,
+        replicates=replicates,
         objective=objective,
         loglik_mc_se=mc_se,
         aic=aic,
