@@ -554,3 +554,19 @@ def test_cli_population_fit_json_and_figures(tmp_path, capsys, monkeypatch):
     names = {p.name for p in out.iterdir()}
     assert {"convergence.png", "gof.png", "npde.png"} <= names
     assert any(n.startswith("vpc") for n in names)
+
+
+def test_benchmark_quick_run(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_population.py"
+    spec = importlib.util.spec_from_file_location("bench_population", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--quick", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "quick" / "population.json").read_text())
+    row = data["rows"][0]
+    assert row["n_subjects"] == 12 and row["cartkin"]["solves"] > 0
+    assert set(row["cartkin"]["typical_log_error"]) == set(TYPICAL)
+    assert (tmp_path / "quick" / "population.md").read_text().startswith("Population fit")
