@@ -167,7 +167,9 @@ class CohortData:
                 if c not in CENSORING:
                     raise DataError(f"{where}: CENS = {int(c)}; expected 0, 1 (below LIMIT) or -1")
                 if c != 0 and not (np.isfinite(lim) and lim > 0):
-                    raise DataError(f"{where}: CENS = {int(c)} needs a positive LIMIT; got {float(lim)!r}")
+                    raise DataError(
+                        f"{where}: CENS = {int(c)} needs a positive LIMIT; got {float(lim)!r}"
+                    )
                 if c == 0 and not np.isfinite(v):
                     raise DataError(f"{where}: value {float(v)!r} is not a finite number")
                 if o not in observables:
@@ -368,14 +370,12 @@ class Predictor:
     def data_gather(self, pred_grid: np.ndarray, subject: np.ndarray) -> np.ndarray:
         """Pick each row's records out of grid predictions (see :meth:`records`)."""
         d = self.data
-        slots = _record_slots(d)
-        out = np.full((len(subject), slots.shape[1]), np.nan)
-        for r_slot in range(slots.shape[1]):
-            rec = slots[subject, r_slot]
-            has = rec >= 0
-            rows = np.flatnonzero(has)
-            out[rows, r_slot] = pred_grid[rows, d.t_index[rec[has]], d.obs_index[rec[has]]]
-        return out
+        slots = _record_slots(d)[subject]
+        valid = slots >= 0
+        safe = np.where(valid, slots, 0)
+        rows = np.arange(len(subject))[:, None]
+        out = pred_grid[rows, d.t_index[safe], d.obs_index[safe]]
+        return np.where(valid, out, np.nan)
 
 
 def _record_slots(data: CohortData) -> np.ndarray:
