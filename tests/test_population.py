@@ -334,6 +334,28 @@ def test_free_parameter_without_variability_gets_one_typical_value():
     assert np.ptp(res.ebes["tmax"]) == 0.0
 
 
+def test_two_chains_per_subject(linear_fit):
+    subjects, _, _ = _linear_cohort(30, seed=3)
+    res = fit_population(
+        "stein2019",
+        subjects,
+        ["cmax"],
+        init={"cmax": 5000.0},
+        error_model=ErrorModel("log", sigma_add=0.5),
+        n_is_samples=200,
+        n_npde_sims=0,
+        options=SAEMOptions(n_explore=60, n_average=60, seed=5, n_chains=2),
+    )
+    one_chain = linear_fit[0]
+    # the same maximum within Monte Carlo error, and standard errors from both chains
+    assert res.estimates["cmax"]["value"] == pytest.approx(
+        one_chain.estimates["cmax"]["value"], rel=0.02
+    )
+    assert res.omega["cmax"]["omega2"] == pytest.approx(one_chain.omega["cmax"]["omega2"], rel=0.1)
+    assert res.omega["cmax"]["se"] == pytest.approx(one_chain.omega["cmax"]["se"], rel=0.15)
+    assert res.n_solves > 2 * 30 * 120
+
+
 def test_covariate_power_model_recovers_weight_exponent():
     # cmax_i = 20000 (WT/median)^1.0 with small variability: the exponent is estimated
     subjects, truth = synthetic_cohort(

@@ -201,15 +201,15 @@ class FisherAccumulator:
         self.outer = np.zeros((n, size, size))
         self.neg_hess = np.zeros((n, size, size))
 
-    def __call__(self, state, phi, pred):
-        n = state.data.n
+    def __call__(self, state, phi, pred, rows):
+        n_rows = rows.size
         size = len(self.names)
-        s = np.zeros((n, size))
-        h = np.zeros((n, size, size))
-        mean = state.mean_phi()
+        s = np.zeros((n_rows, size))
+        h = np.zeros((n_rows, size, size))
+        mean = state.mean_phi()[rows]
         index = {key: k for k, key in enumerate(self.names)}
         for j in np.flatnonzero(state.iiv):
-            x = state.design[j]
+            x = state.design[j][rows]
             r = phi[:, j] - mean[:, j]
             w = state.omega2[j]
             kb = [index[("beta", j, c)] for c in range(x.shape[1])]
@@ -221,15 +221,19 @@ class FisherAccumulator:
             cross = -x * (r / w**2)[:, None]
             h[:, kb, ko] = cross
             h[:, ko, kb] = cross
-        self._error_terms(state, pred, s, h, index)
-        self.count += 1
-        a = 1.0 / self.count
-        self.score += a * (s - self.score)
-        self.outer += a * (np.einsum("ia,ib->iab", s, s) - self.outer)
-        self.neg_hess += a * (-h - self.neg_hess)
+        self._error_terms(state, pred, rows, s, h, index)
+        # each chain's sample is one more draw from each subject's conditional distribution
+        n_chains = n_rows // state.data.n
+        for c in range(n_chains):
+            part = slice(c * state.data.n, (c + 1) * state.data.n)
+            self.count += 1
+            a = 1.0 / self.count
+            sc = s[part]
+            self.score += a * (sc - self.score)
+            self.outer += a * (np.einsum("ia,ib->iab", sc, sc) - self.outer)
+            self.neg_hess += a * (-h[part] - self.neg_hess)
 
-    def _error_terms(self, state, pred, s, h, index):
-        subjects = np.arange(state.data.n)
+    def _error_terms(self, state, pred, rows, s, h, index):
         for name in state.data.observables:
             em = state.error_models[name]
             pnames = em.parameter_names
@@ -240,8 +244,8 @@ class FisherAccumulator:
             def ll_at(values, em=em, pnames=pnames, name=name):
                 models = dict(state.error_models)
                 models[name] = em.with_parameters(**dict(zip(pnames, values, strict=True)))
-                rec = state.record_loglik(pred, subjects, models)
-                sel = state.obs_pad == state.data.observables.index(name)
+                rec = state.record_loglik(pred, rows, models)
+                sel = state.obs_pad[rows] == state.data.observables.index(name)
                 return np.sum(np.where(sel, rec, 0.0), axis=1)
 
             f0 = ll_at(theta)

@@ -65,6 +65,10 @@ class SAEMOptions:
         vector and sweeps of one-component random walks.
     seed : int
         Seed of the random generator (the fit is reproducible for a given seed).
+    n_chains : int
+        Markov chains per subject; the sufficient statistics average over them (Monolix's
+        "number of chains", which it raises for small cohorts). Each chain costs a full set of
+        model solves.
     """
 
     n_burn: int = 5
@@ -73,8 +77,11 @@ class SAEMOptions:
     n_prior: int = 2
     n_rw: int = 2
     seed: int = 0
+    n_chains: int = 1
 
     def __post_init__(self):
+        if not isinstance(self.n_chains, (int, np.integer)) or self.n_chains < 1:
+            raise ValueError(f"SAEMOptions.n_chains = {self.n_chains!r}; expected an integer >= 1")
         for name in ("n_burn", "n_explore", "n_average", "n_prior", "n_rw"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 0:
@@ -186,14 +193,14 @@ def _slots(data):
     return slots
 
 
-def _error_mstep(state, pred, current):
+def _error_mstep(state, pred, rows, current):
     """Residual-error parameters maximising the current sample's likelihood, per observable."""
     out = {}
     for k, name in enumerate(state.data.observables):
         em = current[name]
-        sel = state.obs_pad == k
+        sel = state.obs_pad[rows] == k
         p = np.where(sel, pred, 1.0)
-        v, c, lim = state.value_pad, state.cens_pad, state.limit_pad
+        v, c, lim = state.value_pad[rows], state.cens_pad[rows], state.limit_pad[rows]
         names = em.parameter_names
 
         def negll(log_sigmas, em=em, names=names, p=p, v=v, c=c, lim=lim, sel=sel):
@@ -235,22 +242,29 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
     progress : callable, optional
         ``progress(k, n_total)`` after each iteration.
     hook : callable, optional
-        ``hook(state, phi, pred)`` after each averaging-phase M-step (Fisher information).
+        ``hook(state, phi, pred, subjects)`` after each averaging-phase M-step (Fisher
+        information); rows of ``phi`` and ``pred`` belong to ``subjects`` (chains stacked).
 
     Returns
     -------
     dict
         ``trajectory`` (n_iter, n_pop) array, ``acceptance`` per kernel, ``phi`` last sample
-        (n, d), ``cond_mean`` and ``cond_var`` of phi over the averaging phase (n, d),
-        ``pred`` records of the last sample (n, m).
+        of the first chain (n, d), ``cond_mean`` and ``cond_var`` of phi over the averaging
+        phase and the chains (n, d), ``pred`` records of that sample (n, m).
     """
-    n, d = state.data.n, len(state.beta)
-    subjects = np.arange(n)
-    phi = state.mean_phi().copy()
+    n_subjects, d = state.data.n, len(state.beta)
+    n_chains = options.n_chains
+    subjects = np.tile(np.arange(n_subjects), n_chains)  # row r: chain r // n_subjects
+    n = subjects.size
+
+    def chain_mean(values):
+        return values.reshape(n_chains, n_subjects, *values.shape[1:]).mean(axis=0)
+
+    phi = state.mean_phi()[subjects]
     pred = state.predict(phi, subjects)
     ll = state.loglik_rows(pred, subjects)
     if not np.all(np.isfinite(ll)):
-        bad = [state.data.ids[i] for i in np.flatnonzero(~np.isfinite(ll))]
+        bad = [state.data.ids[subjects[i]] for i in np.flatnonzero(~np.isfinite(ll))]
         raise ValueError(
             f"population fit: the initial typical values give a failed solve or a zero "
             f"likelihood for subject(s) {bad[:5]}; give other initial values (init=...)"
@@ -258,7 +272,7 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
     scale_rw = np.full(d, 0.8)  # whole-vector random walk: per-component scale x omega
     scale_1d = np.full(d, 1.0)
     accepted = {"prior": [0, 0], "rw": [0, 0], "rw1": [0, 0]}
-    s1, s2 = phi.copy(), phi**2
+    s1, s2 = chain_mean(phi), chain_mean(phi**2)
     n_total = options.n_burn + options.n_explore + options.n_average
     traj = []
 
@@ -282,7 +296,7 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
     for k in range(n_total):
         exploring = k < options.n_burn + options.n_explore
         sd = np.sqrt(state.omega2)
-        mean = state.mean_phi()
+        mean = state.mean_phi()[subjects]
         for _ in range(options.n_prior):
             mh(mean + sd * rng.standard_normal((n, d)), False, "prior")
         for _ in range(options.n_rw):
@@ -301,8 +315,8 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
             continue
         # stochastic approximation
         gamma = 1.0 if exploring else 1.0 / (k - options.n_burn - options.n_explore + 1)
-        s1 += gamma * (phi - s1)
-        s2 += gamma * (phi**2 - s2)
+        s1 += gamma * (chain_mean(phi) - s1)
+        s2 += gamma * (chain_mean(phi**2) - s2)
         # M-step: fixed effects and variances
         old_omega2 = state.omega2.copy()
         for j in range(d):
@@ -319,7 +333,7 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
         omega2 = np.where(state.iiv, omega2, np.maximum(old_omega2 * _NO_IIV_DECAY, _NO_IIV_FLOOR))
         state.omega2 = omega2
         # residual error
-        best = _error_mstep(state, pred, state.error_models)
+        best = _error_mstep(state, pred, subjects, state.error_models)
         new_models = {}
         for name, em in state.error_models.items():
             values = {}
@@ -333,7 +347,7 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
         state.error_models = new_models
         ll = state.loglik_rows(pred, subjects)
         if not exploring and hook is not None:
-            hook(state, phi, pred)
+            hook(state, phi, pred, subjects)
         traj.append(_snapshot(state))
         if progress is not None:
             progress(k, n_total)
@@ -342,8 +356,8 @@ def run_saem(state: SAEMState, options: SAEMOptions, rng, *, progress=None, hook
     return {
         "trajectory": np.array(traj),
         "acceptance": {key: a / max(t, 1) for key, (a, t) in accepted.items()},
-        "phi": phi,
-        "pred": pred,
+        "phi": phi[:n_subjects],
+        "pred": pred[:n_subjects],
         "cond_mean": s1,
         "cond_var": cond_var,
         "n_iterations": n_total,
