@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -153,12 +154,15 @@ def markdown(rows, args):
         f"Population fit benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.processor() or platform.machine()}, command: `{' '.join(sys.argv)}`)",
         "",
-        "| seed | method | time (s) | solves | "
+        f"Load average (1 min) at start and end: {args.load[0]:.1f}, {args.load[1]:.1f} "
+        "(2 cores shared with other jobs).",
+        "",
+        "| seed | method | time (s) | solves | converged | "
         + " | ".join(f"{k} log-err" for k in TYPICAL)
         + " | "
         + " | ".join(f"omega2 {k} ratio" for k in TYPICAL)
         + " |",
-        "|---" * (4 + 2 * len(TYPICAL)) + "|",
+        "|---" * (5 + 2 * len(TYPICAL)) + "|",
     ]
     for row in rows:
         for who in ("cartkin", "two_stage"):
@@ -167,6 +171,7 @@ def markdown(rows, args):
             r = row[who]
             lines.append(
                 f"| {row['seed']} | {who} | {r['time_s']:.1f} | {r['solves']} | "
+                f"{r.get('converged', '-')} | "
                 + " | ".join(f"{r['typical_log_error_vs_realised'][k]:+.3f}" for k in TYPICAL)
                 + " | "
                 + " | ".join(f"{r['omega2_ratio_vs_realised'][k]:.2f}" for k in TYPICAL)
@@ -212,6 +217,7 @@ def main(argv=None):
         options, n_is, n_npde = SAEMOptions(n_explore=30, n_average=20, seed=1), 50, 50
     else:
         options, n_is, n_npde = SAEMOptions(seed=1), 500, 500
+    load_start = os.getloadavg()[0]
     rows = []
     for seed in range(args.seeds):
         row = run_cohort(
@@ -236,6 +242,7 @@ def main(argv=None):
                 + " ".join(f"{k} {v:.2f}" for k, v in p["omega2_ratio_vs_realised"].items()),
                 flush=True,
             )
+    args.load = (load_start, os.getloadavg()[0])
     out = Path(args.out) / ("quick" if args.quick else "")
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -243,6 +250,7 @@ def main(argv=None):
         "date_utc": datetime.now(UTC).isoformat(),
         "python": sys.version.split()[0],
         "machine": platform.machine(),
+        "load_average_start_end": args.load,
         "typical": TYPICAL,
         "omega2": OMEGA2,
         "sigma_log": SIGMA_LOG,
