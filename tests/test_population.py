@@ -454,6 +454,13 @@ def test_bad_records_are_named(tiny_cohort):
         fit_population("stein2019", [s, s], ["cmax"])
 
 
+def test_init_for_a_parameter_that_is_not_free(tiny_cohort):
+    with pytest.raises(ScenarioError, match=r"init gives \['tmax'\], which are not free"):
+        fit_population("stein2019", tiny_cohort, ["cmax"], init={"tmax": 5.0})
+    with pytest.raises(ScenarioError, match="tmax"):
+        fit_population("stein2019", tiny_cohort, ["tmax"], init={"tmax": 500.0})
+
+
 def test_covariate_for_a_parameter_that_is_not_free(tiny_cohort):
     with pytest.raises(ScenarioError, match=r"covariates given for \['alpha'\]"):
         fit_population("stein2019", tiny_cohort, ["cmax"], covariates={"alpha": "weight_kg"})

@@ -293,7 +293,7 @@ def fit_population(
     fixed : mapping of str to float, optional
         Values of parameters that are not free (others keep the table defaults).
     init : mapping of str to float, optional
-        Initial typical values (default: the table defaults, or ``fixed``).
+        Initial typical values of free parameters (default: the table defaults).
     omega2_init : float or mapping
         Initial variances on the estimation scale (default 1.0, Monolix's default omega 1).
     error_model : ErrorModel or mapping of observable name to ErrorModel, optional
@@ -353,8 +353,14 @@ def fit_population(
         subjects = subjects_from_dataset(subjects, base_regimen)
     data = CohortData(model, subjects)
     error_models = _error_models(data, error_model)
-    start = table.values({**{k: v for k, v in (init or {}).items()}})
-    start.update(fixed)
+    init = dict(init or {})
+    not_free = [k for k in init if k not in free]
+    if not_free:
+        raise ScenarioError(
+            f"init gives {not_free}, which are not free parameters (free: {list(free)}); "
+            "set values of the others with fixed=..."
+        )
+    start = table.values(init)
     transform = Transform(["logit" if _is_fraction(table[name]) else "log" for name in free])
     x0 = np.array([start[name] for name in free])
     phi0 = transform.to_phi(x0)
