@@ -580,20 +580,22 @@ def _estimates(model, state, free, cov_names, cov_refs, se):
     for j, name in enumerate(free):
         b0 = state.beta[j][0]
         s = se.get(("beta", j, 0))
-        value = float(state.transform.to_value(np.array([b0]) * np.ones(len(free)))[j])
+
+        def natural(x, j=j):
+            """Natural value of parameter j at estimation-scale value x."""
+            return float(state.transform.to_value(np.full(len(free), x))[j])
+
         entry = {
-            "value": value,
+            "value": natural(b0),
             "unit": model.parameters[name].unit,
             "se": None,
             "ci_low": None,
             "ci_high": None,
         }
         if s is not None and np.isfinite(s):
-            phi = np.full(len(free), b0)
-            entry["se"] = float(s * state.transform.dvalue_dphi(phi)[j])
-            lo = state.transform.to_value(np.full(len(free), b0 - _Z95 * s))[j]
-            hi = state.transform.to_value(np.full(len(free), b0 + _Z95 * s))[j]
-            entry["ci_low"], entry["ci_high"] = float(lo), float(hi)
+            slope = float(state.transform.dvalue_dphi(np.full(len(free), b0))[j])
+            entry["se"] = float(s) * slope  # delta method
+            entry["ci_low"], entry["ci_high"] = natural(b0 - _Z95 * s), natural(b0 + _Z95 * s)
         out[name] = entry
         for c, (cov, ref) in enumerate(zip(cov_names[j], cov_refs[j], strict=True)):
             b = float(state.beta[j][c + 1])
