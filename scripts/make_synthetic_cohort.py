@@ -1,6 +1,6 @@
 """Generate the SYNTHETIC example cohort shipped in cartkin/data/examples/.
 
-    python scripts/make_synthetic_cohort.py          # rewrites the two files below
+    python scripts/make_synthetic_cohort.py [OUTDIR]   # rewrites the files below (or into OUTDIR)
 
 Writes
     cartkin/data/examples/synthetic_cohort.csv        NONMEM-style dataset (40 patients)
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,8 @@ def _draw_eta(rng, model, name, typical):
             return eta
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
+    """Write the three files into ``out`` (default: the package's examples folder)."""
     rng = np.random.default_rng(SEED)
     model = cartkin.models.get(MODEL)
     typical = model.parameters.defaults()
@@ -139,14 +141,14 @@ def main() -> None:
         line.format(seed=SEED, omega=OMEGA2, s_c=SIGMA_LOG["cart"], s_b=SIGMA_LOG["b_cells"])
         for line in HEADER_LINES
     ]
-    path = OUT / "synthetic_cohort.csv"
+    path = out / "synthetic_cohort.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         for line in header:
             f.write(f"# {line}\n")
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    truth_path = OUT / "synthetic_cohort_truth.csv"
+    truth_path = out / "synthetic_cohort_truth.csv"
     with truth_path.open("w", newline="", encoding="utf-8") as f:
         f.write(f"# SYNTHETIC: true parameters of {path.name} (seed {SEED}); typical values are "
                 f"the {MODEL} defaults; eta = log(value / typical)\n")  # fmt: skip
@@ -154,7 +156,7 @@ def main() -> None:
         writer.writeheader()
         writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()}
                          for r in truth)  # fmt: skip
-    long_path = OUT / "synthetic_cohort_long.csv"
+    long_path = out / "synthetic_cohort_long.csv"
     long = cartkin.data.read(path, model=MODEL).to_long()
     with long_path.open("w", newline="", encoding="utf-8") as f:
         for line in header:
@@ -168,4 +170,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

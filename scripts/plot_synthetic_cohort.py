@@ -69,8 +69,14 @@ def main(outdir: Path) -> None:
         ),
         "observed_vs_predicted": plots.plot_observed_vs_predicted(pred, observable=cart),
         "residuals_vs_time": plots.plot_residuals_vs_time(pred, observable=cart),
-        "vpc": plots.plot_vpc(pred, _replicates(ds, contexts, typical), observable=cart),
     }
+    sims = _replicates(ds, contexts, typical)
+    figs["vpc"] = plots.plot_vpc(pred, sims, observable=cart)
+    # doses (1e5-1e6/kg) and covariates differ within each time bin: correct for PRED too
+    sims = sims.merge(
+        pred.loc[pred["observable"] == cart, ["id", "time", "pred"]], on=["id", "time"]
+    )
+    figs["pcvpc"] = plots.plot_vpc(pred, sims, observable=cart, pred_corrected=True)
     for name, fig in figs.items():
         path = outdir / f"synthetic_{name}.png"
         fig.savefig(path, dpi=90)
@@ -94,7 +100,7 @@ def _replicates(ds, contexts, typical):
             res = cartkin.simulate_context(model, contexts[pid], np.r_[0.0, times], theta=theta)
             level = res.observables["cart_cells_per_ul"][1:]
             noisy = level * np.exp(rng.normal(0, SIGMA_LOG["cart"], level.size))
-            out.append(pd.DataFrame({"replicate": r, "time": times, "dv": noisy}))
+            out.append(pd.DataFrame({"replicate": r, "id": pid, "time": times, "dv": noisy}))
     return pd.concat(out)
 
 

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cartkin
 from cartkin.data import DataError, DataSpec, example_path, parse_data_table, read
@@ -572,6 +574,8 @@ def test_summary_notes_uncensored_values_below_the_limit(tmp_path):
     ds = read(path, model="sle_cart")
     assert ds.observations["cens"].tolist() == [0]
     assert "1 records with CENS=0 lie below their LIMIT (rows 2)" in ds.summary()
+    zero = read(nonmem(tmp_path, f"1,3,0,0,0,.,cart,0,.,cells/uL,{COV}"), model="sle_cart")
+    assert "1 records are 0 with CENS=0 (rows 2)" in zero.summary()
 
 
 def test_to_long_round_trip(tmp_path):
@@ -593,3 +597,164 @@ def test_long_example_equals_the_nonmem_example():
     assert a.observations[cols].equals(b.observations[cols])
     assert a.subjects.equals(b.subjects) and len(b.doses) == 40
     assert b.header_comments[0].startswith("SYNTHETIC DATA")
+
+
+# -- robustness: any file gives a Dataset or one DataError, never another exception ---------------
+
+_TOKENS = ["", ".", "0", "1", "2", "-1", "1e7", "abc", "3.5", "cart", "b_cells", "1.0", "nan",
+           "cells/uL", "copies/ug", "%", "F", "M", "BLQ", "<0.1", "inf", "C", "7", "200"]  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cells=st.lists(
+        st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=16), min_size=1, max_size=8
+    ),
+    long_format=st.booleans(),
+)
+def test_reader_fails_only_with_data_error(tmp_path, cells, long_format):
+    header = (
+        "id,time_days,observable,value,unit,lloq,cens,weight_kg,sex,dialysis"
+        if long_format
+        else "ID,TIME,DV,MDV,EVID,AMT,DVID,CENS,LIMIT,UNIT,WT,HT,AGE,SEX,EGFR,C"
+    )
+    width = len(header.split(","))
+    rows = [",".join(r[:width]) for r in cells]
+    path = write(tmp_path, "\n".join([header, *rows]), name="fuzz.csv")
+    try:
+        ds = read(path, model="sle_cart")
+    except DataError as exc:
+        assert str(exc).startswith(str(path))
+    else:
+        assert set(ds.observations["cens"]) <= {0, 1}
+        assert (ds.observations["value"] >= 0).all()
+        assert ds.observations["observable"].isin(ds.model.observable_names).all()
+        ds.summary()
+        ds.to_long()
+
+
+def test_header_only_file(tmp_path):
+    with pytest.raises(DataError, match=r"no data rows after the header"):
+        read(write(tmp_path, HEADER), model="sle_cart")
+
+
+@pytest.mark.slow
+def test_synthetic_cohort_regenerates_byte_for_byte(tmp_path):
+    """The shipped synthetic files are what the generator script writes (fixed seed)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "make_synthetic_cohort.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_cohort", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    for name in ("synthetic_cohort.csv", "synthetic_cohort_truth.csv", "synthetic_cohort_long.csv"):
+        assert (tmp_path / name).read_bytes() == example_path(name).read_bytes(), name
+
+
+def test_command_line_check(tmp_path, capsys):
+    from cartkin.data.__main__ import main
+
+    good = nonmem(tmp_path, *good_rows())
+    out = tmp_path / "long.csv"
+    assert main([str(good), "--model", "sle_cart", "--long", str(out)]) == 0
+    assert "2 subjects, 5 observations" in capsys.readouterr().out
+    assert read(out, model="sle_cart").kind == "long"
+    bad = write(tmp_path, HEADER + f"\n1,1,abc,0,0,.,cart,0,.,cells/uL,{COV}", name="bad.csv")
+    assert main([str(bad), "--model", "sle_cart"]) == 1
+    assert "row 2, column DV: 'abc'" in capsys.readouterr().err
+
+
+def test_a_problem_repeated_on_many_rows_is_one_line(tmp_path):
+    rows = [f"1,{t},2,0,0,.,b_cell,0,.,cells/uL,{COV}" for t in range(1, 31)]
+    with pytest.raises(DataError, match=r"30 problems in the data") as exc:
+        read(nonmem(tmp_path, *rows), model="sle_cart")
+    message = str(exc.value)
+    assert len(message.splitlines()) == 2  # the file line and one grouped line
+    assert "rows 2, 3, 4," in message and "... (30 rows), column DVID: 'b_cell'" in message
+    assert len(problems_of(exc)) == 30  # every problem kept individually
+
+
+def test_numeric_sex_codes_declared(tmp_path):
+    path = nonmem(
+        tmp_path,
+        "1,1,2,0,0,.,cart,0,.,cells/uL,50,160,16,1,90",
+        "2,1,2,0,0,.,cart,0,.,cells/uL,70,175,40,0,90",
+    )
+    ds = read(path, model="sle_cart", sex_codes={0: "male", 1: "female"})
+    assert ds.subjects["sex"].tolist() == ["female", "male"]
+    spec = parse_data_table({"sex": {"0": "male", "1": "female"}}, "s.toml")
+    assert read(path, model="sle_cart", scenario=spec).subjects["sex"].tolist() == [
+        "female",
+        "male",
+    ]
+    with pytest.raises(ScenarioError, match=r"\[data.sex\] 1 = 'f': expected \"female\""):
+        parse_data_table({"sex": {"1": "f"}}, "s.toml")
+    with pytest.raises(DataError, match=r"sex_codes = \{'1': 'w'\}"):
+        read(path, model="sle_cart", sex_codes={1: "w"})
+
+
+@pytest.mark.slow
+def test_synthetic_cohort_residuals_match_the_stated_error_model():
+    """log(observed / model at the true parameters) has the SDs the file header states."""
+    import pandas as pd
+
+    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    truth = pd.read_csv(example_path("synthetic_cohort_truth.csv"), comment="#", dtype={"ID": str})
+    truth = truth.set_index("ID")
+    contexts = ds.contexts(cartkin.Regimen())
+    residuals = {"cart_cells_per_ul": [], "b_cells_per_ul": []}
+    for pid in ds.ids:
+        obs = ds.observations[(ds.observations["id"] == pid) & (ds.observations["cens"] == 0)]
+        theta = {k: float(truth.loc[pid, k]) for k in ("rho", "delta_E", "k_EM", "delta_M")}
+        t = np.unique(np.r_[0.0, obs["time_days"]])
+        res = cartkin.simulate_context(ds.model, contexts[pid], t, theta=theta)
+        for rec in obs.itertuples():
+            true = res.observables[rec.observable][np.searchsorted(t, rec.time_days)]
+            residuals[rec.observable].append(math.log(rec.value / true))
+    for name, sigma in (("cart_cells_per_ul", math.sqrt(0.56)), ("b_cells_per_ul", 0.3)):
+        r = np.array(residuals[name])
+        n = r.size
+        assert abs(r.std(ddof=1) - sigma) < 4 * sigma / math.sqrt(2 * n), name
+        assert abs(r.mean()) < 4 * sigma / math.sqrt(n), name  # censoring lifts it slightly
+
+
+def test_exclude_unknown_observables(tmp_path):
+    path = nonmem(tmp_path, *good_rows())
+    with pytest.raises(DataError, match=r"column DVID: 'b_cells': a role model 'stein2019' has"):
+        read(path, model="stein2019")
+    ds = read(path, model="stein2019", exclude_unknown=True)
+    assert "b_cells_per_ul" not in set(ds.observations["observable"])
+    assert ds.excluded[["row", "reason"]].values.tolist() == [
+        [5, "b_cells: model stein2019 has no such observable"]
+    ]
+
+
+def test_select_subjects_and_observables(tmp_path):
+    ds = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    one = ds.select(ids=["1"], observables=["cart"])
+    assert one.ids == ["1"] and list(one.subjects.index) == ["1"]
+    assert set(one.observations["observable"]) == {"cart_cells_per_ul"}
+    assert len(one.observations) == 3 and len(one.doses) == 1
+    assert ds.select(ids=["2"]).doses.empty
+    with pytest.raises(DataError, match=r"no subject\(s\) \['9'\]"):
+        ds.select(ids=["9"])
+    with pytest.raises(DataError, match=r"no observable\(s\) \['il6'\] in the data"):
+        ds.select(observables=["il6"])
+
+
+def test_time_in_hours_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,4320,2,0,0,.,cart,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column TIME: '4320': days .* \(hours\? divide by 24\)"):
+        read(path, model="sle_cart")
+
+
+def test_cens_with_two_different_limits_refused(tmp_path):
+    path = nonmem(tmp_path, f"1,30,0.05,0,0,.,cart,1,0.01,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"column LIMIT: '0.01': one limit for a CENS=1 record"):
+        read(path, model="sle_cart")
+    same = nonmem(tmp_path, f"1,30,0.05,0,0,.,cart,1,0.05,cells/uL,{COV}")
+    assert read(same, model="sle_cart").observations["limit"].tolist() == [0.05]

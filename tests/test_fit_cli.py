@@ -94,3 +94,30 @@ def test_fit_usage_errors(files, capsys):
     assert "free parameter 'alpah'" in capsys.readouterr().err
     assert main(["fit", str(scenario)]) == 2
     assert "nothing to fit" in capsys.readouterr().err
+
+
+def test_fit_table_errors_name_the_key():
+    from cartkin.errors import ScenarioError
+    from cartkin.fit.spec import fit_spec_from_dict
+
+    with pytest.raises(ScenarioError, match=r"unknown key\(s\) \['fre'\]"):
+        fit_spec_from_dict({"fre": ["rho"]})
+    with pytest.raises(ScenarioError, match="free = 'rho': expected a list"):
+        fit_spec_from_dict({"free": "rho"})
+    with pytest.raises(ScenarioError, match=r"bounds\.rho = \[1\]: expected \[lower, upper\]"):
+        fit_spec_from_dict({"bounds": {"rho": [1]}})
+    with pytest.raises(ScenarioError, match=r"target\]\] #1: target metric 'PEAK' is not known"):
+        fit_spec_from_dict({"target": [{"metric": "PEAK", "kind": "normal", "mean": 1, "sd": 1}]})
+    spec = fit_spec_from_dict({"free": ["rho"], "priors": {"rho": {"median": 1.3, "omega2": 0.38}}})
+    assert spec.free == ["rho"] and spec.priors["rho"].sd_log == pytest.approx(0.38**0.5)
+
+
+@pytest.mark.slow
+def test_calibration_script_reproduces_its_stored_result():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "scripts/calibrate_sle_cart.py", "--check"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "largest relative difference" in out.stdout

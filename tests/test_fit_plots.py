@@ -101,6 +101,11 @@ def test_profiles(tmp_path):
     profiles = {
         "rho": {"value": x, "objective": 100 + ((x - 1.2) / 0.2) ** 2},
         "delta_M": pd.DataFrame({"value": np.geomspace(1e-3, 1, 15), "objective": 50.0}),
+        "k_EM": {
+            "ci_low": None,
+            "flag": "flat",
+            "curve": {"value": [0.1, 1.0], "objective": [3, 3]},
+        },
     }
     fig = render(
         plots.plot_profiles(
@@ -156,3 +161,32 @@ def test_write_figures_from_a_fit_result_like_object(predictions, tmp_path):
         "residuals_vs_time_cart_cells_per_ul.png",
     ]
     assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_pred_corrected_vpc_equals_vpc_when_pred_is_constant_in_each_bin(predictions, tmp_path):
+    rng = np.random.default_rng(9)
+    obs = predictions.copy()
+    obs["pred"] = obs["time"].map(lambda t: curve(t, 50.0, 1.0))  # one PRED per nominal time
+    sims = pd.concat(
+        [
+            obs[["time", "pred"]].assign(
+                replicate=r, dv=obs["pred"] * np.exp(rng.normal(0, 0.9, len(obs)))
+            )
+            for r in range(30)
+        ]
+    )
+    plain = plots.plot_vpc(obs, sims)
+    corrected = render(plots.plot_vpc(obs, sims, pred_corrected=True), tmp_path, "pcvpc")
+    assert corrected.axes[0].get_title().startswith("pcVPC")
+
+    def observed_lines(fig):
+        return [
+            line.get_ydata()
+            for line in fig.axes[0].get_lines()
+            if str(line.get_label()).startswith("observed")
+        ]
+
+    for a, b in zip(observed_lines(plain), observed_lines(corrected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(ValueError, match="pred_corrected=True needs a 'pred' column"):
+        plots.plot_vpc(obs, sims.drop(columns="pred"), pred_corrected=True)

@@ -195,6 +195,46 @@ class Dataset:
             pid: build_context(patients[pid], regimens[pid], clearance_model) for pid in self.ids
         }
 
+    # -- subsets -----------------------------------------------------------------------------------
+    def select(self, ids=None, observables=None) -> Dataset:
+        """A dataset with only some subjects and/or observables (roles are accepted).
+
+        Parameters
+        ----------
+        ids : sequence of str, optional
+            Subjects to keep, in the order given.
+        observables : sequence of str, optional
+            Observable names or roles (``"cart"``) to keep.
+
+        Raises
+        ------
+        DataError
+            For an ID or observable the dataset does not have.
+        """
+        keep_ids = list(self.ids) if ids is None else [str(i) for i in ids]
+        unknown = [i for i in keep_ids if i not in self.ids]
+        if unknown:
+            raise DataError(f"{self.path.name}: select: no subject(s) {unknown}; ids: {self.ids}")
+        obs = self.observations[self.observations["id"].isin(keep_ids)]
+        if observables is not None:
+            names = [self.model.roles.get(o) or o for o in observables]
+            present = set(self.observations["observable"])
+            missing = [o for o, n in zip(observables, names, strict=True) if n not in present]
+            if missing:
+                raise DataError(
+                    f"{self.path.name}: select: no observable(s) {missing} in the data; it has "
+                    f"{sorted(present)}"
+                )
+            obs = obs[obs["observable"].isin(names)]
+        return dataclasses.replace(
+            self,
+            observations=obs.reset_index(drop=True),
+            doses=self.doses[self.doses["id"].isin(keep_ids)].reset_index(drop=True),
+            subjects=self.subjects.reindex(keep_ids),
+            excluded=self.excluded[self.excluded["id"].astype(str).isin(keep_ids)],
+            ids=keep_ids,
+        )
+
     # -- export ------------------------------------------------------------------------------------
     def to_long(self) -> pd.DataFrame:
         """The dataset in the long format :func:`cartkin.data.read` accepts.
@@ -238,6 +278,8 @@ class Dataset:
             covariates["dialysis"] = covariates["dialysis"].map(
                 lambda v: "" if v is pd.NA else int(bool(v))
             )
+        frame["id"] = frame["id"].astype(str)
+        covariates.index = covariates.index.astype(str)
         return frame.join(covariates, on="id").reset_index(drop=True)
 
     # -- report ------------------------------------------------------------------------------------
@@ -264,6 +306,14 @@ class Dataset:
                 f"  note: {len(below)} records with CENS=0 lie below their LIMIT (rows "
                 f"{', '.join(str(r) for r in below['row'].head(5))}"
                 f"{', ...' if len(below) > 5 else ''}): kept as observed values"
+            )
+        zeros = obs[(obs["cens"] == 0) & (obs["value"] == 0)]
+        if len(zeros):
+            lines.append(
+                f"  note: {len(zeros)} records are 0 with CENS=0 (rows "
+                f"{', '.join(str(r) for r in zeros['row'].head(5))}"
+                f"{', ...' if len(zeros) > 5 else ''}): a log-scale error model cannot use them; "
+                "an undetectable level is CENS=1 with the assay's LIMIT"
             )
         for (code, unit), name in self.rerouted.items():
             lines.append(f"  DVID {code} in {unit} -> {name} (the model's observable in that unit)")

@@ -16,8 +16,9 @@ Long format (lower-case columns)
 
 Censoring (M3): ``CENS=1`` means the true value lies below the limit. The limit is ``LIMIT``
 when it is given and positive; otherwise ``DV`` (the nlmixr2/Monolix habit of writing the LLOQ
-in ``DV``; a ``LIMIT`` of 0 there is the interval's lower end). A censored record's ``value``
-holds its limit. ``CENS=-1`` (above a limit) is refused.
+in ``DV``; a ``LIMIT`` of 0 there is the interval's lower end). A row with both, different and
+positive, would be an interval to Monolix and is refused. A censored record's ``value`` holds
+its limit. ``CENS=-1`` (above a limit) is refused.
 
 Every problem in the file is collected and reported at once in one :class:`DataError`, each line
 naming the row (1-based line of the file), the column, the value and what was expected. Rows
@@ -65,6 +66,9 @@ _LONG_NAMES = {
 _UNSUPPORTED_DOSING = ("ADDL", "II", "SS", "RATE")
 #: NONMEM's IGNORE=C habit: a column C whose cell "C" (or "#") comments the row out.
 _COMMENT_COLUMN = "C"
+#: Plausible TIME, days from the CAR-T infusion: the day range cartkin.patient accepts for
+#: schedules (a unit-mistake check, e.g. hours written as days).
+_TIME_RANGE_DAYS = (-365.0, 3650.0)
 _MISSING = ("", ".", "na", "nan")
 _BLQ = ("blq", "<lloq", "bql", "<lod")
 _DOSE_NAMES = ("dose", "cart_dose_cells")
@@ -76,11 +80,19 @@ def _missing(text: str) -> bool:
 
 
 class _Problems:
-    """Collects every problem of a file; raised together as one DataError."""
+    """Collects every problem of a file; raised together as one DataError.
+
+    The message gives one line per distinct problem; the same problem on many rows (one
+    misspelt DVID on 300 rows) is one line naming the rows (the first 20, then the count).
+    ``DataError.problems`` keeps every problem on its own line.
+    """
+
+    _SHOWN_ROWS = 20
 
     def __init__(self, source: str):
         self.source = source
         self.items: list[str] = []
+        self._groups: dict[str, list] = {}  # "column: value: expected" -> rows
         self.names: dict[str, str] = {}  # NONMEM name -> the file's column name (long format)
 
     def add(self, row, column, value, expected):
@@ -89,14 +101,24 @@ class _Problems:
         col = f", column {column}" if column else ""
         shown = f": {value!r}" if value is not None else ""
         self.items.append(f"{where}{col}{shown}: {expected}")
+        self._groups.setdefault(f"{col}{shown}: {expected}", []).append(row)
 
     def raise_if_any(self):
-        if self.items:
-            n = len(self.items)
-            lines = "\n  ".join(self.items)
-            err = DataError(f"{self.source}: {n} problem{'s' * (n != 1)} in the data:\n  {lines}")
-            err.problems = list(self.items)
-            raise err
+        if not self.items:
+            return
+        lines = []
+        for what, rows in self._groups.items():
+            if len(rows) == 1:
+                lines.append(f"{'header' if rows[0] is None else f'row {rows[0]}'}{what}")
+                continue
+            shown = ", ".join(str(r) for r in rows[: self._SHOWN_ROWS])
+            more = f" ... ({len(rows)} rows)" if len(rows) > self._SHOWN_ROWS else ""
+            lines.append(f"rows {shown}{more}{what}")
+        n = len(self.items)
+        text = "\n  ".join(lines)
+        err = DataError(f"{self.source}: {n} problem{'s' * (n != 1)} in the data:\n  {text}")
+        err.problems = list(self.items)
+        raise err
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list[str]]:
@@ -177,7 +199,16 @@ def _long_to_nonmem(header, rows, problems):
     return out_header, out
 
 
-def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
+def read(
+    path=None,
+    *,
+    model=None,
+    dvid_map=None,
+    units=None,
+    sex_codes=None,
+    scenario=None,
+    exclude_unknown=False,
+):
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
@@ -193,8 +224,15 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     units : dict, optional
         DVID code, role or observable -> unit, used where the file has no UNIT value.
         Defaults to the scenario's ``[data.units]``.
+    sex_codes : dict, optional
+        Numeric SEX code -> ``"female"`` or ``"male"`` (``{0: "male", 1: "female"}``).
+        Defaults to the scenario's ``[data.sex]``; without it numeric codes are refused.
     scenario : cartkin.Scenario or DataSpec, optional
         Supplies the model, the ``[data]`` table and, later, the base patient and regimen.
+    exclude_unknown : bool
+        False (default): an observation whose DVID the model has no observable for is a
+        problem. True: it is excluded and listed in ``Dataset.excluded`` (to fit a model to
+        the part of a dataset it describes, e.g. ``stein2019`` to a file with B cells).
 
     Returns
     -------
@@ -216,6 +254,10 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     model = models.get(model)
     dvid_map = {dvid_key(k): v for k, v in (dvid_map or spec.dvid_map).items()}
     units = {dvid_key(k): v for k, v in (units or spec.units).items()}
+    sex_codes = {dvid_key(k): str(v).lower() for k, v in (sex_codes or spec.sex_codes).items()}
+    bad = {k: v for k, v in sex_codes.items() if v not in ("female", "male")}
+    if bad:
+        raise DataError(f"read: sex_codes = {bad}: expected codes mapped to 'female' or 'male'")
     if path is None:
         if spec.file is None:
             raise DataError("read: no path given and no [data] file in the scenario")
@@ -224,6 +266,8 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     source = path.name
     header, rows, comments = _read_rows(path)
     kind = _detect(path, header)
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header; expected one row per record")
     problems = _Problems(str(path))
     if kind == "long":
         header, rows = _long_to_nonmem(header, rows, problems)
@@ -235,7 +279,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
     ignored = [c for c in header if c not in known]
     index = {name: i for i, name in enumerate(header)}
 
-    obs_records, dose_records, excluded = [], [], []
+    excluded = []
     if _COMMENT_COLUMN in index:
         i_c, kept = index[_COMMENT_COLUMN], []
         for line_no, cells in rows:
@@ -248,8 +292,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
             else:
                 kept.append((line_no, cells))
         rows = kept
-    subject_values: dict[str, dict[str, list[tuple[int, object]]]] = {}
-    resolver = _Resolver(model, dvid_map, units, problems)
+    resolver = _Resolver(model, dvid_map, units, problems, exclude_unknown)
     if "DVID" not in header:
         problems.add(
             None,
@@ -259,6 +302,53 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
             f"'{model.roles['cart']}' or 'cart'); cartkin does not guess what DV measures",
         )
 
+    obs_records, dose_records, more_excluded, subject_values = _parse_rows(
+        rows, header, index, resolver, problems, sex_codes
+    )
+    excluded += more_excluded
+    _check_order(rows, index, problems)
+    subjects = _subjects(subject_values, problems)
+    observations = pd.DataFrame(
+        obs_records,
+        columns=[
+            "id", "time_days", "observable", "value", "cens", "limit", "unit", "dvid", "row",
+        ],
+    )  # fmt: skip
+    observations["source"] = source
+    doses = pd.DataFrame(dose_records, columns=["id", "time_days", "cells", "row"])
+    _check_duplicates(observations, ["id", "time_days", "observable"], problems, "observation")
+    _check_duplicates(doses, ["id", "time_days"], problems, "CAR-T dose")
+    problems.raise_if_any()
+
+    ids = list(dict.fromkeys([pid for pid in _ids_in_order(rows, index)]))
+    observations = observations.astype(
+        {"id": str, "time_days": float, "value": float, "cens": int, "limit": float, "row": int}
+    )
+    excluded = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
+    excluded = excluded.sort_values("row", kind="stable").reset_index(drop=True)
+    return Dataset(
+        observations=observations.reset_index(drop=True),
+        doses=doses.astype({"id": str, "time_days": float, "cells": float}),
+        subjects=subjects.reindex(ids),
+        excluded=excluded,
+        ids=ids,
+        model=model,
+        path=path,
+        kind=kind,
+        ignored_columns=ignored,
+        header_comments=comments,
+        rerouted=resolver.rerouted,
+        scenario=scenario if hasattr(scenario, "base") else None,
+    )
+
+
+def _parse_rows(rows, header, index, resolver, problems, sex_codes):
+    """Parse every data row: (observation records, dose records, excluded rows, covariates).
+
+    Problems are collected in ``problems``; a row with a problem contributes nothing else.
+    """
+    obs_records, dose_records, excluded = [], [], []
+    subject_values: dict[str, dict[str, list[tuple[int, object]]]] = {}
     for line_no, cells in rows:
         if len(cells) > len(header):
             problems.add(line_no, None, None, f"{len(cells)} cells; the header has {len(header)}")
@@ -292,7 +382,16 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
             if _missing(cell("TIME")):
                 problems.add(line_no, "TIME", cell("TIME"), "days from the CAR-T infusion")
             continue
-        _collect_covariates(pid, line_no, cell, subject_values, problems, number)
+        if not _TIME_RANGE_DAYS[0] <= time <= _TIME_RANGE_DAYS[1]:
+            problems.add(
+                line_no,
+                "TIME",
+                cell("TIME"),
+                f"days from the CAR-T infusion in [{_TIME_RANGE_DAYS[0]:g}, "
+                f"{_TIME_RANGE_DAYS[1]:g}] (hours? divide by 24)",
+            )
+            continue
+        _collect_covariates(pid, line_no, cell, subject_values, problems, number, sex_codes)
         evid = number("EVID", default=0.0)
         if evid is None:
             continue
@@ -349,6 +448,9 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
         record = _observation(line_no, cell, number, resolver, problems)
         if record is None:
             continue
+        if "skip" in record:
+            excluded.append(base | {"reason": record["skip"]})
+            continue
         record |= base
         if time < 0:
             excluded.append(
@@ -357,39 +459,7 @@ def read(path=None, *, model=None, dvid_map=None, units=None, scenario=None):
             continue
         obs_records.append(record)
 
-    _check_order(rows, index, problems)
-    subjects = _subjects(subject_values, problems)
-    observations = pd.DataFrame(
-        obs_records,
-        columns=[
-            "id", "time_days", "observable", "value", "cens", "limit", "unit", "dvid", "row",
-        ],
-    )  # fmt: skip
-    observations["source"] = source
-    doses = pd.DataFrame(dose_records, columns=["id", "time_days", "cells", "row"])
-    _check_duplicates(observations, ["id", "time_days", "observable"], problems, "observation")
-    _check_duplicates(doses, ["id", "time_days"], problems, "CAR-T dose")
-    problems.raise_if_any()
-
-    ids = list(dict.fromkeys([pid for pid in _ids_in_order(rows, index)]))
-    observations = observations.astype(
-        {"id": str, "time_days": float, "value": float, "cens": int, "limit": float, "row": int}
-    )
-    excluded = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
-    return Dataset(
-        observations=observations.reset_index(drop=True),
-        doses=doses.astype({"id": str, "time_days": float, "cells": float}),
-        subjects=subjects.reindex(ids),
-        excluded=excluded,
-        ids=ids,
-        model=model,
-        path=path,
-        kind=kind,
-        ignored_columns=ignored,
-        header_comments=comments,
-        rerouted=resolver.rerouted,
-        scenario=scenario if hasattr(scenario, "base") else None,
-    )
+    return obs_records, dose_records, excluded, subject_values
 
 
 def _spec_of(scenario) -> DataSpec:
@@ -408,11 +478,16 @@ def _ids_in_order(rows, index):
             yield dvid_key(cells[i])
 
 
+class _Skip(str):
+    """An observation the model has no observable for, excluded on request (the reason)."""
+
+
 class _Resolver:
     """DVID code + unit -> (observable, factor to the observable's unit)."""
 
-    def __init__(self, model, dvid_map, units, problems):
+    def __init__(self, model, dvid_map, units, problems, exclude_unknown=False):
         self.model = model
+        self.exclude_unknown = exclude_unknown
         self.dvid_map = dvid_map
         self.units = units
         self.problems = problems
@@ -428,6 +503,9 @@ class _Resolver:
             return self._cache[key]
         n_problems = len(self.problems.items)
         obs = self.observable(row, code)
+        if isinstance(obs, _Skip):
+            self._cache[key] = obs
+            return obs
         routed = None if obs is None else self.unit_for(row, code, obs, unit_text)
         if routed is not None and len(self.problems.items) == n_problems:
             self._cache[key] = routed  # only clean resolutions: every bad row is reported
@@ -447,13 +525,15 @@ class _Resolver:
             return None
         if name in self.observables:
             return name
+        if name in self.model.roles and self.model.roles[name] is not None:
+            return self.model.roles[name]
+        if self.exclude_unknown:
+            return _Skip(f"{name}: model {self.model.name} has no such observable")
         if name in self.model.roles:
-            obs = self.model.roles[name]
-            if obs is None:
-                self.problems.add(
-                    row, "DVID", code, f"a role model {self.model.name!r} has an observable for"
-                )
-            return obs
+            self.problems.add(
+                row, "DVID", code, f"a role model {self.model.name!r} has an observable for"
+            )
+            return None
         choices = [*self.observables, *(r for r, o in self.model.roles.items() if o)]
         self.problems.add(
             row,
@@ -554,6 +634,17 @@ def _observation(row, cell, number, resolver, problems):
             problems.add(row, name, cell(name), "a value >= 0 (a level cannot be negative)")
             ok = False
     if cens == 1:
+        if limit > 0 and dv > 0 and not math.isclose(dv, limit, rel_tol=1e-9):
+            # Monolix/nlmixr2 read such a row as the interval [LIMIT, DV]; cartkin's M3 needs one
+            # limit, so it refuses to guess which column holds it
+            problems.add(
+                row,
+                "LIMIT",
+                cell("LIMIT"),
+                f"one limit for a CENS=1 record: DV {cell('DV')} and LIMIT differ (interval "
+                "censoring is not supported); give the LLOQ in LIMIT and '.' in DV",
+            )
+            ok = False
         limit = limit if limit > 0 else dv  # LIMIT 0 is the interval's lower end (Monolix)
         if not limit > 0:
             problems.add(row, "LIMIT", cell("LIMIT"), "the limit (LLOQ, > 0) of a CENS=1 record")
@@ -566,6 +657,8 @@ def _observation(row, cell, number, resolver, problems):
     routed = resolver.resolve(row, code, cell("UNIT"))
     if routed is None:
         return None
+    if isinstance(routed, _Skip):
+        return {"skip": str(routed)}
     obs, factor, unit = routed
     value = limit if cens == 1 else dv
     return {
@@ -578,7 +671,7 @@ def _observation(row, cell, number, resolver, problems):
     }
 
 
-def _collect_covariates(pid, row, cell, store, problems, number):
+def _collect_covariates(pid, row, cell, store, problems, number, sex_codes):
     values = store.setdefault(pid, {})
     for col, (field, unit, lower, upper) in COVARIATES.items():
         value = number(col)
@@ -596,6 +689,7 @@ def _collect_covariates(pid, row, cell, store, problems, number):
     sex = cell("SEX")
     if not _missing(sex):
         key = sex.lower()
+        key = sex_codes.get(dvid_key(sex), key)
         if key in ("f", "female", "w", "woman"):
             values.setdefault("sex", []).append((row, "female"))
         elif key in ("m", "male", "man"):
@@ -605,7 +699,8 @@ def _collect_covariates(pid, row, cell, store, problems, number):
                 row,
                 "SEX",
                 sex,
-                "F or M (numeric codes are ambiguous: datasets use 0/1 and 1/2 either way)",
+                "F or M (numeric codes are ambiguous: datasets use 0/1 and 1/2 either way; "
+                "declare them with sex_codes={0: 'male', 1: 'female'} or [data.sex])",
             )
     dialysis = cell("DIALYSIS")
     if not _missing(dialysis):

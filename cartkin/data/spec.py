@@ -10,6 +10,9 @@
     [data.units]                 # unit of each DVID code, role or observable, when the file has
     cart = "cells/uL"            # no UNIT column (a UNIT column wins where it has a value)
     b_cells = "cells/uL"
+    [data.sex]                   # numeric SEX codes, if the file uses them
+    0 = "male"
+    1 = "female"
 
 Keys of ``[data.dvid]`` are the codes as written in the DVID column (TOML keys are strings;
 ``1`` and ``"1"`` are the same code). Values of ``[data.units]`` must be units cartkin knows
@@ -27,7 +30,7 @@ from cartkin.parameters import suggest
 
 __all__ = ["DataSpec", "dvid_key", "parse_data_table"]
 
-_KEYS = ("file", "dvid", "units")
+_KEYS = ("file", "dvid", "units", "sex")
 
 
 def dvid_key(code) -> str:
@@ -52,11 +55,14 @@ class DataSpec:
         DVID code (normalised by :func:`dvid_key`) -> observable name or role.
     units : dict of str to str
         DVID code, role or observable name -> unit.
+    sex_codes : dict of str to str
+        Numeric SEX code (normalised) -> "female" or "male".
     """
 
     file: Path | None = None
     dvid_map: dict = field(default_factory=dict)
     units: dict = field(default_factory=dict)
+    sex_codes: dict = field(default_factory=dict)
 
 
 def parse_data_table(table, where: str = "<scenario>", base_dir: Path | None = None) -> DataSpec:
@@ -107,7 +113,14 @@ def parse_data_table(table, where: str = "<scenario>", base_dir: Path | None = N
                 + ", ".join(known_units())
             )
         units[dvid_key(key)] = unit
-    return DataSpec(file=path, dvid_map=dvid_map, units=units)
+    sex_codes = {}
+    for code, sex in _table(where, "sex", table.get("sex", {})).items():
+        if sex not in ("female", "male"):
+            raise ScenarioError(
+                f'{where}: [data.sex] {code} = {sex!r}: expected "female" or "male"'
+            )
+        sex_codes[dvid_key(code)] = sex
+    return DataSpec(file=path, dvid_map=dvid_map, units=units, sex_codes=sex_codes)
 
 
 def _table(where, name, value):

@@ -249,8 +249,8 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
     Parameters
     ----------
     profiles : dict of str to table
-        ``{name: DataFrame or dict with "value" and "objective"}``, objective = -2 log L (the
-        minimum is subtracted here).
+        ``{name: DataFrame or dict with "value" and "objective"}`` (or with a ``"curve"`` entry
+        holding them), objective = -2 log L (the minimum is subtracted here).
     estimates : dict of str to float, optional
         Point estimates (vertical solid line).
     intervals : dict of str to (float, float), optional
@@ -271,7 +271,11 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
             ax.set_visible(False)
             continue
         name = names[k]
-        prof = pd.DataFrame(profiles[name]).sort_values("value")
+        entry = profiles[name]
+        if isinstance(entry, dict) and "curve" in entry:  # {ci_low, ci_high, ..., curve}
+            entry = entry["curve"]
+        prof = pd.DataFrame({k: np.asarray(entry[k], float) for k in ("value", "objective")})
+        prof = prof.sort_values("value")
         x = prof["value"].to_numpy(float)
         y = prof["objective"].to_numpy(float)
         y = y - np.nanmin(y)
@@ -302,6 +306,7 @@ def plot_vpc(
     ci=0.90,
     lloq=None,
     log=True,
+    pred_corrected=False,
 ) -> Figure:
     """Visual predictive check with censoring: percentiles of data and of simulated replicates.
 
@@ -324,12 +329,18 @@ def plot_vpc(
         censored observations; None when none is censored.
     log : bool
         Log-scale y axis.
+    pred_corrected : bool
+        Prediction-corrected VPC (Bergstrand M et al., AAPS J 2011;13:143): each value is
+        multiplied by the median PRED of its bin over its own PRED, removing the spread that
+        doses and covariates put into a bin. Needs a ``pred`` column in both tables (the
+        simulations' ``pred`` being that of the record they replicate).
 
     Notes
     -----
     Censored values count as lying below the limit (they sort lowest), in the data and in the
-    simulations censored at the same limit; a percentile that falls below the limit is not
-    drawn. A lower panel compares the fraction below the limit in each bin.
+    simulations censored at the same limit (decided before any prediction correction); a
+    percentile that falls below the limit is not drawn. A lower panel compares the fraction
+    below the limit in each bin.
     """
     obs, observable = _select(_table(observations, "observations"), observable)
     sims = _table(simulations, "simulations")
@@ -339,6 +350,8 @@ def plot_vpc(
         raise ValueError("plot_vpc: the simulations table needs a 'replicate' column")
     if lloq is None and (obs["cens"] == 1).any():
         lloq = float(obs.loc[obs["cens"] == 1, "shown"].min())
+    if pred_corrected and not ("pred" in obs and "pred" in sims):
+        raise ValueError("plot_vpc: pred_corrected=True needs a 'pred' column in both tables")
     edges = _bin_edges(obs["time"].to_numpy(float), bins)
     centers, obs_q, obs_frac = [], [], []
     sim_q, sim_frac = [], []
@@ -349,13 +362,19 @@ def plot_vpc(
         if in_obs.empty or in_sim.empty:
             continue
         centers.append(float(in_obs["time"].median()))
-        values = np.where(in_obs["cens"] == 1, -np.inf, in_obs["dv"].to_numpy(float))
+        values = in_obs["dv"].to_numpy(float)
+        ref = float(np.median(in_obs["pred"])) if pred_corrected else 1.0
+        if pred_corrected:
+            values = values * ref / in_obs["pred"].to_numpy(float)
+        values = np.where(in_obs["cens"] == 1, -np.inf, values)
         obs_q.append(_quantiles(values, quantiles))
         obs_frac.append(float(np.mean(in_obs["cens"] == 1)))
         reps_q, reps_f = [], []
         for _, rep in in_sim.groupby("replicate"):
             sv = rep["dv"].to_numpy(float)
             below = sv < lloq if lloq is not None else np.zeros(sv.size, bool)
+            if pred_corrected:
+                sv = sv * ref / rep["pred"].to_numpy(float)
             reps_q.append(_quantiles(np.where(below, -np.inf, sv), quantiles))
             reps_f.append(float(np.mean(below)))
         sim_q.append(np.array(reps_q))
@@ -376,6 +395,10 @@ def plot_vpc(
         band = np.array([np.quantile(s[:, j], (lo_p, hi_p), method="inverted_cdf") for s in sim_q])
         mid = np.array([np.quantile(s[:, j], 0.5, method="inverted_cdf") for s in sim_q])
         finite = np.where(np.isfinite(band), band, np.nan)
+        if lloq is not None and not pred_corrected:
+            # a band whose lower end is censored reaches down to the limit
+            finite[:, 0] = np.where(np.isfinite(band[:, 1]) & ~np.isfinite(band[:, 0]), lloq,
+                                    finite[:, 0])  # fmt: skip
         color = _IPRED_COLOR if q == 0.5 else _PRED_COLOR
         ax.fill_between(x, finite[:, 0], finite[:, 1], color=color, alpha=0.2, lw=0)
         ax.plot(x, np.where(np.isfinite(mid), mid, np.nan), color=color, lw=1, ls="--")
@@ -386,14 +409,16 @@ def plot_vpc(
             lw=1.8,
             label=f"observed {q:.0%}",
         )
-    kept = obs[obs["cens"] == 0]
-    ax.scatter(kept["time"], kept["dv"], s=6, color="grey", alpha=0.6, zorder=1)
-    if lloq is not None:
+    if not pred_corrected:
+        kept = obs[obs["cens"] == 0]
+        ax.scatter(kept["time"], kept["dv"], s=6, color="grey", alpha=0.6, zorder=1)
+    if lloq is not None and not pred_corrected:  # a corrected limit differs per record
         ax.axhline(lloq, color="grey", ls=":", lw=1, label=f"limit {lloq:g}")
     if log:
         ax.set_yscale("log")
     ax.set_ylabel(observable or "dv")
-    ax.set_title(f"VPC: {len(sim_q[0])} replicates, {ci:.0%} bands of simulated percentiles")
+    kind = "pcVPC" if pred_corrected else "VPC"
+    ax.set_title(f"{kind}: {len(sim_q[0])} replicates, {ci:.0%} bands of simulated percentiles")
     ax.legend(fontsize=7)
     if axf is not None:
         frac = np.array([[np.quantile(f, lo_p), np.quantile(f, hi_p)] for f in sim_frac])
