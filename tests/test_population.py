@@ -599,3 +599,35 @@ def test_benchmark_quick_run(tmp_path):
     assert row["n_subjects"] == 12 and row["cartkin"]["solves"] > 0
     assert set(row["cartkin"]["typical_log_error"]) == set(TYPICAL)
     assert (tmp_path / "quick" / "population.md").read_text().startswith("Population fit")
+
+
+def test_npde_replicates_respect_the_parameter_bounds(small_round_trip):
+    """Wide variances put draws outside the table's bounds (tmax <= 60 days): they are drawn
+    again, so every replicate is simulated and every NPDE is finite."""
+    from scipy.stats import norm
+
+    import cartkin
+    from cartkin.fit import _popdiag
+    from cartkin.fit._popdata import CohortData, Predictor
+    from cartkin.fit._saem import SAEMState, Transform
+
+    subjects, _, _ = small_round_trip
+    data = CohortData(cartkin.models.get("stein2019"), subjects)
+    names = list(TYPICAL)
+    state = SAEMState(
+        data,
+        Predictor(data, names, {}),
+        Transform(["log"] * 4),
+        [np.ones((data.n, 1))] * 4,
+        np.ones(4, bool),
+        [np.array([math.log(TYPICAL[k])]) for k in names],
+        np.array([0.5, 0.5, 4.0, 0.3]),
+        {OBS: ErrorModel("log", 0.3)},
+    )
+    tmax_sd = 2.0
+    assert norm.sf(math.log(60 / 9.3) / tmax_sd) > 0.15  # share of draws above the bound
+    rng = np.random.default_rng(0)
+    sims = _popdiag.simulate_records(state, rng, 50)
+    assert not np.any(np.isnan(sims[np.broadcast_to(state.valid[:, None, :], sims.shape)]))
+    values, _ = _popdiag.npde(state, rng, 50)
+    assert np.all(np.isfinite(values))

@@ -283,8 +283,13 @@ class FisherAccumulator:
 
 
 # -- NPDE -----------------------------------------------------------------------------------------
-def simulate_records(state, rng, n_sim, rows_per_call=20_000):
+def simulate_records(state, rng, n_sim, rows_per_call=20_000, max_redraws=50):
     """Replicates of every subject's records under the population model.
+
+    Individual parameters are drawn from the population distribution truncated to the
+    parameter table's bounds (as in the fit, where the MCMC never accepts a value outside
+    them): a draw outside the bounds, or one whose solve fails, is drawn again (up to
+    ``max_redraws`` times; replicates still failing stay NaN).
 
     Returns
     -------
@@ -299,8 +304,16 @@ def simulate_records(state, rng, n_sim, rows_per_call=20_000):
     for start in range(0, n_sim, per_call):
         k = min(per_call, n_sim - start)
         rows = np.tile(np.arange(n), k)
-        phi = mean[rows] + sd * rng.standard_normal((rows.size, mean.shape[1]))
-        pred = state.predict(phi, rows)
+        pred = np.full((rows.size, state.shape[1]), np.nan)
+        todo = np.arange(rows.size)
+        for _ in range(max_redraws + 1):
+            r = rows[todo]
+            phi = mean[r] + sd * rng.standard_normal((todo.size, mean.shape[1]))
+            pred[todo] = state.predict(phi, r)
+            failed = np.any(np.isnan(pred[todo]) & state.valid[r], axis=1)
+            todo = todo[failed]
+            if todo.size == 0:
+                break
         y = _add_residual(state, pred, rows, rng)
         out[:, start : start + k, :] = y.reshape(k, n, -1).transpose(1, 0, 2)
     return np.where(state.valid[:, None, :], out, np.nan)
@@ -349,6 +362,9 @@ def npde(state, rng, n_sim=500):
         The simulated replicates (NaN padded), for a visual predictive check.
     """
     sims = simulate_records(state, rng, n_sim)  # (n, K, m)
+    valid = state.valid
+    # a subject with a replicate that could not be simulated gets no NPDE (rather than garbage)
+    failed = np.any(np.isnan(sims) & valid[:, None, :], axis=(1, 2))
     observed = np.where(state.valid, state.value_pad, np.nan)
     cens = np.where(state.valid, state.cens_pad, 0)
     # impute censored records from the simulated distribution
@@ -362,8 +378,7 @@ def npde(state, rng, n_sim=500):
 
     z_sim = _scale(state, sims)
     z_obs = _scale(state, observed)
-    valid = state.valid
-    z_sim = np.where(valid[:, None, :], z_sim, 0.0)
+    z_sim = np.where(valid[:, None, :] & np.isfinite(z_sim), z_sim, 0.0)
     mean = z_sim.mean(axis=1)
     centered = z_sim - mean[:, None, :]
     cov = np.einsum("ika,ikb->iab", centered, centered) / (n_sim - 1)
@@ -378,6 +393,7 @@ def npde(state, rng, n_sim=500):
     dec_obs = np.linalg.solve(chol, np.where(valid, z_obs - mean, 0.0)[:, :, None])[:, :, 0]
     dec_sim = np.linalg.solve(chol, centered.transpose(0, 2, 1))  # (n, m, K)
     pde = np.mean(dec_sim < dec_obs[:, :, None], axis=2)
+    pde[failed] = np.nan
     pde = np.clip(pde, 1.0 / (2 * n_sim), 1.0 - 1.0 / (2 * n_sim))
     out = ndtri(pde)
     return out[valid], sims
