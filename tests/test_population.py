@@ -206,6 +206,19 @@ def test_ebes_correlate_with_true_individual_parameters(small_round_trip):
     assert np.corrcoef(np.log(res.ebes["foldx"]), np.log(truth["foldx"]))[0, 1] > 0.6
 
 
+def test_npde_of_observed_records_with_censoring(small_round_trip):
+    # the fitted model is the true one: NPDE of the observed records are close to N(0, 1)
+    # (they lean positive: the records that were observed are the ones above the LLOQ)
+    _, _, res = small_round_trip
+    c = res.columns
+    observed = c["cens"] == 0
+    npde = c["npde"][observed]
+    assert np.all(np.isfinite(c["npde"]))
+    assert abs(npde.mean()) < 0.25 and 0.8 < npde.std() < 1.2, (npde.mean(), npde.std())
+    # censored records: uniform below the limit's share, so on the low side
+    assert c["npde"][~observed].mean() < 0
+
+
 def test_result_table_and_json_schema(small_round_trip, tmp_path):
     subjects, _, res = small_round_trip
     data = json.loads(res.to_json(tmp_path / "pop.json"))

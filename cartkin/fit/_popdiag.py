@@ -348,11 +348,11 @@ def _scale(state, values):
 def npde(state, rng, n_sim=500):
     """Normalised prediction distribution errors (Brendel et al. 2006; Comets et al. 2008).
 
-    Each subject's observed vector and its ``n_sim`` simulated replicates are decorrelated with
-    the Cholesky factor of the replicates' covariance (on the log scale for "log" error models);
-    ``npde = Phi^-1(fraction of decorrelated replicates below the decorrelated observation)``.
-    Censored records are first replaced by a value imputed from the replicates below (above)
-    the limit, uniformly in probability (Nguyen et al. 2012, the npde package's "cdf" method).
+    Each subject's observed (uncensored) records and their ``n_sim`` simulated replicates are
+    decorrelated with the Cholesky factor of the replicates' covariance (on the log scale for
+    "log" error models); ``npde = Phi^-1(fraction of decorrelated replicates below the
+    decorrelated observation)``. A censored record gets ``Phi^-1(u)`` with ``u`` uniform on
+    the share of replicates below (above) its limit (Nguyen et al. 2012), not decorrelated.
 
     Returns
     -------
@@ -367,32 +367,35 @@ def npde(state, rng, n_sim=500):
     failed = np.any(np.isnan(sims) & valid[:, None, :], axis=(1, 2))
     observed = np.where(state.valid, state.value_pad, np.nan)
     cens = np.where(state.valid, state.cens_pad, 0)
-    # impute censored records from the simulated distribution
+    # censored records: a probability drawn uniformly below (above) the limit's share of the
+    # replicates, as in Nguyen et al. 2012
     below = np.mean(sims <= state.limit_pad[:, None, :], axis=1)
     u = rng.random(observed.shape)
     q = np.where(cens == 1, u * below, np.where(cens == -1, below + u * (1.0 - below), 0.0))
-    sorted_sims = np.sort(sims, axis=1)
-    idx = np.clip((q * n_sim).astype(np.int64), 0, n_sim - 1)
-    imputed = np.take_along_axis(sorted_sims, idx[:, None, :], axis=1)[:, 0, :]
-    observed = np.where(cens != 0, imputed, observed)
 
+    # observed records: decorrelated jointly. Censored records are left out of the
+    # decorrelation (their row and column of the covariance set to the identity): an imputed
+    # value is drawn from the replicates' marginal and does not carry the patient's dependence
+    # on the other records, which a Cholesky decorrelation would spread into every later record
+    # (measured on sle_cart's synthetic cohort, 29% of records censored: NPDE of observed
+    # records had sd 1.6-1.8 per observable with imputed values decorrelated, 0.95-1.03 without).
+    use = valid & (cens == 0)
     z_sim = _scale(state, sims)
     z_obs = _scale(state, observed)
-    z_sim = np.where(valid[:, None, :] & np.isfinite(z_sim), z_sim, 0.0)
+    z_sim = np.where(use[:, None, :] & np.isfinite(z_sim), z_sim, 0.0)
     mean = z_sim.mean(axis=1)
     centered = z_sim - mean[:, None, :]
     cov = np.einsum("ika,ikb->iab", centered, centered) / (n_sim - 1)
     m = cov.shape[1]
     eye = np.eye(m)[None]
-    pad = ~valid
-    cov = np.where(pad[:, :, None] | pad[:, None, :], 0.0, cov) + eye * pad[:, :, None]
-    cov = (
-        cov + eye * (1e-12 * np.maximum(np.trace(cov, axis1=1, axis2=2) / m, 1e-300))[:, None, None]
-    )
-    chol = np.linalg.cholesky(cov)
-    dec_obs = np.linalg.solve(chol, np.where(valid, z_obs - mean, 0.0)[:, :, None])[:, :, 0]
+    off = ~use
+    cov = np.where(off[:, :, None] | off[:, None, :], 0.0, cov) + eye * off[:, :, None]
+    jitter = 1e-12 * np.maximum(np.trace(cov, axis1=1, axis2=2) / m, 1e-300)
+    chol = np.linalg.cholesky(cov + eye * jitter[:, None, None])
+    dec_obs = np.linalg.solve(chol, np.where(use, z_obs - mean, 0.0)[:, :, None])[:, :, 0]
     dec_sim = np.linalg.solve(chol, centered.transpose(0, 2, 1))  # (n, m, K)
     pde = np.mean(dec_sim < dec_obs[:, :, None], axis=2)
+    pde = np.where(cens != 0, q, pde)
     pde[failed] = np.nan
     pde = np.clip(pde, 1.0 / (2 * n_sim), 1.0 - 1.0 / (2 * n_sim))
     out = ndtri(pde)
