@@ -452,8 +452,8 @@ def fit_population(
         if standard_errors
         else "none",
         "ebe": "conditional modes by a batched Nelder-Mead from the conditional means",
-        "npde": f"{n_npde_sims} simulated replicates, Cholesky decorrelation, censored records "
-        "imputed (Nguyen 2012)"
+        "npde": f"{n_npde_sims} simulated replicates, Cholesky decorrelation of the observed "
+        "records; censored records Phi^-1(u), u uniform below the limit's share (Nguyen 2012)"
         if n_npde_sims > 0
         else "none",
         "bic": "log(number of records)",
