@@ -16,7 +16,14 @@ import numpy as np
 
 from cartkin.errors import DataError, ScenarioError
 
-__all__ = ["CENSORING", "CohortData", "Predictor", "Subject", "subjects_from_dataset"]
+__all__ = [
+    "CENSORING",
+    "CohortData",
+    "Predictor",
+    "Subject",
+    "subjects_from_dataset",
+    "subjects_from_table",
+]
 
 #: CENS codes as in NONMEM's M3 convention: 0 observed, 1 below LIMIT (left), -1 above LIMIT.
 CENSORING = (0, 1, -1)
@@ -390,3 +397,38 @@ def _record_slots(data: CohortData) -> np.ndarray:
             start += count
         data._slots = slots
     return slots
+
+
+def subjects_from_table(contexts: Mapping, observations) -> list[Subject]:
+    """Subjects from ``{id: Context}`` and a table of records (pandas DataFrame or dict of
+    columns ``id, time_days, observable, value[, cens, limit]``), in ``contexts`` order."""
+    import pandas as pd
+
+    df = pd.DataFrame(observations)
+    missing = [c for c in ("id", "time_days", "observable", "value") if c not in df.columns]
+    if missing:
+        raise DataError(f"observations: missing column(s) {missing}")
+    ids = df["id"].astype(str)
+    subjects = []
+    for pid, ctx in contexts.items():
+        rows = df[ids == str(pid)]
+        if rows.empty:
+            continue
+        n = len(rows)
+        cens = rows["cens"].to_numpy(dtype=np.int64) if "cens" in rows else np.zeros(n, np.int64)
+        limit = rows["limit"].to_numpy(dtype=np.float64) if "limit" in rows else np.full(n, np.nan)
+        subjects.append(
+            Subject(
+                str(pid),
+                ctx,
+                rows["time_days"].to_numpy(dtype=np.float64),
+                tuple(rows["observable"]),
+                rows["value"].to_numpy(dtype=np.float64),
+                cens,
+                limit,
+            )
+        )
+    unknown = sorted(set(ids) - {str(k) for k in contexts})
+    if unknown:
+        raise DataError(f"observations: ids {unknown[:5]} have no patient context")
+    return subjects
