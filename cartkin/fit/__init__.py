@@ -5,7 +5,8 @@ Submodules: :mod:`cartkin.fit.likelihood` (closed-form per-record log-likelihood
 :mod:`cartkin.fit.estimate` (multistart ML/MAP, Hessian SEs), :mod:`cartkin.fit.profile`
 (profile-likelihood intervals), :mod:`cartkin.fit.targets` (summary targets),
 :mod:`cartkin.fit.result` (``FitResult``), :mod:`cartkin.fit.spec` (the scenario's ``[fit]``
-table), :mod:`cartkin.fit.cli` (``cartkin fit``), :mod:`cartkin.fit.plots` (figures).
+table), :mod:`cartkin.fit.cli` (``cartkin fit``), :mod:`cartkin.fit.plots` (figures),
+:mod:`cartkin.fit.population` (population fits by SAEM, ``fit_population``).
 
 ``fit``, ``Problem``, ``FitResult`` and ``Target`` are imported on first use, so that importing
 the likelihood (or building the command line) stays light.
@@ -24,15 +25,19 @@ __all__ = [
     "ErrorModel",
     "FitResult",
     "LogNormalPrior",
+    "PopulationFitResult",
     "Problem",
     "Target",
     "fit",
+    "fit_population",
     "loglik",
     "loglik_total",
 ]
 
 _LAZY = {
     "fit": "cartkin.fit.estimate",
+    "fit_population": "cartkin.fit.population",
+    "PopulationFitResult": "cartkin.fit.population",
     "Problem": "cartkin.fit.problem",
     "FitResult": "cartkin.fit.result",
     "Target": "cartkin.fit.targets",

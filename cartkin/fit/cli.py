@@ -114,7 +114,10 @@ def write_figures(result, directory: Path) -> list[Path]:
     """The fit's figures (:func:`cartkin.fit.plots.write_figures`) into ``directory``."""
     from cartkin.fit import plots
 
-    paths = plots.write_figures(result, directory)
+    if getattr(result, "kind", None) == "population":
+        paths = result.write_figures(directory)  # adds VPC, convergence and NPDE figures
+    else:
+        paths = plots.write_figures(result, directory)
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)
     return paths
