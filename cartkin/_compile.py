@@ -14,6 +14,18 @@ checks a cached function only against its own source file. So the template refer
 (b) any other ``rhs``: the template text executed in a fresh module namespace with
     ``CACHE = False``, compiled once per process and kept per ``(rhs, jac)`` object.
 
+(c) a user model file loaded by path (:func:`load_module`, used by ``cartkin.models.load`` and
+    ``model = "my_model.py"`` in a scenario) takes path (a): the file is imported under a name
+    that holds a SHA-256 of its content, and the kernel file's hash covers the content too, plus
+    the source files of any compiled helper the ``rhs`` calls from other files (so an edited
+    helper is never stale either). A second process loads the compiled kernel from the cache.
+
+Each file-backed kernel is built for one method family (``"erk"``: tsit5/dopri5, ``"ros"``:
+rodas5, ``"all"``: auto and the batch kernels), so a call compiles only the integrator it uses:
+the template's ``WITH_ERK`` / ``WITH_ROS`` constants let numba prune the other family. An
+in-memory kernel (path b) is compiled once with every method, since nothing is kept for the
+next process.
+
 A built-in model's ``rhs`` must be self-contained (use only its arguments, ``math`` and
 ``numpy``): a helper it imports from another file is not part of the hash.
 """
@@ -31,9 +43,15 @@ from pathlib import Path
 
 import numpy as np
 from numba import njit
+from numba.core.dispatcher import Dispatcher
 
 TEMPLATE_PATH = Path(__file__).with_name("_integrators.py")
 BUILTIN_PREFIX = "cartkin.models."
+#: Prefix of the module names of user model files loaded by :func:`load_module`.
+USER_PREFIX = "_cartkin_user_"
+#: Method families a kernel is built for, and the template constants that select them.
+#: ``"all"`` (auto and the batch kernels) also compiles the in-kernel metrics (``WITH_METRICS``).
+FAMILIES = {"erk": (True, False), "ros": (False, True), "all": (True, True)}
 
 _kernels: dict = {}
 _lock = threading.Lock()
@@ -68,9 +86,12 @@ def cache_dir() -> Path:
     return base / "cartkin"
 
 
-def get_kernel(rhs, jac=None, roles=None):
+def get_kernel(rhs, jac=None, roles=None, family="all"):
     """Kernel module for ``(rhs, jac, roles)``: exposes ``_solve``, the batch kernels and the
     template's constants.
+
+    ``family`` ("erk", "ros" or "all") is the set of methods the kernel can run; the batch
+    kernels need "all".
 
     ``roles`` is the model's compiled ``observe_roles(y, p, out)`` (in-kernel metrics). For a
     built-in model it defaults to the ``observe_roles`` defined in the rhs's module, so
@@ -80,34 +101,71 @@ def get_kernel(rhs, jac=None, roles=None):
     """
     if roles is None:
         roles = _module_roles(rhs)
-    key = (rhs, jac, roles)
+    key = (rhs, jac, roles, family)
     kernel = _kernels.get(key)
     if kernel is not None:
         return kernel
     with _lock:
         kernel = _kernels.get(key)
         if kernel is None:
-            kernel = _build(rhs, jac, roles)
+            kernel = _build(rhs, jac, roles, family)
             _kernels[key] = kernel
+            if kernel.WITH_ERK and kernel.WITH_ROS:  # an in-memory kernel serves every method
+                for other in FAMILIES:
+                    _kernels.setdefault((rhs, jac, roles, other), kernel)
     return kernel
 
 
-def kernel_path(rhs, jac=None, roles=None) -> Path | None:
+def kernel_path(rhs, jac=None, roles=None, family="all") -> Path | None:
     """Generated file used for ``(rhs, jac, roles)``, or None when it takes the in-memory path."""
     if roles is None:
         roles = _module_roles(rhs)
     info = _builtin_info(rhs, jac, roles)
     if info is None:
         return None
-    text, _ = _generated_text(*info)
-    return cache_dir() / _file_name(info[0], info[1], text, info[-1])
+    text, _ = _generated_text(*info, family=family)
+    return cache_dir() / _file_name(info[0], info[1], text, info[-1], family)
+
+
+def load_module(path) -> types.ModuleType:
+    """Import a user model file by path, under a name keyed by a SHA-256 of its content.
+
+    The same content gives the same module name in every process, so the kernels of its ``rhs``
+    are cached on disk like a built-in model's; an edited file gets a new name (never stale).
+
+    Parameters
+    ----------
+    path : str or Path
+        A Python file.
+
+    Returns
+    -------
+    module
+    """
+    path = Path(path).resolve()
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:24]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    name = f"{USER_PREFIX}{stem}_{digest}"
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def _module_roles(rhs):
-    """The ``observe_roles`` defined beside a built-in model's ``rhs``, or None."""
+    """The ``observe_roles`` defined beside a built-in or model-file ``rhs``, or None."""
     func = _py_func(rhs)
     module_name = getattr(func, "__module__", None) or ""
-    if not module_name.startswith(BUILTIN_PREFIX):
+    if not module_name.startswith((BUILTIN_PREFIX, USER_PREFIX)):
         return None
     module = sys.modules.get(module_name)
     roles = getattr(module, "observe_roles", None)
@@ -115,14 +173,15 @@ def _module_roles(rhs):
 
 
 # ---------------------------------------------------------------------------------------------
-def _build(rhs, jac, roles):
+def _build(rhs, jac, roles, family):
     info = _builtin_info(rhs, jac, roles)
     if info is not None:
         try:
-            return _load_generated(*info)
+            return _load_generated(*info, family=family)
         except OSError:
             pass  # unwritable cache directory: compile in memory instead
-    return _exec_template(rhs, jac, roles)
+    # not cached on disk: compile every method once, so a second method costs nothing more
+    return _exec_template(rhs, jac, roles, "all")
 
 
 def _py_func(f):
@@ -134,7 +193,8 @@ def _builtin_info(rhs, jac, roles=None):
     or None."""
     func = _py_func(rhs)
     module_name = getattr(func, "__module__", None) or ""
-    if not module_name.startswith(BUILTIN_PREFIX):
+    user = module_name.startswith(USER_PREFIX)
+    if not (module_name.startswith(BUILTIN_PREFIX) or user):
         return None
     module = sys.modules.get(module_name)
     name = getattr(func, "__name__", "")
@@ -165,7 +225,49 @@ def _builtin_info(rhs, jac, roles=None):
     for f in (rhs, jac, roles):
         if f is not None and not _same_code(_py_func(f), source, path):
             return None
+    if user:
+        for f in (rhs, jac, roles):
+            if f is not None:
+                source += _helper_sources(_py_func(f), path)
     return module_name, name, extra_names[0], extra_names[1], path, source
+
+
+def _helper_sources(func, own_path) -> str:
+    """Source of every file (other than ``own_path``) holding a compiled function ``func`` calls.
+
+    Followed through helpers of helpers; a helper reached as ``module.helper`` counts too.
+    """
+    seen_files = {str(own_path)}
+    seen_funcs = set()
+    texts = []
+    stack = [func]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen_funcs:
+            continue
+        seen_funcs.add(id(f))
+        code = getattr(f, "__code__", None)
+        if code is None:
+            continue
+        names = set()
+        codes = [code]
+        while codes:
+            c = codes.pop()
+            names.update(c.co_names)
+            codes.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+        g = getattr(f, "__globals__", {})
+        candidates = [g.get(n) for n in names]
+        for mod in [c for c in candidates if isinstance(c, types.ModuleType)]:
+            candidates += [getattr(mod, n, None) for n in names]
+        for c in candidates:
+            if isinstance(c, Dispatcher):
+                py = c.py_func
+                file = getattr(py.__code__, "co_filename", "")
+                if file and file not in seen_files and os.path.isfile(file):
+                    seen_files.add(file)
+                    texts.append("\0" + Path(file).read_text(encoding="utf-8"))
+                stack.append(py)
+    return "".join(texts)
 
 
 def _same_code(func, source, path) -> bool:
@@ -194,13 +296,17 @@ def _plain_consts(code):
     return tuple(c for c in code.co_consts if not isinstance(c, types.CodeType))
 
 
-def _generated_text(module_name, name, jac_name, roles_name, path, source):
+def _generated_text(module_name, name, jac_name, roles_name, path, source, family="all"):
+    with_erk, with_ros = FAMILIES[family]
     lines = [
         "# Generated by cartkin._compile from cartkin/_integrators.py: do not edit.",
         f"# Integrator kernel for {module_name}.{name} ({path}).",
         "from numba import njit",
         f"from {module_name} import {name} as rhs",
         "CACHE = True",
+        f"WITH_ERK = {with_erk}",
+        f"WITH_ROS = {with_ros}",
+        f"WITH_METRICS = {family == 'all'}",
     ]
     if jac_name is None:
         lines += [
@@ -231,18 +337,18 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source):
     return header + template_text(), source
 
 
-def _file_name(module_name, name, text, source) -> str:
+def _file_name(module_name, name, text, source, family="all") -> str:
     digest = hashlib.sha256()
     digest.update(text.encode())
     digest.update(b"\0")
     digest.update(source.encode())
-    return f"kernel_{module_name.replace('.', '_')}_{name}_{digest.hexdigest()[:24]}.py"
+    return f"kernel_{module_name.replace('.', '_')}_{name}_{family}_{digest.hexdigest()[:24]}.py"
 
 
-def _load_generated(module_name, name, jac_name, roles_name, path, source):
-    text, _ = _generated_text(module_name, name, jac_name, roles_name, path, source)
+def _load_generated(module_name, name, jac_name, roles_name, path, source, family="all"):
+    text, _ = _generated_text(module_name, name, jac_name, roles_name, path, source, family)
     directory = cache_dir()
-    file_name = _file_name(module_name, name, text, source)
+    file_name = _file_name(module_name, name, text, source, family)
     target = directory / file_name
     if not target.exists():
         directory.mkdir(parents=True, exist_ok=True)
@@ -270,7 +376,8 @@ def _load_generated(module_name, name, jac_name, roles_name, path, source):
     return module
 
 
-def _exec_template(rhs, jac, roles=None):
+def _exec_template(rhs, jac, roles=None, family="all"):
+    with_erk, with_ros = FAMILIES[family]
     func = _py_func(rhs)
     label = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
     module = types.ModuleType(f"cartkin._kernel_{id(rhs):x}", f"integrator kernel for {label}")
@@ -281,6 +388,9 @@ def _exec_template(rhs, jac, roles=None):
         observe_roles=_no_roles if roles is None else roles,
         HAS_ROLES=roles is not None,
         CACHE=False,
+        WITH_ERK=with_erk,
+        WITH_ROS=with_ros,
+        WITH_METRICS=family == "all",
     )
     code = compile(template_text(), str(TEMPLATE_PATH), "exec")
     exec(code, module.__dict__)

@@ -10,7 +10,8 @@
 The header defines the free names used below: ``rhs(t, y, p, dydt)``, ``jac(t, y, p, J)``,
 ``HAS_JAC`` (bool: call ``jac`` instead of finite differences), ``observe_roles(y, p, out)``
 (the model's role values for in-kernel metrics, or a placeholder writing NaN), ``HAS_ROLES``
-(bool) and ``CACHE`` (bool). Because the
+(bool), ``CACHE`` (bool), ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
+Rosenbrock methods) and ``WITH_METRICS`` (bool: compile the in-kernel metrics). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -54,6 +55,7 @@ STEP_UNDERFLOW = -2
 NON_FINITE = -3
 STIFF = -4
 SINGULAR = -5
+NOT_BUILT = -6  # the kernel was built without this method family (cartkin._compile picks it)
 
 # ---- method codes: keep equal to cartkin.ode._METHOD_CODES ------------------------------------
 TSIT5 = 0
@@ -620,7 +622,7 @@ def _segment_erk(
                     have_dense = True
                 _erk_dense((t_eval[io] - t) / h, h, y, k1, D, y_out, io)
             io += 1
-        if macc.size > 0:
+        if WITH_METRICS and macc.size > 0:
             if not have_dense:
                 _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D)
             for j in range(n):
@@ -919,7 +921,7 @@ def _segment_ros(
                     have_dense = True
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
-        if macc.size > 0:
+        if WITH_METRICS and macc.size > 0:
             if not have_dense:
                 _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D)
             # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
@@ -991,20 +993,24 @@ def _integrate(
             for j in range(n):
                 y_out[io, j] = y[j]
             io += 1
-        if macc.size > 0 and t >= 0.0:
+        if WITH_METRICS and macc.size > 0 and t >= 0.0:
             _metrics_point(t, y, p, macc, mcfg, MV, vt)
         if t >= t_final:
             break
         seg_end = t_stops[ks] if ks < n_stops else t_final
         h = first_step
-        if method == RODAS5:
+        # WITH_ERK / WITH_ROS are header constants: numba prunes the branch of a method family
+        # the kernel was not built for, so a rodas5-only kernel never compiles the explicit code
+        if not (WITH_ROS if method == RODAS5 else WITH_ERK and (method != AUTO or WITH_ROS)):
+            status = NOT_BUILT
+        elif method == RODAS5:
             status, io, t, h = _segment_ros(
                 t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
                 t_eval, io, y_out, counters,
                 k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
                 macc, mcfg, PC, MV, ys, yp, vt, vt2,
             )  # fmt: skip
-        else:
+        elif WITH_ERK:
             tab = DOPRI5 if method == DOPRI5 else TSIT5
             limit = STIFF_SWITCH_COUNT if method == AUTO else STIFF_FAIL_COUNT
             if fixed_step > 0.0:
@@ -1014,7 +1020,7 @@ def _integrate(
                 t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr, D,
                 macc, mcfg, PC, MV, ys, yp, vt, vt2,
             )  # fmt: skip
-            if status == STIFF and method == AUTO:
+            if status == STIFF and method == AUTO and WITH_ROS:
                 counters[I_SWITCHES] += 1
                 status, io, t, h = _segment_ros(
                     t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,

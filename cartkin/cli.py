@@ -2,11 +2,23 @@
 
 ``cartkin simulate SCENARIO``  print the metrics of a scenario, optionally write the trajectory
                                (CSV) and a figure; ``--format json`` for scripts.
+``cartkin fit SCENARIO [DATA]`` fit free parameters to data and/or summary targets
+                               (:mod:`cartkin.fit.cli`).
 ``cartkin models``             list the models.
 ``cartkin show MODEL``         a model's states, equations and parameter table with sources.
 
 Errors exit with status 2 (bad input) or 1 (solver failure) and a one-line message; ``--debug``
-shows the traceback.
+shows the traceback. Output paths (directory exists, figure format known) are checked before
+anything runs. Warnings (an assumption the input relies on) print as one line each.
+
+Other modules add subcommands with :func:`add_command`::
+
+    def _add_fit(sub):                      # sub: argparse subparsers action
+        p = sub.add_parser("fit", help="...")
+        p.add_argument(...)
+        return run_fit                      # run_fit(args) -> exit status
+
+    cli.add_command(_add_fit)
 """
 
 from __future__ import annotations
@@ -15,12 +27,27 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
+import warnings
 from pathlib import Path
 
-from cartkin.errors import CartkinError, SolverError
+from cartkin.errors import CartkinError, ScenarioError, SolverError
 
-__all__ = ["main"]
+__all__ = ["add_command", "build_parser", "main"]
+
+#: Registered subcommands: functions ``add(subparsers) -> run(args) -> int``.
+_COMMANDS: list = []
+
+#: Values written to the CSV that are negative but within this many absolute tolerances of
+#: zero are solver round-off (e.g. -7.7e-17 cells/uL) and are written as 0.0.
+_ROUNDOFF_ATOLS = 10.0
+
+
+def add_command(add) -> None:
+    """Register a subcommand: ``add(subparsers)`` adds its parser and returns ``run(args) -> int``."""
+    if add not in _COMMANDS:
+        _COMMANDS.append(add)
 
 
 def _positive_float(text: str) -> float:
@@ -34,7 +61,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    """The argument parser and ``{command: run(args) -> int}`` for every subcommand."""
     parser = argparse.ArgumentParser(
         prog="cartkin", description="CAR-T cellular kinetics: simulate scenarios, inspect models."
     )
@@ -45,9 +73,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("scenario", type=Path, help="scenario TOML file (see scenarios/)")
     sim.add_argument("--format", choices=("table", "json"), default="table", help="metrics output")
     sim.add_argument(
-        "--csv", type=Path, metavar="PATH", help="write the trajectory to this CSV file"
+        "--csv",
+        type=Path,
+        metavar="PATH",
+        help="write the trajectory to this CSV file (its directory must exist); negative "
+        "round-off within 10 x atol of zero is written as 0",
     )
-    sim.add_argument("--figure", type=Path, metavar="PATH", help="write a figure (PNG, PDF, SVG)")
+    sim.add_argument(
+        "--figure",
+        type=Path,
+        metavar="PATH",
+        help="write a figure; the format follows the suffix (.png, .pdf, .svg, ...; the "
+        "directory must exist)",
+    )
     sim.add_argument(
         "--lloq",
         type=_positive_float,
@@ -59,31 +97,65 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
+    from cartkin.fit.cli import add_parser as add_fit_parser
+
+    add_fit_parser(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
     show.add_argument("model", help="model name (see `cartkin models`)")
     show.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
-    return parser
+    runners = {"simulate": _simulate, "models": lambda args: _models(), "show": _show_args}
+    for add in _COMMANDS:
+        before = set(sub.choices)
+        run = add(sub)
+        for name in set(sub.choices) - before:
+            runners[name] = run
+    return parser, runners
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "simulate":
-            return _simulate(args)
-        if args.command == "models":
-            return _models()
-        return _show(args.model)
-    except (CartkinError, OSError) as exc:
-        if args.debug:
-            raise
-        kind = "solver failed" if isinstance(exc, SolverError) else "error"
+    parser, runners = build_parser()
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            # a subcommand added in build_parser with set_defaults(run=...) runs through it
+            run = runners.get(args.command) or getattr(args, "run", None)
+            status = run(args)
+        except (CartkinError, OSError, RecursionError, MemoryError) as exc:
+            if args.debug:
+                raise
+            _print_warnings(caught)
+            return _report(exc)
+    _print_warnings(caught)
+    return status
+
+
+def _report(exc) -> int:
+    """Print one line for ``exc``; return the exit status (1: solver failure, 2: bad input)."""
+    kind = "solver failed" if isinstance(exc, SolverError) else "error"
+    if isinstance(exc, RecursionError):
+        message = "input nested too deeply to process"
+    elif isinstance(exc, MemoryError):
+        message = "out of memory; reduce the output grid (t_end_days / output_step_days)"
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        message = f"{exc.filename}: {exc.strerror or exc}"
+    else:
         message = " ".join(str(exc).split())
-        print(f"cartkin: {kind}: {message}", file=sys.stderr)
-        return 1 if isinstance(exc, SolverError) else 2
+    print(f"cartkin: {kind}: {message}", file=sys.stderr)
+    return 1 if isinstance(exc, SolverError) else 2
+
+
+def _print_warnings(caught) -> None:
+    seen = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if issubclass(w.category, UserWarning) and text not in seen:
+            seen.add(text)
+            print(f"cartkin: warning: {text}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +169,10 @@ def _models() -> int:
         first = model.description.strip().split("\n")[0]
         print(f"{name:<14} {len(model.states)} states, {len(model.parameters)} parameters  {first}")
     return 0
+
+
+def _show_args(args) -> int:
+    return _show(args.model)
 
 
 def _show(name: str) -> int:
@@ -116,6 +192,11 @@ def _show(name: str) -> int:
     print("| observable | unit | description |\n|---|---|---|")
     for o in model.observables:
         print(f"| {o.name} | {o.unit} | {o.description} |")
+    from cartkin.outcomes import describe, has_outcomes
+
+    if has_outcomes(model):
+        print("\n## Lupus nephritis outcomes (cartkin.outcomes defaults)\n")
+        print(describe())
     return 0
 
 
@@ -123,33 +204,96 @@ def _simulate(args) -> int:
     from cartkin import metrics
     from cartkin.scenario import load_scenario
 
+    _check_output(args.csv, "--csv", None)
+    _check_output(args.figure, "--figure", _figure_formats())
     scenario = load_scenario(args.scenario)
-    results = scenario.run()
+    try:
+        results = scenario.run()
+    except SolverError as exc:
+        raise SolverError(f"{args.scenario}: {exc}", solution=exc.solution) from exc
     kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
-    tables = [metrics.compute(r, **kwargs) for r in results]
+    outcomes = getattr(scenario, "outcomes", None)
+    tables = [metrics.compute(r, outcomes=outcomes, **kwargs) for r in results]
 
     if args.format == "json":
         payload = {
             "scenario": scenario.name,
             "file": str(args.scenario),
             "model": scenario.model.name,
+            "notes": _model_notes(scenario.model),
             "arms": [
                 {"label": r.label, "metrics": [m.as_dict() for m in table]}
                 for r, table in zip(results, tables, strict=True)
             ],
         }
+        if outcomes is not None and outcomes.case is not None:
+            from cartkin.outcomes import case_comparison
+
+            payload["case"] = {
+                "source": outcomes.case.source,
+                "notes": outcomes.case.notes,
+                "caveat": "model values beside one case's reported outcomes: a scenario "
+                "consistent with the case, not an estimate",
+            }
+            for arm, r in zip(payload["arms"], results, strict=True):
+                arm["case_comparison"] = case_comparison(r, outcomes)
         print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
     else:
-        print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})\n")
+        print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})")
+        for note in _model_notes(scenario.model):
+            print(f"note: {note}")
+        print()
         print(_format_table(results, tables))
+        if outcomes is not None and outcomes.case is not None:
+            print(_format_case(outcomes, results))
 
     if args.csv is not None:
-        _write_csv(args.csv, results)
+        _write_csv(args.csv, results, outcomes, _ROUNDOFF_ATOLS * scenario.solver["atol"])
         print(f"trajectory written to {args.csv}", file=sys.stderr)
     if args.figure is not None:
         _write_figure(args.figure, scenario, results)
         print(f"figure written to {args.figure}", file=sys.stderr)
     return 0
+
+
+def _figure_formats() -> tuple[str, ...]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(FigureCanvasBase.get_supported_filetypes()))
+
+
+def _check_output(path: Path | None, option: str, formats) -> None:
+    """Refuse an output path that cannot be written, before any simulation runs."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ScenarioError(f"{option} {path}: is a directory; expected a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ScenarioError(
+            f"{option} {path}: directory {parent} does not exist; create it first (cartkin "
+            "does not create directories)"
+        )
+    if not os.access(parent, os.W_OK):
+        raise ScenarioError(f"{option} {path}: directory {parent} is not writable")
+    if formats is not None:
+        suffix = path.suffix.lower().lstrip(".")
+        if suffix not in formats:
+            raise ScenarioError(
+                f"{option} {path}: unknown figure format {path.suffix or '(no suffix)'!r}; "
+                f"expected a file name ending in one of {', '.join('.' + f for f in formats)}"
+            )
+
+
+def _model_notes(model) -> list[str]:
+    """What a model leaves out that a reader of its outputs must know (``Model.ignores``)."""
+    ignored = getattr(model, "ignores", ())
+    if not ignored:
+        return []
+    return [
+        f"model {model.name} ignores {' and '.join(ignored)}: they are reported but do not "
+        "change its curves"
+    ]
 
 
 def _json_default(value):
@@ -184,12 +328,45 @@ def _format_table(results, tables) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, results) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _format_case(outcomes, results) -> str:
+    """The case's reported values beside each arm's model values at the same days."""
+    from cartkin.outcomes import case_comparison
+
+    per_arm = [case_comparison(r, outcomes) for r in results]
+    lines = [f"\nreported by the case ({outcomes.case.source}) vs model:"]
+    if outcomes.case.notes:
+        lines.append(f"  {outcomes.case.notes}")
+    arms = [r.label for r in results] if len(results) > 1 else ["model"]
+    lines.append("  " + "  ".join(["quantity".ljust(30), "day".rjust(6), "reported".rjust(9)]
+                                  + [a.rjust(10) for a in arms]))  # fmt: skip
+    for k, row in enumerate(per_arm[0]):
+        models = [_fmt(rows[k]["model"]) for rows in per_arm]
+        lines.append(
+            "  " + "  ".join([row["quantity"].ljust(30), f"{row['day']:g}".rjust(6),
+                              f"{row['reported']:g}".rjust(9)] + [m.rjust(10) for m in models])
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, results, outcomes=None, roundoff: float = 0.0) -> None:
+    """One row per arm and output time; negatives in [-roundoff, 0) are written as 0.0.
+
+    Derived outcome columns (sessions per week, SLEDAI-2K) follow when the model has the roles.
+    """
+    import numpy as np
+
+    from cartkin.outcomes import derived_columns
+
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = None
         for r in results:
-            columns = r.to_columns()
+            raw = r.to_columns()
+            if getattr(r, "model", None) is not None:
+                raw.update(derived_columns(r, outcomes))
+            columns = {
+                name: np.where((v < 0) & (v >= -roundoff), 0.0, v) if v.dtype.kind == "f" else v
+                for name, v in ((k, np.asarray(c)) for k, c in raw.items())
+            }
             names = ["arm", *columns]
             if writer is None:
                 writer = csv.writer(fh)
@@ -206,12 +383,24 @@ def _csv_value(v) -> str:
 def _write_figure(path: Path, scenario, results) -> None:
     from cartkin import plot
 
+    outcomes = getattr(scenario, "outcomes", None)
     if len(results) == 1:
-        fig = plot.plot_result(results[0], title=scenario.name)
+        fig = plot.plot_result(results[0], title=scenario.name, outcomes=outcomes)
     else:
         fig = plot.plot_comparison(results, title=scenario.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    notes = _model_notes(scenario.model)
+    if notes:
+        fig.text(0.01, 0.005, "Note: " + notes[0], fontsize=7, color="0.3", va="bottom")
     fig.savefig(path, dpi=100)
+    if len(results) > 1:
+        from cartkin.outcomes import has_outcomes
+
+        if has_outcomes(scenario.model):  # the arms' kidney response, beside the figure
+            kidney = path.with_name(f"{path.stem}_kidney{path.suffix}")
+            plot.plot_kidney_response(results, outcomes, title=scenario.name).savefig(
+                kidney, dpi=100
+            )
+            print(f"kidney-response figure written to {kidney}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

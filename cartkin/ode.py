@@ -36,7 +36,7 @@ from numba.core.errors import NumbaError
 from cartkin import _compile
 from cartkin.errors import SolverError
 
-__all__ = ["METHODS", "ODESolution", "Status", "solve_ode"]
+__all__ = ["METHODS", "RTOL_MIN", "ODESolution", "Status", "solve_ode"]
 
 
 class Status(enum.IntEnum):
@@ -48,20 +48,27 @@ class Status(enum.IntEnum):
     NON_FINITE = -3
     STIFF = -4
     SINGULAR = -5
+    NOT_BUILT = -6  # internal: a kernel asked for a method family it was not built for
 
 
 _METHOD_CODES = {"tsit5": 0, "dopri5": 1, "rodas5": 2, "auto": 3}
+# method code -> the kernel family it needs (cartkin._compile builds one kernel per family)
+_FAMILY = ("erk", "erk", "ros", "all")
 METHODS = tuple(_METHOD_CODES)
 _EXPLICIT = ("tsit5", "dopri5")
 _EMPTY = np.zeros(0)
 _EMPTY_2D: dict[int, np.ndarray] = {}
 _STATUS = {int(s): s for s in Status}
 _RTOL_MIN = 100 * np.finfo(float).eps
+#: Smallest relative tolerance solve_ode accepts (100 x machine epsilon); scenario files use it too.
+RTOL_MIN = float(_RTOL_MIN)
 _ATOL_CACHE: dict[tuple[int, float], np.ndarray] = {}  # internal, never handed to users
 _F64 = np.dtype(np.float64)
 # (rhs, jac) -> kernel, for pairs already checked to be compiled functions: a repeated call
 # skips those checks (the pairs are kept alive by cartkin._compile's kernel table anyway).
 _KERNELS: dict = {}
+# (rhs, jac, n_states, n_p) whose first evaluation was bounds-checked (see _check_indexing)
+_SHAPES_CHECKED: set = set()
 
 
 @dataclass(slots=True, repr=False, eq=False)
@@ -254,8 +261,11 @@ def solve_ode(
         Invalid arguments (the message names the argument, value and expectation), or an rhs
         that does not compile with the signature ``rhs(t, y, p, dydt)``.
     """
+    code = _METHOD_CODES.get(method) if isinstance(method, str) else None
+    if code is None:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     try:
-        kernel = _KERNELS.get((rhs, jac))
+        kernel = _KERNELS.get((rhs, jac, code))
     except TypeError:  # unhashable rhs or jac: not a compiled function, rejected below
         kernel = None
     if kernel is None:
@@ -269,10 +279,6 @@ def solve_ode(
                 f"jac must be None or a numba-compiled function jac(t, y, p, J); "
                 f"got {type(jac).__name__}"
             )
-    code = _METHOD_CODES.get(method) if isinstance(method, str) else None
-    if code is None:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
-
     t_eval = _as_array(t_eval, "t_eval", 1, "a 1-D array of output times")
     if t_eval.size < 1:
         raise ValueError("t_eval must hold at least one time; got an empty array")
@@ -321,15 +327,19 @@ def solve_ode(
     if max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer; got {max_steps!r}")
 
+    shape_key = (rhs, jac, n, p.size)
+    if shape_key not in _SHAPES_CHECKED:
+        _check_indexing(rhs, jac, t_eval[0], y0, p)
+        _SHAPES_CHECKED.add(shape_key)
     if kernel is None:
-        kernel = _compile.get_kernel(rhs, jac)
+        kernel = _compile.get_kernel(rhs, jac, family=_FAMILY[code])
     try:
         y, status, counters, t_reached = kernel._solve(
             code, t_eval, y0, p, t_stops, jumps, rtol, atol_arr, first, float(max_step),
             max_steps, fixed,
         )  # fmt: skip
     except NumbaError as exc:
-        _KERNELS.pop((rhs, jac), None)
+        _KERNELS.pop((rhs, jac, code), None)
         raise TypeError(
             "rhs (or jac) could not be compiled into the integrator. Expected "
             "rhs(t: float, y: float64[n], p: float64[n_p], dydt: float64[n]) -> None, writing "
@@ -337,7 +347,7 @@ def solve_ode(
             + str(exc).strip().splitlines()[0]
         ) from exc
 
-    _KERNELS[(rhs, jac)] = kernel  # it ran: rhs (and jac) compile with the expected signature
+    _KERNELS[(rhs, jac, code)] = kernel  # it ran: rhs (and jac) compile with the expected signature
     n_steps, n_rejected, n_rhs, n_jac, _, n_switches = counters.tolist()
     success = status == 0  # compared as an int: an IntEnum comparison costs ~0.2 us more
     if success:
@@ -347,6 +357,8 @@ def solve_ode(
             message = f"success; auto switched to rodas5 in {n_switches} segment(s)"
     else:
         status = _STATUS[status]
+        if status != Status.NON_FINITE and t_reached == t_eval[0]:
+            status = _nonfinite_at_start(rhs, t_eval[0], y0, p, t_stops, jumps, status)
         message = _failure_message(status, method, t_reached, t_eval, max_steps, rtol)
     sol = ODESolution(
         t_eval.copy(), y, status, success, message, method,
@@ -355,6 +367,108 @@ def solve_ode(
     if throw and not sol.success:
         raise SolverError(message, solution=sol)
     return sol
+
+
+class _Guarded(np.ndarray):
+    """An ndarray that names itself when indexed out of bounds (for the first rhs evaluation)."""
+
+    def __array_finalize__(self, obj):
+        self.arg_name = getattr(obj, "arg_name", None)
+
+    def _check(self, index):
+        if isinstance(index, tuple):
+            return
+        if isinstance(index, (int, np.integer)) and not -self.shape[0] <= index < self.shape[0]:
+            raise _OutOfBounds(self.arg_name, int(index), self.shape[0])
+
+    def __getitem__(self, index):
+        self._check(index)
+        return super().__getitem__(index)
+
+    def __setitem__(self, index, value):
+        self._check(index)
+        super().__setitem__(index, value)
+
+
+class _OutOfBounds(Exception):
+    def __init__(self, name, index, size):
+        super().__init__(name, index, size)
+        self.name, self.index, self.size = name, index, size
+
+
+_UNWRITTEN = -1.2345678901234567e300  # a value no rhs writes by chance
+
+
+def _guarded(a, name):
+    g = np.array(a, dtype=np.float64).view(_Guarded)
+    g.arg_name = name
+    return g
+
+
+def _check_indexing(rhs, jac, t0, y0, p):
+    """Run the Python source of ``rhs`` (and ``jac``) once on bounds-checked arrays.
+
+    Compiled code does not check indexes: an rhs reading ``p[0]`` from an empty ``p`` reads
+    memory it does not own and returns wrong numbers with status SUCCESS. One evaluation of
+    the uncompiled function at ``(t0, y0, p)`` finds such a mismatch. A function whose Python
+    source cannot run outside numba (a rare numba-only construct) is not checked.
+    """
+    n = y0.size
+    sizes = {"y0": n, "p": p.size, "dydt": n, "J": n}
+    what = {
+        "y0": "y0 (the states)",
+        "p": "p (the parameters)",
+        "dydt": "dydt (one derivative per state, as many as y0)",
+        "J": "J (the Jacobian, n x n with n = y0.size)",
+    }
+    calls = [(rhs, "rhs", (_guarded(y0, "y0"), _guarded(p, "p"), _guarded(np.zeros(n), "dydt")))]
+    if jac is not None:
+        calls.append(
+            (jac, "jac", (_guarded(y0, "y0"), _guarded(p, "p"), _guarded(np.zeros((n, n)), "J")))
+        )
+    for func, label, args in calls:
+        py = getattr(func, "py_func", func)
+        out = args[2]
+        out.fill(_UNWRITTEN)  # to see which entries the function writes
+        try:
+            with np.errstate(all="ignore"):
+                py(float(t0), *args)
+        except _OutOfBounds as exc:
+            raise ValueError(
+                f"{label} indexes {what[exc.name]} at [{exc.index}], but it has "
+                f"{sizes[exc.name]} entries (y0 has {n}, p has {p.size}); give a longer "
+                f"{'y0' if exc.name in ('y0', 'dydt', 'J') else 'p'} or fix the indexes in {label}"
+            ) from None
+        except IndexError as exc:
+            raise ValueError(
+                f"{label} indexes past the end of an argument at t={float(t0)!r} (y0 has {n} "
+                f"entries, p has {p.size}): {exc}; check the sizes of y0 and p against {label}"
+            ) from None
+        except Exception:  # numba-only code: leave the check to the user
+            continue
+        unwritten = np.flatnonzero(np.asarray(out).reshape(n, -1)[:, 0] == _UNWRITTEN)
+        if label == "rhs" and unwritten.size:
+            raise ValueError(
+                f"rhs did not write dydt[{int(unwritten[0])}] at t={float(t0)!r} (y0 has {n} "
+                f"states, p has {p.size}; dydt has one entry per state and the rhs must write "
+                "every one, or compiled code reads leftover memory); give y0 one entry per "
+                "state of the rhs"
+            )
+
+
+def _nonfinite_at_start(rhs, t0, y0, p, t_stops, jumps, status):
+    """NON_FINITE when the rhs is already NaN/inf at the start (reported as MAX_STEPS before)."""
+    y = y0.copy()
+    for k in range(t_stops.size):
+        if t_stops[k] <= t0:
+            y += jumps[k]
+    dydt = np.zeros(y.size)
+    try:
+        with np.errstate(all="ignore"):
+            rhs(float(t0), y, p, dydt)
+    except Exception:  # keep the kernel's status
+        return status
+    return status if np.isfinite(dydt).all() else Status.NON_FINITE
 
 
 def _raise_bad_value(bad, i, t_eval, y0, t_stops):
@@ -395,6 +509,11 @@ def _failure_message(status, method, t, t_eval, max_steps, rtol):
             f"may be discontinuous or singular near t={t:.6g} (put a discontinuity in t_stops), "
             f"or loosen rtol/atol"
         )
+    if status == Status.NON_FINITE and t == t_eval[0]:
+        return (
+            f"NON_FINITE: the rhs gives NaN or inf at the start, t={t:.6g}, with y0 and p as "
+            f"given; check the rhs, y0 and p for NaN/inf, division by zero or log of zero"
+        )
     if status == Status.NON_FINITE:
         return (
             f"NON_FINITE: the rhs gave NaN or inf {where}, even with tiny steps; check the rhs "
@@ -405,6 +524,8 @@ def _failure_message(status, method, t, t_eval, max_steps, rtol):
             f"STIFF: method={method!r} is limited by stability {where} (the problem is stiff); "
             f'use method="rodas5" or method="auto"'
         )
+    if status == Status.NOT_BUILT:
+        return f"NOT_BUILT: internal error, the kernel was not built for method={method!r}"
     return (
         f"SINGULAR: the Rosenbrock matrix I/(h*gamma) - J was singular {where} for several "
         f"step sizes; check jac (if given) and the rhs near t={t:.6g}"

@@ -25,6 +25,28 @@ from cartkin.errors import ScenarioError
 
 SEXES = ("female", "male")
 
+#: Largest residual kidney function accepted together with dialysis, in mL/min/1.73m2 (eGFR) or
+#: mL/min (creatinine clearance). Source: KDIGO 2012 CKD guideline, Kidney Int Suppl 2013;3:1,
+#: Table 5: kidney failure (G5) is GFR < 15 mL/min/1.73m2; a patient above it on maintenance
+#: dialysis is almost certainly a unit or key mistake (eGFR 120 with dialysis would silently
+#: make dialysis have no effect).
+DIALYSIS_MAX_RESIDUAL_ML_MIN = 15.0
+
+#: Body mass index range accepted, kg/m2. Assumption, loose on purpose: the WHO Child Growth
+#: Standards (2006) and CDC 2000 BMI-for-age charts put the 0.1st percentile above 11 kg/m2 at
+#: every age from birth to 20 years, and adult BMI above 80 is exceptional; a BMI outside
+#: [10, 80] is a swapped or mis-scaled weight or height (e.g. 2 kg with 250 cm: BMI 0.3).
+BMI_RANGE_KG_M2 = (10.0, 80.0)
+
+#: Largest height accepted below age 1 and age 5, cm. Assumption from the WHO Child Growth
+#: Standards (2006) length/height-for-age: the 99.9th percentile is about 80 cm at 12 months and
+#: about 123 cm at 5 years (boys); 90 and 135 cm leave a margin. These are the growth
+#: references behind the pediatric BSA (Mosteller) and bedside Schwartz inputs.
+INFANT_MAX_HEIGHT_CM = {1.0: 90.0, 5.0: 135.0}
+
+#: How many characters of an offending value an error message shows.
+_SHOWN_CHARS = 60
+
 
 # ---------------------------------------------------------------------------------------------
 # Validation helpers (shared with cartkin.regimen)
@@ -35,18 +57,38 @@ def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+def _brief(value) -> str:
+    """``repr(value)`` cut to a readable length (a 400-digit number or a deep list stays short)."""
+    try:
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+            return f"<integer with about {int(value.bit_length() * 0.30103)} digits>"
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _as_float(value) -> float:
+    """float(value); an integer too large for a float becomes +-inf (refused by range checks)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _check_number(owner, name, value, unit, lower, upper, *, lower_open=False, upper_open=False):
     """Return ``value`` as float, or raise ScenarioError naming ``owner.name``, value and range."""
     lo_br = "(" if lower_open else "["
     hi_br = ")" if upper_open else "]"
     expected = f"a number in {lo_br}{lower:g}, {upper:g}{hi_br} {unit}".rstrip()
     if not _is_number(value):
-        raise ScenarioError(f"{owner}.{name} = {value!r}: expected {expected}")
-    value = float(value)
+        raise ScenarioError(f"{owner}.{name} = {_brief(value)}: expected {expected}")
+    original, value = value, _as_float(value)
     below = value <= lower if lower_open else value < lower
     above = value >= upper if upper_open else value > upper
     if not math.isfinite(value) or below or above:
-        shown = f"{value:g} {unit}".rstrip()
+        huge = isinstance(original, int) and math.isinf(value)
+        shown = _brief(original) if huge else f"{value:g} {unit}".rstrip()
         raise ScenarioError(f"{owner}.{name} = {shown}: expected {expected}")
     return value
 
@@ -57,21 +99,24 @@ def _check_days(owner, name, values, *, allow_empty=False, lower=-365.0, upper=3
         values = (values,)
     if not isinstance(values, (list, tuple)):
         raise ScenarioError(
-            f"{owner}.{name} = {values!r}: expected a sequence of days (numbers, strictly "
-            "increasing), e.g. (-5, -4, -3)"
+            f"{owner}.{name} = {_brief(values)}: expected a sequence of days (numbers, strictly "
+            "increasing), e.g. [-5, -4, -3]"
         )
     out = []
     for v in values:
-        if not _is_number(v) or not math.isfinite(float(v)):
-            raise ScenarioError(f"{owner}.{name} = {values!r}: entry {v!r} is not a finite number")
+        if not _is_number(v) or not math.isfinite(_as_float(v)):
+            raise ScenarioError(
+                f"{owner}.{name} = {_brief(values)}: entry {_brief(v)} is not a finite number "
+                "(days)"
+            )
         if not lower <= float(v) <= upper:
             raise ScenarioError(
-                f"{owner}.{name} = {values!r}: day {float(v):g} outside [{lower:g}, {upper:g}] days "
-                "relative to CAR-T infusion"
+                f"{owner}.{name} = {_brief(values)}: day {float(v):g} outside "
+                f"[{lower:g}, {upper:g}] days relative to CAR-T infusion"
             )
         out.append(float(v))
     if not out and not allow_empty:
-        raise ScenarioError(f"{owner}.{name} = {values!r}: expected at least one day")
+        raise ScenarioError(f"{owner}.{name} = {_brief(values)}: expected at least one day")
     if any(b <= a for a, b in itertools.pairwise(out)):
         raise ScenarioError(
             f"{owner}.{name} = {tuple(out)!r} days: expected strictly increasing days "
@@ -171,19 +216,19 @@ class Patient:
         set_("height_cm", _check_number(owner, "height_cm", self.height_cm, "cm", 40, 250))
         set_("age_years", _check_number(owner, "age_years", self.age_years, "years", 0, 120))
         if self.sex not in SEXES:
-            raise ScenarioError(f"Patient.sex = {self.sex!r}: expected one of {SEXES}")
+            raise ScenarioError(f"Patient.sex = {_brief(self.sex)}: expected one of {SEXES}")
 
         if isinstance(self.dialysis, dict):
             try:
                 set_("dialysis", DialysisSchedule(**self.dialysis))
             except TypeError as exc:
                 raise ScenarioError(
-                    f"Patient.dialysis = {self.dialysis!r}: {exc}; expected keys session_days, "
+                    f"Patient.dialysis = {_brief(self.dialysis)}: {exc}; expected keys session_days, "
                     "duration_h, flu_removal_fraction"
                 ) from None
         if self.dialysis is not None and not isinstance(self.dialysis, DialysisSchedule):
             raise ScenarioError(
-                f"Patient.dialysis = {self.dialysis!r}: expected a DialysisSchedule, a dict of its "
+                f"Patient.dialysis = {_brief(self.dialysis)}: expected a DialysisSchedule, a dict of its "
                 "fields, or None"
             )
 
@@ -229,6 +274,36 @@ class Patient:
                 raise ScenarioError(
                     f"Patient kidney function on dialysis: got {given}; expected at most one "
                     "residual value (egfr_ml_min_173m2 or crcl_ml_min)"
+                )
+            for name in given:
+                residual = getattr(self, name)
+                if residual > DIALYSIS_MAX_RESIDUAL_ML_MIN:
+                    unit = "mL/min/1.73m2" if name == "egfr_ml_min_173m2" else "mL/min"
+                    raise ScenarioError(
+                        f"Patient.{name} = {residual:g} {unit} with dialysis: a residual kidney "
+                        f"function above {DIALYSIS_MAX_RESIDUAL_ML_MIN:g} {unit} (KDIGO G5 kidney "
+                        "failure is < 15) contradicts dialysis dependence; give the residual "
+                        f"value (<= {DIALYSIS_MAX_RESIDUAL_ML_MIN:g}), or drop the dialysis table "
+                        "for a patient not on dialysis"
+                    )
+        self._check_body_size()
+
+    def _check_body_size(self):
+        """Refuse weight, height and age that no child or adult has together (unit mistakes)."""
+        bmi = self.weight_kg / (self.height_cm / 100.0) ** 2
+        lo, hi = BMI_RANGE_KG_M2
+        if not lo <= bmi <= hi:
+            raise ScenarioError(
+                f"Patient body size: weight_kg = {self.weight_kg:g} kg with height_cm = "
+                f"{self.height_cm:g} cm gives a body mass index of {bmi:.3g} kg/m2; expected "
+                f"{lo:g}-{hi:g} kg/m2 (check the units: kg and cm)"
+            )
+        for age_limit, max_height in INFANT_MAX_HEIGHT_CM.items():
+            if self.age_years < age_limit and self.height_cm > max_height:
+                raise ScenarioError(
+                    f"Patient body size: height_cm = {self.height_cm:g} cm at age_years = "
+                    f"{self.age_years:g}; expected at most {max_height:g} cm below age "
+                    f"{age_limit:g} (WHO growth standards; check height and age)"
                 )
 
     @property

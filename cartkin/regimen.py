@@ -13,11 +13,12 @@ unit mistakes (assumptions), not clinical limits.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 from cartkin import kidney
 from cartkin.errors import ScenarioError
-from cartkin.patient import Patient, _check_days, _check_number, _is_number
+from cartkin.patient import Patient, _brief, _check_days, _check_number, _is_number
 
 #: Default lymphodepletion: fludarabine 25 mg/m2/day on days -5..-3 and cyclophosphamide
 #: 1000 mg/m2 on day -3, the Erlangen SLE regimen (Mackensen A et al., Nat Med 2022;28:2124;
@@ -26,6 +27,27 @@ _DEFAULT_FLU_DAYS = (-5.0, -4.0, -3.0)
 _DEFAULT_CY_DAYS = (-3.0,)
 
 _FRACTION_SUM_TOL = 1e-6
+
+#: Largest CAR-T dose accepted, cells per kg body weight, for both dose forms (a flat dose is
+#: checked per kg once the patient's weight is known). Assumption: a plausibility limit against
+#: unit mistakes, about 100x the highest weight-based doses in CAR-T trials (1x10^7 cells/kg),
+#: not a clinical limit.
+MAX_CELLS_PER_KG = 1e9
+
+#: Lymphodepletion that ends more than this many days before the first CAR-T infusion is
+#: refused. cartkin's models treat lymphodepletion as the conditioning of this infusion;
+#: protocols give it on days -7..-2 (MODEL.md section 2), and fludarabine (F-ara-A half-life
+#: about 20 h) is gone within days. Assumption: 30 days separates conditioning from an earlier,
+#: unrelated treatment course.
+MAX_LD_GAP_DAYS = 30.0
+
+#: A gap above this many days (last lymphodepletion day to first infusion) is accepted with a
+#: warning (assumption: twice the usual 7-day window).
+LONG_LD_GAP_DAYS = 14.0
+
+
+class RegimenWarning(UserWarning):
+    """A regimen that runs but rests on an assumption the user should know about."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +134,12 @@ class CarTDose:
     Parameters
     ----------
     cells_per_kg : float, optional
-        Total dose in CAR-T cells per kg body weight, in (0, 1e9].
+        Total dose in CAR-T cells per kg body weight, in (0, 1e9] (``MAX_CELLS_PER_KG``).
     flat_cells : float, optional
-        Total dose in CAR-T cells, in (0, 1e11]. Exactly one of the two must be given.
+        Total dose in CAR-T cells, > 0 and at most ``MAX_CELLS_PER_KG`` per kg of the patient's
+        weight (checked by :func:`build_context`). Exactly one of the two must be given.
     days : tuple of float, default (0.0,)
-        Infusion days (strictly increasing).
+        Infusion days (strictly increasing, >= 0: day 0 is the first infusion by definition).
     fractions : tuple of float, optional
         Share of the total dose given on each day: same length as ``days``, each in (0, 1],
         summing to 1. Default: equal shares.
@@ -139,17 +162,29 @@ class CarTDose:
             set_(
                 "cells_per_kg",
                 _check_number(
-                    owner, "cells_per_kg", self.cells_per_kg, "cells/kg", 0, 1e9, lower_open=True
+                    owner,
+                    "cells_per_kg",
+                    self.cells_per_kg,
+                    "cells/kg",
+                    0,
+                    MAX_CELLS_PER_KG,
+                    lower_open=True,
                 ),
             )
         else:
             set_(
                 "flat_cells",
                 _check_number(
-                    owner, "flat_cells", self.flat_cells, "cells", 0, 1e11, lower_open=True
-                ),
+                    owner,
+                    "flat_cells",
+                    self.flat_cells,
+                    "cells",
+                    0,
+                    300 * MAX_CELLS_PER_KG,
+                    lower_open=True,
+                ),  # the per-kg cap is checked with the weight, in build_context
             )
-        set_("days", _check_days(owner, "days", self.days))
+        set_("days", _check_days(owner, "days", self.days, lower=0.0))
         n = len(self.days)
         if self.fractions is None:
             set_("fractions", tuple(1.0 / n for _ in range(n)))
@@ -159,7 +194,7 @@ class CarTDose:
             fr = (fr,)
         if not isinstance(fr, (list, tuple)) or len(fr) != n:
             raise ScenarioError(
-                f"CarTDose.fractions = {self.fractions!r}: expected {n} fraction(s), one per day "
+                f"CarTDose.fractions = {_brief(self.fractions)}: expected {n} fraction(s), one per day "
                 f"in days = {self.days!r}"
             )
         fr = tuple(
@@ -199,12 +234,48 @@ class Regimen:
                 try:
                     value = cls(**value)
                 except TypeError as exc:
-                    raise ScenarioError(f"Regimen.{name} = {value!r}: {exc}") from None
+                    raise ScenarioError(f"Regimen.{name} = {_brief(value)}: {exc}") from None
                 object.__setattr__(self, name, value)
             if not isinstance(value, cls):
                 raise ScenarioError(
-                    f"Regimen.{name} = {value!r}: expected a {cls.__name__} or a dict of its fields"
+                    f"Regimen.{name} = {_brief(value)}: expected a {cls.__name__} or a dict of its "
+                    "fields"
                 )
+        self._check_timing()
+
+    def _check_timing(self):
+        """Lymphodepletion must come before the first CAR-T infusion, and not long before."""
+        ld = self.lymphodepletion
+        first_cart = self.cart.days[0]
+        given = [("flu_days", ld.flu_days)] if ld.flu_mg_m2_per_day > 0 else []
+        if ld.cy_mg_m2 > 0:
+            given.append(("cy_days", ld.cy_days))
+        for name, days in given:
+            if days and days[-1] >= first_cart:
+                raise ScenarioError(
+                    f"Lymphodepletion.{name} = {list(days)}: day {days[-1]:g} is on or after the "
+                    f"first CAR-T infusion (day {first_cart:g}); expected lymphodepletion before "
+                    "the infusion (days < first CAR-T day, usually -7..-2)"
+                )
+        last = max((days[-1] for _, days in given if days), default=None)
+        if last is None:
+            return
+        gap = first_cart - last
+        if gap > MAX_LD_GAP_DAYS:
+            raise ScenarioError(
+                f"Lymphodepletion ends on day {last:g}, {gap:g} days before the first CAR-T "
+                f"infusion (day {first_cart:g}); expected at most {MAX_LD_GAP_DAYS:g} days: cartkin "
+                "treats lymphodepletion as the conditioning of this infusion, and one given more "
+                "than a month earlier is a different treatment course"
+            )
+        if gap > LONG_LD_GAP_DAYS:
+            warnings.warn(
+                f"Lymphodepletion ends on day {last:g}, {gap:g} days before the first CAR-T "
+                "infusion: cartkin assumes it still conditions this infusion (fludarabine AUC and "
+                "the lymphodepletion effect count in full); usual protocols end it 2-7 days before",
+                RegimenWarning,
+                stacklevel=3,
+            )
 
 
 @dataclass(frozen=True)
@@ -247,6 +318,23 @@ class Context:
     clearance_model: str
 
 
+def check_dose_for(patient: Patient, cart: CarTDose) -> None:
+    """Refuse a flat dose above ``MAX_CELLS_PER_KG`` per kg of this patient (the cells_per_kg cap).
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``CarTDose.flat_cells``, the dose, the weight and the cap.
+    """
+    flat = cart.flat_cells
+    if flat is not None and flat / patient.weight_kg > MAX_CELLS_PER_KG:
+        raise ScenarioError(
+            f"CarTDose.flat_cells = {flat:g} cells for a {patient.weight_kg:g} kg patient is "
+            f"{flat / patient.weight_kg:.3g} cells/kg; expected at most {MAX_CELLS_PER_KG:g} "
+            "cells/kg (the same cap as cells_per_kg)"
+        )
+
+
 def build_context(
     patient: Patient, regimen: Regimen, clearance_model: str = "langenhorst2019"
 ) -> Context:
@@ -267,6 +355,7 @@ def build_context(
         raise ScenarioError(f"build_context: patient = {patient!r}; expected a Patient")
     if not isinstance(regimen, Regimen):
         raise ScenarioError(f"build_context: regimen = {regimen!r}; expected a Regimen")
+    check_dose_for(patient, regimen.cart)
     exposure = kidney.fludarabine_exposure(patient, regimen, clearance_model)
     return Context(
         patient=patient,

@@ -20,6 +20,8 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     [cart]                              # cartkin.CarTDose fields
     [parameters]                        # model parameter overrides (see `cartkin show MODEL`)
     [solver]                            # method, rtol, atol
+    [data]                              # observed data for fits: file, [data.dvid], [data.units]
+                                        # (cartkin/data/spec.py)
 
     [[variant]]                         # optional, repeated: what differs from the base
     label = "eGFR 60"
@@ -28,7 +30,12 @@ optionally, variants to compare (doses, kidney function, clearance models)::
 Every key is checked: an unknown key gets a "did you mean", a value of the wrong type or unit
 (a string such as ``"50 kg"``, a key such as ``weight_lb``) says the expected form, a missing
 required key is named, and out-of-range values are refused by the dataclasses. Each error names
-the file and the key.
+the file and the key. Checks across keys: lymphodepletion before the first CAR-T day (and at
+most ``cartkin.regimen.MAX_LD_GAP_DAYS`` before it), every CAR-T day within the horizon, the
+output grid at most :data:`MAX_OUTPUT_ROWS` rows, solver tolerances that ``solve_ode`` accepts.
+
+``model`` is a registered model name or the path of a Python file defining ``MODEL`` (see
+:func:`cartkin.models.load`), relative to the scenario file.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,11 +53,33 @@ import numpy as np
 from cartkin.errors import ScenarioError
 from cartkin.kidney import CLEARANCE_MODELS
 from cartkin.ode import METHODS as SOLVER_METHODS
+from cartkin.ode import RTOL_MIN
 from cartkin.parameters import suggest
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen
+from cartkin.patient import DialysisSchedule, Patient, _as_float, _brief
+from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, check_dose_for
 
-__all__ = ["Scenario", "Variant", "load_scenario", "scenario_from_dict"]
+__all__ = [
+    "MAX_OUTPUT_ROWS",
+    "MAX_T_END_DAYS",
+    "Scenario",
+    "Variant",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+#: Largest output grid per arm (rows of the trajectory, ``t_end_days / output_step_days + 1``).
+#: Assumption: 200,001 rows x ~20 columns x 8 bytes is ~30 MB per arm, a few seconds of CSV;
+#: beyond that a grid is almost always a typo (1e-5 for 0.25). Change it with
+#: ``cartkin.scenario.MAX_OUTPUT_ROWS = ...`` in Python if you really need more rows.
+MAX_OUTPUT_ROWS = 200_001
+
+#: Longest horizon, days. Assumption: ten years, beyond the longest CAR-T follow-up the models'
+#: parameters come from (about five years of persistence data).
+MAX_T_END_DAYS = 3650.0
+
+#: Deepest nesting of tables and arrays a scenario may have (a scenario needs 4:
+#: [[variant]] -> patient -> dialysis -> session_days).
+MAX_NESTING = 8
 
 
 # Keys of [scenario] and [solver], with the expected type and a description for error messages.
@@ -63,10 +93,22 @@ _SCENARIO_KEYS = {
 }
 _SOLVER_KEYS = {
     "method": (str, f"one of {SOLVER_METHODS}"),
-    "rtol": (float, "a relative tolerance in (0, 0.1)"),
+    "rtol": (float, f"a relative tolerance in [{RTOL_MIN:.2g}, 0.1)"),
     "atol": (float, "an absolute tolerance in (0, 1)"),
 }
-_TOP_LEVEL = ("scenario", "patient", "lymphodepletion", "cart", "parameters", "solver", "variant")
+_TOP_LEVEL = (
+    "scenario",
+    "patient",
+    "lymphodepletion",
+    "cart",
+    "parameters",
+    "solver",
+    "variant",
+    "outcomes",
+    "case",
+    "data",  # observed data for fits (cartkin/data/spec.py)
+    "fit",  # estimation settings (cartkin/fit/spec.py)
+)
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
 
@@ -100,6 +142,9 @@ class Scenario:
         The scenario as written.
     variants : list of Variant
         The ``[[variant]]`` arms, each the base with its overrides applied (empty when none).
+    outcomes : cartkin.outcomes.OutcomeSettings or None
+        The ``[outcomes]`` and ``[case]`` tables (lupus nephritis outcomes: dialysis rule,
+        SLEDAI-2K inputs, named days, reported case values); None when neither is given.
     """
 
     path: Path | None
@@ -110,6 +155,8 @@ class Scenario:
     solver: dict[str, Any]
     base: Variant
     variants: list[Variant] = field(default_factory=list)
+    outcomes: Any = None
+    data: Any = None  # cartkin.data.DataSpec from the [data] table (cartkin/data/spec.py)
 
     @property
     def arms(self) -> list[Variant]:
@@ -126,7 +173,7 @@ class Scenario:
         """
         from cartkin.simulate import simulate
 
-        return [
+        results = [
             simulate(
                 self.model,
                 arm.patient,
@@ -139,6 +186,11 @@ class Scenario:
             )
             for arm in self.arms
         ]
+        if self.outcomes is not None and self.outcomes.dialysis_schedule != "given":
+            from cartkin.outcomes import apply_dialysis_rule
+
+            results = [apply_dialysis_rule(r, self.outcomes) for r in results]
+        return results
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -159,18 +211,43 @@ def load_scenario(path: str | Path) -> Scenario:
         Naming the file, the key and the expected form.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a directory; expected a scenario .toml file")
+    if not path.exists():
         raise ScenarioError(f"{path}: no such scenario file")
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path}: not a UTF-8 text file (byte {exc.start} is 0x{raw[exc.start]:02x}); "
+            "expected a TOML scenario file"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark from some editors
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(
+            f"{path}: tables or arrays nested too deeply to read; a scenario nests at most "
+            f"{MAX_NESTING} levels"
+        ) from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
+        raise ScenarioError(f"{path}: not valid TOML: {' '.join(str(exc).split())[:200]}") from None
     return scenario_from_dict(data, source=path)
 
 
 def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario:
     """Validate a scenario given as a dict (the parsed TOML); ``source`` names it in errors."""
     where = str(source) if source is not None else "<scenario>"
+    depth = _nesting(data)
+    if depth > MAX_NESTING:
+        raise ScenarioError(
+            f"{where}: tables or arrays nested {depth} levels deep; a scenario nests at most "
+            f"{MAX_NESTING} levels ([[variant]] -> patient -> dialysis -> session_days is 4)"
+        )
     _check_keys(where, "", data, _TOP_LEVEL, required=("scenario", "patient", "cart"))
 
     meta = _typed_section(where, "scenario", data["scenario"], _SCENARIO_KEYS, required=("model",))
@@ -180,8 +257,20 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
     for key, value in (("t_end_days", t_end), ("output_step_days", step)):
         if not value > 0 or not math.isfinite(value):
             raise ScenarioError(
-                f"{where}: [scenario] {key} = {value!r}: expected a number > 0 (days)"
+                f"{where}: [scenario] {key} = {_brief(value)}: expected a number > 0 (days)"
             )
+    if t_end > MAX_T_END_DAYS:
+        raise ScenarioError(
+            f"{where}: [scenario] t_end_days = {t_end:g}: expected at most {MAX_T_END_DAYS:g} "
+            "days (ten years, beyond the follow-up behind the models' parameters)"
+        )
+    rows = t_end / step + 1
+    if rows > MAX_OUTPUT_ROWS:
+        raise ScenarioError(
+            f"{where}: [scenario] t_end_days = {t_end:g} with output_step_days = {step:g} gives "
+            f"{rows:.6g} output rows per arm; the limit is {MAX_OUTPUT_ROWS} "
+            "(cartkin.scenario.MAX_OUTPUT_ROWS): raise output_step_days or shorten t_end_days"
+        )
     n = round(t_end / step)
     if not math.isclose(n * step, t_end, rel_tol=1e-9) or n < 1:
         raise ScenarioError(
@@ -200,14 +289,16 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
             f"{where}: [solver] method = {solver['method']!r}: expected one of {SOLVER_METHODS}"
             + suggest(solver["method"], SOLVER_METHODS)
         )
-    if not 0 < solver["rtol"] < 0.1 or not 0 < solver["atol"] < 1:
+    if not RTOL_MIN <= solver["rtol"] < 0.1:
         raise ScenarioError(
-            f"{where}: [solver] rtol = {solver['rtol']!r}, atol = {solver['atol']!r}: expected "
-            "0 < rtol < 0.1 and 0 < atol < 1"
+            f"{where}: [solver] rtol = {solver['rtol']!r}: expected {RTOL_MIN:.2g} <= rtol < 0.1 "
+            "(the solver cannot resolve a tighter relative tolerance in float64)"
         )
+    if not 0 < solver["atol"] < 1:
+        raise ScenarioError(f"{where}: [solver] atol = {solver['atol']!r}: expected 0 < atol < 1")
 
     raw = {k: data.get(k, {}) for k in ("patient", "lymphodepletion", "cart", "parameters")}
-    base = _build_variant(where, model, meta.get("name", "base"), raw, clearance_model)
+    base = _build_variant(where, model, meta.get("name", "base"), raw, clearance_model, t_end)
 
     variants = []
     raw_variants = data.get("variant", [])
@@ -224,19 +315,25 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         label = entry["label"]
         if not isinstance(label, str) or not label:
             raise ScenarioError(
-                f"{where}: {label_where} label = {label!r}: expected a non-empty string"
+                f"{where}: {label_where} label = {_brief(label)}: expected a non-empty string"
             )
         merged = {k: _merge(where, f"{label_where} {k}", raw[k], entry.get(k, {})) for k in raw}
         cm = _check_clearance(
             where, f"{label_where} clearance_model", entry.get("clearance_model", clearance_model)
         )
-        variants.append(_build_variant(where, model, label, merged, cm, context=label_where))
+        variants.append(_build_variant(where, model, label, merged, cm, t_end, context=label_where))
     labels = [v.label for v in variants]
     duplicated = sorted({x for x in labels if labels.count(x) > 1})
     if duplicated:
         raise ScenarioError(
             f"{where}: [[variant]] labels repeat: {duplicated}; expected unique labels"
         )
+
+    outcomes = None
+    if "outcomes" in data or "case" in data:
+        from cartkin.outcomes import settings_from_tables
+
+        outcomes = settings_from_tables(data.get("outcomes"), data.get("case"), where)
 
     return Scenario(
         path=Path(source) if source is not None else None,
@@ -247,12 +344,28 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         solver=solver,
         base=base,
         variants=variants,
+        outcomes=outcomes,
+        data=_data_spec(where, data.get("data"), source),
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def _nesting(data) -> int:
+    """Depth of nested tables and arrays (iterative: a 20,000-deep array must not recurse)."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            return depth
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _label(section):
@@ -267,7 +380,7 @@ def _check_keys(where, section, table, allowed, required=()):
     label = _label(section)
     if not isinstance(table, dict):
         raise ScenarioError(
-            f"{where}: {label.strip() or 'top level'}: expected a table, got {table!r}"
+            f"{where}: {label.strip() or 'top level'}: expected a table, got {_brief(table)}"
         )
     for key in table:
         if key not in allowed:
@@ -297,9 +410,15 @@ def _typed_section(where, section, table, spec, required=()):
     for key, value in table.items():
         kind, expected = spec[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            if not math.isfinite(_as_float(value)):
+                raise ScenarioError(
+                    f"{where}: [{section}] {key} = {_brief(value)}: expected {expected}"
+                )
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise ScenarioError(f"{where}: [{section}] {key} = {value!r}: expected {expected}")
+            raise ScenarioError(
+                f"{where}: [{section}] {key} = {_brief(value)}: expected {expected}"
+            )
         out[key] = value
     return out
 
@@ -307,10 +426,10 @@ def _typed_section(where, section, table, spec, required=()):
 def _check_clearance(where, key, value):
     if value is None:
         return CLEARANCE_MODELS[0]
-    if value not in CLEARANCE_MODELS:
+    if not isinstance(value, str) or value not in CLEARANCE_MODELS:
         raise ScenarioError(
-            f"{where}: {key} = {value!r}: expected one of {CLEARANCE_MODELS}"
-            + suggest(str(value), CLEARANCE_MODELS)
+            f"{where}: {key} = {_brief(value)}: expected one of {CLEARANCE_MODELS}"
+            + (suggest(value, CLEARANCE_MODELS) if isinstance(value, str) else "")
         )
     return value
 
@@ -318,6 +437,15 @@ def _check_clearance(where, key, value):
 def _get_model(where, name):
     from cartkin import models
 
+    if name.endswith(".py"):
+        # a user model file, relative to the scenario file
+        path = Path(name)
+        if not path.is_absolute() and where != "<scenario>":
+            path = Path(where).parent / path
+        try:
+            return models.load(path)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{where}: [scenario] model = {name!r}: {exc}") from None
     try:
         return models.get(name)
     except (KeyError, ValueError, ScenarioError) as exc:
@@ -327,7 +455,9 @@ def _get_model(where, name):
 def _merge(where, key, base, override):
     """Apply a variant's overrides to a base section (a kidney spec replaces the base's one)."""
     if not isinstance(override, dict):
-        raise ScenarioError(f"{where}: {key} = {override!r}: expected an inline table of overrides")
+        raise ScenarioError(
+            f"{where}: {key} = {_brief(override)}: expected an inline table of overrides"
+        )
     merged = dict(base)
     if any(k in override for k in _KIDNEY_KEYS):
         for k in _KIDNEY_KEYS:
@@ -338,6 +468,11 @@ def _merge(where, key, base, override):
 
 def _fields(cls):
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _list_fields(cls):
+    """Fields that take a list (annotated as a tuple): days and fractions."""
+    return tuple(f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type))
 
 
 def _construct(where, section, cls, table, nested=None):
@@ -358,9 +493,17 @@ def _construct(where, section, cls, table, nested=None):
             kwargs[key] = _construct(where, sub, sub_cls, value)
             continue
         if isinstance(value, str) and key not in ("sex", "flu_rule"):
+            if key in _list_fields(cls):
+                example = f"{key} = [-2.5, -0.5]" if "session" in key else f"{key} = [0.0]"
+                expected = f"a list of numbers (days), e.g. {example}"
+            else:
+                expected = f"a number (the unit is in the key's name), e.g. {key} = 1.0"
             raise ScenarioError(
-                f"{where}: {_label(section)}{key} = {value!r}: expected a number (the unit is in the "
-                f"key's name), e.g. {key} = 1.0"
+                f"{where}: {_label(section)}{key} = {_brief(value)}: expected {expected}"
+            )
+        if isinstance(value, dict):
+            raise ScenarioError(
+                f"{where}: {_label(section)}{key} = {_brief(value)}: expected a value, not a table"
             )
         kwargs[key] = tuple(value) if isinstance(value, list) else value
     try:
@@ -369,7 +512,7 @@ def _construct(where, section, cls, table, nested=None):
         raise ScenarioError(f"{where}: {_label(section)}{exc}") from None
 
 
-def _build_variant(where, model, label, raw, clearance_model, context=""):
+def _build_variant(where, model, label, raw, clearance_model, t_end, context=""):
     prefix = f"{context} " if context else ""
 
     def section(name):
@@ -384,19 +527,58 @@ def _build_variant(where, model, label, raw, clearance_model, context=""):
     )
     ld = _construct(where, section("lymphodepletion"), Lymphodepletion, raw["lymphodepletion"])
     cart = _construct(where, section("cart"), CarTDose, raw["cart"])
+    if cart.days[-1] > t_end:
+        raise ScenarioError(
+            f"{where}: {_label(section('cart'))}days = {list(cart.days)}: day {cart.days[-1]:g} is "
+            f"after the end of the simulation ([scenario] t_end_days = {t_end:g}); expected every "
+            "CAR-T day within the horizon"
+        )
+    try:
+        check_dose_for(patient, cart)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: {_label(section('cart'))}{exc}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            regimen = Regimen(lymphodepletion=ld, cart=cart)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{where}: {_label(section('lymphodepletion'))}{exc}") from None
+    for w in caught:
+        warnings.warn(
+            f"{where}: {_label(section('lymphodepletion'))}{w.message}", w.category, stacklevel=3
+        )
     theta = raw["parameters"]
     if not isinstance(theta, dict):
         raise ScenarioError(
             f"{where}: {_label(section('parameters'))}expected a table of name = value"
         )
+    checked = {}
+    for key, value in theta.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(_as_float(value)):
+            raise ScenarioError(
+                f"{where}: {_label(section('parameters'))}{key} = {_brief(value)}: expected a "
+                "finite number in the parameter's unit (see `cartkin show MODEL`)"
+            )
+        checked[key] = float(value)
     try:
-        model.parameters.vector(theta)  # validates names (did you mean) and bounds
+        model.parameters.vector(checked)  # validates names (did you mean) and bounds
     except ScenarioError as exc:
         raise ScenarioError(f"{where}: {_label(section('parameters'))}{exc}") from None
     return Variant(
         label=label,
         patient=patient,
-        regimen=Regimen(lymphodepletion=ld, cart=cart),
-        theta={k: float(v) for k, v in theta.items()},
+        regimen=regimen,
+        theta=checked,
         clearance_model=clearance_model,
     )
+
+
+def _data_spec(where, table, source):
+    """The optional [data] table (observed data for fits), parsed by cartkin.data.spec."""
+    if table is None:
+        return None
+    from cartkin.data.spec import parse_data_table
+
+    base_dir = Path(source).parent if source is not None else None
+    return parse_data_table(table, where, base_dir)

@@ -99,7 +99,7 @@ from cartkin import solve_ode, _compile
 from cartkin.models import cart4
 sol = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5")
 seconds = time.perf_counter() - t0
-kernel = _compile.get_kernel(cart4.rhs)
+kernel = _compile.get_kernel(cart4.rhs, family="erk")  # the tsit5 kernel
 print(json.dumps(dict(
     hits=sum(kernel._solve.stats.cache_hits.values()),
     misses=sum(kernel._solve.stats.cache_misses.values()),
@@ -134,7 +134,7 @@ cartkin.models.__path__.append(sys.argv[1] if len(sys.argv) > 1 else {pkg!r})
 from cartkin.models import tmp_decay
 from cartkin import solve_ode, _compile
 sol = solve_ode(tmp_decay.rhs, [1.0], [0.0, 2.0], method="tsit5", rtol=1e-10, atol=1e-12)
-kernel = _compile.get_kernel(tmp_decay.rhs)
+kernel = _compile.get_kernel(tmp_decay.rhs, family="erk")  # the tsit5 kernel
 print(json.dumps(dict(y=sol.y[-1, 0], hits=sum(kernel._solve.stats.cache_hits.values()),
                       file=kernel.__file__)))
 """

@@ -225,7 +225,7 @@ def test_closed_form_engine_matches_ode_oracle_with_dialysis(model):
 def test_concentration_profile_integrates_to_auc_and_drops_at_sessions():
     sessions = (-4.5,)
     p = patient(
-        egfr_ml_min_173m2=20.0,
+        egfr_ml_min_173m2=12.0,
         dialysis=DialysisSchedule(session_days=sessions, flu_removal_fraction=0.4),
     )
     reg = Regimen()
@@ -260,7 +260,9 @@ def test_lower_egfr_never_lowers_auc(model):
     assert all(b >= a for a, b in itertools.pairwise(aucs))
     assert aucs[-1] > aucs[0]
     dial = DialysisSchedule(session_days=(-4.5, -2.5), flu_removal_fraction=0.3)
-    aucs_d = [auc(patient(egfr_ml_min_173m2=float(e), dialysis=dial), model) for e in egfrs]
+    # dialysis with a residual eGFR of at most 15 (cartkin refuses more: KDIGO G5)
+    residual = np.linspace(15.0, 0.0, 16)
+    aucs_d = [auc(patient(egfr_ml_min_173m2=float(e), dialysis=dial), model) for e in residual]
     assert all(b >= a for a, b in itertools.pairwise(aucs_d))
 
 
@@ -308,7 +310,8 @@ def test_label_bands_edges(egfr, factor):
 
 @pytest.mark.parametrize("rule", ["renal_bands", "label_bands"])
 def test_dialysis_patients_get_the_lowest_band_whatever_the_residual(rule):
-    p = patient(dialysis=DialysisSchedule(session_days=(-4.0,)), egfr_ml_min_173m2=80.0)
+    # residual eGFR 15 is the highest cartkin accepts with dialysis (KDIGO G5)
+    p = patient(dialysis=DialysisSchedule(session_days=(-4.0,)), egfr_ml_min_173m2=15.0)
     assert kidney.fludarabine_dose_adjustment(p, rule) == 0.50
 
 
@@ -322,7 +325,8 @@ def test_rule_none():
 def test_auc_target_hits_target(model, target, fraction):
     dial = DialysisSchedule(session_days=(-4.5, -2.5), flu_removal_fraction=fraction)
     for egfr in (5.0, 60.0, 150.0):
-        p = patient(egfr_ml_min_173m2=egfr, dialysis=dial if fraction else None)
+        on_dialysis = fraction and egfr <= 15.0  # residual eGFR above 15 is refused with dialysis
+        p = patient(egfr_ml_min_173m2=egfr, dialysis=dial if on_dialysis else None)
         ld = Lymphodepletion(flu_rule="auc_target", flu_target_auc_mg_h_per_l=target)
         ex = kidney.fludarabine_exposure(p, Regimen(lymphodepletion=ld), model)
         assert ex.auc_mg_h_per_l == pytest.approx(target, rel=1e-9)

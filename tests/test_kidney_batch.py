@@ -52,8 +52,10 @@ def _random_patients(seed, n):
     out = []
     for k in range(n):
         kind = k % 4
-        kw = dict(weight_kg=rng.uniform(15, 130), height_cm=rng.uniform(100, 200),
-                  age_years=rng.uniform(2, 85), sex=("female", "male")[k % 2])  # fmt: skip
+        # plausible bodies (Patient refuses a BMI outside 10-80 and 135+ cm before age 5)
+        height_cm = rng.uniform(100, 200)
+        kw = dict(weight_kg=rng.uniform(15, 40) * (height_cm / 100) ** 2, height_cm=height_cm,
+                  age_years=rng.uniform(5, 85), sex=("female", "male")[k % 2])  # fmt: skip
         if kind == 0:
             kw["egfr_ml_min_173m2"] = rng.uniform(3, 180)
         elif kind == 1:

@@ -138,7 +138,7 @@ def test_error_names_the_file(tmp_path):
         ),
         ("scenario.colour", "red", r"\[scenario\] unknown key 'colour'"),
         ("solver.method", "rodas", r"\[solver\] method = 'rodas'.*Did you mean 'rodas5'"),
-        ("solver.rtol", 0.5, r"rtol = 0\.5.*expected 0 < rtol < 0\.1"),
+        ("solver.rtol", 0.5, r"rtol = 0\.5.*expected 2\.2e-14 <= rtol < 0\.1"),
         ("parameters.rhoo", 1.0, r"\[parameters\].*rhoo.*Did you mean 'rho'"),
         ("parameters.rho", 1e9, r"\[parameters\].*rho"),
         (

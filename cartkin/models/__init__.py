@@ -18,6 +18,15 @@ Adding a model
    ``cartkin.simulate("my_model", ...)``, fitting and sweeps work by name.
 
 See ``cartkin/models/stein2019.py`` for a short complete example.
+
+A model in a file of your own
+-----------------------------
+``cartkin.models.load("path/to/my_model.py")`` imports a file that defines ``MODEL = Model(...)``
+and returns that model (without registering it), and ``model = "path/to/my_model.py"`` in a
+scenario does the same. Its compiled kernel is cached on disk keyed by the file's content, as
+a built-in model's is: the first process compiles, later ones load it in a fraction of a second,
+and an edited file is compiled afresh. ``load_module(path)`` returns the module itself, for a
+file that only defines an ``rhs`` for :func:`cartkin.solve_ode`.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ __all__ = [
     "State",
     "available",
     "get",
+    "load",
+    "load_module",
     "register",
     "unregister",
 ]
@@ -100,6 +111,72 @@ def get(name: str | Model) -> Model:
             f"Unknown model {name!r}.{suggest(name, _REGISTRY)} "
             f"Available models: {', '.join(_REGISTRY)}"
         ) from None
+
+
+def load_module(path):
+    """Import a Python file by path with an on-disk kernel cache keyed by its content.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.py`` file; right-hand sides defined at its top level get cached kernels.
+
+    Returns
+    -------
+    module
+
+    Raises
+    ------
+    ScenarioError
+        The file does not exist, is not a ``.py`` file, or fails to import (the message names
+        the file and the error).
+    """
+    from pathlib import Path
+
+    from cartkin import _compile
+
+    path = Path(path)
+    if path.suffix != ".py":
+        raise ScenarioError(f"{path}: expected a Python model file ending in .py")
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such model file")
+    try:
+        return _compile.load_module(path)
+    except ScenarioError:
+        raise
+    except Exception as exc:  # any error in user code: one line naming the file
+        first = " ".join(str(exc).split())[:300]
+        raise ScenarioError(
+            f"{path}: importing the model file failed: {type(exc).__name__}: {first}"
+        ) from exc
+
+
+def load(path) -> Model:
+    """The ``MODEL`` defined by a Python file, with kernels cached on disk by file content.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.py`` file defining ``MODEL = cartkin.models.Model(...)``.
+
+    Returns
+    -------
+    Model
+        Not registered: pass it to :func:`cartkin.simulate` directly, or register it.
+
+    Raises
+    ------
+    ScenarioError
+        As :func:`load_module`, or the file defines no ``MODEL``.
+    """
+    module = load_module(path)
+    model = getattr(module, "MODEL", None)
+    if not isinstance(model, Model):
+        raise ScenarioError(
+            f"{path}: expected the file to define MODEL = cartkin.models.Model(...); "
+            f"got {type(model).__name__ if model is not None else 'no MODEL'}"
+        )
+    return model
 
 
 def _register_builtins() -> None:

@@ -192,3 +192,7 @@ MODEL = Model(
     batch=True,
     observe_roles=observe_roles,
 )
+
+#: What the model leaves out, printed with its outputs (CLI table, JSON, figure): Stein 2019
+#: found no significant dose effect, and the model has no lymphodepletion term.
+MODEL.ignores = ("the CAR-T dose", "lymphodepletion")
