@@ -18,7 +18,18 @@ from cartkin.parameters import ParameterTable, suggest
 __all__ = ["ROLES", "Individual", "Model", "Observable", "State"]
 
 #: Roles a model can give its observables. ``cart`` is required; the others may be None.
-ROLES = ("cart", "cart_copies", "cart_percent_t", "b_cells", "il6", "anti_dsdna")
+ROLES = (
+    "cart",
+    "cart_copies",
+    "cart_percent_t",
+    "b_cells",
+    "il6",
+    "anti_dsdna",
+    "complement",
+    "ln_activity",
+    "proteinuria",
+    "kidney_function",
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,11 @@ class Model:
         Names of the values ``individualize`` appends to ``p`` after the table entries.
     jac : callable, optional
         ``jac(t, y, p, J)`` analytic Jacobian; None lets the solver use finite differences.
+    batch : bool
+        True when ``individualize`` is array-valued: ``individualize(values, bctx)`` with
+        ``values`` (n,) arrays and a BatchContext (docs/design.md section 5), returning an
+        :class:`Individual` whose fields carry a leading patient axis (``t_stops`` padded with
+        +inf). The scalar :meth:`individualize` is then its n = 1 case.
 
     Notes
     -----
@@ -145,6 +161,7 @@ class Model:
         equations: str,
         derived: Sequence[str] = (),
         jac: Callable | None = None,
+        batch: bool = False,
     ):
         if not isinstance(parameters, ParameterTable):
             raise TypeError(
@@ -161,6 +178,7 @@ class Model:
         self.equations = equations
         self.derived = tuple(derived)
         self.jac = jac
+        self.batch = bool(batch)
         obs_names = [o.name for o in self.observables]
         if len(set(obs_names)) != len(obs_names):
             raise ValueError(f"Model {name!r}: duplicate observable names {obs_names}")
@@ -253,7 +271,13 @@ class Model:
         Individual
         """
         values = self.parameters.values(theta)
-        ind = self._individualize(values, ctx)
+        if self.batch:
+            from cartkin.models._single import batch_context_of, first_individual
+
+            arrays = {k: np.array([v], dtype=np.float64) for k, v in values.items()}
+            ind = first_individual(self._individualize(arrays, batch_context_of(ctx)))
+        else:
+            ind = self._individualize(values, ctx)
         n_kernel, n = len(self.kernel_names), self.n_states
         p = np.ascontiguousarray(ind.p, dtype=np.float64)
         y0 = np.ascontiguousarray(ind.y0, dtype=np.float64)
