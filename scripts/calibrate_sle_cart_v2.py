@@ -44,9 +44,13 @@ from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.simulate import simulate_context
 
 OUT = Path(sle_cart.CALIBRATION_FILE)
-TARGETS = {"tmax_days": 9.3, "fold_expansion": 3900.0, "thalf_post_peak_days": math.log(2) / 0.16,
-           "cmax_copies_per_ug": 24000.0,
-           "b_cell_return_days": 110.0}
+TARGETS = {
+    "tmax_days": 9.3,
+    "fold_expansion": 3900.0,
+    "thalf_post_peak_days": math.log(2) / 0.16,
+    "cmax_copies_per_ug": 24000.0,
+    "b_cell_return_days": 110.0,
+}
 FREE_STEIN = ("rho", "k_G", "f_blood")
 B_THRESHOLD = 10.0
 
@@ -122,17 +126,27 @@ def main() -> int:
         "script": "scripts/calibrate_sle_cart_v2.py",
         "targets": TARGETS,
         "estimates": theta,
-        "achieved": {"tmax_days": tmax, "fold_expansion": fold, "thalf_post_peak_days": thalf,
-                     "cmax_copies_per_ug": cmax,
-                     "b_cell_return_days": trec},
-        "stein_fit": {"cost": float(fit.cost), "jacobian_singular_values": sv.tolist(),
-                      "status": int(fit.status), "message": fit.message},
-        "fixed": {"theta_M": sle_cart.PARAMETERS["theta_M"].default,
-                  "delta_M": sle_cart.PARAMETERS["delta_M"].default,
-                  "k_kill": sle_cart.PARAMETERS["k_kill"].default,
-                  "delta_E": sle_cart.PARAMETERS["delta_E"].default,
-                  "k_EM": sle_cart.PARAMETERS["k_EM"].default,
-                  "I_50": sle_cart.PARAMETERS["I_50"].default},
+        "achieved": {
+            "tmax_days": tmax,
+            "fold_expansion": fold,
+            "thalf_post_peak_days": thalf,
+            "cmax_copies_per_ug": cmax,
+            "b_cell_return_days": trec,
+        },
+        "stein_fit": {
+            "cost": float(fit.cost),
+            "jacobian_singular_values": sv.tolist(),
+            "status": int(fit.status),
+            "message": fit.message,
+        },
+        "fixed": {
+            "theta_M": sle_cart.PARAMETERS["theta_M"].default,
+            "delta_M": sle_cart.PARAMETERS["delta_M"].default,
+            "k_kill": sle_cart.PARAMETERS["k_kill"].default,
+            "delta_E": sle_cart.PARAMETERS["delta_E"].default,
+            "k_EM": sle_cart.PARAMETERS["k_EM"].default,
+            "I_50": sle_cart.PARAMETERS["I_50"].default,
+        },
         "unidentified": [
             "f_blood: Stein's Cmax with fold 3900 puts the blood level right after infusion "
             "far below Kimmel 2021's 0.36 cells/uL at 2e6 cells/kg (f_blood 0.011); the fit "

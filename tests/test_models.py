@@ -227,3 +227,19 @@ def test_observables_and_roles():
     so = s.observe(np.array([[3000.0, 1000.0, 1.0]]), s.individualize(None, erlangen_context()).p)
     assert so["cart_cells_per_ul"][0] == pytest.approx(2.0)
     assert s.roles["b_cells"] is None
+
+
+def test_v1_observe_roles_equals_the_observables():
+    from cartkin.models import ROLES
+
+    m = sle_cart_v1.MODEL
+    p = m.individualize(None, erlangen_context()).p
+    y = np.array([1.0, 3.0, 36.0, 5.0, 0.1, 7.0, 50.0])
+    out = np.empty(len(ROLES))
+    sle_cart_v1.observe_roles(y, p, out)
+    obs = m.observe(y[None, :], p)
+    for j, role in enumerate(ROLES):
+        if m.roles[role] is None:
+            assert np.isnan(out[j]), role
+        else:
+            assert out[j] == pytest.approx(obs[m.roles[role]][0], rel=1e-12), role

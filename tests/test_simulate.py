@@ -97,7 +97,7 @@ def test_no_cart_dose_gives_no_cart():
     t = np.arange(-5.0, 366.0)
     b2 = simulate_context("sle_cart", ctx, t).role("b_cells")
     k = int(np.argmin(b2))
-    assert 0 < k and np.all(np.diff(b2[:k + 1]) < 0) and np.all(np.diff(b2[k:]) >= 0)
+    assert 0 < k and np.all(np.diff(b2[: k + 1]) < 0) and np.all(np.diff(b2[k:]) >= 0)
     assert b2[-1] == pytest.approx(150.0, rel=0.01)
 
 

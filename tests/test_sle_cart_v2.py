@@ -126,7 +126,9 @@ def test_observe_roles_equals_the_observables():
     for k in (0, 40, 400, 1400):
         sle_cart.observe_roles(res.states[k], res.individual.p, out)
         for j, role in enumerate(ROLES):
-            assert out[j] == pytest.approx(res.observables[sle_cart.MODEL.roles[role]][k], rel=1e-12)
+            assert out[j] == pytest.approx(
+                res.observables[sle_cart.MODEL.roles[role]][k], rel=1e-12
+            )
 
 
 # -- lymphodepletion in time: kidney -> fludarabine -> kill -> IL-15 -> CAR-T --------------------

@@ -290,7 +290,9 @@ class Model:
             )
         t0 = float(getattr(ind, "t0", 0.0))
         if not (np.isfinite(t0) and t0 <= 0.0):
-            raise RuntimeError(f"Model {self.name!r}: individualize returned t0 = {t0!r}; expected <= 0")
+            raise RuntimeError(
+                f"Model {self.name!r}: individualize returned t0 = {t0!r}; expected <= 0"
+            )
         return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=t0)
 
     def observe(self, states: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:

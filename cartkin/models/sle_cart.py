@@ -685,7 +685,9 @@ OBSERVABLES = (
     ),
     Observable("anti_dsdna_iu_per_ml", "IU/mL", "serum anti-dsDNA: A", _state("A")),
     Observable("complement_c3_g_per_l", "g/L", "serum complement C3: Q", _state("Q")),
-    Observable("ln_activity_index", "0-24", "renal activity (activity index scale): L", _state("L")),
+    Observable(
+        "ln_activity_index", "0-24", "renal activity (activity index scale): L", _state("L")
+    ),
     Observable("proteinuria_g_per_24h", "g/24h", "proteinuria: U", _state("U")),
     Observable(
         "kidney_function_ml_min_173m2",

@@ -267,16 +267,37 @@ def rhs(t, y, p, dydt):
     dydt[6] = dA
 
 
+@numba.njit(cache=True)
+def observe_roles(y, p, out):
+    """Role observables at one time, in ``cartkin.models.ROLES`` order (NaN if absent).
+
+    ``y`` shape (7,), ``p`` the kernel vector, ``out`` shape (len(ROLES),).
+    """
+    c = y[0] + y[1]
+    out[0] = c
+    out[1] = p[29] * c
+    out[2] = 100.0 * c / max(c + y[2], 1e-300)
+    out[3] = y[3]
+    out[4] = y[5]
+    out[5] = y[6]
+    for k in range(6, out.shape[0]):
+        out[k] = np.nan
+
+
 # ---------------------------------------------------------------------------------------------
 # Python side: dosing, initial state, observables
 # ---------------------------------------------------------------------------------------------
-def lymphodepletion_fraction(values, flu_auc_mg_h_per_l: float, cy_mg_m2: float) -> float:
-    """LD in [0, 1] from the fludarabine AUC (mg.h/L) and total cyclophosphamide (mg/m2)."""
-    auc, cy = float(flu_auc_mg_h_per_l), float(cy_mg_m2)
+def lymphodepletion_fraction(values, flu_auc_mg_h_per_l, cy_mg_m2):
+    """LD in [0, 1] from the fludarabine AUC (mg.h/L) and total cyclophosphamide (mg/m2).
+
+    Scalars or arrays of one shape (values entries broadcast against them).
+    """
+    auc = np.asarray(flu_auc_mg_h_per_l, dtype=np.float64)
+    cy = np.asarray(cy_mg_m2, dtype=np.float64)
     ld = values["E_max"] * auc / (values["AUC_50"] + auc) + values["E_cy"] * cy / (
         values["Cy_50"] + cy
     )
-    return min(ld, 1.0)
+    return np.minimum(ld, 1.0)
 
 
 def cart_blood_level_cells_per_ul(values, cells: float, weight_kg: float) -> float:
@@ -285,51 +306,69 @@ def cart_blood_level_cells_per_ul(values, cells: float, weight_kg: float) -> flo
     return cells / blood_ul * values["f_blood"]
 
 
-def individualize(values, ctx) -> Individual:
-    """Kernel inputs from table values and a patient context (see module docstring).
+def individualize(values, bctx) -> Individual:
+    """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
 
     Parameters
     ----------
-    values : dict of str to float
-        Table values (defaults with validated overrides), in table order.
-    ctx : Context
-        Uses ``ctx.patient``, ``ctx.weight_kg``, ``ctx.cart_doses`` [(day, cells)],
-        ``ctx.flu_auc_mg_h_per_l`` and ``ctx.cy_mg_m2_total``.
+    values : dict of str to numpy.ndarray, shape (n,)
+        Table values per patient, in table order.
+    bctx : BatchContext-like
+        Uses ``weight_kg``, ``egfr_ml_min_173m2``, ``flu_auc_mg_h_per_l``, ``cy_mg_m2_total``
+        (n,) and ``cart_dose_days``, ``cart_dose_cells`` (n, m_d; NaN/0 pads) as in
+        docs/design.md section 5.
+
+    Returns
+    -------
+    Individual
+        With a patient axis: ``p`` (n, n_kernel), ``y0`` (n, 7), ``t_stops`` (n, m) padded with
+        +inf, ``jumps`` (n, m, 7), ``t0`` (n,) zeros (the state at day 0 already reflects
+        lymphodepletion).
     """
-    from cartkin.kidney import il6_elimination_rate_per_day
+    n = int(np.asarray(bctx.weight_kg).shape[0])
+    v = {k: np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)) for k, x in values.items()}
+    weight = np.asarray(bctx.weight_kg, dtype=np.float64).reshape(n)
+    egfr = np.asarray(bctx.egfr_ml_min_173m2, dtype=np.float64).reshape(n)
+    auc = np.asarray(bctx.flu_auc_mg_h_per_l, dtype=np.float64).reshape(n)
+    cy = np.asarray(bctx.cy_mg_m2_total, dtype=np.float64).reshape(n)
+    ld = lymphodepletion_fraction(v, auc, cy)
+    # kidney.il6_elimination_rate_per_day, same arithmetic, over patients (eGFR_ref 100)
+    k_renal = v["f_IL6_renal"] * v["k_IL6_ref"]
+    k_il6 = (v["k_IL6_ref"] - k_renal) + k_renal * egfr / 100.0
+    s_il6 = v["k_IL6_ref"] * v["IL6_0"]
 
-    ld = lymphodepletion_fraction(values, ctx.flu_auc_mg_h_per_l, ctx.cy_mg_m2_total)
-    k_il6 = il6_elimination_rate_per_day(
-        ctx.patient, k_total_ref=values["k_IL6_ref"], renal_fraction=values["f_IL6_renal"]
-    )
-    s_il6 = values["k_IL6_ref"] * values["IL6_0"]
+    days = np.asarray(bctx.cart_dose_days, dtype=np.float64).reshape(n, -1)
+    cells = np.nan_to_num(np.asarray(bctx.cart_dose_cells, dtype=np.float64).reshape(n, -1))
+    merged = [_merge_doses(zip(days[i], cells[i], strict=True)) for i in range(n)]
+    m = max((len(d) for d in merged), default=0)
+    t_stops = np.full((n, m), np.inf)
+    jumps = np.zeros((n, m, len(STATES)))
+    first = np.zeros(n)
+    for i, doses in enumerate(merged):
+        for k, (day, total) in enumerate(doses):
+            level = cart_blood_level_cells_per_ul(
+                {key: v[key][i] for key in ("blood_l_per_kg", "f_blood")}, total, weight[i]
+            )
+            t_stops[i, k] = day
+            jumps[i, k, 0] = level
+            if k == 0:
+                first[i] = level
 
-    doses = _merge_doses(ctx.cart_doses)
-    levels = [cart_blood_level_cells_per_ul(values, n, ctx.weight_kg) for _, n in doses]
-    t_stops = np.array([d for d, _ in doses], dtype=np.float64)
-    jumps = np.zeros((len(doses), len(STATES)))
-    jumps[:, 0] = levels
-
-    y0 = np.array(
-        [
-            0.0,
-            0.0,
-            values["K_N"] * (1.0 - ld),
-            values["B_pre"] * (1.0 - values["phi_B"] * ld),
-            ld,
-            s_il6 / k_il6,
-            values["A_0"],
-        ]
-    )
-    p = np.array([*values.values(), ld, k_il6, levels[0] if levels else 0.0])
-    return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps)
+    y0 = np.zeros((n, len(STATES)))
+    y0[:, 2] = v["K_N"] * (1.0 - ld)
+    y0[:, 3] = v["B_pre"] * (1.0 - v["phi_B"] * ld)
+    y0[:, 4] = ld
+    y0[:, 5] = s_il6 / k_il6
+    y0[:, 6] = v["A_0"]
+    p = np.column_stack([*(v[name] for name in PARAMETERS.names), ld, k_il6, first])
+    return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=np.zeros(n))
 
 
 def _merge_doses(cart_doses):
     """Sorted (day, cells) with doses on the same day added; zero doses dropped."""
     merged: dict[float, float] = {}
     for day, cells in cart_doses:
-        if cells > 0:
+        if cells > 0 and math.isfinite(day):
             merged[float(day)] = merged.get(float(day), 0.0) + float(cells)
     return sorted(merged.items())
 
@@ -387,4 +426,5 @@ MODEL = Model(
     },
     equations=EQUATIONS,
     derived=DERIVED,
+    batch=True,
 )
