@@ -273,6 +273,8 @@ def compute(
     il6_threshold_pg_per_ml: float = 20.0,
     auc_end_days: float = 28.0,
     initial_window_days: float = 21.0,
+    aplasia_cells_per_ul: float | None = None,
+    recovery_cells_per_ul: float | None = None,
     terminal_window_days: float = 56.0,
     dense_step_days: float | None = 0.02,
 ) -> MetricTable:
@@ -289,6 +291,10 @@ def compute(
         first observable). CLST, TLST, PERSIST and the end of LAMZHL use it.
     b_cell_threshold_cells_per_ul : float
         B-cell aplasia / reappearance threshold, cells/uL (module docstring).
+    aplasia_cells_per_ul, recovery_cells_per_ul : float, optional
+        Separate thresholds for the end of aplasia and for TRECOV, overriding
+        ``b_cell_threshold_cells_per_ul`` (to compare with other definitions; with two
+        different thresholds APLASIA_DUR no longer ends at TRECOV).
     il6_threshold_pg_per_ml : float
         IL-6 threshold for IL6_T_ABOVE, pg/mL.
     auc_end_days : float
@@ -311,6 +317,8 @@ def compute(
         ("lloq_cells_per_ul", 1.0 if lloq_cells_per_ul is None else lloq_cells_per_ul),
         ("lloq_copies_per_ug", 1.0 if lloq_copies_per_ug is None else lloq_copies_per_ug),
         ("b_cell_threshold_cells_per_ul", b_cell_threshold_cells_per_ul),
+        ("aplasia_cells_per_ul", 1.0 if aplasia_cells_per_ul is None else aplasia_cells_per_ul),
+        ("recovery_cells_per_ul", 1.0 if recovery_cells_per_ul is None else recovery_cells_per_ul),
         ("il6_threshold_pg_per_ml", il6_threshold_pg_per_ml),
         ("auc_end_days", auc_end_days),
         ("initial_window_days", initial_window_days),
@@ -402,8 +410,11 @@ def compute(
 
     # -- B cells -----------------------------------------------------------------------------------
     if roles.get("b_cells"):
-        out += _b_cell_metrics(t, dense.observables[roles["b_cells"]],
-                               b_cell_threshold_cells_per_ul, horizon)  # fmt: skip
+        aplasia = b_cell_threshold_cells_per_ul if aplasia_cells_per_ul is None else aplasia_cells_per_ul
+        recovery = (
+            b_cell_threshold_cells_per_ul if recovery_cells_per_ul is None else recovery_cells_per_ul
+        )
+        out += _b_cell_metrics(t, dense.observables[roles["b_cells"]], aplasia, recovery, horizon)
 
     # -- fludarabine -------------------------------------------------------------------------------
     exposure = result.exposure
@@ -460,30 +471,41 @@ def _assay(model, lloq_cells_per_ul, lloq_copies_per_ug):
     return roles["cart"], LLOQ_CELLS_PER_UL, "cells/uL"
 
 
-def _b_cell_metrics(t, b, threshold, horizon) -> list[Metric]:
+def _b_cell_metrics(t, b, aplasia, recovery, horizon) -> list[Metric]:
     out = []
     nadir, t_nadir = float(np.min(b)), float(t[int(np.argmin(b))])
     out.append(Metric("B_NADIR", nadir, "cells/uL"))
     out.append(Metric("B_TNADIR", t_nadir, "day"))
 
-    t_apl = crossing_time(t, b, threshold, "below")
+    t_apl = crossing_time(t, b, aplasia, "below")
     if math.isnan(t_apl):
-        reason = f"B cells never below {threshold:g} cells/uL"
-        out += [Metric(n, math.nan, "day", reason) for n in ("TAPLASIA", "APLASIA_DUR", "TRECOV")]
-        return out
-    out.append(Metric("TAPLASIA", t_apl, "day", f"first B < {threshold:g} cells/uL"))
-    t_rec = crossing_time(t, b, threshold, "above", after=t_apl)
-    if math.isnan(t_rec):
-        note = (
-            f"still < {threshold:g} cells/uL at the horizon ({horizon:g} d): "
-            f">= {horizon - t_apl:.4g} d"
-        )
-        out.append(Metric("APLASIA_DUR", math.nan, "day", note))
-        out.append(Metric("TRECOV", math.nan, "day", f"no return to >= {threshold:g} cells/uL "
-                          f"within the horizon ({horizon:g} d)"))  # fmt: skip
+        reason = f"B cells never below {aplasia:g} cells/uL"
+        out += [Metric(n, math.nan, "day", reason) for n in ("TAPLASIA", "APLASIA_DUR")]
     else:
-        out.append(Metric("APLASIA_DUR", t_rec - t_apl, "day", "TRECOV - TAPLASIA"))
-        out.append(Metric("TRECOV", t_rec, "day", f"first return to >= {threshold:g} cells/uL"))
+        out.append(Metric("TAPLASIA", t_apl, "day", f"first B < {aplasia:g} cells/uL"))
+        t_end = crossing_time(t, b, aplasia, "above", after=t_apl)
+        if math.isnan(t_end):
+            note = (
+                f"still < {aplasia:g} cells/uL at the horizon ({horizon:g} d): "
+                f">= {horizon - t_apl:.4g} d"
+            )
+            out.append(Metric("APLASIA_DUR", math.nan, "day", note))
+        else:
+            note = "TRECOV - TAPLASIA" if aplasia == recovery else ""
+            out.append(Metric("APLASIA_DUR", t_end - t_apl, "day", note))
+    t_below = crossing_time(t, b, recovery, "below")
+    if math.isnan(t_below):
+        out.append(
+            Metric("TRECOV", math.nan, "day", f"B cells never below {recovery:g} cells/uL")
+        )
+        return out
+    t_rec = crossing_time(t, b, recovery, "above", after=t_below)
+    note = (
+        f"no return to >= {recovery:g} cells/uL within the horizon ({horizon:g} d)"
+        if math.isnan(t_rec)
+        else f"first return to >= {recovery:g} cells/uL"
+    )
+    out.append(Metric("TRECOV", t_rec, "day", note))
     return out
 
 

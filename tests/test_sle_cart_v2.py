@@ -8,7 +8,6 @@ cyclophosphamide 500 mg/m2 x3 on days -5..-3, 1e6 CAR-T cells/kg on day 0.
 import dataclasses
 import functools
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,9 +15,9 @@ import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cartkin import batch as batch_module
 from cartkin import kidney, metrics
 from cartkin.models import ROLES, sle_cart
-from cartkin.models._single import batch_context_of
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.simulate import simulate, simulate_context
@@ -101,12 +100,7 @@ def test_individualize_starts_at_lymphodepletion_with_doses_as_stops():
 
 def test_array_individualize_equals_the_scalar_path_per_patient():
     contexts = [build_context(adult(e), issue_regimen()) for e in (90.0, 15.0, 40.0)]
-    single = [batch_context_of(c) for c in contexts]
-    stacked = SimpleNamespace(**{
-        name: (np.concatenate([getattr(b, name) for b in single])
-               if isinstance(getattr(single[0], name), np.ndarray) else getattr(single[0], name))
-        for name in vars(single[0])
-    })  # fmt: skip
+    stacked = batch_module.BatchContext.from_contexts(contexts)
     values = sle_cart.PARAMETERS.values({"CI": 4.0})
     arrays = {k: np.array([v, v, 2 * v if k == "rho" else v]) for k, v in values.items()}
     arrays["rho"] = np.array([1.0, 2.0, 2.5])
@@ -274,3 +268,23 @@ def test_v1_fails_what_v2_fixes():
     assert il6_tmax <= 2.0
     persist = v1(theta=(("delta_M", 0.005), ("theta_M", 0.0), ("k_EM", 0.02)), horizon="long")
     assert metrics.compute(persist, dense_step_days=0.25).value("TRECOV") > 110.0 + 32.0
+
+
+# -- batch engine ---------------------------------------------------------------------------------
+def test_batch_solve_equals_simulate_for_both_versions():
+    """sle_cart and sle_cart_v1 through cartkin.batch: same trajectories as simulate, per patient
+    (kidney function, lymphodepletion timing and a parameter differ across the batch)."""
+    regimens = [issue_regimen(), issue_regimen(days=(-30.0, -29.0, -28.0)), issue_regimen()]
+    contexts = [build_context(adult(e), r) for e, r in zip((90.0, 60.0, 15.0), regimens)]
+    bctx = batch_module.BatchContext.from_contexts(contexts)
+    t = np.arange(0.0, 61.0, 1.0)
+    for model in ("sle_cart", "sle_cart_v1"):
+        theta = {"delta_M": np.array([0.02, 0.05, 0.01])}
+        inds = batch_module.individualize(model, theta, bctx)
+        sol = batch_module.solve(model, inds, t, method="rodas5", rtol=1e-8, atol=1e-10,
+                                 threads=1)  # fmt: skip
+        assert np.all(sol.status == 0)
+        for i, ctx in enumerate(contexts):
+            one = simulate_context(model, ctx, t, {"delta_M": float(theta["delta_M"][i])},
+                                   rtol=1e-8, atol=1e-10)  # fmt: skip
+            np.testing.assert_allclose(sol.y[i], one.states, rtol=1e-9, atol=1e-12)

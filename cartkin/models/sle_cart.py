@@ -127,7 +127,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from cartkin.models.base import Individual, Model, Observable, State
+from cartkin.models.base import Model, Observable, State
 from cartkin.parameters import Parameter, ParameterTable
 
 UL_PER_L = 1e6
@@ -527,14 +527,14 @@ def _pad_rows(rows: list[list[tuple[float, int, float]]], n_states: int):
     return t_stops, jumps, n_stops
 
 
-def individualize(values, bctx) -> Individual:
+def individualize(values, bctx):
     """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
 
     Parameters
     ----------
     values : dict of str to numpy.ndarray, shape (n,)
         Table values per patient, in table order.
-    bctx : BatchContext-like
+    bctx : cartkin.batch.BatchContext
         Arrays with a leading patient axis (docs/design.md section 5): ``weight_kg``,
         ``egfr_ml_min_173m2``, ``flu_cl_l_h``, ``flu_v1_l``, ``flu_v2_l``, ``flu_v3_l``,
         ``flu_q2_l_h``, ``flu_q3_l_h``, ``flu_dose_factor`` (n,); ``flu_dose_days``,
@@ -544,11 +544,12 @@ def individualize(values, bctx) -> Individual:
 
     Returns
     -------
-    Individual
-        With a patient axis: ``p`` (n, n_kernel), ``y0`` (n, n_states), ``t_stops`` (n, m)
-        padded with +inf, ``jumps`` (n, m, n_states) zero-padded, ``t0`` (n,); and the number
-        of real stops per patient as attribute-free third output of :func:`_pad_rows`.
+    cartkin.batch.BatchIndividuals
+        ``p`` (n, n_kernel), ``y0`` (n, n_states), ``t0`` (n,), ``t_stops`` (n, m) padded with
+        +inf, ``jumps`` (n, m, n_states) zero-padded, ``n_stops`` (n,).
     """
+    from cartkin.batch import BatchIndividuals
+
     v = {k: np.atleast_1d(np.asarray(x, dtype=np.float64)) for k, x in values.items()}
     n = int(np.asarray(bctx.weight_kg).shape[0])
     v = {k: np.broadcast_to(x, (n,)).astype(np.float64) for k, x in v.items()}
@@ -623,7 +624,7 @@ def individualize(values, bctx) -> Individual:
                 if np.isfinite(day) and t0[i] <= day <= last:
                     row += [(day, j_d, 1.0), (day + duration_d[i], j_d, -1.0)]
         rows.append(row)
-    t_stops, jumps, _ = _pad_rows(rows, _N_STATES)
+    t_stops, jumps, n_stops = _pad_rows(rows, _N_STATES)
 
     # -- state at t0 -----------------------------------------------------------------------------
     y0 = np.zeros((n, _N_STATES))
@@ -641,7 +642,7 @@ def individualize(values, bctx) -> Individual:
     derived = [v1, k10, k12, k21, k13, k31, k_d, s_i, k_i_el, k_cons, s_il6, k_ic, gfr_cap, j0,
                k_inj, f_uc, egfr0, t0, c_e0]  # fmt: skip
     p = np.column_stack([*(v[name] for name in PARAMETERS.names), *derived])
-    return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=t0)
+    return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_stops, jumps=jumps, n_stops=n_stops)
 
 
 _I = {name: k for k, name in enumerate((*PARAMETERS.names, *DERIVED))}
@@ -733,4 +734,5 @@ MODEL = Model(
     equations=EQUATIONS,
     derived=DERIVED,
     batch=True,
+    observe_roles=observe_roles,
 )

@@ -75,7 +75,7 @@ import textwrap
 import numba
 import numpy as np
 
-from cartkin.models.base import Individual, Model, Observable, State
+from cartkin.models.base import Model, Observable, State
 from cartkin.parameters import Parameter, ParameterTable
 
 UL_PER_L = 1e6
@@ -306,25 +306,27 @@ def cart_blood_level_cells_per_ul(values, cells: float, weight_kg: float) -> flo
     return cells / blood_ul * values["f_blood"]
 
 
-def individualize(values, bctx) -> Individual:
+def individualize(values, bctx):
     """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
 
     Parameters
     ----------
     values : dict of str to numpy.ndarray, shape (n,)
         Table values per patient, in table order.
-    bctx : BatchContext-like
+    bctx : cartkin.batch.BatchContext
         Uses ``weight_kg``, ``egfr_ml_min_173m2``, ``flu_auc_mg_h_per_l``, ``cy_mg_m2_total``
         (n,) and ``cart_dose_days``, ``cart_dose_cells`` (n, m_d; NaN/0 pads) as in
         docs/design.md section 5.
 
     Returns
     -------
-    Individual
-        With a patient axis: ``p`` (n, n_kernel), ``y0`` (n, 7), ``t_stops`` (n, m) padded with
-        +inf, ``jumps`` (n, m, 7), ``t0`` (n,) zeros (the state at day 0 already reflects
-        lymphodepletion).
+    cartkin.batch.BatchIndividuals
+        ``p`` (n, n_kernel), ``y0`` (n, 7), ``t0`` (n,) zeros (the state at day 0 already
+        reflects lymphodepletion), ``t_stops`` (n, m) padded with +inf, ``jumps`` (n, m, 7),
+        ``n_stops`` (n,).
     """
+    from cartkin.batch import BatchIndividuals
+
     n = int(np.asarray(bctx.weight_kg).shape[0])
     v = {k: np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)) for k, x in values.items()}
     weight = np.asarray(bctx.weight_kg, dtype=np.float64).reshape(n)
@@ -361,7 +363,9 @@ def individualize(values, bctx) -> Individual:
     y0[:, 5] = s_il6 / k_il6
     y0[:, 6] = v["A_0"]
     p = np.column_stack([*(v[name] for name in PARAMETERS.names), ld, k_il6, first])
-    return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=np.zeros(n))
+    n_stops = np.array([len(d) for d in merged], dtype=np.int64)
+    return BatchIndividuals(p=p, y0=y0, t0=np.zeros(n), t_stops=t_stops, jumps=jumps,
+                            n_stops=n_stops)  # fmt: skip
 
 
 def _merge_doses(cart_doses):
@@ -427,4 +431,5 @@ MODEL = Model(
     equations=EQUATIONS,
     derived=DERIVED,
     batch=True,
+    observe_roles=observe_roles,
 )
