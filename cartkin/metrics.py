@@ -410,9 +410,13 @@ def compute(
 
     # -- B cells -----------------------------------------------------------------------------------
     if roles.get("b_cells"):
-        aplasia = b_cell_threshold_cells_per_ul if aplasia_cells_per_ul is None else aplasia_cells_per_ul
+        aplasia = (
+            b_cell_threshold_cells_per_ul if aplasia_cells_per_ul is None else aplasia_cells_per_ul
+        )
         recovery = (
-            b_cell_threshold_cells_per_ul if recovery_cells_per_ul is None else recovery_cells_per_ul
+            b_cell_threshold_cells_per_ul
+            if recovery_cells_per_ul is None
+            else recovery_cells_per_ul
         )
         out += _b_cell_metrics(t, dense.observables[roles["b_cells"]], aplasia, recovery, horizon)
 
@@ -495,9 +499,7 @@ def _b_cell_metrics(t, b, aplasia, recovery, horizon) -> list[Metric]:
             out.append(Metric("APLASIA_DUR", t_end - t_apl, "day", note))
     t_below = crossing_time(t, b, recovery, "below")
     if math.isnan(t_below):
-        out.append(
-            Metric("TRECOV", math.nan, "day", f"B cells never below {recovery:g} cells/uL")
-        )
+        out.append(Metric("TRECOV", math.nan, "day", f"B cells never below {recovery:g} cells/uL"))
         return out
     t_rec = crossing_time(t, b, recovery, "above", after=t_below)
     note = (

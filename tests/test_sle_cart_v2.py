@@ -275,7 +275,9 @@ def test_batch_solve_equals_simulate_for_both_versions():
     """sle_cart and sle_cart_v1 through cartkin.batch: same trajectories as simulate, per patient
     (kidney function, lymphodepletion timing and a parameter differ across the batch)."""
     regimens = [issue_regimen(), issue_regimen(days=(-30.0, -29.0, -28.0)), issue_regimen()]
-    contexts = [build_context(adult(e), r) for e, r in zip((90.0, 60.0, 15.0), regimens)]
+    contexts = [
+        build_context(adult(e), r) for e, r in zip((90.0, 60.0, 15.0), regimens, strict=True)
+    ]
     bctx = batch_module.BatchContext.from_contexts(contexts)
     t = np.arange(0.0, 61.0, 1.0)
     for model in ("sle_cart", "sle_cart_v1"):
