@@ -290,3 +290,41 @@ def test_batch_solve_equals_simulate_for_both_versions():
             one = simulate_context(model, ctx, t, {"delta_M": float(theta["delta_M"][i])},
                                    rtol=1e-8, atol=1e-10)  # fmt: skip
             np.testing.assert_allclose(sol.y[i], one.states, rtol=1e-9, atol=1e-12)
+
+
+# -- calibration ------------------------------------------------------------------------------------
+def test_defaults_come_from_the_calibration_and_meet_its_targets():
+    import json
+
+    report = json.loads(sle_cart.CALIBRATION_FILE.read_text(encoding="utf-8"))
+    estimates = report["estimates"]
+    assert set(estimates) == {"rho", "k_G", "f_blood", "C_50"}
+    for name, value in estimates.items():
+        assert sle_cart.PARAMETERS[name].default == value, name
+        assert sle_cart.PARAMETERS[name].source.startswith("calibrated: scripts/calibrate_sle")
+    achieved, targets = report["achieved"], report["targets"]
+    assert achieved["tmax_days"] == pytest.approx(targets["tmax_days"], abs=0.5)
+    assert achieved["fold_expansion"] == pytest.approx(targets["fold_expansion"], rel=0.05)
+    assert achieved["cmax_copies_per_ug"] == pytest.approx(targets["cmax_copies_per_ug"], rel=0.05)
+    assert 3.0 <= achieved["thalf_post_peak_days"] <= 7.0
+    assert achieved["b_cell_return_days"] == pytest.approx(110.0, abs=1.0)
+    assert report["unidentified"]
+
+
+@pytest.mark.slow
+def test_calibration_script_reproduces_the_shipped_estimates(tmp_path):
+    """Rerun scripts/calibrate_sle_cart_v2.py (about a minute): same estimates as the JSON."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "calibrate_sle_cart_v2.py"
+    spec = importlib.util.spec_from_file_location("calibrate_sle_cart_v2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "calibration.json"
+    assert module.main(["--out", str(out)]) == 0
+    fresh = json.loads(out.read_text(encoding="utf-8"))["estimates"]
+    shipped = json.loads(sle_cart.CALIBRATION_FILE.read_text(encoding="utf-8"))["estimates"]
+    for name, value in shipped.items():
+        assert fresh[name] == pytest.approx(value, rel=1e-2), name

@@ -274,9 +274,11 @@ PARAMETERS = ParameterTable(
         Parameter("k_A", math.log(2.0) / 21.0, "1/day", 0.005, 0.5,
                   "anti-dsDNA elimination rate",
                   "assumption: IgG half-life about 21 d"),
-        Parameter("f_LLPC", 0.2, "-", 0.0, 1.0,
+        Parameter("f_LLPC", 0.1, "-", 0.0, 1.0,
                   "share of anti-dsDNA made by CD19-negative long-lived plasma cells",
-                  "assumption: CD19 CAR-T spare long-lived plasma cells"),
+                  "assumption: CD19 CAR-T spare long-lived plasma cells; below 0.15 so that "
+                  "anti-dsDNA (A_0 100 IU/mL) seroconverts below 15 IU/mL, as in all 5 "
+                  "patients of Mackensen 2022"),
         Parameter("Q_0", 0.6, "g/L", 0.05, 2.0,
                   "complement C3 before treatment",
                   "assumption: low C3 of active lupus nephritis (lower normal limit about 0.9)"),
