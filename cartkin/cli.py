@@ -2,6 +2,8 @@
 
 ``cartkin simulate SCENARIO``  print the metrics of a scenario, optionally write the trajectory
                                (CSV) and a figure; ``--format json`` for scripts.
+``cartkin fit SCENARIO [DATA]`` fit free parameters to data and/or summary targets
+                               (:mod:`cartkin.fit.cli`).
 ``cartkin models``             list the models.
 ``cartkin show MODEL``         a model's states, equations and parameter table with sources.
 
@@ -59,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
+    from cartkin.fit.cli import add_parser as add_fit_parser
+
+    add_fit_parser(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
     show.add_argument("model", help="model name (see `cartkin models`)")
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "models":
             return _models()
+        if args.command == "fit":
+            return args.run(args)
         return _show(args.model)
     except (CartkinError, OSError) as exc:
         if args.debug:

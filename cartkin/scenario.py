@@ -79,6 +79,7 @@ _TOP_LEVEL = (
     "outcomes",
     "case",
     "data",  # observed data for fits (cartkin/data/spec.py)
+    "fit",  # estimation settings (cartkin/fit/spec.py)
 )
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
