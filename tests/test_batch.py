@@ -348,7 +348,7 @@ def test_metrics_independent_of_threads():
 
 @numba.njit
 def _sle_cart_roles(y, p, out):
-    """sle_cart's roles for this test (the model file gets its own with the v2 rewrite)."""
+    """sle_cart_v1's roles, defined here so the model runs in an in-memory kernel."""
     c = y[0] + y[1]
     out[0] = c
     out[1] = p[29] * c  # copies_per_cell * C
@@ -356,18 +356,20 @@ def _sle_cart_roles(y, p, out):
     out[3] = y[3]
     out[4] = y[5]
     out[5] = y[6]
+    for k in range(6, out.shape[0]):
+        out[k] = np.nan
 
 
 @pytest.mark.slow
 def test_metrics_equal_compute_sle_cart_through_the_fallback():
-    """sle_cart (scalar individualize, Python fallback) with a test-defined observe_roles:
-    every metric, B-cell and IL-6 ones included, equals metrics.compute (in-memory kernel:
-    compiles for about a minute)."""
-    m = cartkin.models.get("sle_cart")
-    assert not m.batch and m.kernel_names[29] == "copies_per_cell"
+    """sle_cart_v1 with a test-defined observe_roles (an in-memory kernel): every metric, B-cell
+    and IL-6 ones included, equals metrics.compute (compiles for about a minute)."""
+    m = cartkin.models.get("sle_cart_v1")
+    assert m.kernel_names[29] == "copies_per_cell"
     model = Model(
         "sle_cart_roles", m.description, m.states, m.parameters, m.observables, m.rhs,
-        m._individualize, m.roles, m.equations, m.derived, observe_roles=_sle_cart_roles,
+        m._individualize, m.roles, m.equations, m.derived, batch=m.batch,
+        observe_roles=_sle_cart_roles,
     )  # fmt: skip
     horizon = 200.0
     inds = batch.individualize(model, None, BCTX)
@@ -381,3 +383,67 @@ def test_metrics_equal_compute_sle_cart_through_the_fallback():
         row = {k: float(v[i]) for k, v in got.items()}
         table = _reference(model, ctx, row, horizon)
         _compare(row, table, names)
+
+
+def test_sle_cart_analytic_jacobian_matches_finite_differences():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from sle_cart_extras import jac
+
+    m = cartkin.models.get("sle_cart_v1")
+    inds = batch.individualize(m, {"k_kill": [0.5, 2.0, 0.1, 1.0]}, BCTX)
+    rng = np.random.default_rng(3)
+    for i in range(inds.n):
+        p = inds.p[i]
+        y = np.array([20.0, 5.0, 300.0, 40.0, 0.6, 8.0, 90.0]) * rng.uniform(0.5, 1.5, 7)
+        J = np.empty((7, 7))
+        jac.py_func(1.0, y, p, J)
+        f0, f1 = np.empty(7), np.empty(7)
+        for j in range(7):
+            hstep = 1e-6 * max(abs(y[j]), 1.0)
+            yp, ym = y.copy(), y.copy()
+            yp[j] += hstep
+            ym[j] -= hstep
+            m.rhs.py_func(1.0, yp, p, f1)
+            m.rhs.py_func(1.0, ym, p, f0)
+            np.testing.assert_allclose(J[:, j], (f1 - f0) / (2 * hstep), rtol=1e-6, atol=1e-9)
+
+
+def test_check_individuals_names_the_patient():
+    model = stein2019.MODEL
+    inds = batch.individualize(model, None, BCTX)
+    y0 = inds.y0.copy()
+    y0[2, 1] = np.inf
+    with pytest.raises(ScenarioError, match="patient 2 of 4: initial state y0 is not finite"):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(inds.p, y0, inds.t0, inds.t_stops, inds.jumps, inds.n_stops),
+            T_DAYS,
+        )
+    t0 = np.array([0.0, 0.0, 0.0, 1.0])
+    with pytest.raises(
+        ScenarioError, match=r"patient 3 of 4: t0 must be finite and <= 0 days \(value"
+    ):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(inds.p, inds.y0, t0, inds.t_stops, inds.jumps, inds.n_stops),
+            T_DAYS,
+        )
+    stops = inds.t_stops.copy()
+    stops[1, 0] = 20.0  # after the second stop (t_infusion + tmax)
+    with pytest.raises(ScenarioError, match="patient 1 of 4: stop times must be non-decreasing"):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(inds.p, inds.y0, inds.t0, stops, inds.jumps, inds.n_stops),
+            T_DAYS,
+        )
+    with pytest.raises(RuntimeError, match="batch individualize gave p of shape"):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(
+                inds.p[:, :3], inds.y0, inds.t0, inds.t_stops, inds.jumps, inds.n_stops
+            ),
+            T_DAYS,
+        )
