@@ -1,4 +1,4 @@
-"""Sweep throughput of the batch engine (cartkin.batch) on sle_cart, with peers, in one run.
+"""Sweep throughput of the batch engine (cartkin.batch) on sle_cart_v1 (measured before v2), with peers, in one run.
 
 What one run measures (all on this machine, same process, same virtual patients):
 
@@ -121,7 +121,7 @@ def peer_simulate(ctxs, method, rtol, atol):
     t = np.linspace(0.0, HORIZON_DAYS, 271)
 
     def one(ctx):
-        res = cartkin.simulate("sle_cart", ctx.patient, ctx.regimen, t, clearance_model=ctx.clearance_model,
+        res = cartkin.simulate("sle_cart_v1", ctx.patient, ctx.regimen, t, clearance_model=ctx.clearance_model,
                                method=method, rtol=rtol, atol=atol)  # fmt: skip
         metrics.compute(res)
 

@@ -1,10 +1,10 @@
-"""Compiled extras for sle_cart used by the sweep benchmark until sle_cart v2 ships its own.
+"""Compiled extras for sle_cart_v1 (version 1 of sle_cart) used by the sweep benchmark.
 
 ``observe_roles`` (the batch engine's in-kernel metrics contract, docs/design.md section 5) and
-an analytic Jacobian ``jac`` of ``cartkin.models.sle_cart.rhs`` (MODEL.md v1 equations). The
-sle_cart file is being rewritten (v2) by another issue; these belong there, beside ``rhs``,
-once the rewrite lands (then the kernel is file-backed and cached instead of compiled in memory
-every run). ``tests/test_batch.py`` checks ``jac`` against finite differences.
+an analytic Jacobian ``jac`` of ``cartkin.models.sle_cart_v1.rhs`` (MODEL.md v1 equations).
+sle_cart_v1 now ships its own ``observe_roles``; the Jacobian could move beside its ``rhs``
+(then the kernel is file-backed and cached instead of compiled in memory every run). The sweep
+benchmark was measured on v1; sle_cart (v2) has 23 states and no analytic Jacobian yet. ``tests/test_batch.py`` checks ``jac`` against finite differences.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def observe_roles(y, p, out):
     out[3] = y[3]  # b_cells
     out[4] = y[5]  # il6
     out[5] = y[6]  # anti_dsdna
+    for k in range(6, out.shape[0]):  # lupus nephritis roles: absent in v1
+        out[k] = np.nan
 
 
 @numba.njit(cache=True)
@@ -97,12 +99,12 @@ def jac(t, y, p, J):
 
 
 def sle_cart_with_extras(with_jac: bool = True) -> Model:
-    """sle_cart with these observe_roles (and jac) attached (scalar individualize: fallback)."""
-    m = get("sle_cart")
+    """sle_cart_v1 with these observe_roles (and jac) attached (array-valued individualize)."""
+    m = get("sle_cart_v1")
     return Model(
-        "sle_cart", m.description, m.states, m.parameters, m.observables, m.rhs,
+        "sle_cart_v1", m.description, m.states, m.parameters, m.observables, m.rhs,
         m._individualize, m.roles, m.equations, m.derived, jac=jac if with_jac else None,
-        observe_roles=observe_roles,
+        batch=m.batch, observe_roles=observe_roles,
     )  # fmt: skip
 
 

@@ -746,7 +746,7 @@ def metrics(
     t_end_days: float = 270.0,
     bctx: BatchContext | None = None,
     lloq_cells_per_ul: float = 0.05,
-    aplasia_cells_per_ul: float = 1.0,
+    aplasia_cells_per_ul: float = 10.0,  # metrics.compute: one B-cell threshold (10 cells/uL)
     recovery_cells_per_ul: float = 10.0,
     il6_threshold_pg_per_ml: float = 20.0,
     auc_end_days: float = 28.0,

@@ -15,6 +15,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from cartkin.metrics import B_CELL_THRESHOLD_CELLS_PER_UL
+
 __all__ = ["plot_comparison", "plot_kidney_response", "plot_result"]
 
 #: Lower end of the log axes, cells/uL. Values below it are not drawn (masked, not clipped), so
@@ -115,8 +117,7 @@ def plot_result(
     result,
     *,
     lloq_cells_per_ul: float = 0.05,
-    aplasia_cells_per_ul: float = 1.0,
-    recovery_cells_per_ul: float = 10.0,
+    b_cell_threshold_cells_per_ul: float = B_CELL_THRESHOLD_CELLS_PER_UL,
     title: str | None = None,
     outcomes=None,
 ):
@@ -129,8 +130,9 @@ def plot_result(
     lloq_cells_per_ul : float
         CAR-T lower limit of quantification drawn as a line (flow cytometry, about 0.05-0.1
         cells/uL per MODEL.md section 5).
-    aplasia_cells_per_ul, recovery_cells_per_ul : float
-        B-cell thresholds drawn as lines (the same defaults as :func:`cartkin.metrics.compute`).
+    b_cell_threshold_cells_per_ul : float
+        B-cell aplasia / recovery threshold drawn as a line (the default of
+        :func:`cartkin.metrics.compute`: aplasia below it, recovery on return to it).
     title : str, optional
     outcomes : cartkin.outcomes.OutcomeSettings, optional
         Dialysis rule, SLEDAI-2K settings and the case's reported values for the kidney panel.
@@ -173,18 +175,11 @@ def plot_result(
         b = result.observables[roles["b_cells"]]
         ax.semilogy(t, _masked(b), color=b_color, lw=2, label=f"CD19+ B cells ({_CELLS})")
         ax.axhline(
-            aplasia_cells_per_ul,
-            color=b_color,
-            ls=":",
-            lw=0.8,
-            label=f"B-cell aplasia < {aplasia_cells_per_ul:g} {_CELLS}",
-        )
-        ax.axhline(
-            recovery_cells_per_ul,
+            b_cell_threshold_cells_per_ul,
             color=b_color,
             ls="--",
             lw=0.8,
-            label=f"B-cell recovery \u2265 {recovery_cells_per_ul:g} {_CELLS}",
+            label=f"B-cell aplasia < {b_cell_threshold_cells_per_ul:g} {_CELLS} \u2264 recovery",
         )
     _mark_treatment(ax, result)
     ax.set_ylabel(f"{_CELLS} blood")
@@ -220,14 +215,13 @@ def plot_comparison(
     *,
     title: str | None = None,
     lloq_cells_per_ul: float = 0.05,
-    aplasia_cells_per_ul: float = 1.0,
-    recovery_cells_per_ul: float = 10.0,
+    b_cell_threshold_cells_per_ul: float = B_CELL_THRESHOLD_CELLS_PER_UL,
 ):
     """Overlay several results (doses, kidney function, models): CAR-T and B cells.
 
     The treatment marks (lymphodepletion days, infusions, dialysis) are those of the first
-    result; thresholds are grey lines named in a legend below the panels (dashed: LLOQ and
-    recovery, dotted: aplasia). Arms take the Okabe-Ito colour-blind-safe palette.
+    result; thresholds are grey lines named in a legend below the panels (dashed: CAR-T LLOQ
+    and the B-cell threshold). Arms take the Okabe-Ito colour-blind-safe palette.
 
     Parameters
     ----------
@@ -235,7 +229,7 @@ def plot_comparison(
     labels : sequence of str, optional
         One per result; default the results' ``label``.
     title : str, optional
-    lloq_cells_per_ul, aplasia_cells_per_ul, recovery_cells_per_ul : float
+    lloq_cells_per_ul, b_cell_threshold_cells_per_ul : float
         Thresholds drawn as lines, as in :func:`plot_result`.
 
     Returns
@@ -271,14 +265,8 @@ def plot_comparison(
         axes[0, 1].set_ylabel(f"CD19+ B cells ({_CELLS})")
         thresholds.append(
             axes[0, 1].axhline(
-                aplasia_cells_per_ul, color="0.4", ls=":", lw=0.8,
-                label=f"B-cell aplasia < {aplasia_cells_per_ul:g} {_CELLS}",
-            )
-        )  # fmt: skip
-        thresholds.append(
-            axes[0, 1].axhline(
-                recovery_cells_per_ul, color="0.4", ls="--", lw=0.8,
-                label=f"B-cell recovery \u2265 {recovery_cells_per_ul:g} {_CELLS}",
+                b_cell_threshold_cells_per_ul, color="0.4", ls="--", lw=0.8,
+                label=f"B-cell aplasia < {b_cell_threshold_cells_per_ul:g} {_CELLS} \u2264 recovery",
             )
         )  # fmt: skip
     t_start = min(r.t_days[0] for r in results)  # from where the curves start

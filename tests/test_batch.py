@@ -80,13 +80,12 @@ def test_take_subsets_and_repeats():
 # ---------------------------------------------------------------------------------------------
 # individualize
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["stein2019", "sle_cart"])
-def test_batch_individualize_equals_scalar(name):
+@pytest.mark.parametrize(
+    ("name", "parameter"), [("stein2019", "cmax"), ("sle_cart", "k_G"), ("sle_cart_v1", "rho")]
+)
+def test_batch_individualize_equals_scalar(name, parameter):
     model = cartkin.models.get(name)
-    theta = {
-        model.parameters.names[0]: model.parameters[model.parameters.names[0]].default
-        * np.array([1.0, 0.9, 1.1, 1.2])
-    }
+    theta = {parameter: model.parameters[parameter].default * np.array([1.0, 0.9, 1.1, 1.2])}
     inds = batch.individualize(model, theta, BCTX)
     for i, ctx in enumerate(CONTEXTS):
         one = model.individualize({k: float(v[i]) for k, v in theta.items()}, ctx)
@@ -110,8 +109,18 @@ def test_theta_validation_names_parameter_value_and_patient():
         batch.individualize(model, {"tmax": "soon"}, BCTX)
 
 
+def _scalar_model():
+    """stein2019 with a scalar individualize and no observe_roles (as a user model would be)."""
+    s = stein2019.MODEL
+    return cartkin.models.Model(
+        "stein_scalar", s.description, s.states, s.parameters, s.observables, s.rhs,
+        lambda values, ctx: s.individualize(dict(values), ctx), s.roles, s.equations,
+        derived=s.derived,
+    )  # fmt: skip
+
+
 def test_fallback_needs_contexts():
-    model = cartkin.models.get("sle_cart")
+    model = _scalar_model()
     no_contexts = batch.BatchContext(**{**BCTX.__dict__, "contexts": None})
     with pytest.raises(ValueError, match="scalar individualize"):
         batch.individualize(model, None, no_contexts)
@@ -203,8 +212,9 @@ def test_bad_solver_options():
         batch.solve(model, inds, T_DAYS, threads=0)
     with pytest.raises(ScenarioError, match="strictly increasing"):
         batch.solve(model, inds, [0.0, 2.0, 1.0])
+    scalar = _scalar_model()
     with pytest.raises(ScenarioError, match="no compiled observe_roles"):
-        batch.metrics("sle_cart", batch.individualize("sle_cart", None, BCTX))
+        batch.metrics(scalar, batch.individualize(scalar, None, BCTX))
     with pytest.raises(ScenarioError, match="no role 'b_cells'"):
         batch.metrics(model, inds, names=["TAPLASIA"])
 
@@ -338,7 +348,7 @@ def test_metrics_independent_of_threads():
 
 @numba.njit
 def _sle_cart_roles(y, p, out):
-    """sle_cart's roles for this test (the model file gets its own with the v2 rewrite)."""
+    """sle_cart_v1's roles, defined here so the model runs in an in-memory kernel."""
     c = y[0] + y[1]
     out[0] = c
     out[1] = p[29] * c  # copies_per_cell * C
@@ -346,18 +356,20 @@ def _sle_cart_roles(y, p, out):
     out[3] = y[3]
     out[4] = y[5]
     out[5] = y[6]
+    for k in range(6, out.shape[0]):
+        out[k] = np.nan
 
 
 @pytest.mark.slow
 def test_metrics_equal_compute_sle_cart_through_the_fallback():
-    """sle_cart (scalar individualize, Python fallback) with a test-defined observe_roles:
-    every metric, B-cell and IL-6 ones included, equals metrics.compute (in-memory kernel:
-    compiles for about a minute)."""
-    m = cartkin.models.get("sle_cart")
-    assert not m.batch and m.kernel_names[29] == "copies_per_cell"
+    """sle_cart_v1 with a test-defined observe_roles (an in-memory kernel): every metric, B-cell
+    and IL-6 ones included, equals metrics.compute (compiles for about a minute)."""
+    m = cartkin.models.get("sle_cart_v1")
+    assert m.kernel_names[29] == "copies_per_cell"
     model = Model(
         "sle_cart_roles", m.description, m.states, m.parameters, m.observables, m.rhs,
-        m._individualize, m.roles, m.equations, m.derived, observe_roles=_sle_cart_roles,
+        m._individualize, m.roles, m.equations, m.derived, batch=m.batch,
+        observe_roles=_sle_cart_roles,
     )  # fmt: skip
     horizon = 200.0
     inds = batch.individualize(model, None, BCTX)
@@ -380,7 +392,7 @@ def test_sle_cart_analytic_jacobian_matches_finite_differences():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from sle_cart_extras import jac
 
-    m = cartkin.models.get("sle_cart")
+    m = cartkin.models.get("sle_cart_v1")
     inds = batch.individualize(m, {"k_kill": [0.5, 2.0, 0.1, 1.0]}, BCTX)
     rng = np.random.default_rng(3)
     for i in range(inds.n):
