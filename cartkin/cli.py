@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
+    from cartkin.sweep.cli import add_commands as add_sweep_commands
+
+    add_sweep_commands(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
     show.add_argument("model", help="model name (see `cartkin models`)")
@@ -74,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args)
+        if args.command in ("sweep", "report"):
+            from cartkin.sweep.cli import run_command
+
+            return run_command(args)
         if args.command == "models":
             return _models()
         return _show(args.model)

@@ -1,0 +1,229 @@
+"""Virtual patients of one chunk and the engines that compute their metrics.
+
+A chunk is one grid point and a range of patient indices. :func:`draw_population` turns it into
+arrays: the grid point's parameter values times log-normal factors ``exp(omega * z)``, with
+``z`` from :mod:`cartkin.sweep.seeds` (a pure function of the root seed, the patient index and
+the parameter name), and the fludarabine clearance likewise.
+
+An *engine* maps a :class:`Population` to ``{metric: (n,) float64, "status": (n,) int}``:
+
+- :func:`batch_engine` (the default): one call of :func:`cartkin.batch.metrics` per chunk (the
+  compiled, threaded kernel with in-kernel metrics; design.md section 5).
+- :func:`reference_engine`: ``cartkin.simulate_context`` and ``cartkin.metrics.compute`` one
+  patient at a time. About 50 ms per patient: an oracle for tests and a check of the batch
+  engine, not a way to run sweeps.
+
+Tests inject other engines with the same signature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cartkin.errors import CartkinError, SolverError
+from cartkin.sweep.seeds import standard_normal
+from cartkin.sweep.spec import FLU_CLEARANCE, Sweep
+
+__all__ = [
+    "ENGINE_ERROR",
+    "Population",
+    "batch_engine",
+    "draw_population",
+    "reference_engine",
+]
+
+#: Status of every patient of a chunk whose engine call raised (not an integrator status; the
+#: integrator's own codes are cartkin.ode.Status, 0 = success, negative = failure).
+ENGINE_ERROR = -100
+
+
+@dataclass(frozen=True)
+class Population:
+    """The virtual patients of one chunk.
+
+    Attributes
+    ----------
+    sweep : Sweep
+    point : int
+        Flat grid-point index.
+    patients : numpy.ndarray, shape (n,), int64
+        Virtual patient indices (the same k at every grid point: common random numbers).
+    theta : dict of str to numpy.ndarray, shape (n,)
+        Every model parameter value (table order), after the grid point's overrides and the
+        variability draws, clipped to the parameter's bounds.
+    flu_cl_factor : numpy.ndarray, shape (n,)
+        Factor on the fludarabine clearance, ``exp(eta_CL)`` (ones without variability).
+    n_clipped : dict of str to int
+        Draws clipped to a parameter bound, by parameter.
+    """
+
+    sweep: Sweep
+    point: int
+    patients: np.ndarray
+    theta: dict
+    flu_cl_factor: np.ndarray
+    n_clipped: dict
+
+    @property
+    def n(self) -> int:
+        return int(self.patients.size)
+
+    @property
+    def scenario(self):
+        """The grid point's scenario."""
+        return self.sweep.points[self.point]
+
+    @property
+    def context(self):
+        """The grid point's scalar :class:`cartkin.regimen.Context` (built once per process)."""
+        return _context(self.sweep, self.point)
+
+    @property
+    def flu_auc_mg_h_per_l(self) -> np.ndarray:
+        """Cumulative fludarabine AUC of each patient, mg.h/L, shape (n,).
+
+        The grid point's AUC divided by the clearance factor: exact without dialysis (AUC =
+        dose / CL); with dialysis sessions it neglects the small change in the share of drug
+        a session removes when CL changes (approximation).
+        """
+        return self.context.flu_auc_mg_h_per_l / self.flu_cl_factor
+
+
+_CONTEXTS: dict = {}
+
+
+def _context(sweep: Sweep, point: int):
+    from cartkin.regimen import build_context
+
+    key = (sweep.scenario_hash, point)
+    if key not in _CONTEXTS:
+        arm = sweep.points[point].base
+        _CONTEXTS[key] = build_context(arm.patient, arm.regimen, arm.clearance_model)
+    return _CONTEXTS[key]
+
+
+def draw_population(sweep: Sweep, point: int, start: int, stop: int) -> Population:
+    """Virtual patients ``start <= k < stop`` of grid point ``point``.
+
+    Parameters
+    ----------
+    sweep : Sweep
+    point : int
+        Flat grid-point index, ``0 <= point < sweep.n_points``.
+    start, stop : int
+        Patient index range, ``0 <= start < stop <= sweep.n_patients``.
+
+    Returns
+    -------
+    Population
+    """
+    patients = np.arange(start, stop, dtype=np.int64)
+    arm = sweep.points[point].base
+    table = sweep.model.parameters
+    values = table.values(arm.theta)
+    theta, n_clipped = {}, {}
+    for name, value in values.items():
+        x = np.full(patients.size, value, dtype=np.float64)
+        omega2 = sweep.variability.get(name, 0.0)
+        if omega2 > 0:
+            x = x * np.exp(math.sqrt(omega2) * standard_normal(sweep.seed, patients, name))
+            par = table[name]
+            clipped = np.clip(x, par.lower, par.upper)
+            n_clipped[name] = int(np.count_nonzero(clipped != x))
+            x = clipped
+        theta[name] = x
+    omega2 = sweep.variability.get(FLU_CLEARANCE, 0.0)
+    factor = np.ones(patients.size)
+    if omega2 > 0:
+        factor = np.exp(math.sqrt(omega2) * standard_normal(sweep.seed, patients, FLU_CLEARANCE))
+    return Population(sweep, point, patients, theta, factor, n_clipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# engines
+# ---------------------------------------------------------------------------------------------
+
+
+def _solver(pop: Population) -> dict:
+    return dict(pop.scenario.solver)
+
+
+def _t_end(pop: Population) -> float:
+    return float(pop.scenario.t_days[-1])
+
+
+def batch_engine(pop: Population, names, threads: int | None = None) -> dict:
+    """Metrics of a chunk with :func:`cartkin.batch.metrics` (one compiled, threaded call).
+
+    Parameters
+    ----------
+    pop : Population
+    names : sequence of str
+        Metric names (``FLU_AUC`` is taken from the population, not the kernel).
+    threads : int, optional
+        numba threads for the call (default: numba's setting).
+
+    Returns
+    -------
+    dict
+        ``{name: (n,) float64}`` for every name, plus ``"status"``: (n,) int.
+    """
+    from cartkin import batch
+
+    ctx = pop.context
+    bctx = batch.BatchContext.from_contexts([ctx]).take(np.zeros(pop.n, dtype=np.intp))
+    cl = np.asarray(bctx.flu_cl_l_h, dtype=np.float64) * pop.flu_cl_factor
+    bctx = dataclasses.replace(
+        bctx, flu_cl_l_h=cl, flu_auc_mg_h_per_l=pop.flu_auc_mg_h_per_l.copy()
+    )
+    inds = batch.individualize(pop.sweep.model, pop.theta, bctx)
+    kernel_names = [m for m in names if m != "FLU_AUC"]
+    solver = _solver(pop)
+    out = batch.metrics(
+        pop.sweep.model, inds, names=kernel_names, t_end_days=_t_end(pop), threads=threads,
+        **solver,
+    )  # fmt: skip
+    result = {m: np.asarray(out[m], dtype=np.float64) for m in kernel_names}
+    if "FLU_AUC" in names:
+        result["FLU_AUC"] = pop.flu_auc_mg_h_per_l
+    result["status"] = np.asarray(out["status"], dtype=np.int64)
+    return result
+
+
+def reference_engine(pop: Population, names, threads: int | None = None) -> dict:
+    """Metrics of a chunk one patient at a time with ``simulate_context`` + ``metrics.compute``.
+
+    Same arguments and result as :func:`batch_engine`. Per-patient Python (about 50 ms each):
+    for tests and spot checks only.
+    """
+    from cartkin import metrics
+    from cartkin.simulate import simulate_context
+
+    scenario = pop.scenario
+    ctx = pop.context
+    auc = pop.flu_auc_mg_h_per_l
+    out = {m: np.full(pop.n, np.nan) for m in names}
+    status = np.zeros(pop.n, dtype=np.int64)
+    for i in range(pop.n):
+        theta = {name: float(v[i]) for name, v in pop.theta.items()}
+        ctx_i = dataclasses.replace(ctx, flu_auc_mg_h_per_l=float(auc[i]))
+        try:
+            result = simulate_context(
+                scenario.model, ctx_i, scenario.t_days, theta, **_solver(pop)
+            )
+        except SolverError as exc:
+            sol = getattr(exc, "solution", None)
+            status[i] = int(getattr(sol, "status", ENGINE_ERROR))
+            continue
+        except CartkinError:
+            status[i] = ENGINE_ERROR
+            continue
+        table = {m.name: m.value for m in metrics.compute(result)}
+        for m in names:
+            out[m][i] = float(auc[i]) if m == "FLU_AUC" else float(table.get(m, np.nan))
+    out["status"] = status
+    return out
