@@ -60,20 +60,26 @@ def _axis_positions(summary, k):
     return idx, _edges(idx, False), False, labels
 
 
+_AXIS_LABELS = {
+    "cart.cells_per_kg": "CAR-T dose (cells/kg)",
+    "cart.flat_cells": "CAR-T dose (cells)",
+    "patient.egfr_ml_min_173m2": "eGFR (mL/min/1.73 m2)",
+    "patient.crcl_ml_min": "CrCL (mL/min)",
+    "patient.serum_creatinine_mg_dl": "serum creatinine (mg/dL)",
+    "patient.weight_kg": "body weight (kg)",
+    "patient.age_years": "age (years)",
+    "lymphodepletion.flu_mg_m2_per_day": "fludarabine (mg/m2/day)",
+    "lymphodepletion.flu_rule": "fludarabine dose rule",
+    "lymphodepletion.flu_target_auc_mg_h_per_l": "fludarabine AUC target (mg.h/L)",
+    "lymphodepletion.cy_mg_m2": "cyclophosphamide (mg/m2)",
+    "clearance_model": "fludarabine clearance model",
+    "scenario.clearance_model": "fludarabine clearance model",
+}
+
+
 def _label(name: str) -> str:
-    key = name.split(".")[-1]
-    for suffix, unit in (
-        ("_cells_per_kg", " (cells/kg)"),
-        ("_ml_min_173m2", " (mL/min/1.73 m2)"),
-        ("_ml_min", " (mL/min)"),
-        ("_mg_m2_per_day", " (mg/m2/day)"),
-        ("_mg_m2", " (mg/m2)"),
-        ("_kg", " (kg)"),
-        ("_cells", " (cells)"),
-    ):
-        if key.endswith(suffix):
-            return f"{name[: -len(suffix)]}{unit}"
-    return name
+    """Axis label with unit; the dotted key itself where no friendlier label is known."""
+    return _AXIS_LABELS.get(name, name)
 
 
 def _slice(summary, x, y, fixed):

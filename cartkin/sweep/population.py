@@ -212,9 +212,7 @@ def reference_engine(pop: Population, names, threads: int | None = None) -> dict
         theta = {name: float(v[i]) for name, v in pop.theta.items()}
         ctx_i = dataclasses.replace(ctx, flu_auc_mg_h_per_l=float(auc[i]))
         try:
-            result = simulate_context(
-                scenario.model, ctx_i, scenario.t_days, theta, **_solver(pop)
-            )
+            result = simulate_context(scenario.model, ctx_i, scenario.t_days, theta, **_solver(pop))
         except SolverError as exc:
             sol = getattr(exc, "solution", None)
             status[i] = int(getattr(sol, "status", ENGINE_ERROR))

@@ -98,8 +98,9 @@ class Summary:
             "variability_omega2": json.loads(a.get("variability_omega2", "{}")),
             "flu_auc_window_mg_h_per_l": list(a["flu_auc_window_mg_h_per_l"]),
             "recovery_by_day": float(a["recovery_by_day"]),
-            "axes": [{"name": n, "values": [_plain(x) for x in v], "log": log}
-                     for n, v, log in self.axes],  # fmt: skip
+            "axes": [
+                {"name": n, "values": [_plain(x) for x in v], "log": log} for n, v, log in self.axes
+            ],
             "metrics": dict(self.metrics),
             "n_computed": int(f["n_computed"].sum()),
             "n_failed": int(f["n_failed"].sum()),

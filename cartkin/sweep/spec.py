@@ -221,7 +221,10 @@ class Sweep:
         try:
             return scenario_from_dict(raw, source=self.source)
         except ScenarioError as exc:
-            raise ScenarioError(f"[sweep.axes] grid point ({label}): {exc}") from None
+            detail = str(exc).removeprefix(f"{self.source}: ")
+            raise ScenarioError(
+                f"{self.source}: [sweep.axes] grid point ({label}): {detail}"
+            ) from None
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -443,8 +446,7 @@ def _axis_values(where, key, value):
     for v in value:
         if not (_is_number(v) or isinstance(v, str)):
             raise ScenarioError(
-                f"{where} {key}: value {v!r}: expected numbers or strings (one value per grid "
-                "line)"
+                f"{where} {key}: value {v!r}: expected numbers or strings (one value per grid line)"
             )
     texts = [_text(v) for v in value]
     repeated = sorted({t for t in texts if texts.count(t) > 1})
