@@ -29,6 +29,7 @@ import threading
 import types
 from pathlib import Path
 
+import numpy as np
 from numba import njit
 
 TEMPLATE_PATH = Path(__file__).with_name("_integrators.py")
@@ -42,6 +43,12 @@ _template_cache: list[str] = []
 @njit
 def _no_jacobian(t, y, p, J):  # placeholder so the template always type-checks
     pass
+
+
+@njit
+def _no_roles(y, p, out):  # placeholder: a model without observe_roles has no in-kernel metrics
+    for k in range(out.size):
+        out[k] = np.nan
 
 
 def template_text() -> str:
@@ -61,50 +68,70 @@ def cache_dir() -> Path:
     return base / "cartkin"
 
 
-def get_kernel(rhs, jac=None):
-    """Kernel module for ``(rhs, jac)``: exposes ``_solve`` and the template's constants.
+def get_kernel(rhs, jac=None, roles=None):
+    """Kernel module for ``(rhs, jac, roles)``: exposes ``_solve``, the batch kernels and the
+    template's constants.
 
-    Built once per process per ``(rhs, jac)`` pair; see the module docstring for which path
-    (file-backed and cached, or in-memory) a right-hand side takes.
+    ``roles`` is the model's compiled ``observe_roles(y, p, out)`` (in-kernel metrics). For a
+    built-in model it defaults to the ``observe_roles`` defined in the rhs's module, so
+    ``solve_ode`` and the batch engine share one generated kernel file. Built once per process
+    per triple; see the module docstring for which path (file-backed and cached, or in-memory)
+    a right-hand side takes.
     """
-    key = (rhs, jac)
+    if roles is None:
+        roles = _module_roles(rhs)
+    key = (rhs, jac, roles)
     kernel = _kernels.get(key)
     if kernel is not None:
         return kernel
     with _lock:
         kernel = _kernels.get(key)
         if kernel is None:
-            kernel = _build(rhs, jac)
+            kernel = _build(rhs, jac, roles)
             _kernels[key] = kernel
     return kernel
 
 
-def kernel_path(rhs, jac=None) -> Path | None:
-    """Generated file used for ``(rhs, jac)``, or None when it takes the in-memory path."""
-    info = _builtin_info(rhs, jac)
+def kernel_path(rhs, jac=None, roles=None) -> Path | None:
+    """Generated file used for ``(rhs, jac, roles)``, or None when it takes the in-memory path."""
+    if roles is None:
+        roles = _module_roles(rhs)
+    info = _builtin_info(rhs, jac, roles)
     if info is None:
         return None
     text, _ = _generated_text(*info)
-    return cache_dir() / _file_name(info[0], info[1], text, info[4])
+    return cache_dir() / _file_name(info[0], info[1], text, info[-1])
+
+
+def _module_roles(rhs):
+    """The ``observe_roles`` defined beside a built-in model's ``rhs``, or None."""
+    func = _py_func(rhs)
+    module_name = getattr(func, "__module__", None) or ""
+    if not module_name.startswith(BUILTIN_PREFIX):
+        return None
+    module = sys.modules.get(module_name)
+    roles = getattr(module, "observe_roles", None)
+    return roles if hasattr(roles, "py_func") else None
 
 
 # ---------------------------------------------------------------------------------------------
-def _build(rhs, jac):
-    info = _builtin_info(rhs, jac)
+def _build(rhs, jac, roles):
+    info = _builtin_info(rhs, jac, roles)
     if info is not None:
         try:
             return _load_generated(*info)
         except OSError:
             pass  # unwritable cache directory: compile in memory instead
-    return _exec_template(rhs, jac)
+    return _exec_template(rhs, jac, roles)
 
 
 def _py_func(f):
     return getattr(f, "py_func", f)
 
 
-def _builtin_info(rhs, jac):
-    """(module name, rhs name, jac name or None, module file, module source) or None."""
+def _builtin_info(rhs, jac, roles=None):
+    """(module name, rhs name, jac name or None, roles name or None, module file, module source)
+    or None."""
     func = _py_func(rhs)
     module_name = getattr(func, "__module__", None) or ""
     if not module_name.startswith(BUILTIN_PREFIX):
@@ -113,15 +140,19 @@ def _builtin_info(rhs, jac):
     name = getattr(func, "__name__", "")
     if module is None or getattr(module, name, None) is not rhs:
         return None
-    jac_name = None
-    if jac is not None:
-        jfunc = _py_func(jac)
-        jac_name = getattr(jfunc, "__name__", "")
+    extra_names = []
+    for f in (jac, roles):
+        if f is None:
+            extra_names.append(None)
+            continue
+        ffunc = _py_func(f)
+        f_name = getattr(ffunc, "__name__", "")
         if (
-            getattr(jfunc, "__module__", None) != module_name
-            or getattr(module, jac_name, None) is not jac
+            getattr(ffunc, "__module__", None) != module_name
+            or getattr(module, f_name, None) is not f
         ):
             return None
+        extra_names.append(f_name)
     path = getattr(module, "__file__", None)
     if not path:
         return None
@@ -131,10 +162,10 @@ def _builtin_info(rhs, jac):
         return None
     # The file must still hold the code that was imported: otherwise the cached kernel would
     # be compiled from the old code but filed under the new text's hash.
-    for f in (rhs, jac):
+    for f in (rhs, jac, roles):
         if f is not None and not _same_code(_py_func(f), source, path):
             return None
-    return module_name, name, jac_name, path, source
+    return module_name, name, extra_names[0], extra_names[1], path, source
 
 
 def _same_code(func, source, path) -> bool:
@@ -163,25 +194,39 @@ def _plain_consts(code):
     return tuple(c for c in code.co_consts if not isinstance(c, types.CodeType))
 
 
-def _generated_text(module_name, name, jac_name, path, source):
+def _generated_text(module_name, name, jac_name, roles_name, path, source):
     lines = [
         "# Generated by cartkin._compile from cartkin/_integrators.py: do not edit.",
         f"# Integrator kernel for {module_name}.{name} ({path}).",
         "from numba import njit",
         f"from {module_name} import {name} as rhs",
+        "CACHE = True",
     ]
     if jac_name is None:
         lines += [
             "HAS_JAC = False",
-            "CACHE = True",
             "",
             "",
             "@njit(cache=CACHE)",
             "def jac(t, y, p, J):",
             "    pass",
+            "",
+            "",
         ]
     else:
-        lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True", "CACHE = True"]
+        lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True"]
+    if roles_name is None:
+        lines += [
+            "HAS_ROLES = False",
+            "",
+            "",
+            "@njit(cache=CACHE)",
+            "def observe_roles(y, p, out):",
+            "    for k in range(out.size):",
+            "        out[k] = float('nan')",
+        ]
+    else:
+        lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -194,8 +239,8 @@ def _file_name(module_name, name, text, source) -> str:
     return f"kernel_{module_name.replace('.', '_')}_{name}_{digest.hexdigest()[:24]}.py"
 
 
-def _load_generated(module_name, name, jac_name, path, source):
-    text, _ = _generated_text(module_name, name, jac_name, path, source)
+def _load_generated(module_name, name, jac_name, roles_name, path, source):
+    text, _ = _generated_text(module_name, name, jac_name, roles_name, path, source)
     directory = cache_dir()
     file_name = _file_name(module_name, name, text, source)
     target = directory / file_name
@@ -225,7 +270,7 @@ def _load_generated(module_name, name, jac_name, path, source):
     return module
 
 
-def _exec_template(rhs, jac):
+def _exec_template(rhs, jac, roles=None):
     func = _py_func(rhs)
     label = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
     module = types.ModuleType(f"cartkin._kernel_{id(rhs):x}", f"integrator kernel for {label}")
@@ -233,6 +278,8 @@ def _exec_template(rhs, jac):
         rhs=rhs,
         jac=_no_jacobian if jac is None else jac,
         HAS_JAC=jac is not None,
+        observe_roles=_no_roles if roles is None else roles,
+        HAS_ROLES=roles is not None,
         CACHE=False,
     )
     code = compile(template_text(), str(TEMPLATE_PATH), "exec")

@@ -8,7 +8,9 @@
 - for any other ``rhs`` it executes this text in a fresh namespace with ``CACHE = False``.
 
 The header defines the free names used below: ``rhs(t, y, p, dydt)``, ``jac(t, y, p, J)``,
-``HAS_JAC`` (bool: call ``jac`` instead of finite differences) and ``CACHE`` (bool). Because the
+``HAS_JAC`` (bool: call ``jac`` instead of finite differences), ``observe_roles(y, p, out)``
+(the model's role values for in-kernel metrics, or a placeholder writing NaN), ``HAS_ROLES``
+(bool) and ``CACHE`` (bool). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -43,7 +45,7 @@ Hairer's starting-step algorithm unless ``first_step`` is given.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # ---- status codes: keep equal to cartkin.ode.Status -------------------------------------------
 SUCCESS = 0
@@ -532,12 +534,18 @@ def _segment_erk(
     ynew,
     yerr,
     D,
+    macc,
+    mcfg,
+    MW,
+    MV,
 ):
     """Integrate y in place from t to t_end (no stop inside) with explicit pair `tab`.
 
     Writes outputs t_eval[io] < t_end. h <= 0 means: choose the first step.
     stiff_limit > 0: return STIFF after that many stiff steps (0: no test).
     Returns (status, io, t, h): on failure t is where integration stopped and y the state there.
+    ``macc`` non-empty: in-kernel metrics (``_metrics_step``) on every accepted step's dense
+    output, ``mcfg`` their settings, ``MW``/``MV`` work arrays; empty: no per-step extra work.
     """
     n = y.size
     m_out = t_eval.size
@@ -608,6 +616,16 @@ def _segment_erk(
                     have_dense = True
                 _erk_dense((t_eval[io] - t) / h, h, y, k1, D, y_out, io)
             io += 1
+        if macc.size > 0:
+            if not have_dense:
+                _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D)
+            PC = MW[4:8]
+            for j in range(n):
+                PC[0, j] = h * k1[j]
+                PC[1, j] = D[0, j]
+                PC[2, j] = D[1, j]
+                PC[3, j] = D[2, j]
+            _metrics_step(t, t_new, h, y, PC, p, macc, mcfg, MW, MV)
         for j in range(n):
             y[j] = ynew[j]
         k1, k7 = k7, k1  # FSAL: f(t_new, y_new) is the next step's first stage
@@ -815,6 +833,10 @@ def _segment_ros(
     M,
     piv,
     D,
+    macc,
+    mcfg,
+    MW,
+    MV,
 ):
     """Integrate y in place from t to t_end (no stop inside) with Rodas5; see _segment_erk."""
     n = y.size
@@ -890,6 +912,17 @@ def _segment_ros(
                     have_dense = True
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
+        if macc.size > 0:
+            if not have_dense:
+                _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D)
+            # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
+            PC = MW[4:8]
+            for j in range(n):
+                PC[0, j] = (ynew[j] - y[j]) + D[0, j]
+                PC[1, j] = D[1, j] - D[0, j]
+                PC[2, j] = D[2, j] - D[1, j]
+                PC[3, j] = -D[2, j]
+            _metrics_step(t, t_new, h, y, PC, p, macc, mcfg, MW, MV)
         for j in range(n):
             y[j] = ynew[j]
         t = t_new
@@ -921,6 +954,74 @@ def _segment_ros(
 # driver
 # ================================================================================================
 @njit(cache=CACHE, error_model="numpy")
+def _integrate(
+    method, t_start, t_final, t_eval, y_out, io, y, p, t_stops, jumps, n_stops, rtol, atol,
+    first_step, max_step, max_steps, fixed_step, counters, W, JM, piv, macc, mcfg, MW, MV,
+):  # fmt: skip
+    """Integrate ``y`` in place from ``t_start`` to ``t_final``; the one loop every entry uses.
+
+    Outputs go to ``y_out[io:]`` at ``t_eval[io:]`` (all >= t_start); the first ``n_stops``
+    rows of ``t_stops``/``jumps`` are used (all in [t_start, t_final]). ``W`` (16, n), ``JM``
+    (2, n, n) and ``piv`` (n,) are work arrays, ``counters`` is added to. ``macc`` non-empty:
+    in-kernel metrics (see ``_metrics_step``). Returns (status, t reached).
+    """
+    n = y.size
+    m_out = t_eval.size
+    k1, k2, k3, k4, k5, k6, k7, k8 = W[0], W[1], W[2], W[3], W[4], W[5], W[6], W[7]
+    ytmp, ynew, yerr, f0, ft = W[8], W[9], W[10], W[11], W[12]
+    D = W[13:16]
+    J = JM[0]
+    M = JM[1]
+    t = t_start
+    ks = 0
+    status = SUCCESS
+    while True:
+        while ks < n_stops and t_stops[ks] <= t:
+            for j in range(n):
+                y[j] += jumps[ks, j]
+            ks += 1
+        while io < m_out and t_eval[io] <= t:
+            for j in range(n):
+                y_out[io, j] = y[j]
+            io += 1
+        if macc.size > 0 and t >= 0.0:
+            _metrics_point(t, y, p, macc, mcfg, MW, MV)
+        if t >= t_final:
+            break
+        seg_end = t_stops[ks] if ks < n_stops else t_final
+        h = first_step
+        if method == RODAS5:
+            status, io, t, h = _segment_ros(
+                t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
+                t_eval, io, y_out, counters,
+                k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
+                macc, mcfg, MW, MV,
+            )  # fmt: skip
+        else:
+            tab = DOPRI5 if method == DOPRI5 else TSIT5
+            limit = STIFF_SWITCH_COUNT if method == AUTO else STIFF_FAIL_COUNT
+            if fixed_step > 0.0:
+                limit = 0
+            status, io, t, h = _segment_erk(
+                tab, t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step, limit,
+                t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr, D,
+                macc, mcfg, MW, MV,
+            )  # fmt: skip
+            if status == STIFF and method == AUTO:
+                counters[I_SWITCHES] += 1
+                status, io, t, h = _segment_ros(
+                    t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
+                    t_eval, io, y_out, counters,
+                    k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
+                    macc, mcfg, MW, MV,
+                )  # fmt: skip
+        if status != SUCCESS:
+            break
+        t = seg_end
+    return status, t
+
+
+@njit(cache=CACHE, error_model="numpy")
 def _solve(
     method,
     t_eval,
@@ -935,7 +1036,7 @@ def _solve(
     max_steps,
     fixed_step,
 ):
-    """Integrate from t_eval[0] to t_eval[-1]; the one core every entry point calls.
+    """Integrate from t_eval[0] to t_eval[-1] (the entry point of ``cartkin.ode.solve_ode``).
 
     Parameters (all validated by cartkin.ode): method code; t_eval (m,) strictly increasing;
     y0 (n,); p (n_p,); t_stops (k,) non-decreasing in [t_eval[0], t_eval[-1]]; jumps (k, n)
@@ -957,55 +1058,479 @@ def _solve(
     y = y0.copy()
     # one buffer for all work vectors (fewer allocations: this matters for small systems)
     W = np.empty((16, n))
-    k1, k2, k3, k4, k5, k6, k7, k8 = W[0], W[1], W[2], W[3], W[4], W[5], W[6], W[7]
-    ytmp, ynew, yerr, f0, ft = W[8], W[9], W[10], W[11], W[12]
-    D = W[13:16]
     JM = np.empty((2, n, n))
-    J = JM[0]
-    M = JM[1]
     piv = np.empty(n, np.int64)
-    t = t_eval[0]
-    t_final = t_eval[m_out - 1]
-    io = 0
-    ks = 0
-    n_stops = t_stops.size
-    status = SUCCESS
-    while True:
-        while ks < n_stops and t_stops[ks] <= t:
-            for j in range(n):
-                y[j] += jumps[ks, j]
-            ks += 1
-        while io < m_out and t_eval[io] <= t:
-            for j in range(n):
-                y_out[io, j] = y[j]
-            io += 1
-        if t >= t_final:
-            break
-        seg_end = t_stops[ks] if ks < n_stops else t_final
-        h = first_step
-        if method == RODAS5:
-            status, io, t, h = _segment_ros(
-                t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
-                t_eval, io, y_out, counters,
-                k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
-            )  # fmt: skip
-        else:
-            tab = DOPRI5 if method == DOPRI5 else TSIT5
-            limit = STIFF_SWITCH_COUNT if method == AUTO else STIFF_FAIL_COUNT
-            if fixed_step > 0.0:
-                limit = 0
-            status, io, t, h = _segment_erk(
-                tab, t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step, limit,
-                t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr, D,
-            )  # fmt: skip
-            if status == STIFF and method == AUTO:
-                counters[I_SWITCHES] += 1
-                status, io, t, h = _segment_ros(
-                    t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
-                    t_eval, io, y_out, counters,
-                    k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
-                )  # fmt: skip
-        if status != SUCCESS:
-            break
-        t = seg_end
+    no_metrics = np.empty(0)
+    status, t = _integrate(
+        method, t_eval[0], t_eval[m_out - 1], t_eval, y_out, 0, y, p, t_stops, jumps,
+        t_stops.size, rtol, atol, first_step, max_step, max_steps, fixed_step, counters,
+        W, JM, piv, no_metrics, no_metrics, np.empty((0, 0)), np.empty((0, 0)),
+    )  # fmt: skip
     return y_out, status, counters, t
+
+
+# ================================================================================================
+# in-kernel metrics from the dense output (cartkin.batch.metrics)
+# ================================================================================================
+# The model's ``observe_roles(y, p, out)`` writes out[k] for k in cartkin.models.ROLES order
+# (NaN where the model lacks the role). Every accepted step hands its dense-output polynomial
+# y(t + th h) = y + th (c0 + th (c1 + th (c2 + th c3))) to ``_metrics_step``; stops (doses) hand
+# the state after the jump to ``_metrics_point``. Extremes are refined on the interpolant (golden
+# section where the slope changes sign inside a step), threshold crossings are roots of the
+# interpolant (Illinois), AUC is 3-point Gauss-Legendre per step (exact for the degree-4
+# interpolant of a linear observable). Only t in [0, horizon] counts, right-continuous at jumps,
+# as in cartkin.metrics.compute on a fine grid.
+N_ROLES = 6
+R_CART = 0
+R_COPIES = 1
+R_PCT = 2
+R_B = 3
+R_IL6 = 4
+R_ADS = 5
+# mcfg: settings (index names) then one presence flag per role
+C_LLOQ = 0
+C_APLASIA = 1
+C_RECOVERY = 2
+C_IL6_THR = 3
+C_AUC_END = 4
+C_HORIZON = 5
+C_ADS_DAY = 6
+C_HAS = 7  # C_HAS + role: 1.0 when the model has that role
+N_CFG = C_HAS + N_ROLES
+# macc: accumulators (NaN = not reached)
+A_STARTED = 0
+A_CMAX = 1
+A_TMAX = 2
+A_COPIES_MAX = 3
+A_PCT_MAX = 4
+A_AUC = 5
+A_TLST = 6
+A_CLST = 7
+A_PERSIST = 8
+A_B_MIN = 9
+A_B_TMIN = 10
+A_T_APLASIA = 11
+A_T_APLASIA_END = 12
+A_T_BELOW_RECOVERY = 13
+A_T_RECOVERY = 14
+A_IL6_MAX = 15
+A_IL6_TMAX = 16
+A_IL6_ABOVE = 17
+A_ADS_0 = 18
+A_ADS_DAY = 19
+A_PREV = 20  # A_PREV + role: value at the last point processed
+N_ACC = A_PREV + N_ROLES
+GOLDEN = 0.6180339887498949
+SLOPE_EPS = 1e-6  # relative theta increment of the central difference of a role's slope
+ROOT_TOL = 1e-13  # theta tolerance of root and extremum searches (times h in days)
+GL3_X = np.array([0.5 - 0.5 * math.sqrt(0.6), 0.5, 0.5 + 0.5 * math.sqrt(0.6)])
+GL3_W = np.array([5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0])
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _metrics_init(acc):
+    for k in range(N_ACC):
+        acc[k] = np.nan
+    acc[A_STARTED] = 0.0
+    acc[A_AUC] = 0.0
+    acc[A_PERSIST] = 0.0
+    acc[A_IL6_ABOVE] = 0.0
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _poly_state(theta, y, PC, out):
+    for j in range(y.size):
+        out[j] = y[j] + theta * (PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j])))
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _roles_at(theta, y, PC, p, MW, v):
+    """Role values of the interpolant at theta into v (uses MW[0])."""
+    _poly_state(theta, y, PC, MW[0])
+    observe_roles(MW[0], p, v)
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _roles_slope(theta, y, PC, p, MW, MV, dv):
+    """d(role)/d(theta) of the interpolant at theta (central difference along its tangent)."""
+    n = y.size
+    ys = MW[0]
+    yd = MW[1]
+    _poly_state(theta, y, PC, ys)
+    for j in range(n):
+        yd[j] = PC[0, j] + theta * (
+            2.0 * PC[1, j] + theta * (3.0 * PC[2, j] + theta * 4.0 * PC[3, j])
+        )
+    yp = MW[2]
+    for j in range(n):
+        yp[j] = ys[j] + SLOPE_EPS * yd[j]
+    observe_roles(yp, p, MV[5])
+    for j in range(n):
+        yp[j] = ys[j] - SLOPE_EPS * yd[j]
+    observe_roles(yp, p, MV[6])
+    for k in range(N_ROLES):
+        dv[k] = (MV[5, k] - MV[6, k]) / (2.0 * SLOPE_EPS)
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _root(k, thr, lo, hi, vlo, y, PC, p, MW, MV):
+    """Theta in [lo, hi] where role k crosses thr (a sign change is bracketed): Illinois."""
+    v = MV[7]
+    flo = vlo - thr
+    _roles_at(hi, y, PC, p, MW, v)
+    fhi = v[k] - thr
+    side = 0
+    for _ in range(100):
+        if hi - lo <= ROOT_TOL:
+            break
+        if fhi == flo:
+            mid = 0.5 * (lo + hi)
+        else:
+            mid = hi - fhi * (hi - lo) / (fhi - flo)
+            if not (lo < mid < hi):
+                mid = 0.5 * (lo + hi)
+        _roles_at(mid, y, PC, p, MW, v)
+        fm = v[k] - thr
+        if fm == 0.0:
+            return mid
+        if (fm > 0.0) == (fhi > 0.0):
+            hi = mid
+            fhi = fm
+            if side == 1:
+                flo *= 0.5
+            side = 1
+        else:
+            lo = mid
+            flo = fm
+            if side == -1:
+                fhi *= 0.5
+            side = -1
+    # the side where the condition ("below" or ">= thr") first holds
+    return hi
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _extremum(k, sign, lo, hi, y, PC, p, MW, MV):
+    """(theta, value) of the maximum of sign*role_k on [lo, hi] (golden section)."""
+    v = MV[7]
+    a = lo
+    b = hi
+    c = b - GOLDEN * (b - a)
+    d = a + GOLDEN * (b - a)
+    _roles_at(c, y, PC, p, MW, v)
+    fc = sign * v[k]
+    _roles_at(d, y, PC, p, MW, v)
+    fd = sign * v[k]
+    while b - a > 1e-10:
+        if fc >= fd:
+            b = d
+            d = c
+            fd = fc
+            c = b - GOLDEN * (b - a)
+            _roles_at(c, y, PC, p, MW, v)
+            fc = sign * v[k]
+        else:
+            a = c
+            c = d
+            fc = fd
+            d = a + GOLDEN * (b - a)
+            _roles_at(d, y, PC, p, MW, v)
+            fd = sign * v[k]
+    th = 0.5 * (a + b)
+    _roles_at(th, y, PC, p, MW, v)
+    return th, v[k]
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _metrics_point(t, y, p, acc, cfg, MW, MV):
+    """A point of the curve at t >= 0 that starts a piece: day 0, or a stop after its jump."""
+    v = MV[0]
+    observe_roles(y, p, v)
+    _metrics_at(t, v, acc, cfg)
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _metrics_at(t, v, acc, cfg):
+    """Record the (right-continuous) values v at time t: first point or a jump."""
+    if t > cfg[C_HORIZON]:
+        return
+    first = acc[A_STARTED] == 0.0
+    acc[A_STARTED] = 1.0
+    c = v[R_CART]
+    if first or c > acc[A_CMAX]:
+        acc[A_CMAX] = c
+        acc[A_TMAX] = t
+    if cfg[C_HAS + R_COPIES] > 0.0 and (first or v[R_COPIES] > acc[A_COPIES_MAX]):
+        acc[A_COPIES_MAX] = v[R_COPIES]
+    if cfg[C_HAS + R_PCT] > 0.0 and (first or v[R_PCT] > acc[A_PCT_MAX]):
+        acc[A_PCT_MAX] = v[R_PCT]
+    if c >= cfg[C_LLOQ]:
+        acc[A_TLST] = t
+        acc[A_CLST] = c
+    if cfg[C_HAS + R_B] > 0.0:
+        b = v[R_B]
+        if first or b < acc[A_B_MIN]:
+            acc[A_B_MIN] = b
+            acc[A_B_TMIN] = t
+        _b_events_at(t, b, acc, cfg)
+    if cfg[C_HAS + R_IL6] > 0.0 and (first or v[R_IL6] > acc[A_IL6_MAX]):
+        acc[A_IL6_MAX] = v[R_IL6]
+        acc[A_IL6_TMAX] = t
+    if cfg[C_HAS + R_ADS] > 0.0:
+        if first:
+            acc[A_ADS_0] = v[R_ADS]
+        if t == cfg[C_ADS_DAY]:
+            acc[A_ADS_DAY] = v[R_ADS]
+    for k in range(N_ROLES):
+        acc[A_PREV + k] = v[k]
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _b_events_at(t, b, acc, cfg):
+    """B-cell threshold events holding at a single point t (first point, or after a jump)."""
+    if acc[A_T_APLASIA] != acc[A_T_APLASIA]:
+        if b < cfg[C_APLASIA]:
+            acc[A_T_APLASIA] = t
+    elif acc[A_T_APLASIA_END] != acc[A_T_APLASIA_END] and t > acc[A_T_APLASIA]:
+        if b >= cfg[C_APLASIA]:
+            acc[A_T_APLASIA_END] = t
+    if acc[A_T_BELOW_RECOVERY] != acc[A_T_BELOW_RECOVERY]:
+        if b < cfg[C_RECOVERY]:
+            acc[A_T_BELOW_RECOVERY] = t
+    elif acc[A_T_RECOVERY] != acc[A_T_RECOVERY] and t > acc[A_T_BELOW_RECOVERY]:
+        if b >= cfg[C_RECOVERY]:
+            acc[A_T_RECOVERY] = t
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _metrics_step(t, t_new, h, y, PC, p, acc, cfg, MW, MV):
+    """Update the metrics with one accepted step [t, t_new] and its interpolant (see above)."""
+    if t_new <= 0.0:
+        return
+    lo = 0.0
+    if acc[A_STARTED] == 0.0:  # the model started before day 0: day 0 lies inside this step
+        lo = -t / h
+        _roles_at(lo, y, PC, p, MW, MV[0])
+        _metrics_at(0.0, MV[0], acc, cfg)
+    ta = t + lo * h
+    va = MV[1]
+    for k in range(N_ROLES):
+        va[k] = acc[A_PREV + k]
+    vb = MV[2]
+    _roles_at(1.0, y, PC, p, MW, vb)
+    da = MV[3]
+    db = MV[4]
+    _roles_slope(lo, y, PC, p, MW, MV, da)
+    _roles_slope(1.0, y, PC, p, MW, MV, db)
+
+    # -- CAR-T peak, AUC, LLOQ
+    k = R_CART
+    if vb[k] > acc[A_CMAX]:
+        acc[A_CMAX] = vb[k]
+        acc[A_TMAX] = t_new
+    if da[k] > 0.0 and db[k] < 0.0:
+        th, vm = _extremum(k, 1.0, lo, 1.0, y, PC, p, MW, MV)
+        if vm > acc[A_CMAX]:
+            acc[A_CMAX] = vm
+            acc[A_TMAX] = t + th * h
+    if cfg[C_HAS + R_COPIES] > 0.0:
+        _track_max(R_COPIES, A_COPIES_MAX, -1, t, h, lo, vb, da, db, y, PC, p, acc, MW, MV)
+    if cfg[C_HAS + R_PCT] > 0.0:
+        _track_max(R_PCT, A_PCT_MAX, -1, t, h, lo, vb, da, db, y, PC, p, acc, MW, MV)
+    t_auc = cfg[C_AUC_END]
+    if ta < t_auc:
+        a = ta
+        b = min(t_new, t_auc)
+        s = 0.0
+        v = MV[7]
+        for q in range(3):
+            tq = a + GL3_X[q] * (b - a)
+            _roles_at((tq - t) / h, y, PC, p, MW, v)
+            s += GL3_W[q] * v[k]
+        acc[A_AUC] += s * (b - a)
+    lloq = cfg[C_LLOQ]
+    above_a = va[k] >= lloq
+    above_b = vb[k] >= lloq
+    if above_a and above_b:
+        acc[A_PERSIST] += t_new - ta
+        acc[A_TLST] = t_new
+        acc[A_CLST] = vb[k]
+    elif above_a or above_b:
+        th = _root(k, lloq, lo, 1.0, va[k], y, PC, p, MW, MV)
+        tr = t + th * h
+        if above_a:  # falls below LLOQ at tr
+            acc[A_PERSIST] += tr - ta
+            acc[A_TLST] = tr
+            acc[A_CLST] = lloq
+        else:
+            acc[A_PERSIST] += t_new - tr
+            acc[A_TLST] = t_new
+            acc[A_CLST] = vb[k]
+
+    # -- B cells
+    if cfg[C_HAS + R_B] > 0.0:
+        k = R_B
+        if vb[k] < acc[A_B_MIN]:
+            acc[A_B_MIN] = vb[k]
+            acc[A_B_TMIN] = t_new
+        if da[k] < 0.0 and db[k] > 0.0:
+            th, vm = _extremum(k, -1.0, lo, 1.0, y, PC, p, MW, MV)
+            if vm < acc[A_B_MIN]:
+                acc[A_B_MIN] = vm
+                acc[A_B_TMIN] = t + th * h
+        _b_events_step(t, h, lo, va[k], vb[k], y, PC, p, acc, cfg, MW, MV)
+
+    # -- IL-6
+    if cfg[C_HAS + R_IL6] > 0.0:
+        k = R_IL6
+        if vb[k] > acc[A_IL6_MAX]:
+            acc[A_IL6_MAX] = vb[k]
+            acc[A_IL6_TMAX] = t_new
+        if da[k] > 0.0 and db[k] < 0.0:
+            th, vm = _extremum(k, 1.0, lo, 1.0, y, PC, p, MW, MV)
+            if vm > acc[A_IL6_MAX]:
+                acc[A_IL6_MAX] = vm
+                acc[A_IL6_TMAX] = t + th * h
+        thr = cfg[C_IL6_THR]
+        above_a = va[k] >= thr
+        above_b = vb[k] >= thr
+        if above_a and above_b:
+            acc[A_IL6_ABOVE] += t_new - ta
+        elif above_a or above_b:
+            tr = t + _root(k, thr, lo, 1.0, va[k], y, PC, p, MW, MV) * h
+            acc[A_IL6_ABOVE] += (tr - ta) if above_a else (t_new - tr)
+
+    # -- anti-dsDNA at its day
+    if cfg[C_HAS + R_ADS] > 0.0:
+        td = cfg[C_ADS_DAY]
+        if ta < td < t_new:
+            _roles_at((td - t) / h, y, PC, p, MW, MV[7])
+            acc[A_ADS_DAY] = MV[7, R_ADS]
+        elif td == t_new:
+            acc[A_ADS_DAY] = vb[R_ADS]
+
+    for k in range(N_ROLES):
+        acc[A_PREV + k] = vb[k]
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _track_max(k, slot, tslot, t, h, lo, vb, da, db, y, PC, p, acc, MW, MV):
+    """Running maximum of role k in acc[slot] (and its time in acc[tslot] when tslot >= 0)."""
+    if vb[k] > acc[slot]:
+        acc[slot] = vb[k]
+        if tslot >= 0:
+            acc[tslot] = t + h
+    if da[k] > 0.0 and db[k] < 0.0:
+        th, vm = _extremum(k, 1.0, lo, 1.0, y, PC, p, MW, MV)
+        if vm > acc[slot]:
+            acc[slot] = vm
+            if tslot >= 0:
+                acc[tslot] = t + th * h
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _b_events_step(t, h, lo, va, vb, y, PC, p, acc, cfg, MW, MV):
+    """First fall below / return above the aplasia and recovery thresholds within one step."""
+    for which in range(2):
+        if which == 0:
+            thr = cfg[C_APLASIA]
+            s_down = A_T_APLASIA
+            s_up = A_T_APLASIA_END
+        else:
+            thr = cfg[C_RECOVERY]
+            s_down = A_T_BELOW_RECOVERY
+            s_up = A_T_RECOVERY
+        if acc[s_down] != acc[s_down]:
+            if va >= thr and vb < thr:
+                acc[s_down] = t + _root(R_B, thr, lo, 1.0, va, y, PC, p, MW, MV) * h
+        elif acc[s_up] != acc[s_up]:
+            if va < thr and vb >= thr:
+                acc[s_up] = t + _root(R_B, thr, lo, 1.0, va, y, PC, p, MW, MV) * h
+
+
+# ================================================================================================
+# batch kernels: many patients per call (cartkin.batch), threads over chunks of patients
+# ================================================================================================
+@njit(cache=CACHE, error_model="numpy")
+def _stops_in_horizon(TS, i, n_stops, t_final):
+    k = n_stops
+    while k > 0 and TS[i, k - 1] > t_final:
+        k -= 1
+    return k
+
+
+@njit(cache=CACHE, parallel=True, error_model="numpy")
+def _solve_batch(
+    method, t_eval, first_out, Y0, P, T0, TS, JU, NS, rtol, atol, max_step, max_steps,
+    n_chunks, Y_out, status, counters,
+):  # fmt: skip
+    """Solve every patient i (rows of Y0, P, T0, TS, JU, NS) into Y_out[i] (NaN-filled).
+
+    Patient i starts at T0[i] with Y0[i]; its outputs are t_eval[first_out[i]:] (>= T0[i]).
+    Chunks of patients run in parallel, each with its own work arrays; a patient's numbers do
+    not depend on the chunking or the thread count (the same ``_integrate`` as ``_solve``).
+    """
+    n_pat = Y0.shape[0]
+    n = Y0.shape[1]
+    t_final = t_eval[t_eval.size - 1]
+    for c in prange(n_chunks):
+        lo = c * n_pat // n_chunks
+        hi = (c + 1) * n_pat // n_chunks
+        W = np.empty((16, n))
+        JM = np.empty((2, n, n))
+        piv = np.empty(n, np.int64)
+        y = np.empty(n)
+        cnt = np.zeros(N_COUNTERS, np.int64)
+        no_metrics = np.empty(0)
+        no_work = np.empty((0, 0))
+        for i in range(lo, hi):
+            for j in range(n):
+                y[j] = Y0[i, j]
+            for j in range(N_COUNTERS):
+                cnt[j] = 0
+            ns = _stops_in_horizon(TS, i, NS[i], t_final)
+            st, _ = _integrate(
+                method, T0[i], t_final, t_eval, Y_out[i], first_out[i], y, P[i], TS[i], JU[i],
+                ns, rtol, atol, 0.0, max_step, max_steps, 0.0, cnt, W, JM, piv,
+                no_metrics, no_metrics, no_work, no_work,
+            )  # fmt: skip
+            status[i] = st
+            for j in range(N_COUNTERS):
+                counters[i, j] = cnt[j]
+
+
+@njit(cache=CACHE, parallel=True, error_model="numpy")
+def _metrics_batch(
+    method, t_final, Y0, P, T0, TS, JU, NS, rtol, atol, max_step, max_steps, n_chunks, cfg,
+    ACC, status, counters,
+):  # fmt: skip
+    """In-kernel metrics of every patient into ACC[i] (N_ACC accumulators); no trajectories."""
+    n_pat = Y0.shape[0]
+    n = Y0.shape[1]
+    no_out = np.empty(0)
+    for c in prange(n_chunks):
+        lo = c * n_pat // n_chunks
+        hi = (c + 1) * n_pat // n_chunks
+        W = np.empty((16, n))
+        JM = np.empty((2, n, n))
+        piv = np.empty(n, np.int64)
+        y = np.empty(n)
+        cnt = np.zeros(N_COUNTERS, np.int64)
+        MW = np.empty((8, n))
+        MV = np.empty((8, N_ROLES))
+        y_out = np.empty((0, n))
+        for i in range(lo, hi):
+            for j in range(n):
+                y[j] = Y0[i, j]
+            for j in range(N_COUNTERS):
+                cnt[j] = 0
+            acc = ACC[i]
+            _metrics_init(acc)
+            ns = _stops_in_horizon(TS, i, NS[i], t_final)
+            st, _ = _integrate(
+                method, T0[i], t_final, no_out, y_out, 0, y, P[i], TS[i], JU[i], ns, rtol, atol,
+                0.0, max_step, max_steps, 0.0, cnt, W, JM, piv, acc, cfg, MW, MV,
+            )  # fmt: skip
+            status[i] = st
+            for j in range(N_COUNTERS):
+                counters[i, j] = cnt[j]

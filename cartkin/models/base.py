@@ -124,6 +124,17 @@ class Model:
         Names of the values ``individualize`` appends to ``p`` after the table entries.
     jac : callable, optional
         ``jac(t, y, p, J)`` analytic Jacobian; None lets the solver use finite differences.
+    batch : bool
+        True when ``individualize`` is array-valued: it takes ``values`` as ``{name: (n,)
+        array}`` and a :class:`cartkin.batch.BatchContext` and returns a
+        :class:`cartkin.batch.BatchIndividuals` for all ``n`` patients at once (numpy
+        broadcasting, no per-patient Python); the scalar :meth:`individualize` is then its
+        ``n = 1`` case. False (user models): ``individualize(values, ctx)`` is scalar and
+        :meth:`individualize_batch` loops over ``bctx.contexts`` in Python (slow for sweeps).
+    observe_roles : numba-jitted callable, optional
+        ``observe_roles(y, p, out)`` writing ``out[k]`` for ``k`` in :data:`ROLES` order (NaN
+        where the model lacks the role) from one state vector ``y``; defined in the model's own
+        file. Enables in-kernel metrics (:func:`cartkin.batch.metrics`).
 
     Notes
     -----
@@ -145,6 +156,9 @@ class Model:
         equations: str,
         derived: Sequence[str] = (),
         jac: Callable | None = None,
+        *,
+        batch: bool = False,
+        observe_roles: Callable | None = None,
     ):
         if not isinstance(parameters, ParameterTable):
             raise TypeError(
@@ -161,6 +175,8 @@ class Model:
         self.equations = equations
         self.derived = tuple(derived)
         self.jac = jac
+        self.batch = bool(batch)
+        self.observe_roles = observe_roles
         obs_names = [o.name for o in self.observables]
         if len(set(obs_names)) != len(obs_names):
             raise ValueError(f"Model {name!r}: duplicate observable names {obs_names}")
@@ -253,7 +269,14 @@ class Model:
         Individual
         """
         values = self.parameters.values(theta)
-        ind = self._individualize(values, ctx)
+        if self.batch:
+            from cartkin.batch import BatchContext
+
+            bctx = BatchContext.from_contexts([ctx])
+            arrays = {k: np.array([v], dtype=np.float64) for k, v in values.items()}
+            ind = self._batch_checked(self._individualize(arrays, bctx), 1).individual(0)
+        else:
+            ind = self._individualize(values, ctx)
         n_kernel, n = len(self.kernel_names), self.n_states
         p = np.ascontiguousarray(ind.p, dtype=np.float64)
         y0 = np.ascontiguousarray(ind.y0, dtype=np.float64)
@@ -266,8 +289,71 @@ class Model:
             )
         t0 = float(getattr(ind, "t0", 0.0))
         if not (np.isfinite(t0) and t0 <= 0.0):
-            raise RuntimeError(f"Model {self.name!r}: individualize returned t0 = {t0!r}; expected <= 0")
+            raise RuntimeError(
+                f"Model {self.name!r}: individualize returned t0 = {t0!r}; expected <= 0"
+            )
         return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=t0)
+
+    def individualize_batch(self, values, bctx):
+        """Kernel inputs of all patients of a :class:`cartkin.batch.BatchContext`.
+
+        Parameters
+        ----------
+        values : dict of str to numpy.ndarray, shape (n,)
+            Table values per patient, in table order, already validated (use
+            :func:`cartkin.batch.individualize` to validate overrides).
+        bctx : BatchContext
+
+        Returns
+        -------
+        BatchIndividuals
+            Array-valued models (``batch=True``) compute it in one vectorized call; other
+            models loop over ``bctx.contexts`` in Python (slow: about the cost of a scalar
+            individualize per patient), which needs a context built from scalar contexts.
+        """
+        from cartkin.batch import BatchIndividuals
+
+        n = bctx.n
+        if self.batch:
+            return self._batch_checked(self._individualize(values, bctx), n)
+        if bctx.contexts is None:
+            raise ValueError(
+                f"Model {self.name!r} has a scalar individualize (batch=False): it needs the "
+                "per-patient contexts, but this BatchContext has none (built from covariates). "
+                "Build it with BatchContext.from_contexts, or give the model an array-valued "
+                "individualize (Model(..., batch=True))"
+            )
+        names = list(values)
+        individuals = []
+        for i, ctx in enumerate(bctx.contexts):
+            row = {k: float(values[k][i]) for k in names}
+            individuals.append(self._checked(self._individualize(row, ctx)))
+        return BatchIndividuals.from_individuals(individuals)
+
+    def _checked(self, ind) -> Individual:
+        n_kernel, n = len(self.kernel_names), self.n_states
+        p = np.ascontiguousarray(ind.p, dtype=np.float64)
+        y0 = np.ascontiguousarray(ind.y0, dtype=np.float64)
+        if p.shape != (n_kernel,) or y0.shape != (n,):
+            raise RuntimeError(
+                f"Model {self.name!r}: individualize returned p {p.shape} and y0 {y0.shape}; "
+                f"expected ({n_kernel},) and ({n},)"
+            )
+        t_stops = np.ascontiguousarray(ind.t_stops, dtype=np.float64).reshape(-1)
+        jumps = np.ascontiguousarray(ind.jumps, dtype=np.float64).reshape(t_stops.size, n)
+        return Individual(
+            p=p, y0=y0, t_stops=t_stops, jumps=jumps, t0=float(getattr(ind, "t0", 0.0))
+        )
+
+    def _batch_checked(self, inds, n):
+        from cartkin.batch import check_individuals
+
+        inds = check_individuals(self, inds)
+        if inds.n != n:
+            raise RuntimeError(
+                f"Model {self.name!r}: batch individualize returned {inds.n} patients; expected {n}"
+            )
+        return inds
 
     def observe(self, states: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         """All observables for a trajectory ``states`` (n_times, n_states) and kernel ``p``."""

@@ -44,13 +44,12 @@ Kernel parameter vector ``p``: the table entries in table order, then the derive
 
 from __future__ import annotations
 
-import math
 import textwrap
 
 import numba
 import numpy as np
 
-from cartkin.models.base import Individual, Model, Observable, State
+from cartkin.models.base import Model, Observable, State
 from cartkin.parameters import Parameter, ParameterTable
 
 PARAMETERS = ParameterTable(
@@ -107,20 +106,53 @@ def rhs(t, y, p, dydt):
     dydt[2] = dP
 
 
-def individualize(values, ctx) -> Individual:
-    """Kernel inputs: start the curve at the first positive dose (see module docstring)."""
-    doses = sorted((float(d), float(n)) for d, n in ctx.cart_doses if n > 0)
-    rho = math.log(values["foldx"]) / values["tmax"]
-    if not doses:
-        t_inf = 0.0
-        t_stops, jumps = np.zeros(0), np.zeros((0, 3))
-    else:
-        t_inf = doses[0][0]
-        c0 = values["cmax"] / values["foldx"]
-        t_stops = np.array([t_inf, t_inf + values["tmax"]])
-        jumps = np.array([[(1.0 - values["fb"]) * c0, values["fb"] * c0, 0.0], [0.0, 0.0, 1.0]])
-    p = np.array([*values.values(), t_inf, rho, t_inf + values["tmax"]])
-    return Individual(p=p, y0=np.zeros(3), t_stops=t_stops, jumps=jumps)
+@numba.njit(cache=True)
+def observe_roles(y, p, out):
+    """Role values (cartkin.models.ROLES order) from one state vector, for in-kernel metrics."""
+    copies = y[0] + y[1]
+    out[0] = copies / p[6]  # cart, cells/uL
+    out[1] = copies  # cart_copies, copies/ug
+    out[2] = np.nan  # cart_percent_t
+    out[3] = np.nan  # b_cells
+    out[4] = np.nan  # il6
+    out[5] = np.nan  # anti_dsdna
+
+
+def individualize(values, bctx):
+    """Kernel inputs of n patients: start the curve at the first positive dose (module docstring).
+
+    Parameters
+    ----------
+    values : dict of str to numpy.ndarray, shape (n,)
+        Table values per patient.
+    bctx : cartkin.batch.BatchContext
+        Uses ``cart_dose_days`` and ``cart_dose_cells`` (n, m_d).
+
+    Returns
+    -------
+    cartkin.batch.BatchIndividuals
+        Two stops per dosed patient (infusion, peak), none for an undosed one.
+    """
+    from cartkin.batch import BatchIndividuals
+
+    n = bctx.n
+    dosed_days = np.where(bctx.cart_dose_cells > 0, bctx.cart_dose_days, np.inf)
+    t_first = dosed_days.min(axis=1, initial=np.inf)
+    dosed = np.isfinite(t_first)
+    t_inf = np.where(dosed, t_first, 0.0)
+    rho = np.log(values["foldx"]) / values["tmax"]
+    c0 = values["cmax"] / values["foldx"]
+    t_switch = t_inf + values["tmax"]
+    t_stops = np.where(dosed[:, None], np.stack([t_inf, t_switch], axis=1), np.inf)
+    jumps = np.zeros((n, 2, 3))
+    jumps[:, 0, 0] = np.where(dosed, (1.0 - values["fb"]) * c0, 0.0)
+    jumps[:, 0, 1] = np.where(dosed, values["fb"] * c0, 0.0)
+    jumps[:, 1, 2] = np.where(dosed, 1.0, 0.0)
+    p = np.column_stack([*values.values(), t_inf, rho, t_switch])
+    return BatchIndividuals(
+        p=p, y0=np.zeros((n, 3)), t0=np.zeros(n), t_stops=t_stops, jumps=jumps,
+        n_stops=np.where(dosed, 2, 0).astype(np.int64),
+    )  # fmt: skip
 
 
 _COPIES = PARAMETERS.index("copies_per_cell")
@@ -157,4 +189,6 @@ MODEL = Model(
     roles={"cart": "cart_cells_per_ul", "cart_copies": "transgene_copies_per_ug"},
     equations=EQUATIONS,
     derived=DERIVED,
+    batch=True,
+    observe_roles=observe_roles,
 )

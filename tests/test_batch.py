@@ -1,0 +1,338 @@
+"""The batch engine (cartkin.batch): same numbers as the scalar path, per patient and per metric."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import cartkin
+from cartkin import batch, metrics
+from cartkin.errors import ScenarioError
+from cartkin.models import Individual, Model, cart4, stein2019
+from cartkin.patient import Patient
+from cartkin.regimen import Regimen, build_context
+
+T_DAYS = np.linspace(0.0, 100.0, 41)
+
+
+def _contexts():
+    patients = [
+        Patient(weight_kg=70, height_cm=175, age_years=40, sex="male", egfr_ml_min_173m2=95),
+        Patient(weight_kg=50, height_cm=160, age_years=16, sex="female", serum_creatinine_mg_dl=2.1),
+        Patient(weight_kg=90, height_cm=180, age_years=66, sex="male", crcl_ml_min=35),
+        Patient(weight_kg=62, height_cm=168, age_years=30, sex="female", dialysis={"session_days": (-6, -4, -2, 0, 2), "flu_removal_fraction": 0.3}),
+    ]  # fmt: skip
+    regimens = [
+        Regimen(cart={"cells_per_kg": 1e6}),
+        Regimen(cart={"cells_per_kg": 2e6, "days": (0.0, 2.0), "fractions": (0.25, 0.75)}),
+        Regimen(lymphodepletion={"flu_rule": "renal_bands"}, cart={"flat_cells": 5e7, "days": (1.5,)}),
+        Regimen(lymphodepletion={"flu_rule": "auc_target", "flu_target_auc_mg_h_per_l": 14.0}),
+    ]  # fmt: skip
+    models = ["langenhorst2019", "varela2025", "varela2025_tisacel", "langenhorst2019"]
+    return [build_context(p, r, m) for p, r, m in zip(patients, regimens, models, strict=True)]
+
+
+CONTEXTS = _contexts()
+BCTX = batch.BatchContext.from_contexts(CONTEXTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchContext
+# ---------------------------------------------------------------------------------------------
+def test_from_contexts_holds_the_scalar_numbers():
+    b = BCTX
+    assert b.n == len(CONTEXTS) == len(b)
+    for i, c in enumerate(CONTEXTS):
+        assert b.weight_kg[i] == c.weight_kg and b.bsa_m2[i] == c.bsa_m2
+        assert b.egfr_ml_min_173m2[i] == c.egfr_ml_min_173m2
+        assert b.flu_auc_mg_h_per_l[i] == c.flu_auc_mg_h_per_l
+        assert b.il6_elimination_per_day[i] == c.il6_elimination_per_day
+        assert b.cy_mg_m2_total[i] == c.cy_mg_m2_total
+        assert b.crcl_ml_min[i] == c.exposure.crcl_ml_min
+        assert b.flu_cl_l_h[i] == c.exposure.clearance_l_h
+        k = len(c.cart_doses)
+        assert list(zip(b.cart_dose_days[i, :k], b.cart_dose_cells[i, :k], strict=False)) == c.cart_doses
+        assert np.all(np.isnan(b.cart_dose_days[i, k:])) and np.all(b.cart_dose_cells[i, k:] == 0)
+        m = len(c.exposure.daily_doses_mg)
+        assert tuple(b.flu_dose_mg[i, :m]) == c.exposure.daily_doses_mg
+        assert b.clearance_model[i] == c.clearance_model
+        assert b.on_dialysis[i] == c.patient.on_dialysis
+    assert b.dialysis_session_days.shape == (4, 5) and b.flu_removal_fraction[3] == 0.3
+
+
+def test_take_subsets_and_repeats():
+    sub = BCTX.take([3, 0, 0])
+    assert sub.n == 3 and sub.contexts == [CONTEXTS[3], CONTEXTS[0], CONTEXTS[0]]
+    assert sub.weight_kg.tolist() == [62, 70, 70]
+    assert sub.clearance_model == ("langenhorst2019",) * 3
+    assert np.array_equal(sub.cart_dose_cells[1], BCTX.cart_dose_cells[0])
+    assert BCTX.take(np.array([False, True, False, True])).weight_kg.tolist() == [50, 62]
+    with pytest.raises(ScenarioError, match="index 7 is out of range for 4 patients"):
+        BCTX.take([0, 7])
+
+
+# ---------------------------------------------------------------------------------------------
+# individualize
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["stein2019", "sle_cart"])
+def test_batch_individualize_equals_scalar(name):
+    model = cartkin.models.get(name)
+    theta = {
+        model.parameters.names[0]: model.parameters[model.parameters.names[0]].default
+        * np.array([1.0, 0.9, 1.1, 1.2])
+    }
+    inds = batch.individualize(model, theta, BCTX)
+    for i, ctx in enumerate(CONTEXTS):
+        one = model.individualize({k: float(v[i]) for k, v in theta.items()}, ctx)
+        row = inds.individual(i)
+        assert np.array_equal(row.p, one.p) and np.array_equal(row.y0, one.y0)
+        assert np.array_equal(row.t_stops, one.t_stops) and np.array_equal(row.jumps, one.jumps)
+        assert row.t0 == one.t0
+
+
+def test_theta_validation_names_parameter_value_and_patient():
+    model = stein2019.MODEL
+    with pytest.raises(ScenarioError, match=r"'tmax' = 99 day for patient 2 is outside its bounds"):
+        batch.individualize(model, {"tmax": [9.0, 10.0, 99.0, 100.0]}, BCTX)
+    with pytest.raises(ScenarioError, match=r"'alpha' = nan .* patient 1 must be finite"):
+        batch.individualize(model, {"alpha": [0.1, np.nan, 0.1, 0.1]}, BCTX)
+    with pytest.raises(ScenarioError, match=r"Unknown parameter 'tmx'.*tmax"):
+        batch.individualize(model, {"tmx": 9.0}, BCTX)
+    with pytest.raises(ScenarioError, match=r"shape \(2,\); expected .* shape \(4,\)"):
+        batch.individualize(model, {"tmax": [9.0, 10.0]}, BCTX)
+    with pytest.raises(ScenarioError, match="not a number"):
+        batch.individualize(model, {"tmax": "soon"}, BCTX)
+
+
+def test_fallback_needs_contexts():
+    model = cartkin.models.get("sle_cart")
+    no_contexts = batch.BatchContext(**{**BCTX.__dict__, "contexts": None})
+    with pytest.raises(ValueError, match="scalar individualize"):
+        batch.individualize(model, None, no_contexts)
+
+
+# ---------------------------------------------------------------------------------------------
+# solve: bit-identical to the scalar path, independent of threads and chunking
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name, method", [("stein2019", "rodas5"), ("stein2019", "tsit5"), ("sle_cart", "auto")]
+)
+def test_solve_bit_identical_to_simulate(name, method):
+    model = cartkin.models.get(name)
+    inds = batch.individualize(model, None, BCTX)
+    sol = batch.solve(model, inds, T_DAYS, method=method, rtol=1e-7, atol=1e-10)
+    assert np.all(sol.success)
+    for i, ctx in enumerate(CONTEXTS):
+        res = cartkin.simulate_context(model, ctx, T_DAYS, method=method, rtol=1e-7, atol=1e-10)
+        assert np.array_equal(sol.y[i], res.states), i
+        assert sol.n_steps[i] == res.solution.n_steps and sol.n_rhs[i] == res.solution.n_rhs
+
+
+def test_solve_independent_of_threads_and_chunking():
+    model = cartkin.models.get("sle_cart")
+    inds = batch.individualize(model, None, BCTX.take([0, 1, 2, 3] * 5))
+    one = batch.solve(model, inds, T_DAYS, threads=1)
+    two = batch.solve(model, inds, T_DAYS, threads=2)
+    part = batch.solve(model, inds.take([7, 3]), T_DAYS, threads=2)
+    assert np.array_equal(one.y, two.y) and np.array_equal(one.status, two.status)
+    assert np.array_equal(part.y, one.y[[7, 3]])
+    assert np.array_equal(one.y[0], one.y[4])  # same patient, same numbers
+
+
+def _shifted_stein(t0):
+    """stein2019 starting at t0 < 0 through the Python fallback (scalar individualize)."""
+
+    def individualize(values, ctx):
+        ind = stein2019.MODEL.individualize(values, ctx)
+        return Individual(p=ind.p, y0=ind.y0, t_stops=ind.t_stops, jumps=ind.jumps, t0=t0)
+
+    m = stein2019.MODEL
+    return Model(
+        "stein_t0", m.description, m.states, m.parameters, m.observables, m.rhs, individualize,
+        m.roles, m.equations, m.derived, observe_roles=m.observe_roles,
+    )  # fmt: skip
+
+
+def test_solve_respects_t0_and_padded_stops():
+    model = _shifted_stein(-3.0)
+    t = np.array([-5.0, -3.0, -1.0, 0.0, 0.5, 2.0, 10.0, 40.0])
+    inds = batch.individualize(model, None, BCTX)
+    assert np.all(inds.t0 == -3.0) and inds.t_stops.shape[1] == 2
+    sol = batch.solve(model, inds, t, method="rodas5", rtol=1e-8)
+    assert np.all(np.isnan(sol.y[:, 0])) and not np.any(np.isnan(sol.y[:, 1:]))
+    for i, ctx in enumerate(CONTEXTS):
+        res = cartkin.simulate_context(model, ctx, t[1:], method="rodas5", rtol=1e-8)
+        assert np.array_equal(sol.y[i, 1:], res.states)
+
+
+def test_failed_patient_gets_a_status_not_an_exception():
+    model = cartkin.models.get("sle_cart")
+    inds = batch.individualize(model, None, BCTX)
+    sol = batch.solve(model, inds, T_DAYS, max_steps=20)
+    assert np.all(sol.status == int(cartkin.ode.Status.MAX_STEPS))
+    assert np.all(np.isnan(sol.y[:, -1]))
+    out = batch.metrics(
+        stein2019.MODEL, batch.individualize(stein2019.MODEL, None, BCTX), max_steps=3
+    )
+    assert np.all(out["status"] == -1) and np.all(np.isnan(out["CMAX"]))
+
+
+def test_observe_matches_model_observables():
+    model = stein2019.MODEL
+    inds = batch.individualize(model, None, BCTX)
+    sol = batch.solve(model, inds, T_DAYS)
+    obs = batch.observe(model, inds, sol)
+    for i in range(BCTX.n):
+        ref = model.observe(sol.y[i], inds.p[i])
+        for name in model.observable_names:
+            assert np.array_equal(obs[name][i], ref[name])
+
+
+def test_bad_solver_options():
+    model = stein2019.MODEL
+    inds = batch.individualize(model, None, BCTX)
+    with pytest.raises(ScenarioError, match="method = 'rk4'"):
+        batch.solve(model, inds, T_DAYS, method="rk4")
+    with pytest.raises(ScenarioError, match="threads = 0"):
+        batch.solve(model, inds, T_DAYS, threads=0)
+    with pytest.raises(ScenarioError, match="strictly increasing"):
+        batch.solve(model, inds, [0.0, 2.0, 1.0])
+    with pytest.raises(ScenarioError, match="no compiled observe_roles"):
+        batch.metrics("sle_cart", batch.individualize("sle_cart", None, BCTX))
+    with pytest.raises(ScenarioError, match="no role 'b_cells'"):
+        batch.metrics(model, inds, names=["TAPLASIA"])
+
+
+# ---------------------------------------------------------------------------------------------
+# in-kernel metrics vs cartkin.metrics.compute
+# ---------------------------------------------------------------------------------------------
+EVENT_METRICS = ("TMAX", "TLST", "B_TNADIR", "TAPLASIA", "IL6_TMAX")
+
+
+def _reference(model, ctx, got, horizon, step=1e-3, **thresholds):
+    """metrics.compute on a grid of ``step`` days, refined to 1e-6 d around the kernel's events
+    and crossing ends (the reference takes grid points and linear interpolation; only its grid
+    placement uses the kernel's numbers)."""
+    events = [got[k] for k in EVENT_METRICS if k in got]
+    for a, b in (("TAPLASIA", "APLASIA_DUR"),):
+        if a in got and b in got:
+            events.append(got[a] + got[b])
+    if "TRECOV" in got:
+        events.append(got["TRECOV"])
+    grid = [np.arange(0.0, horizon, step), [horizon]]
+    for te in events:
+        if np.isfinite(te):
+            grid.append(np.clip(te + np.linspace(-1e-3, 1e-3, 2001), 0.0, horizon))
+    t = np.unique(np.concatenate(grid))
+    res = cartkin.simulate_context(model, ctx, t, method="rodas5", rtol=1e-10, atol=1e-12)
+    return metrics.compute(res, dense_step_days=None, **thresholds)
+
+
+def _compare(got, table, names, rtol=1e-6):
+    for name in names:
+        ref = table.value(name)
+        if isinstance(ref, bool):
+            continue
+        if math.isnan(ref):
+            assert math.isnan(got[name]), (name, got[name])
+        else:
+            assert got[name] == pytest.approx(ref, rel=rtol, abs=1e-9), (name, got[name], ref)
+
+
+@pytest.mark.parametrize("lloq", [0.05, 0.2])
+def test_metrics_equal_compute_stein2019(lloq):
+    model = stein2019.MODEL
+    horizon = 100.0
+    inds = batch.individualize(model, None, BCTX)
+    got = batch.metrics(model, inds, t_end_days=horizon, bctx=BCTX, lloq_cells_per_ul=lloq,
+                        method="rodas5", rtol=1e-10, atol=1e-12)  # fmt: skip
+    assert np.all(got["status"] == 0)
+    names = [n for n in got if n not in ("status",)]
+    assert set(names) == {
+        "CMAX",
+        "TMAX",
+        "CMAX_COPIES",
+        "AUC0_28D",
+        "CLST",
+        "TLST",
+        "PERSIST",
+        "FLU_AUC",
+    }
+    for i, ctx in enumerate(CONTEXTS):
+        row = {k: float(v[i]) for k, v in got.items()}
+        table = _reference(model, ctx, row, horizon, lloq_cells_per_ul=lloq)
+        _compare(row, table, names)
+
+
+def test_metrics_equal_compute_with_b_cells_and_t0_before_day0():
+    model = cart4.MODEL
+    horizon = 120.0
+    thresholds = {
+        "aplasia_cells_per_ul": 20.0,
+        "recovery_cells_per_ul": 100.0,
+        "lloq_cells_per_ul": 1.0,
+    }
+    theta = {"k_kill": np.array([2.0, 4.0, 1.0, 0.5])}
+    inds = batch.individualize(model, theta, BCTX)
+    got = batch.metrics(model, inds, t_end_days=horizon, method="rodas5", rtol=1e-10, atol=1e-12,
+                        **thresholds)  # fmt: skip
+    names = [n for n in got if n != "status"]
+    assert {"B_NADIR", "TAPLASIA", "APLASIA_DUR", "TRECOV"} <= set(names)
+    assert np.isfinite(got["TAPLASIA"]).sum() >= 2 and np.isfinite(got["TRECOV"]).sum() >= 1
+    for i, ctx in enumerate(CONTEXTS):
+        row = {k: float(v[i]) for k, v in got.items()}
+        local = cartkin.models.Model(
+            "cart4_row", model.description, model.states, model.parameters, model.observables,
+            model.rhs, model._individualize, model.roles, model.equations, batch=True,
+            observe_roles=model.observe_roles,
+        )  # fmt: skip
+        res_theta = {"k_kill": float(theta["k_kill"][i])}
+        t = _grid(row, horizon)
+        res = cartkin.simulate_context(
+            local, ctx, t, res_theta, method="rodas5", rtol=1e-10, atol=1e-12
+        )
+        table = metrics.compute(res, dense_step_days=None, **thresholds)
+        _compare(row, table, names)
+
+
+def _grid(row, horizon, step=1e-3):
+    events = [row.get(k, math.nan) for k in EVENT_METRICS]
+    events += [
+        row.get("TAPLASIA", math.nan) + row.get("APLASIA_DUR", math.nan),
+        row.get("TRECOV", math.nan),
+    ]
+    grid = [np.arange(0.0, horizon, step), [horizon]]
+    grid += [
+        np.clip(te + np.linspace(-1e-3, 1e-3, 2001), 0.0, horizon)
+        for te in events
+        if np.isfinite(te)
+    ]
+    return np.unique(np.concatenate(grid))
+
+
+def test_metrics_start_at_day0_when_the_model_starts_before():
+    model = _shifted_stein(-3.0)
+    horizon = 60.0
+    inds = batch.individualize(model, None, BCTX)
+    got = batch.metrics(model, inds, t_end_days=horizon, method="rodas5", rtol=1e-10, atol=1e-12,
+                        lloq_cells_per_ul=0.2)  # fmt: skip
+    names = [n for n in got if n != "status"]
+    for i, ctx in enumerate(CONTEXTS):
+        row = {k: float(v[i]) for k, v in got.items()}
+        table = _reference(model, ctx, row, horizon, lloq_cells_per_ul=0.2)
+        _compare(row, table, names)
+
+
+def test_metrics_independent_of_threads():
+    model = cart4.MODEL
+    inds = batch.individualize(
+        model, {"k_kill": np.linspace(0.5, 4.0, 24)}, BCTX.take(np.arange(24) % 4)
+    )
+    one = batch.metrics(model, inds, threads=1, aplasia_cells_per_ul=20.0)
+    two = batch.metrics(model, inds, threads=2, aplasia_cells_per_ul=20.0)
+    part = batch.metrics(model, inds.take([5, 17]), threads=2, aplasia_cells_per_ul=20.0)
+    for name in one:
+        assert np.array_equal(one[name], two[name], equal_nan=True), name
+        assert np.array_equal(part[name], one[name][[5, 17]], equal_nan=True), name
