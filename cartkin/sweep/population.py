@@ -163,7 +163,7 @@ def batch_engine(pop: Population, names, threads: int | None = None) -> dict:
     ----------
     pop : Population
     names : sequence of str
-        Metric names (``FLU_AUC`` is taken from the population, not the kernel).
+        Metric names (see :data:`cartkin.batch.METRIC_NAMES`).
     threads : int, optional
         numba threads for the call (default: numba's setting).
 
@@ -181,15 +181,11 @@ def batch_engine(pop: Population, names, threads: int | None = None) -> dict:
         bctx, flu_cl_l_h=cl, flu_auc_mg_h_per_l=pop.flu_auc_mg_h_per_l.copy()
     )
     inds = batch.individualize(pop.sweep.model, pop.theta, bctx)
-    kernel_names = [m for m in names if m != "FLU_AUC"]
-    solver = _solver(pop)
     out = batch.metrics(
-        pop.sweep.model, inds, names=kernel_names, t_end_days=_t_end(pop), threads=threads,
-        **solver,
+        pop.sweep.model, inds, names=list(names), t_end_days=_t_end(pop), bctx=bctx,
+        threads=threads, **_solver(pop),
     )  # fmt: skip
-    result = {m: np.asarray(out[m], dtype=np.float64) for m in kernel_names}
-    if "FLU_AUC" in names:
-        result["FLU_AUC"] = pop.flu_auc_mg_h_per_l
+    result = {m: np.asarray(out[m], dtype=np.float64) for m in names}
     result["status"] = np.asarray(out["status"], dtype=np.int64)
     return result
 

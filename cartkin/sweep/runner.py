@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cartkin.errors import SolverError
 from cartkin.sweep.population import ENGINE_ERROR, batch_engine, draw_population
 from cartkin.sweep.spec import Sweep, load_sweep, sweep_from_text
 from cartkin.sweep.store import SweepStore
@@ -83,7 +84,8 @@ def compute_chunk(
 
     An exception in the engine is recorded as status ``ENGINE_ERROR`` for the chunk's
     patients (with the message under ``"error"``), never raised: one bad chunk does not stop
-    a million-patient sweep.
+    a million-patient sweep. (:func:`run_sweep` stops, writing nothing for it, when the first
+    chunk it computes fails this way: that is a systematic problem, not a bad patient.)
 
     Returns
     -------
@@ -187,6 +189,14 @@ def run_sweep(
     writer = _Writer(store)
 
     def finish(g, j, result):
+        if result.get("error") and counts["computed"] == 0:
+            # the first chunk of this call failed in the engine: a systematic problem (model,
+            # engine, installation), not a bad patient; stop before recording it as data
+            raise SolverError(
+                f"the engine failed on the first chunk (grid point {sweep.coords(g)}, patients "
+                f"{store.chunk_range(j)[0]}-{store.chunk_range(j)[1] - 1}): {result['error']}; "
+                "nothing was written for it"
+            )
         writer.put(g, j, result)
         n = result["status"].size
         counts["computed"] += n

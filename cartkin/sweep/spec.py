@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from cartkin.batch import METRIC_NAMES
 from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
 from cartkin.patient import DialysisSchedule, Patient
@@ -49,34 +50,10 @@ from cartkin.scenario import _KIDNEY_KEYS, _SCENARIO_KEYS, _SOLVER_KEYS, scenari
 
 __all__ = ["FLU_CLEARANCE", "METRIC_UNITS", "Axis", "Sweep", "load_sweep", "sweep_from_text"]
 
-#: Metrics a sweep can store, with their units (definitions in :mod:`cartkin.metrics`).
-METRIC_UNITS = {
-    "CMAX": "cells/uL",
-    "TMAX": "day",
-    "AUC0_28D": "cells/uL*day",
-    "CLST": "cells/uL",
-    "TLST": "day",
-    "PERSIST": "day",
-    "B_NADIR": "cells/uL",
-    "B_TNADIR": "day",
-    "TAPLASIA": "day",
-    "APLASIA_DUR": "day",
-    "TRECOV": "day",
-    "IL6_MAX": "pg/mL",
-    "IL6_TMAX": "day",
-    "IL6_T_ABOVE": "day",
-    "FLU_AUC": "mg.h/L",
-}
-_ROLE_OF = {
-    "B_NADIR": "b_cells",
-    "B_TNADIR": "b_cells",
-    "TAPLASIA": "b_cells",
-    "APLASIA_DUR": "b_cells",
-    "TRECOV": "b_cells",
-    "IL6_MAX": "il6",
-    "IL6_TMAX": "il6",
-    "IL6_T_ABOVE": "il6",
-}
+#: Metrics a sweep can store, with their units (definitions in :mod:`cartkin.metrics`; these
+#: are the in-kernel metrics of :data:`cartkin.batch.METRIC_NAMES`).
+METRIC_UNITS = {name: unit for name, (unit, _) in METRIC_NAMES.items()}
+_ROLE_OF = {name: role for name, (_, role) in METRIC_NAMES.items() if role not in (None, "cart")}
 
 #: Name of the variability entry on the fludarabine clearance (not a model parameter).
 FLU_CLEARANCE = "flu_clearance"
