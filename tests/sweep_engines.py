@@ -45,3 +45,8 @@ def raising_engine(pop, names, threads=None):
     if pop.point == 1:
         raise RuntimeError("engine exploded on purpose")
     return fake_engine(pop, names, threads)
+
+
+def broken_engine(pop, names, threads=None):
+    """An engine that always raises (a systematic problem, e.g. a model without a kernel)."""
+    raise RuntimeError("no kernel for this model")

@@ -17,13 +17,13 @@ import pytest
 import zarr
 
 from cartkin.cli import main
-from cartkin.errors import ScenarioError
+from cartkin.errors import ScenarioError, SolverError
 from cartkin.sweep import load_sweep, open_store, run_sweep, summarize
 from cartkin.sweep.population import ENGINE_ERROR, draw_population
 from cartkin.sweep.store import NOT_RUN
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_engines import fake_engine, raising_engine
+from sweep_engines import broken_engine, fake_engine, raising_engine
 
 SCENARIO = """
 [scenario]
@@ -130,6 +130,14 @@ def test_engine_exception_is_recorded_not_fatal(scenario, tmp_path, capsys):
     assert np.all(status[0, 1] == ENGINE_ERROR)
     assert "engine exploded on purpose" in capsys.readouterr().out
     assert summarize(out).to_dict()["points"][1]["p_failed"] == 1.0
+
+
+def test_systematic_engine_failure_stops_before_writing(scenario, tmp_path):
+    out = tmp_path / "b.zarr"
+    with pytest.raises(SolverError, match="engine failed on the first chunk.*no kernel for this"):
+        run_sweep(scenario, out, engine=broken_engine)
+    assert not np.asarray(zarr.open_group(str(out), mode="r")["chunk_done"][...]).any()
+    assert run_sweep(scenario, out, engine=fake_engine).n_computed == 900
 
 
 def test_store_of_another_scenario_is_refused(scenario, tmp_path):

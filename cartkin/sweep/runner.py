@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cartkin.errors import SolverError
+from cartkin.errors import ScenarioError, SolverError
 from cartkin.sweep.population import ENGINE_ERROR, batch_engine, draw_population
 from cartkin.sweep.spec import Sweep, load_sweep, sweep_from_text
 from cartkin.sweep.store import SweepStore
@@ -164,12 +164,8 @@ def run_sweep(
     log = log or sys.stderr
     sweep = scenario if isinstance(scenario, Sweep) else load_sweep(scenario)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-        from cartkin.errors import ScenarioError
-
         raise ScenarioError(f"--chunk-size {chunk_size!r}: expected an integer >= 1")
     if workers is not None and workers < 1:
-        from cartkin.errors import ScenarioError
-
         raise ScenarioError(f"--workers {workers!r}: expected an integer >= 1")
     store = SweepStore.create_or_resume(out, sweep, chunk_size or DEFAULT_CHUNK_SIZE)
     if chunk_size is not None and chunk_size != store.chunk_size:
@@ -192,7 +188,8 @@ def run_sweep(
         if result.get("error") and counts["computed"] == 0:
             # the first chunk of this call failed in the engine: a systematic problem (model,
             # engine, installation), not a bad patient; stop before recording it as data
-            raise SolverError(
+            kind = ScenarioError if result["error"].startswith("ScenarioError") else SolverError
+            raise kind(
                 f"the engine failed on the first chunk (grid point {sweep.coords(g)}, patients "
                 f"{store.chunk_range(j)[0]}-{store.chunk_range(j)[1] - 1}): {result['error']}; "
                 "nothing was written for it"
