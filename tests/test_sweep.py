@@ -134,7 +134,7 @@ def test_engine_exception_is_recorded_not_fatal(scenario, tmp_path, capsys):
 
 def test_systematic_engine_failure_stops_before_writing(scenario, tmp_path):
     out = tmp_path / "b.zarr"
-    with pytest.raises(SolverError, match="engine failed on the first chunk.*no kernel for this"):
+    with pytest.raises(SolverError, match=r"engine failed on the first chunk.*no kernel for this"):
         run_sweep(scenario, out, engine=broken_engine)
     assert not np.asarray(zarr.open_group(str(out), mode="r")["chunk_done"][...]).any()
     assert run_sweep(scenario, out, engine=fake_engine).n_computed == 900
