@@ -8,6 +8,8 @@ the values at which any further axes are held in its title.
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,28 @@ import numpy as np
 from cartkin.kidney import AUC_MARKS_MG_H_PER_L
 
 __all__ = ["bands", "heatmap", "plot_all", "probability_map"]
+
+#: What each metric is, for figure titles (definitions in cartkin.metrics).
+METRIC_TITLES = {
+    "CMAX": "peak CAR-T",
+    "TMAX": "time of the CAR-T peak",
+    "CMAX_COPIES": "peak transgene copies",
+    "CMAX_PCT_T": "peak CAR-T share of T cells",
+    "AUC0_28D": "CAR-T AUC days 0-28",
+    "CLST": "last CAR-T level >= LLOQ",
+    "TLST": "time of the last CAR-T level >= LLOQ",
+    "PERSIST": "CAR-T persistence >= LLOQ",
+    "B_NADIR": "B-cell nadir",
+    "B_TNADIR": "time of the B-cell nadir",
+    "TAPLASIA": "time to B-cell aplasia",
+    "APLASIA_DUR": "B-cell aplasia duration",
+    "TRECOV": "time to B-cell recovery",
+    "IL6_MAX": "IL-6 peak",
+    "IL6_TMAX": "time of the IL-6 peak",
+    "IL6_T_ABOVE": "time with IL-6 above threshold",
+    "ADSDNA_D90_PCT": "anti-dsDNA at day 90, % of day 0",
+    "FLU_AUC": "cumulative fludarabine AUC",
+}
 
 _PROBABILITIES = {
     "p_flu_auc_in_window": "P(FLU_AUC in {lo:g}-{hi:g} mg.h/L)",
@@ -92,7 +116,8 @@ def _slice(summary, x, y, fixed):
             continue
         i = fixed.get(name, 0)
         index.append(i)
-        held.append(f"{name} = {values[i]:g}" if _numeric(values) else f"{name} = {values[i]}")
+        value = f"{values[i]:g}" if _numeric(values) else str(values[i])
+        held.append(f"{_label(name).split(' (')[0]} = {value}")
     return tuple(index), held
 
 
@@ -169,7 +194,10 @@ def heatmap(summary, metric, x=None, y=None, stat="median", fixed=None, ax=None)
     mesh, cx, cy = _mesh(ax, summary, z, xi, yi, cmap="viridis")
     fig.colorbar(mesh, ax=ax, label=f"{metric} {stat} ({summary.metrics[metric]})")
     _iso_auc(ax, summary, xi, yi, fixed, cx, cy)
-    title = f"{metric}: {stat} over {int(summary.attrs['n_patients'])} virtual patients"
+    title = (
+        f"{metric} ({METRIC_TITLES.get(metric, metric)}): {stat} over "
+        f"{int(summary.attrs['n_patients'])} virtual patients per point"
+    )
     ax.set_title(title + (f"\n{', '.join(held)}" if held else ""), fontsize=9)
     fig.tight_layout()
     return fig
@@ -239,18 +267,22 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
     ax.set_ylabel(f"{metric} ({summary.metrics[metric]})")
     if hi is not None:
         ax.legend(title=_label(summary.axes[hi][0]), fontsize=7, title_fontsize=7)
-    ax.set_title(f"{metric}: median and 5-95% band" + (f"\n{', '.join(held)}" if held else ""),
+    ax.set_title(f"{metric} ({METRIC_TITLES.get(metric, metric)}): median and 5-95% band"
+                 + (f"\n{', '.join(held)}" if held else ""),
                  fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def plot_all(summary, directory) -> list[Path]:
+def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
     """Write the standard figures of a sweep (PNG) into ``directory``; returns their paths.
 
-    One heatmap per metric and the probability maps (with two or more axes), and one band plot
-    per metric along the first axis.
+    With two or more axes: one heatmap per metric over the first two axes and the probability
+    maps, for each combination of the further axes' values (the first ``max_panels``
+    combinations; file names end in ``__<axis>=<value>``). With one or more axes: one band plot
+    per metric along the first axis (one line per value of the second, further axes at their
+    first value).
     """
     plt = _plt()
     directory = Path(directory)
@@ -264,14 +296,24 @@ def plot_all(summary, directory) -> list[Path]:
         written.append(path)
 
     if len(summary.axes) >= 2:
-        for m in summary.metrics:
-            save(heatmap(summary, m), f"heatmap_{m}.png")
-        if "FLU_AUC" in summary.metrics:
-            save(probability_map(summary, "p_flu_auc_in_window"), "p_flu_auc_in_window.png")
-        if "TRECOV" in summary.metrics:
-            save(probability_map(summary, "p_recovery_by_day"), "p_recovery_by_day.png")
-        save(probability_map(summary, "p_failed"), "p_failed.png")
+        extra = summary.axes[2:]
+        combos = list(itertools.product(*(range(len(v)) for _, v, _ in extra)))[:max_panels]
+        for combo in combos:
+            fixed = {name: i for (name, _, _), i in zip(extra, combo, strict=True)}
+            tag = "".join(f"__{_slug(name)}={_slug(str(v[i]) if not _numeric(v) else f'{v[i]:g}')}"
+                          for (name, v, _), i in zip(extra, combo, strict=True))  # fmt: skip
+            for m in summary.metrics:
+                save(heatmap(summary, m, fixed=fixed), f"heatmap_{m}{tag}.png")
+            maps = ["p_failed"]
+            maps += ["p_flu_auc_in_window"] if "FLU_AUC" in summary.metrics else []
+            maps += ["p_recovery_by_day"] if "TRECOV" in summary.metrics else []
+            for field in maps:
+                save(probability_map(summary, field, fixed=fixed), f"{field}{tag}.png")
     if summary.axes:
         for m in summary.metrics:
             save(bands(summary, m), f"bands_{m}.png")
     return written
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
