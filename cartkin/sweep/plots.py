@@ -246,19 +246,22 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
     ax = ax or fig.add_subplot()
     cx, _, logx, lx = _axis_positions(summary, xi)
     hue_values = summary.axes[hi][1] if hi is not None else [None]
-    held = []
+    _, held = _slice(summary, xi, hi, fixed)
     for h, hv in enumerate(hue_values):
         fix = dict(fixed or {})
         if hi is not None:
             fix[summary.axes[hi][0]] = h
-        index, held = _slice(summary, xi, None, fix)
+        index, _ = _slice(summary, xi, None, fix)
         med = summary.fields[f"{metric}_median"][index]
         q05 = summary.fields[f"{metric}_q05"][index]
         q95 = summary.fields[f"{metric}_q95"][index]
         name = None if hv is None else f"{hv:g}" if _numeric(hue_values) else str(hv)
         (line,) = ax.plot(cx, med, marker="o", ms=3, label=name)
-        ax.fill_between(cx, q05, q95, color=line.get_color(), alpha=0.2, lw=0)
-    held = [s for s in held if hi is None or not s.startswith(summary.axes[hi][0] + " =")]
+        if len(hue_values) <= 3:
+            ax.fill_between(cx, q05, q95, color=line.get_color(), alpha=0.2, lw=0)
+        else:  # many overlapping bands are unreadable: draw their edges
+            for q in (q05, q95):
+                ax.plot(cx, q, color=line.get_color(), lw=0.8, ls="--", alpha=0.7)
     if logx:
         ax.set_xscale("log")
     if lx:
