@@ -272,3 +272,11 @@ def test_two_worker_dask_cluster_equals_local(scenario, tmp_path):
                     engine=fake_engine)  # fmt: skip
     assert run.n_computed == 900
     assert_same(arrays(tmp_path / "local.zarr"), arrays(tmp_path / "dask.zarr"))
+
+
+def test_progress_bar_shows_rate_and_time_left_only_when_asked(scenario, tmp_path, capsys):
+    run_sweep(scenario, tmp_path / "q.zarr", chunk_size=50, engine=fake_engine)
+    assert "patients/s" not in capsys.readouterr().err  # not a terminal: quiet
+    run_sweep(scenario, tmp_path / "v.zarr", chunk_size=50, engine=fake_engine, progress=True)
+    err = capsys.readouterr().err
+    assert "patients/s" in err and "900/900" in err and "<" in err

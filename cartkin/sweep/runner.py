@@ -276,9 +276,14 @@ class _Writer:
 
 
 def _progress(total: int, initial: int, show: bool):
+    import shutil
+
     from tqdm import tqdm
 
+    # a terminal that reports no size (0 x 0, e.g. some ptys) would make tqdm draw nothing
+    size = shutil.get_terminal_size((100, 20))
+    columns, rows = size.columns or 100, size.lines or 20
     return tqdm(
         total=total, initial=initial, unit=" patients", unit_scale=True, disable=not show,
-        dynamic_ncols=True, smoothing=0.1, desc="sweep",
+        ncols=min(columns, 120), nrows=max(rows, 2), smoothing=0.1, desc="sweep",
     )  # fmt: skip
