@@ -1062,7 +1062,7 @@ def _solve(
     piv = np.empty(n, np.int64)
     no_metrics = np.empty(0)
     status, t = _integrate(
-        method, t_eval[0], t_eval[m_out - 1], t_eval, y_out, 0, y, p, t_stops, jumps,
+        method, t_eval[0], t_eval[m_out - 1], t_eval, y_out, m_out - m_out, y, p, t_stops, jumps,
         t_stops.size, rtol, atol, first_step, max_step, max_steps, fixed_step, counters,
         W, JM, piv, no_metrics, no_metrics, np.empty((0, 0)), np.empty((0, 0)),
     )  # fmt: skip

@@ -22,7 +22,6 @@ raise for it either.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -30,7 +29,7 @@ import numba
 import numpy as np
 
 from cartkin import models
-from cartkin.errors import ScenarioError, SolverError
+from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
 
 __all__ = [
@@ -213,6 +212,58 @@ class BatchContext:
             else:
                 out[name] = np.array(values, dtype=np.float64)
         return cls(**out, flu_infusion_h=infusion.pop(), contexts=contexts)
+
+    @classmethod
+    def from_covariates(cls, weight_kg, height_cm, age_years, sex, **kwargs) -> BatchContext:
+        """Build ``n`` patients from covariate arrays: the kidney.py functions, vectorized.
+
+        Same numbers as ``from_contexts`` of the equivalent Patient/Regimen objects (fludarabine
+        AUC within 1e-10 relative: closed-form PK in both), without per-patient Python.
+
+        Parameters
+        ----------
+        weight_kg, height_cm, age_years : array_like, shape (n,) or scalar
+        sex : str or array of str, shape (n,)
+            "female" or "male".
+        egfr_ml_min_173m2, crcl_ml_min, serum_creatinine_mg_dl : array_like, optional
+            Kidney function, NaN where not given: exactly one per patient; on dialysis none
+            (residual eGFR 5, assumption) or a residual eGFR or CrCL.
+        on_dialysis : bool or array of bool
+        dialysis_session_days : array_like, shape (m_s,) or (n, m_s)
+            Session days relative to CAR-T infusion (NaN padded); used for patients on dialysis.
+        dialysis_duration_h, flu_removal_fraction : float or array_like
+        flu_mg_m2_per_day : float or array_like
+            Fludarabine phosphate per day before the dose rule, mg/m2.
+        flu_days, cy_days, cart_days : sequence of float
+            Shared schedules, days relative to CAR-T infusion.
+        flu_rule : str or array of str
+            One of ``kidney.FLU_RULES`` per patient.
+        flu_target_auc_mg_h_per_l : float or array_like
+            Target of the ``auc_target`` rule, mg.h/L.
+        cy_mg_m2 : float or array_like
+            Cyclophosphamide per listed day, mg/m2.
+        cart_cells_per_kg, cart_flat_cells : float or array_like
+            CAR-T dose, NaN where not given: exactly one per patient.
+        cart_fractions : sequence of float, optional
+            Share of the dose on each of ``cart_days`` (default equal).
+        clearance_model : str or array of str
+            One of ``kidney.CLEARANCE_MODELS`` per patient.
+        flu_infusion_h : float
+            Infusion duration, h.
+
+        Returns
+        -------
+        BatchContext
+            With ``contexts=None``: models need an array-valued individualize.
+
+        Raises
+        ------
+        ScenarioError
+            Naming the argument, the value and the patient index.
+        """
+        from cartkin.kidney_batch import context_arrays
+
+        return cls(**context_arrays(weight_kg, height_cm, age_years, sex, **kwargs))
 
     def take(self, index) -> BatchContext:
         """Patients ``index`` (integer array, may repeat; or a boolean mask), in that order.
@@ -837,11 +888,3 @@ def _metric_table(k, acc, horizon, auc_end_days) -> dict[str, np.ndarray]:
         "IL6_T_ABOVE": acc[:, k.A_IL6_ABOVE],
         "ADSDNA_D90_PCT": ads_pct,
     }
-
-
-def default_threads() -> int:
-    """numba's thread count (``NUMBA_NUM_THREADS``, default: the number of cores)."""
-    return int(os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS))
-
-
-_ = SolverError  # re-exported for callers that check batch failures themselves

@@ -66,8 +66,10 @@ circulating F-ara-A. Doses in a regimen are always mg of fludarabine *phosphate*
   optimal in HCT conditioning).
 
 The linear PK model is solved exactly: between events (infusion start/stop, dialysis session,
-output time) the augmented state ``[A1, A2, A3, AUC, R]`` is advanced with a matrix exponential
-(``scipy.linalg.expm``), and the AUC after the last event is added in closed form.
+output time) the state is advanced in closed form in the eigen-coordinates of the 3-compartment
+system (:mod:`cartkin._flu_pk`, vectorized over patients, no BLAS/LAPACK), and the AUC after the
+last event is added in closed form. It agrees with the matrix exponential of the augmented
+system to about 1e-12 relative (tested).
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.linalg import expm
 
+from cartkin._flu_pk import pk_course
 from cartkin.errors import ScenarioError
 from cartkin.patient import Patient
 
@@ -313,21 +315,8 @@ def fludarabine_pk_parameters(patient: Patient, model: str = "langenhorst2019") 
     )
 
 
-def _rate_matrix(pk: FludarabinePK) -> np.ndarray:
-    """Rate matrix of the augmented state [A1, A2, A3, AUC, R] (amounts mg, AUC mg.h/L, R mg/h)."""
-    k10 = pk.cl_l_h / pk.v1_l
-    k12, k21 = pk.q2_l_h / pk.v1_l, pk.q2_l_h / pk.v2_l
-    k13, k31 = pk.q3_l_h / pk.v1_l, pk.q3_l_h / pk.v3_l
-    m = np.zeros((5, 5))
-    m[0, :] = [-(k10 + k12 + k13), k21, k31, 0.0, 1.0]
-    m[1, :3] = [k12, -k21, 0.0]
-    m[2, :3] = [k13, 0.0, -k31]
-    m[3, 0] = 1.0 / pk.v1_l
-    return m
-
-
 def _pk_course(pk, dose_times_h, doses_mg, infusion_h, session_times_h, removal_fraction, t_eval_h):
-    """Advance the linear model through its events exactly.
+    """Advance the linear model through its events exactly (closed form, :mod:`cartkin._flu_pk`).
 
     Returns
     -------
@@ -336,39 +325,14 @@ def _pk_course(pk, dose_times_h, doses_mg, infusion_h, session_times_h, removal_
     conc : ndarray, shape (len(t_eval_h),)
         Central concentration (mg/L) at each output time, right-continuous at events.
     """
-    # Event order at equal times: infusion stop, dialysis, infusion start, output.
-    events = []
-    for t, d in zip(dose_times_h, doses_mg, strict=True):
-        events.append((t, 2, d / infusion_h))
-        events.append((t + infusion_h, 0, -d / infusion_h))
-    if removal_fraction > 0.0:
-        events.extend((t, 1, removal_fraction) for t in session_times_h)
-    events.extend((t, 3, i) for i, t in enumerate(t_eval_h))
-    events.sort(key=lambda e: (e[0], e[1]))
-
-    m = _rate_matrix(pk)
-    propagators = {}  # expm per step length: regular output grids reuse a few of them
-    x = np.zeros(5)
-    conc = np.zeros(len(t_eval_h))
-    t_now = events[0][0] if events else 0.0
-    for t, kind, value in events:
-        if t > t_now:
-            dt = t - t_now
-            if dt not in propagators:
-                propagators[dt] = expm(m * dt)
-            x = propagators[dt] @ x
-            t_now = t
-        if kind == 0 or kind == 2:
-            x[4] += value
-        elif kind == 1:
-            x[:3] *= 1.0 - value
-        else:
-            conc[value] = x[0] / pk.v1_l
-    # After the last event no infusion runs (every start has its stop); the remaining AUC of
-    # A' = K A is (1/V1) e1^T (-K)^-1 A.
-    k = m[:3, :3]
-    tail = np.linalg.solve(-k, x[:3])[0] / pk.v1_l
-    return float(x[3] + tail), conc
+    sessions = np.asarray(session_times_h, dtype=np.float64).reshape(1, -1)
+    auc, conc = pk_course(
+        pk.cl_l_h, pk.v1_l, pk.v2_l, pk.v3_l, pk.q2_l_h, pk.q3_l_h,
+        np.asarray(dose_times_h, dtype=np.float64).reshape(1, -1),
+        np.asarray(doses_mg, dtype=np.float64).reshape(1, -1),
+        infusion_h, sessions, removal_fraction, np.asarray(t_eval_h, dtype=np.float64),
+    )  # fmt: skip
+    return float(auc[0]), conc[0]
 
 
 def _dose_schedule_h(lymphodepletion):

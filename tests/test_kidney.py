@@ -210,7 +210,7 @@ def _oracle_auc(p, model, dose_days, doses_mg, infusion_h, session_days, fractio
 
 
 @pytest.mark.parametrize("model", ["langenhorst2019", "varela2025"])
-def test_expm_engine_matches_ode_oracle_with_dialysis(model):
+def test_closed_form_engine_matches_ode_oracle_with_dialysis(model):
     sessions = (-4.5, -2.5, 0.5)
     p = patient(
         egfr_ml_min_173m2=8.0,
