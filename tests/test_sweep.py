@@ -96,13 +96,39 @@ def test_common_random_numbers_and_flu_clearance(scenario):
     assert np.array_equal(a.flu_cl_factor, b.flu_cl_factor[10:20])
     assert not np.allclose(a.theta["rho"], rho)
     assert np.array_equal(a.theta["K_B"], np.full(10, sweep.model.parameters["K_B"].default))
-    # the clearance factor divides the grid point's AUC (exact without dialysis)
+    # without removal by dialysis the AUC is dose / CL: the clearance factor divides it
     assert np.allclose(a.flu_auc_mg_h_per_l * a.flu_cl_factor, a.context.flu_auc_mg_h_per_l)
+    c = draw_population(sweep, 2, 10, 20)  # hemodialysis arm
+    assert np.allclose(c.flu_auc_mg_h_per_l * c.flu_cl_factor, c.context.flu_auc_mg_h_per_l)
+    assert c.context.flu_auc_mg_h_per_l > 2 * a.context.flu_auc_mg_h_per_l
     # draws beyond a parameter's bounds are clipped and counted
     big = draw_population(sweep, 0, 0, 5000)
     par = sweep.model.parameters["delta_E"]
     assert big.theta["delta_E"].max() <= par.upper
     assert big.n_clipped["delta_E"] == np.count_nonzero(big.theta["delta_E"] == par.upper)
+
+
+def test_flu_clearance_variability_with_dialysis_removal(tmp_path):
+    from cartkin import kidney
+
+    text = SCENARIO.format(n=10).replace(
+        "session_days = [-7.5, -4.5, -2.5, -0.5, 2.5]",
+        "session_days = [-4.5, -3.5, -2.5]\nflu_removal_fraction = 0.5",
+    )
+    path = tmp_path / "removal.toml"
+    path.write_text(text)
+    sweep = load_sweep(path)
+    pop = draw_population(sweep, 2, 0, 10)  # hemodialysis, half the body amount per session
+    arm = pop.scenario.base
+    typical = kidney.fludarabine_exposure(arm.patient, arm.regimen, arm.clearance_model)
+    auc = pop.flu_auc_mg_h_per_l
+    # with factor 1 the exact AUC is the typical one; removal makes AUC fall less than 1 / CL
+    ones = draw_population(load_sweep(path), 2, 0, 10)
+    object.__setattr__(ones, "flu_cl_factor", np.ones(10))
+    assert np.allclose(ones.flu_auc_mg_h_per_l, typical.auc_mg_h_per_l, rtol=1e-9)
+    up = pop.flu_cl_factor > 1
+    assert np.all(auc[up] < typical.auc_mg_h_per_l)
+    assert np.all(auc[up] > typical.auc_mg_h_per_l / pop.flu_cl_factor[up])
 
 
 def test_failed_patients_are_recorded_and_counted(scenario, tmp_path, capsys):

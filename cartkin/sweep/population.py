@@ -56,7 +56,8 @@ class Population:
         Every model parameter value (table order), after the grid point's overrides and the
         variability draws, clipped to the parameter's bounds.
     flu_cl_factor : numpy.ndarray, shape (n,)
-        Factor on the fludarabine clearance, ``exp(eta_CL)`` (ones without variability).
+        Factor on the fludarabine clearance, ``exp(eta_CL)`` (ones without variability); the
+        patient's cumulative AUC is recomputed exactly with it (:meth:`batch_context`).
     n_clipped : dict of str to int
         Draws clipped to a parameter bound, by parameter.
     """
@@ -82,15 +83,20 @@ class Population:
         """The grid point's scalar :class:`cartkin.regimen.Context` (built once per process)."""
         return _context(self.sweep, self.point)
 
+    def batch_context(self):
+        """The grid point's :class:`cartkin.batch.BatchContext` repeated for the ``n``
+        patients, with each patient's fludarabine clearance and cumulative AUC."""
+        base = _batch_context(self.sweep, self.point)
+        bctx = base.take(np.zeros(self.n, dtype=np.intp))
+        if np.all(self.flu_cl_factor == 1.0):
+            return bctx
+        cl = bctx.flu_cl_l_h * self.flu_cl_factor
+        return dataclasses.replace(bctx, flu_cl_l_h=cl, flu_auc_mg_h_per_l=_flu_auc(bctx, cl))
+
     @property
     def flu_auc_mg_h_per_l(self) -> np.ndarray:
-        """Cumulative fludarabine AUC of each patient, mg.h/L, shape (n,).
-
-        The grid point's AUC divided by the clearance factor: exact without dialysis (AUC =
-        dose / CL); with dialysis sessions it neglects the small change in the share of drug
-        a session removes when CL changes (approximation).
-        """
-        return self.context.flu_auc_mg_h_per_l / self.flu_cl_factor
+        """Cumulative fludarabine AUC of each patient, mg.h/L, shape (n,)."""
+        return self.batch_context().flu_auc_mg_h_per_l
 
 
 _CONTEXTS: dict = {}
@@ -104,6 +110,30 @@ def _context(sweep: Sweep, point: int):
         arm = sweep.points[point].base
         _CONTEXTS[key] = build_context(arm.patient, arm.regimen, arm.clearance_model)
     return _CONTEXTS[key]
+
+
+def _batch_context(sweep: Sweep, point: int):
+    from cartkin.batch import BatchContext
+
+    key = (sweep.scenario_hash, point, "batch")
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = BatchContext.from_contexts([_context(sweep, point)])
+    return _CONTEXTS[key]
+
+
+def _flu_auc(bctx, cl_l_h) -> np.ndarray:
+    """Cumulative F-ara-A AUC with individual clearances, exactly (dialysis sessions included).
+
+    The doses are those of the grid point after its dose rule, which used the typical
+    clearance (a dose rule cannot know a patient's deviation from it).
+    """
+    from cartkin._flu_pk import pk_course
+
+    return pk_course(
+        cl_l_h, bctx.flu_v1_l, bctx.flu_v2_l, bctx.flu_v3_l, bctx.flu_q2_l_h, bctx.flu_q3_l_h,
+        24.0 * bctx.flu_dose_days, bctx.flu_dose_mg * bctx.flu_dose_factor[:, None],
+        bctx.flu_infusion_h, 24.0 * bctx.dialysis_session_days, bctx.flu_removal_fraction,
+    )  # fmt: skip
 
 
 def draw_population(sweep: Sweep, point: int, start: int, stop: int) -> Population:
@@ -174,12 +204,7 @@ def batch_engine(pop: Population, names, threads: int | None = None) -> dict:
     """
     from cartkin import batch
 
-    ctx = pop.context
-    bctx = batch.BatchContext.from_contexts([ctx]).take(np.zeros(pop.n, dtype=np.intp))
-    cl = np.asarray(bctx.flu_cl_l_h, dtype=np.float64) * pop.flu_cl_factor
-    bctx = dataclasses.replace(
-        bctx, flu_cl_l_h=cl, flu_auc_mg_h_per_l=pop.flu_auc_mg_h_per_l.copy()
-    )
+    bctx = pop.batch_context()
     inds = batch.individualize(pop.sweep.model, pop.theta, bctx)
     out = batch.metrics(
         pop.sweep.model, inds, names=list(names), t_end_days=_t_end(pop), bctx=bctx,
