@@ -306,3 +306,37 @@ def test_progress_bar_shows_rate_and_time_left_only_when_asked(scenario, tmp_pat
     run_sweep(scenario, tmp_path / "v.zarr", chunk_size=50, engine=fake_engine, progress=True)
     err = capsys.readouterr().err
     assert "patients/s" in err and "900/900" in err and "<" in err
+
+
+def test_cli_usage_errors(scenario, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", str(scenario), "--out", str(tmp_path / "x.zarr"), "--workers", "0"])
+    assert info.value.code == 2 and "expected an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", str(scenario)])
+    assert info.value.code == 2 and "--out" in capsys.readouterr().err
+    both = ["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]
+    assert main(["sweep", str(scenario), "--out", str(tmp_path / "y.zarr"), *both]) == 2
+    assert "not both" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SCENARIO.format(n=0))
+    assert main(["sweep", str(bad), "--out", str(tmp_path / "z.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cartkin: error: ") and "n_patients = 0" in err
+    assert not (tmp_path / "z.zarr").exists()
+
+
+def test_report_of_an_incomplete_store_says_so(scenario, tmp_path, capsys):
+    from cartkin.sweep.spec import load_sweep as load
+    from cartkin.sweep.store import SweepStore
+
+    out = tmp_path / "part.zarr"
+    sweep = load(scenario)
+    store = SweepStore.create_or_resume(out, sweep, 50)
+    store.write(0, 1, fake_engine(draw_population(sweep, 0, 50, 100), sweep.metrics))
+    report = summarize(out).to_dict()
+    assert report["complete"] is False and report["n_computed"] == 50
+    assert report["points"][0]["n_computed"] == 50 and report["points"][1]["n_computed"] == 0
+    assert report["points"][1]["metrics"]["CMAX"]["median"] is None
+    assert main(["report", str(out)]) == 0
+    assert "INCOMPLETE" in capsys.readouterr().out
