@@ -4,6 +4,7 @@ Uses stein2019, the model that has in-kernel metrics at the time of writing; the
 is model-independent.
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,36 @@ def test_real_engine_on_two_dask_workers_equals_local(tmp_path):
     ref, other = _arrays(tmp_path / "local.zarr", names), _arrays(tmp_path / "dask.zarr", names)
     for m in ref:
         assert np.array_equal(ref[m], other[m], equal_nan=True), m
+
+
+def test_stored_trajectories_equal_simulate(tmp_path):
+    from cartkin.simulate import simulate_context
+    from cartkin.sweep import open_store, summarize
+    from cartkin.sweep.plots import trajectories
+
+    text = SCENARIO.format(n=6).replace(
+        "seed = 5\n", "seed = 5\ntrajectories = 4\ntrajectory_step_days = 5.0\n"
+    )
+    path = tmp_path / "traj.toml"
+    path.write_text(text)
+    out = tmp_path / "traj.zarr"
+    run_sweep(path, out, chunk_size=3)
+    ds = open_store(out)
+    sweep = load_sweep(path)
+    assert ds["traj_cart_cells_per_ul"].shape == (2, 2, 4, 74)
+    assert np.array_equal(ds["t_days"].values, np.arange(0, 366, 5.0))
+    assert np.all(ds["traj_status"].values == 0)
+    pop = draw_population(sweep, 3, 0, 4)
+    for k in (0, 3):  # patient 3 comes from the second chunk
+        theta = {name: float(v[k]) for name, v in pop.theta.items()}
+        ctx = pop.batch_context()
+        ctx_k = dataclasses.replace(
+            pop.context, flu_auc_mg_h_per_l=float(ctx.flu_auc_mg_h_per_l[k])
+        )
+        ref = simulate_context(
+            sweep.model, ctx_k, ds["t_days"].values, theta, **pop.scenario.solver
+        )
+        got = ds["traj_cart_cells_per_ul"].values[1, 1, k]
+        assert np.allclose(got, ref.observables["cart_cells_per_ul"], rtol=1e-6, atol=1e-9)
+    fig = trajectories(summarize(out))
+    assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"

@@ -180,6 +180,15 @@ BAD = [
         r"\[sweep.dialysis\].*sessions",
     ),
     ("", "no \\[sweep\\] table"),
+    (
+        "[sweep]\nn_patients = 10\nseed = 1\ntrajectories = 11\n",
+        "trajectories = 11: expected at most",
+    ),
+    ("[sweep]\nn_patients = 10\nseed = 1\ntrajectories = -1\n", "trajectories = -1: expected an"),
+    (
+        "[sweep]\nn_patients = 10\nseed = 1\ntrajectory_step_days = 0\n",
+        "trajectory_step_days = 0: expected a number of days",
+    ),
 ]
 
 

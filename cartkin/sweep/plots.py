@@ -16,7 +16,7 @@ import numpy as np
 
 from cartkin.kidney import AUC_MARKS_MG_H_PER_L
 
-__all__ = ["bands", "heatmap", "plot_all", "probability_map"]
+__all__ = ["bands", "heatmap", "plot_all", "probability_map", "trajectories"]
 
 #: What each metric is, for figure titles (definitions in cartkin.metrics).
 METRIC_TITLES = {
@@ -278,6 +278,57 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
     return fig
 
 
+_TRAJECTORY_ROLES = (("cart", "CAR-T"), ("b_cells", "B cells"), ("il6", "IL-6"))
+
+
+def trajectories(summary, fixed=None):
+    """The stored virtual-patient trajectories (``[sweep] trajectories``): one panel per role
+    (CAR-T, B cells, IL-6), thin lines per patient and a thick median, one colour per value of
+    the first axis; further axes held at ``fixed`` (default index 0).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import zarr
+
+    from cartkin import models
+
+    plt = _plt()
+    group = zarr.open_group(str(summary.store), mode="r")
+    model = models.get(summary.attrs["model"])
+    t = np.asarray(group["t_days"][...])
+    roles = [(model.roles[r], label) for r, label in _TRAJECTORY_ROLES if model.roles.get(r)]
+    fig, axes = plt.subplots(1, len(roles), figsize=(4.2 * len(roles), 3.8), squeeze=False)
+    name0, values0, _ = summary.axes[0] if summary.axes else ("", [None], False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    held = []
+    for i, v in enumerate(values0):
+        index, held = _slice(summary, 0, None, fixed) if summary.axes else ((), [])
+        index = (i, *index[1:]) if summary.axes else ()
+        ok = np.asarray(group["traj_status"][index]) == 0
+        for ax, (obs, _) in zip(axes[0], roles, strict=True):
+            y = np.asarray(group[f"traj_{obs}"][index])[ok]
+            color = colors[i % len(colors)]
+            if y.size:
+                ax.plot(t, y.T, color=color, lw=0.4, alpha=0.25)
+                name = None if v is None else f"{v:g}" if _numeric(values0) else str(v)
+                ax.plot(t, np.median(y, axis=0), color=color, lw=2, label=name)
+    for ax, (obs, label) in zip(axes[0], roles, strict=True):
+        unit = next(o.unit for o in model.observables if o.name == obs)
+        ax.set_yscale("log")
+        ax.set_xlabel("days after CAR-T infusion")
+        ax.set_ylabel(f"{label} ({unit})")
+        ax.grid(alpha=0.3)
+    if summary.axes:
+        axes[0][0].legend(title=_label(name0), fontsize=7, title_fontsize=7)
+    m = int(summary.attrs.get("trajectories", 0))
+    fig.suptitle(f"{m} virtual patients per grid point (thin) and their median (thick)"
+                 + (f"; {', '.join(held)}" if held else ""), fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
 def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
     """Write the standard figures of a sweep (PNG) into ``directory``; returns their paths.
 
@@ -315,6 +366,8 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
     if summary.axes:
         for m in summary.metrics:
             save(bands(summary, m), f"bands_{m}.png")
+    if int(summary.attrs.get("trajectories", 0)) > 0:
+        save(trajectories(summary), "trajectories.png")
     return written
 
 

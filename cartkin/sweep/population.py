@@ -32,6 +32,7 @@ __all__ = [
     "ENGINE_ERROR",
     "Population",
     "batch_engine",
+    "batch_trajectories",
     "draw_population",
     "reference_engine",
 ]
@@ -213,6 +214,24 @@ def batch_engine(pop: Population, names, threads: int | None = None) -> dict:
     result = {m: np.asarray(out[m], dtype=np.float64) for m in names}
     result["status"] = np.asarray(out["status"], dtype=np.int64)
     return result
+
+
+def batch_trajectories(pop: Population, t_days, threads: int | None = None) -> dict:
+    """Every observable of the chunk's patients on ``t_days`` (one :func:`cartkin.batch.solve`).
+
+    Returns
+    -------
+    dict
+        ``{observable name: (n, n_t) float64}`` plus ``"status"``: (n,) int.
+    """
+    from cartkin import batch
+
+    bctx = pop.batch_context()
+    inds = batch.individualize(pop.sweep.model, pop.theta, bctx)
+    sol = batch.solve(pop.sweep.model, inds, t_days, threads=threads, **_solver(pop))
+    out = batch.observe(pop.sweep.model, inds, sol)
+    out["status"] = np.asarray(sol.status, dtype=np.int64)
+    return out
 
 
 def reference_engine(pop: Population, names, threads: int | None = None) -> dict:

@@ -22,7 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from cartkin.errors import ScenarioError, SolverError
-from cartkin.sweep.population import ENGINE_ERROR, batch_engine, draw_population
+from cartkin.sweep.population import (
+    ENGINE_ERROR,
+    batch_engine,
+    batch_trajectories,
+    draw_population,
+)
 from cartkin.sweep.spec import Sweep, load_sweep, sweep_from_text
 from cartkin.sweep.store import SweepStore
 
@@ -90,7 +95,9 @@ def compute_chunk(
     Returns
     -------
     dict
-        ``{metric: (n,) float64, "status": (n,) int, "error": str or None}``.
+        ``{metric: (n,) float64, "status": (n,) int, "error": str or None}``, plus
+        ``"trajectories"`` (``{observable: (m, n_t)}``, ``"status"``) when the chunk holds some
+        of the first ``sweep.trajectories`` patients.
     """
     sweep = _sweep_of(text, source)
     engine = engine or batch_engine
@@ -109,7 +116,20 @@ def compute_chunk(
         result = {m: np.full(n, np.nan) for m in sweep.metrics}
         result["status"] = np.full(n, ENGINE_ERROR, dtype=np.int64)
         result["error"] = f"{type(exc).__name__}: {exc}"
+    if start < sweep.trajectories:
+        result["trajectories"] = _trajectories(sweep, point, start, min(stop, sweep.trajectories),
+                                               threads)  # fmt: skip
     return result
+
+
+def _trajectories(sweep, point, start, stop, threads):
+    t = sweep.trajectory_t_days
+    try:
+        return batch_trajectories(draw_population(sweep, point, start, stop), t, threads)
+    except Exception:  # recorded like a failed metric chunk
+        out = {o.name: np.full((stop - start, t.size), np.nan) for o in sweep.model.observables}
+        out["status"] = np.full(stop - start, ENGINE_ERROR, dtype=np.int64)
+        return out
 
 
 def run_sweep(

@@ -8,6 +8,8 @@ A sweep is an ordinary scenario file (``cartkin.scenario``) plus a ``[sweep]`` t
     metrics = ["CMAX", "TRECOV"]      # default: every metric the model has
     flu_auc_window_mg_h_per_l = [13.8, 20.0]   # target window for P(FLU_AUC in window)
     recovery_by_day = 180.0           # P(B-cell recovery by this day)
+    trajectories = 20                 # store the observables of patients 0..19 (default 0)
+    trajectory_step_days = 1.0        # on this grid, days 0..t_end_days
 
     [sweep.axes]                      # dotted scenario key -> list of values
     "cart.cells_per_kg" = { log_from = 3e4, to = 1e6, n = 8 }
@@ -75,6 +77,8 @@ _SWEEP_KEYS = (
     "metrics",
     "flu_auc_window_mg_h_per_l",
     "recovery_by_day",
+    "trajectories",
+    "trajectory_step_days",
     "axes",
     "variability",
     "dialysis",
@@ -140,6 +144,10 @@ class Sweep:
         omega^2 by model parameter name, plus ``flu_clearance``.
     flu_auc_window_mg_h_per_l : tuple of float
     recovery_by_day : float
+    trajectories : int
+        Patients (indices 0 .. trajectories - 1 at every grid point) whose observables are
+        stored on ``trajectory_t_days``.
+    trajectory_step_days : float
     """
 
     source: str
@@ -153,6 +161,8 @@ class Sweep:
     variability: dict[str, float]
     flu_auc_window_mg_h_per_l: tuple[float, float]
     recovery_by_day: float
+    trajectories: int = 0
+    trajectory_step_days: float = 1.0
     _raw: dict = field(repr=False, default_factory=dict)
     _dialysis: dict | None = field(repr=False, default=None)
 
@@ -160,6 +170,14 @@ class Sweep:
     def model(self):
         """The model (:class:`cartkin.models.base.Model`)."""
         return self.base.model
+
+    @property
+    def trajectory_t_days(self) -> np.ndarray:
+        """Output days of the stored trajectories: 0 to the base scenario's horizon."""
+        t_end = float(self.base.t_days[-1])
+        n = math.floor(t_end / self.trajectory_step_days + 1e-9)
+        t = self.trajectory_step_days * np.arange(n + 1)
+        return t if math.isclose(t[-1], t_end) else np.append(t, t_end)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -277,6 +295,17 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
         raise ScenarioError(
             f"{where} recovery_by_day = {recovery_day!r}: expected a number of days > 0, e.g. 180"
         )
+    trajectories = _integer(where, "trajectories", table.get("trajectories", 0), 0, 1000)
+    if trajectories > n_patients:
+        raise ScenarioError(
+            f"{where} trajectories = {trajectories}: expected at most n_patients = {n_patients}"
+        )
+    step = table.get("trajectory_step_days", 1.0)
+    if not _is_number(step) or not 0 < step <= float(base.t_days[-1]):
+        raise ScenarioError(
+            f"{where} trajectory_step_days = {step!r}: expected a number of days in (0, "
+            f"{float(base.t_days[-1]):g}] (the horizon)"
+        )
     dialysis = table.get("dialysis")
     if dialysis is not None:
         if not isinstance(dialysis, dict):
@@ -306,6 +335,8 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
         variability=variability,
         flu_auc_window_mg_h_per_l=(float(window[0]), float(window[1])),
         recovery_by_day=float(recovery_day),
+        trajectories=trajectories,
+        trajectory_step_days=float(step),
         _raw=raw,
         _dialysis=dialysis,
     )

@@ -11,6 +11,8 @@ Layout (``xarray.open_zarr(path, mask_and_scale=False)`` or :func:`open_store`):
                  status (axes..., patient) int16: 0 solved, < 0 failed (cartkin.ode.Status,
                  -100 engine error), -32768 not computed yet
                  chunk_done (axes..., patient_chunk) uint8: 1 once a chunk is written
+                 with [sweep] trajectories = m: traj_<observable> (axes..., traj_patient,
+                 t_days) float64 and traj_status (axes..., traj_patient) for patients 0..m-1
     attributes   scenario_text, scenario_hash (SHA-256), scenario_file, seed, n_patients,
                  chunk_size, metrics, variability, model, cartkin_version, ...
 
@@ -119,6 +121,7 @@ class SweepStore:
                 "flu_auc_window_mg_h_per_l": list(sweep.flu_auc_window_mg_h_per_l),
                 "recovery_by_day": sweep.recovery_by_day,
                 "axes": [a.key for a in sweep.axes],
+                "trajectories": sweep.trajectories,
                 "log_axes": [a.key for a in sweep.axes if a.log],
                 "cartkin_version": __version__,
             }
@@ -164,7 +167,34 @@ class SweepStore:
             dimension_names=[*dims, "patient_chunk"],
         )  # fmt: skip
         done.attrs["long_name"] = f"1 when the chunk of {chunk_size} patients is written"
+        if sweep.trajectories:
+            cls._create_trajectories(group, sweep, dims)
         return cls(path, group, sweep, chunk_size)
+
+    @staticmethod
+    def _create_trajectories(group, sweep: Sweep, dims) -> None:
+        t = sweep.trajectory_t_days
+        m = sweep.trajectories
+        coord = group.create_array("t_days", shape=t.shape, dtype="float64",
+                                   dimension_names=["t_days"])  # fmt: skip
+        coord[...] = t
+        coord.attrs.update({"units": "day", "long_name": "days after CAR-T infusion"})
+        idx = group.create_array("traj_patient", shape=(m,), dtype="int64",
+                                 dimension_names=["traj_patient"])  # fmt: skip
+        idx[...] = np.arange(m)
+        shape = sweep.shape
+        for obs in sweep.model.observables:
+            arr = group.create_array(
+                f"traj_{obs.name}", shape=(*shape, m, t.size), dtype="float64",
+                chunks=(*(1 for _ in shape), m, t.size), fill_value=np.nan,
+                dimension_names=[*dims, "traj_patient", "t_days"],
+            )  # fmt: skip
+            arr.attrs.update({"units": obs.unit, "long_name": obs.description})
+        status = group.create_array(
+            "traj_status", shape=(*shape, m), dtype="int16", chunks=(*(1 for _ in shape), m),
+            fill_value=NOT_RUN, dimension_names=[*dims, "traj_patient"],
+        )  # fmt: skip
+        status.attrs["long_name"] = "solver status of the stored trajectories"
 
     # -- chunks -----------------------------------------------------------------------------------
     def chunk_range(self, j: int) -> tuple[int, int]:
@@ -185,6 +215,12 @@ class SweepStore:
         for name in self.sweep.metrics:
             self._arrays[name][region] = np.asarray(result[name], dtype=np.float64)
         self._arrays["status"][region] = np.asarray(result["status"], dtype=np.int16)
+        traj = result.get("trajectories")
+        if traj is not None:
+            sub = (*index, slice(start, start + traj["status"].size))
+            for obs in self.sweep.model.observables:
+                self.group[f"traj_{obs.name}"][sub] = traj[obs.name]
+            self.group["traj_status"][sub] = np.asarray(traj["status"], dtype=np.int16)
         self._arrays["chunk_done"][(*index, j)] = 1
 
 
