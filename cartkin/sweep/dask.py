@@ -14,6 +14,7 @@ in dask-jobqueue; see ``examples/sweep_slurm.py``).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 
@@ -41,6 +42,11 @@ def run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
     from dask.distributed import Client, LocalCluster, as_completed
 
     from cartkin.sweep.runner import compute_chunk
+
+    # Ctrl-C cancels the queued chunks; distributed logs every cancellation as a warning
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
 
     cluster = None
     if scheduler:
@@ -86,3 +92,4 @@ def run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
         client.close()
         if cluster is not None:
             cluster.close()
+        logger.setLevel(level)
