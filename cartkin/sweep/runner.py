@@ -198,6 +198,9 @@ def run_sweep(
     todo = [(int(g), int(j)) for g, j in zip(*np.nonzero(~done), strict=True)]
     n_done = sum(store.chunk_range(int(j))[1] - store.chunk_range(int(j))[0]
                  for j in np.nonzero(done)[1])  # fmt: skip
+    if n_done:
+        print(f"cartkin sweep: resuming {out}: {n_done} of {sweep.n_total} patients already "
+              "computed", file=log)  # fmt: skip
     show = sys.stderr.isatty() if progress is None else progress
     bar = _progress(sweep.n_total, n_done, show)
     counts = {"computed": 0, "failed": 0, "errors": 0}
