@@ -31,7 +31,6 @@ sweep axis and grid point. Every error names the file, the key, the value and wh
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import itertools
 import math
@@ -46,9 +45,9 @@ import numpy as np
 from cartkin.batch import METRIC_NAMES
 from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import CarTDose, Lymphodepletion
-from cartkin.scenario import _KIDNEY_KEYS, _SCENARIO_KEYS, _SOLVER_KEYS, scenario_from_dict
+from cartkin.patient import DialysisSchedule
+from cartkin.scenario import scenario_from_dict
+from cartkin.sweep.axes import Axis, apply_axis_value, is_number, parse_axes, value_text
 
 __all__ = ["FLU_CLEARANCE", "METRIC_UNITS", "Axis", "Sweep", "load_sweep", "sweep_from_text"]
 
@@ -83,44 +82,6 @@ _SWEEP_KEYS = (
     "variability",
     "dialysis",
 )
-_SECTIONS = {
-    "patient": tuple(f.name for f in dataclasses.fields(Patient)),
-    "lymphodepletion": tuple(f.name for f in dataclasses.fields(Lymphodepletion)),
-    "cart": tuple(f.name for f in dataclasses.fields(CarTDose)),
-    "scenario": tuple(k for k in _SCENARIO_KEYS if k not in ("name", "description", "model")),
-    "solver": tuple(_SOLVER_KEYS),
-}
-DIALYSIS = "dialysis"
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One sweep dimension.
-
-    Attributes
-    ----------
-    key : str
-        Dotted scenario key (``"cart.cells_per_kg"``); also the dimension name in the store.
-    values : tuple
-        Values in file order (numbers, or strings such as clearance-model names or "dialysis").
-    log : bool
-        True when given as ``{log_from, to, n}`` (plots use a log scale for it).
-    """
-
-    key: str
-    values: tuple
-    log: bool = False
-
-    @property
-    def numeric(self) -> bool:
-        """True when every value is a number (the store coordinate is then float64)."""
-        return all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.values)
-
-    def coordinate(self) -> np.ndarray:
-        """The store coordinate: float64 for numbers, else the values as strings."""
-        if self.numeric:
-            return np.asarray(self.values, dtype=np.float64)
-        return np.asarray([_text(v) for v in self.values], dtype=str)
 
 
 @dataclass(frozen=True)
@@ -211,8 +172,8 @@ class Sweep:
     def _point(self, coords: dict):
         raw = copy.deepcopy(self._raw)
         for key, value in coords.items():
-            _apply(raw, key, value, self._dialysis)
-        label = ", ".join(f"{k} = {_text(v)}" for k, v in coords.items())
+            apply_axis_value(raw, key, value, self._dialysis)
+        label = ", ".join(f"{k} = {value_text(v)}" for k, v in coords.items())
         try:
             return scenario_from_dict(raw, source=self.source)
         except ScenarioError as exc:
@@ -283,7 +244,7 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
     if (
         not isinstance(window, list)
         or len(window) != 2
-        or not all(_is_number(x) and math.isfinite(x) for x in window)
+        or not all(is_number(x) and math.isfinite(x) for x in window)
         or not 0 <= window[0] < window[1]
     ):
         raise ScenarioError(
@@ -291,7 +252,7 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
             "with 0 <= low < high, e.g. [13.8, 20.0]"
         )
     recovery_day = table.get("recovery_by_day", DEFAULT_RECOVERY_DAY)
-    if not _is_number(recovery_day) or not 0 < recovery_day < math.inf:
+    if not is_number(recovery_day) or not 0 < recovery_day < math.inf:
         raise ScenarioError(
             f"{where} recovery_by_day = {recovery_day!r}: expected a number of days > 0, e.g. 180"
         )
@@ -301,7 +262,7 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
             f"{where} trajectories = {trajectories}: expected at most n_patients = {n_patients}"
         )
     step = table.get("trajectory_step_days", 1.0)
-    if not _is_number(step) or not 0 < step <= float(base.t_days[-1]):
+    if not is_number(step) or not 0 < step <= float(base.t_days[-1]):
         raise ScenarioError(
             f"{where} trajectory_step_days = {step!r}: expected a number of days in (0, "
             f"{float(base.t_days[-1]):g}] (the horizon)"
@@ -321,7 +282,7 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
             raise ScenarioError(f"{source}: [sweep.dialysis] {exc}") from None
     elif "dialysis" in raw.get("patient", {}):
         dialysis = raw["patient"]["dialysis"]
-    axes = _axes(source, table.get("axes", {}), model, dialysis)
+    axes = parse_axes(source, table.get("axes", {}), model, dialysis)
     variability = _variability(source, table.get("variability", {}), model)
     sweep = Sweep(
         source=source,
@@ -347,14 +308,6 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
 # ---------------------------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _text(value) -> str:
-    return f"{value:g}" if _is_number(value) else str(value)
 
 
 def _integer(where, key, value, lower, upper):
@@ -397,103 +350,6 @@ def _metrics(where, value, model):
     return tuple(value)
 
 
-def _axis_key(where, key, model):
-    """Check a dotted axis key; return it normalised (``clearance_model`` -> scenario's)."""
-    if key == "clearance_model":
-        return "scenario.clearance_model"
-    section, _, name = key.partition(".")
-    sections = (*_SECTIONS, "parameters")
-    if section not in sections or not name:
-        raise ScenarioError(
-            f"{where} unknown axis {key!r}: expected a dotted scenario key 'section.key' with "
-            f"section one of {', '.join(sections)} (or clearance_model), e.g. "
-            '"cart.cells_per_kg"' + suggest(section, sections)
-        )
-    allowed = model.parameters.names if section == "parameters" else _SECTIONS[section]
-    if name not in allowed:
-        raise ScenarioError(
-            f"{where} unknown axis {key!r}: [{section}] has no key {name!r}."
-            f"{suggest(name, allowed)} Expected one of: {', '.join(allowed)}"
-        )
-    if section == "patient" and name == "dialysis":
-        raise ScenarioError(
-            f'{where} axis {key!r}: use "patient.egfr_ml_min_173m2" = [..., "dialysis"] with a '
-            "[sweep.dialysis] schedule to cross a dialysis arm with eGFR values"
-        )
-    return key
-
-
-def _axis_values(where, key, value):
-    if isinstance(value, dict):
-        spec = dict(value)
-        log = "log_from" in spec
-        start_key = "log_from" if log else "from"
-        if set(spec) != {start_key, "to", "n"}:
-            raise ScenarioError(
-                f"{where} {key} = {value!r}: expected a list of values, {{ log_from = a, to = b, "
-                "n = k }} (log-spaced) or { from = a, to = b, n = k } (evenly spaced)"
-            )
-        a, b, n = spec[start_key], spec["to"], spec["n"]
-        if not (_is_number(a) and _is_number(b) and math.isfinite(a) and math.isfinite(b)):
-            raise ScenarioError(f"{where} {key} = {value!r}: expected numbers for {start_key}, to")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            raise ScenarioError(f"{where} {key} = {value!r}: n = {n!r}: expected an integer >= 2")
-        if a == b:
-            raise ScenarioError(f"{where} {key} = {value!r}: expected {start_key} != to")
-        if log and not (a > 0 and b > 0):
-            raise ScenarioError(
-                f"{where} {key} = {value!r}: a log-spaced range needs log_from > 0 and to > 0"
-            )
-        grid = np.geomspace(a, b, n) if log else np.linspace(a, b, n)
-        return tuple(float(x) for x in grid), log
-    if not isinstance(value, list) or not value:
-        raise ScenarioError(
-            f"{where} {key} = {value!r}: expected a non-empty list of values or a range "
-            "{ log_from = a, to = b, n = k }"
-        )
-    for v in value:
-        if not (_is_number(v) or isinstance(v, str)):
-            raise ScenarioError(
-                f"{where} {key}: value {v!r}: expected numbers or strings (one value per grid line)"
-            )
-    texts = [_text(v) for v in value]
-    repeated = sorted({t for t in texts if texts.count(t) > 1})
-    if repeated:
-        raise ScenarioError(f"{where} {key} = {value!r}: values repeat: {repeated}")
-    return tuple(float(v) if _is_number(v) else v for v in value), False
-
-
-def _axes(source, table, model, dialysis):
-    where = f"{source}: [sweep.axes]"
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: expected a table of key = [values], got {table!r}")
-    axes, seen = [], set()
-    for key, value in table.items():
-        name = _axis_key(where, key, model)
-        if name in seen:
-            raise ScenarioError(f"{where} {key!r}: the same scenario key appears twice")
-        seen.add(name)
-        values, log = _axis_values(where, key, value)
-        if DIALYSIS in values:
-            if name != "patient.egfr_ml_min_173m2":
-                raise ScenarioError(
-                    f'{where} {key}: value "dialysis" is allowed only on '
-                    '"patient.egfr_ml_min_173m2"'
-                )
-            if dialysis is None:
-                raise ScenarioError(
-                    f'{where} {key}: value "dialysis" needs a [sweep.dialysis] table (the '
-                    "session schedule: session_days, duration_h, flu_removal_fraction)"
-                )
-        axes.append(Axis(key=key, values=values, log=log))
-    kidney = [a.key for a in axes if a.key.startswith("patient.") and a.key[8:] in _KIDNEY_KEYS]
-    if len(kidney) > 1:
-        raise ScenarioError(
-            f"{where}: {kidney} each set the kidney function; expected at most one kidney axis"
-        )
-    return tuple(axes)
-
-
 def _variability(source, table, model):
     where = f"{source}: [sweep.variability]"
     if not isinstance(table, dict):
@@ -506,7 +362,7 @@ def _variability(source, table, model):
                 f"{where} unknown name {name!r}: expected a parameter of model "
                 f"{model.name!r} or {FLU_CLEARANCE!r}.{suggest(name, names)}"
             )
-        if not _is_number(omega2) or not 0 <= omega2 <= _OMEGA2_MAX:
+        if not is_number(omega2) or not 0 <= omega2 <= _OMEGA2_MAX:
             raise ScenarioError(
                 f"{where} {name} = {omega2!r}: expected omega^2 of a log-normal (variance of "
                 f"log values), a number in [0, {_OMEGA2_MAX:g}]; a CV of 30% is omega^2 = "
@@ -514,16 +370,3 @@ def _variability(source, table, model):
             )
         out[name] = float(omega2)
     return out
-
-
-def _apply(raw: dict, key: str, value, dialysis) -> None:
-    """Write one axis value into a scenario dict (kidney keys replace each other)."""
-    section, _, name = key.partition(".") if key != "clearance_model" else ("scenario", "", key)
-    table = raw.setdefault(section, {})
-    if section == "patient" and name in _KIDNEY_KEYS:
-        for k in _KIDNEY_KEYS:
-            table.pop(k, None)
-        if value == DIALYSIS:
-            table["dialysis"] = copy.deepcopy(dialysis)
-            return
-    table[name] = value
