@@ -272,6 +272,14 @@ def test_report_json_schema_and_table(scenario, tmp_path, capsys):
         assert set(cmax) == {"q05", "median", "q95", "n_defined"}
         assert cmax["median"] == pytest.approx(np.median(ds.CMAX.values[i, j][ok]))
         assert cmax["q05"] <= cmax["median"] <= cmax["q95"]
+    assert main(["report", str(out), "--format", "csv"]) == 0
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 9 and rows[2]["patient.egfr_ml_min_173m2"] == "dialysis"
+    assert float(rows[4]["CMAX_median"]) == report["points"][4]["metrics"]["CMAX"]["median"]
+    assert float(rows[0]["p_failed"]) == report["points"][0]["p_failed"]
     assert main(["report", str(out)]) == 0
     table = capsys.readouterr().out
     assert "P(FLU_AUC in window)" in table and "dialysis" in table

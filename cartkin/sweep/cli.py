@@ -2,7 +2,7 @@
 
 ``cartkin sweep SCENARIO --out STORE.zarr [--plot DIR] [--workers N] [--scheduler ADDR]
 [--chunk-size K] [--threads T]`` runs (or resumes) a sweep; ``cartkin report STORE [--plot DIR]
-[--format table|json]`` summarises a store. Ctrl-C exits with status 130 after the finished
+[--format table|json|csv]`` summarises a store. Ctrl-C exits with status 130 after the finished
 chunks are written.
 """
 
@@ -50,7 +50,8 @@ def add_commands(sub) -> None:
 
     rp = sub.add_parser("report", help="summarise a sweep store (table or JSON, figures)")
     rp.add_argument("store", type=Path, help="store written by `cartkin sweep`")
-    rp.add_argument("--format", choices=("table", "json"), default="table")
+    rp.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                    help="table (text), json (schema in the README) or csv (one row per point)")  # fmt: skip
     rp.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
     rp.add_argument("--debug", **hidden)
 
@@ -97,6 +98,8 @@ def _report(args) -> int:
     summary = summarize(args.store)
     if args.format == "json":
         print(json.dumps(summary.to_dict(), indent=2, allow_nan=False))
+    elif args.format == "csv":
+        sys.stdout.write(summary.to_csv())
     else:
         print(summary.to_table())
     if args.plot is not None:

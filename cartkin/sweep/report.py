@@ -108,6 +108,29 @@ class Summary:
             "points": points,
         }
 
+    def to_csv(self) -> str:
+        """One row per grid point: axis values, counts, probabilities, then ``<METRIC>_<stat>``
+        columns (q05, median, q95, n_defined); empty cells for undefined values."""
+        import csv
+        import io
+
+        f = self.fields
+        stats = (*QUANTILES, "n_defined")
+        columns = ["n_computed", "n_failed", "p_failed", "p_flu_auc_in_window",
+                   "p_recovery_by_day"]  # fmt: skip
+        columns += [f"{m}_{st}" for m in self.metrics for st in stats]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([name for name, _, _ in self.axes] + columns)
+        for index in np.ndindex(*self.shape):
+            row = [_plain(v[i]) for (_, v, _), i in zip(self.axes, index, strict=True)]
+            for c in columns:
+                value = _plain(f[c][index])
+                row.append("" if value is None else repr(value) if isinstance(value, float)
+                           else value)  # fmt: skip
+            writer.writerow(row)
+        return buffer.getvalue()
+
     def to_table(self, metrics=None) -> str:
         """A text table: one row per grid point, ``median [q05, q95]`` per metric."""
         metrics = list(metrics or self.metrics)
