@@ -243,3 +243,23 @@ def test_draws_depend_only_on_seed_patient_and_name():
     assert 0 < u.min() and u.max() < 1
     z = standard_normal(5, np.arange(10**5), "x")
     assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+
+
+def test_shipped_sweep_scenario_is_valid_and_large():
+    from pathlib import Path
+
+    from cartkin.sweep import load_sweep
+
+    path = Path(__file__).parents[1] / "scenarios" / "sweep_dose_kidney.toml"
+    sweep = load_sweep(path)
+    assert sweep.n_total >= 100_000
+    assert [a.key for a in sweep.axes] == [
+        "cart.cells_per_kg",
+        "patient.egfr_ml_min_173m2",
+        "lymphodepletion.flu_rule",
+    ]
+    assert sweep.axes[0].log and "dialysis" in sweep.axes[1].values
+    assert sweep.variability["flu_clearance"] == pytest.approx(math.log(1 + 0.23**2), abs=1e-3)
+    assert {"TRECOV", "FLU_AUC"} <= set(sweep.metrics)
+    dialysis = [p for p in sweep.points if p.base.patient.on_dialysis]
+    assert len(dialysis) == sweep.n_points // 6
