@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -84,7 +85,8 @@ class Population:
         """The grid point's scalar :class:`cartkin.regimen.Context` (built once per process)."""
         return _context(self.sweep, self.point)
 
-    def batch_context(self):
+    @cached_property
+    def bctx(self):
         """The grid point's :class:`cartkin.batch.BatchContext` repeated for the ``n``
         patients, with each patient's fludarabine clearance and cumulative AUC."""
         base = _batch_context(self.sweep, self.point)
@@ -92,7 +94,15 @@ class Population:
         if np.all(self.flu_cl_factor == 1.0):
             return bctx
         cl = bctx.flu_cl_l_h * self.flu_cl_factor
-        return dataclasses.replace(bctx, flu_cl_l_h=cl, flu_auc_mg_h_per_l=_flu_auc(bctx, cl))
+        if np.all(bctx.flu_removal_fraction == 0.0):
+            auc = bctx.flu_auc_mg_h_per_l / self.flu_cl_factor  # linear PK: AUC = dose / CL
+        else:
+            auc = _flu_auc(bctx, cl)  # removal at sessions depends on the time course
+        return dataclasses.replace(bctx, flu_cl_l_h=cl, flu_auc_mg_h_per_l=auc)
+
+    def batch_context(self):
+        """:attr:`bctx` (computed once per population)."""
+        return self.bctx
 
     @property
     def flu_auc_mg_h_per_l(self) -> np.ndarray:
