@@ -1080,7 +1080,7 @@ def _solve(
 # interpolant (Illinois), AUC is 3-point Gauss-Legendre per step (exact for the degree-4
 # interpolant of a linear observable). Only t in [0, horizon] counts, right-continuous at jumps,
 # as in cartkin.metrics.compute on a fine grid.
-N_ROLES = 6
+N_ROLES = 10  # len(cartkin.models.ROLES); the metrics below read the first six
 R_CART = 0
 R_COPIES = 1
 R_PCT = 2

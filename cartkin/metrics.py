@@ -17,7 +17,25 @@ interpolation between grid points; integrals by the trapezoidal rule, relative e
 ``(step * rate)^2 / 12``, below 1e-4 for growth rates up to 1/day).
 
 *Observation-time* metrics (``AUC0_28D_OBS``) use only the result's output times
-(``result.t_days``), as a non-compartmental analysis of samples at those days would.
+(``result.t_days``), as a non-compartmental analysis of samples at those days would; samples
+below the LLOQ count as 0 (the usual NCA convention for BLQ samples).
+
+*LLOQ in the assay's own unit*: persistence (CLST, TLST, PERSIST, LAMZHL's end) is read on the
+model's primary assay, its first observable: flow cytometry (cells/uL, LLOQ
+``lloq_cells_per_ul``, default 0.05, MODEL.md section 5) for ``sle_cart``, qPCR (copies/ug,
+``lloq_copies_per_ug``, default 50, MODEL.md section 5) for ``stein2019``. Passing one of the two
+LLOQs explicitly selects that assay (when the model has it). CLST is reported in that unit.
+
+*B-cell threshold set* (one threshold, ``b_cell_threshold_cells_per_ul``, default 10 cells/uL):
+aplasia is CD19+ B cells below it; it starts at TAPLASIA and ends at TRECOV, the first return to
+>= the threshold, so APLASIA_DUR = TRECOV - TAPLASIA. 10 cells/uL follows the flow definition of
+B-cell reconstitution used in CD19 CAR-T follow-up (detectable CD19+ B cells above about 1% of a
+lymphodepleted lymphocyte count); it is the "reappearance" compared with the 110 +/- 32 d of
+Mackensen 2022 (assumption: the paper's exact cut-off was not found).
+
+*THALF_INIT* is the least-squares slope of ln C over the post-peak phase
+[TMAX, TMAX + initial_window_days] (default 21 d, the window over which Stein 2019's alpha phase
+dominates at typical FB); for a curve with a pure effector decline it equals ln2/alpha.
 
 =================  ==========  ====================================================================
 name               unit        definition
@@ -27,8 +45,8 @@ TMAX               day         time of CMAX
 CMAX_COPIES        copies/ug   peak transgene level (if the model has a qPCR observable)
 CMAX_PCT_T         %           peak CAR-T share of T cells (if the model has one)
 AUC0_28D           cells/uL*d  model integral of CAR-T over days 0-28 (fine grid)
-AUC0_28D_OBS       cells/uL*d  linear trapezoid on the output times (day 28 interpolated)
-CLST, TLST         cells/uL,d  last level >= LLOQ and its time (model curve)
+AUC0_28D_OBS       cells/uL*d  linear trapezoid on the output times (day 28 interpolated), BLQ = 0
+CLST, TLST         assay, d    last level >= LLOQ (in the primary assay's unit) and its time
 PERSIST            day         total time with CAR-T >= LLOQ after infusion
 THALF_INIT         day         initial (contraction) half-life: least-squares slope of ln C over
                                [TMAX, TMAX + initial_window_days]
@@ -36,10 +54,10 @@ LAMZHL             day         terminal half-life: slope of ln C over the last
                                terminal_window_days before TLST, starting no earlier than
                                TMAX + initial_window_days
 B_NADIR, B_TNADIR  cells/uL,d  lowest B-cell count and its time
-TAPLASIA           day         first time B < aplasia_cells_per_ul
-APLASIA_DUR        day         time from TAPLASIA to the first return to >= aplasia threshold
-TRECOV             day         first return of B to >= recovery_cells_per_ul after having fallen
-                               below it ("B-cell reappearance")
+TAPLASIA           day         first time B < b_cell_threshold_cells_per_ul
+APLASIA_DUR        day         TRECOV - TAPLASIA
+TRECOV             day         first return of B to >= b_cell_threshold_cells_per_ul after
+                               TAPLASIA ("B-cell reappearance", end of aplasia)
 FLU_AUC            mg.h/L      cumulative fludarabine AUC
 FLU_AUC_GE13P8 ..  -           FLU_AUC >= 13.8 (Fabrizio 2022), >= 14 (Dekker 2022), >= 20 mg.h/L
                                (Langenhorst 2019): FLU_AUC_GE13P8, FLU_AUC_GE14, FLU_AUC_GE20
@@ -50,10 +68,9 @@ ADSDNA_D90_PCT     %           anti-dsDNA at day 90 as % of its day-0 value
 
 Thresholds (documented arguments of :func:`compute`; all are choices, stated as such):
 ``lloq_cells_per_ul`` 0.05 (flow cytometry LLOQ about 0.05-0.1 cells/uL, MODEL.md section 5);
-``aplasia_cells_per_ul`` 1 (assumption: below the usual flow quantification of CD19+ cells);
-``recovery_cells_per_ul`` 10 (assumption: a count clearly above assay noise, taken as
-"reappearance" of B cells when comparing with the 110 +/- 32 d of Mackensen 2022);
-``il6_threshold_pg_per_ml`` 20 (assumption: about three times the upper normal limit of ~7 pg/mL).
+``lloq_copies_per_ug`` 50 (qPCR LLOQ, MODEL.md section 5); ``b_cell_threshold_cells_per_ul`` 10
+(see above); ``il6_threshold_pg_per_ml`` 20 (assumption: about three times the upper normal limit
+of ~7 pg/mL).
 """
 
 from __future__ import annotations
@@ -74,6 +91,12 @@ __all__ = [
     "log_linear_half_life",
     "time_above",
 ]
+
+
+#: Default CAR-T LLOQs per assay (MODEL.md section 5) and the B-cell threshold (module docstring).
+LLOQ_CELLS_PER_UL = 0.05
+LLOQ_COPIES_PER_UG = 50.0
+B_CELL_THRESHOLD_CELLS_PER_UL = 10.0
 
 
 @dataclass(frozen=True)
@@ -244,12 +267,14 @@ def log_linear_half_life(t_days, values, t_start: float, t_end: float, min_point
 def compute(
     result,
     *,
-    lloq_cells_per_ul: float = 0.05,
-    aplasia_cells_per_ul: float = 1.0,
-    recovery_cells_per_ul: float = 10.0,
+    lloq_cells_per_ul: float | None = None,
+    lloq_copies_per_ug: float | None = None,
+    b_cell_threshold_cells_per_ul: float = B_CELL_THRESHOLD_CELLS_PER_UL,
     il6_threshold_pg_per_ml: float = 20.0,
     auc_end_days: float = 28.0,
-    initial_window_days: float = 7.0,
+    initial_window_days: float = 21.0,
+    aplasia_cells_per_ul: float | None = None,
+    recovery_cells_per_ul: float | None = None,
     terminal_window_days: float = 56.0,
     dense_step_days: float | None = 0.02,
 ) -> MetricTable:
@@ -258,12 +283,18 @@ def compute(
     Parameters
     ----------
     result : SimulationResult
-    lloq_cells_per_ul : float
-        CAR-T lower limit of quantification, cells/uL (CLST, TLST, PERSIST, LAMZHL).
-    aplasia_cells_per_ul : float
-        B-cell aplasia threshold, cells/uL.
-    recovery_cells_per_ul : float
-        B-cell recovery threshold, cells/uL.
+    lloq_cells_per_ul : float, optional
+        Flow-cytometry LLOQ of CAR-T, cells/uL (default 0.05 when flow is the assay used).
+    lloq_copies_per_ug : float, optional
+        qPCR LLOQ of the CAR transgene, copies/ug (default 50 when qPCR is the assay used).
+        Giving one LLOQ selects its assay; giving none uses the model's primary assay (its
+        first observable). CLST, TLST, PERSIST and the end of LAMZHL use it.
+    b_cell_threshold_cells_per_ul : float
+        B-cell aplasia / reappearance threshold, cells/uL (module docstring).
+    aplasia_cells_per_ul, recovery_cells_per_ul : float, optional
+        Separate thresholds for the end of aplasia and for TRECOV, overriding
+        ``b_cell_threshold_cells_per_ul`` (to compare with other definitions; with two
+        different thresholds APLASIA_DUR no longer ends at TRECOV).
     il6_threshold_pg_per_ml : float
         IL-6 threshold for IL6_T_ABOVE, pg/mL.
     auc_end_days : float
@@ -277,10 +308,17 @@ def compute(
     -------
     MetricTable
     """
+    if lloq_cells_per_ul is not None and lloq_copies_per_ug is not None:
+        raise ValueError(
+            f"lloq_cells_per_ul = {lloq_cells_per_ul!r} and lloq_copies_per_ug = "
+            f"{lloq_copies_per_ug!r}: give the LLOQ of one assay only"
+        )
     for name, value in (
-        ("lloq_cells_per_ul", lloq_cells_per_ul),
-        ("aplasia_cells_per_ul", aplasia_cells_per_ul),
-        ("recovery_cells_per_ul", recovery_cells_per_ul),
+        ("lloq_cells_per_ul", 1.0 if lloq_cells_per_ul is None else lloq_cells_per_ul),
+        ("lloq_copies_per_ug", 1.0 if lloq_copies_per_ug is None else lloq_copies_per_ug),
+        ("b_cell_threshold_cells_per_ul", b_cell_threshold_cells_per_ul),
+        ("aplasia_cells_per_ul", 1.0 if aplasia_cells_per_ul is None else aplasia_cells_per_ul),
+        ("recovery_cells_per_ul", 1.0 if recovery_cells_per_ul is None else recovery_cells_per_ul),
         ("il6_threshold_pg_per_ml", il6_threshold_pg_per_ml),
         ("auc_end_days", auc_end_days),
         ("initial_window_days", initial_window_days),
@@ -321,26 +359,34 @@ def compute(
         Metric(f"AUC0_{tag}", auc_model, "cells/uL*day",
                why or f"model integral, trapezoid on a {_step_text(dense_step_days)} grid")
     )  # fmt: skip
+    assay, lloq, lloq_unit = _assay(model, lloq_cells_per_ul, lloq_copies_per_ug)
+    assay_curve = dense.observables[assay]
     obs_cart = result.observables[roles["cart"]]
-    auc_obs = math.nan if beyond else auc_trapezoid(t_obs, obs_cart, auc_end_days)
+    obs_assay = result.observables[assay]
+    blq = obs_assay < lloq  # BLQ samples count as 0 in the observed AUC
+    auc_obs = (
+        math.nan if beyond else auc_trapezoid(t_obs, np.where(blq, 0.0, obs_cart), auc_end_days)
+    )
     out.append(
         Metric(f"AUC0_{tag}_OBS", auc_obs, "cells/uL*day",
-               why or f"linear trapezoid on the {t_obs.size} output times")
+               why or f"linear trapezoid on the {t_obs.size} output times, "
+                      f"{int(np.count_nonzero(blq))} BLQ (< {lloq:g} {lloq_unit}) as 0")
     )  # fmt: skip
 
-    above = cart >= lloq_cells_per_ul
+    above = assay_curve >= lloq
     if np.any(above):
         k_last = int(np.flatnonzero(above)[-1])
-        tlst, clst = float(t[k_last]), float(cart[k_last])
-        persist = time_above(t, cart, lloq_cells_per_ul)
+        tlst, clst = float(t[k_last]), float(assay_curve[k_last])
+        persist = time_above(t, assay_curve, lloq)
         censored = k_last == t.size - 1
-        note = f"still >= LLOQ {lloq_cells_per_ul:g} cells/uL at the horizon" if censored else ""
-        out.append(Metric("CLST", clst, "cells/uL", note))
+        note = f"still >= LLOQ {lloq:g} {lloq_unit} at the horizon" if censored else ""
+        note = note or f"LLOQ {lloq:g} {lloq_unit}"
+        out.append(Metric("CLST", clst, lloq_unit, note))
         out.append(Metric("TLST", tlst, "day", note))
         out.append(Metric("PERSIST", persist, "day", note))
     else:
-        note = f"CAR-T never >= LLOQ {lloq_cells_per_ul:g} cells/uL"
-        out += [Metric(n, math.nan, u, note) for n, u in (("CLST", "cells/uL"), ("TLST", "day"))]
+        note = f"CAR-T never >= LLOQ {lloq:g} {lloq_unit}"
+        out += [Metric(n, math.nan, u, note) for n, u in (("CLST", lloq_unit), ("TLST", "day"))]
         out.append(Metric("PERSIST", 0.0, "day", note))
 
     if no_cart:
@@ -364,8 +410,15 @@ def compute(
 
     # -- B cells -----------------------------------------------------------------------------------
     if roles.get("b_cells"):
-        out += _b_cell_metrics(t, dense.observables[roles["b_cells"]], aplasia_cells_per_ul,
-                               recovery_cells_per_ul, horizon)  # fmt: skip
+        aplasia = (
+            b_cell_threshold_cells_per_ul if aplasia_cells_per_ul is None else aplasia_cells_per_ul
+        )
+        recovery = (
+            b_cell_threshold_cells_per_ul
+            if recovery_cells_per_ul is None
+            else recovery_cells_per_ul
+        )
+        out += _b_cell_metrics(t, dense.observables[roles["b_cells"]], aplasia, recovery, horizon)
 
     # -- fludarabine -------------------------------------------------------------------------------
     exposure = result.exposure
@@ -404,6 +457,24 @@ _FLU_MARKS = (
 )
 
 
+def _assay(model, lloq_cells_per_ul, lloq_copies_per_ug):
+    """(observable name, LLOQ, unit) of the CAR-T assay persistence is read on."""
+    roles = model.roles
+    copies = roles.get("cart_copies")
+    if lloq_copies_per_ug is not None:
+        if copies is None:
+            raise ValueError(
+                f"lloq_copies_per_ug = {lloq_copies_per_ug!r}: model {model.name!r} has no qPCR "
+                "(copies/ug) observable; give lloq_cells_per_ul"
+            )
+        return copies, float(lloq_copies_per_ug), "copies/ug"
+    if lloq_cells_per_ul is not None:
+        return roles["cart"], float(lloq_cells_per_ul), "cells/uL"
+    if copies is not None and model.observables[0].name == copies:
+        return copies, LLOQ_COPIES_PER_UG, "copies/ug"
+    return roles["cart"], LLOQ_CELLS_PER_UL, "cells/uL"
+
+
 def _b_cell_metrics(t, b, aplasia, recovery, horizon) -> list[Metric]:
     out = []
     nadir, t_nadir = float(np.min(b)), float(t[int(np.argmin(b))])
@@ -413,33 +484,30 @@ def _b_cell_metrics(t, b, aplasia, recovery, horizon) -> list[Metric]:
     t_apl = crossing_time(t, b, aplasia, "below")
     if math.isnan(t_apl):
         reason = f"B cells never below {aplasia:g} cells/uL"
-        out.append(Metric("TAPLASIA", math.nan, "day", reason))
-        out.append(Metric("APLASIA_DUR", math.nan, "day", reason))
+        out += [Metric(n, math.nan, "day", reason) for n in ("TAPLASIA", "APLASIA_DUR")]
     else:
         out.append(Metric("TAPLASIA", t_apl, "day", f"first B < {aplasia:g} cells/uL"))
         t_end = crossing_time(t, b, aplasia, "above", after=t_apl)
         if math.isnan(t_end):
-            out.append(
-                Metric("APLASIA_DUR", math.nan, "day",
-                       f"still < {aplasia:g} cells/uL at the horizon ({horizon:g} d): "
-                       f">= {horizon - t_apl:.4g} d")
-            )  # fmt: skip
+            note = (
+                f"still < {aplasia:g} cells/uL at the horizon ({horizon:g} d): "
+                f">= {horizon - t_apl:.4g} d"
+            )
+            out.append(Metric("APLASIA_DUR", math.nan, "day", note))
         else:
-            out.append(Metric("APLASIA_DUR", t_end - t_apl, "day"))
-
+            note = "TRECOV - TAPLASIA" if aplasia == recovery else ""
+            out.append(Metric("APLASIA_DUR", t_end - t_apl, "day", note))
     t_below = crossing_time(t, b, recovery, "below")
     if math.isnan(t_below):
-        out.append(
-            Metric("TRECOV", math.nan, "day", f"B cells never fell below {recovery:g} cells/uL")
-        )
-    else:
-        t_rec = crossing_time(t, b, recovery, "above", after=t_below)
-        note = (
-            f"no return to >= {recovery:g} cells/uL within the horizon ({horizon:g} d)"
-            if math.isnan(t_rec)
-            else f"first return to >= {recovery:g} cells/uL"
-        )
-        out.append(Metric("TRECOV", t_rec, "day", note))
+        out.append(Metric("TRECOV", math.nan, "day", f"B cells never below {recovery:g} cells/uL"))
+        return out
+    t_rec = crossing_time(t, b, recovery, "above", after=t_below)
+    note = (
+        f"no return to >= {recovery:g} cells/uL within the horizon ({horizon:g} d)"
+        if math.isnan(t_rec)
+        else f"first return to >= {recovery:g} cells/uL"
+    )
+    out.append(Metric("TRECOV", t_rec, "day", note))
     return out
 
 

@@ -165,3 +165,55 @@ def _solve_piecewise(f, y0, t_eval, jumps, *, state_index, rtol, atol, method="R
                 y[state_index] += jumps[edge]
     out[t_eval == t_end] = y
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# sle_cart (v2)
+# ---------------------------------------------------------------------------------------------
+SLE_CART_V2_STATES = ("F_1", "F_2", "F_3", "R_F", "D", "AUC_F", "X_C", "N", "B", "S", "I", "G",
+                      "C_E", "C_M", "IL6", "A", "Q", "L", "J", "U", "G_1")  # fmt: skip
+
+
+def sle_cart_v2_derivatives(t, y, q):
+    """dy/dt of sle_cart v2, typed from its docstring; ``q`` named table and derived values."""
+    s = dict(zip(SLE_CART_V2_STATES, y, strict=True))
+    car = s["C_E"] + s["C_M"]
+    conc = s["F_1"] / q["V_1"]
+    kill_ld = q["gamma_F"] * conc + q["gamma_C"] * s["X_C"]
+    stim = s["B"] / q["K_B"] + s["I"] / q["I_50"]
+    prolif = q["rho"] * s["G"] * stim / (1.0 + stim)
+    functional = s["C_E"] + q["theta_M"] * s["C_M"]
+    gfr = q["GFR_cap"] * (1.0 - s["J"])
+    k_il6 = q["k_IL6_ref"] * ((1.0 - q["f_IL6_renal"]) + q["f_IL6_renal"] * gfr / 100.0)
+    k_dial = q["k_D"] * s["D"]
+    out = {
+        "F_1": s["R_F"] - (q["k_10"] + q["k_12"] + q["k_13"] + k_dial) * s["F_1"]
+        + q["k_21"] * s["F_2"] + q["k_31"] * s["F_3"],
+        "F_2": q["k_12"] * s["F_1"] - (q["k_21"] + k_dial) * s["F_2"],
+        "F_3": q["k_13"] * s["F_1"] - (q["k_31"] + k_dial) * s["F_3"],
+        "R_F": 0.0,
+        "D": 0.0,
+        "AUC_F": 24.0 * conc,
+        "X_C": -q["k_C"] * s["X_C"],
+        "N": q["r_N"] * s["N"] * (1.0 - (s["N"] + car) / q["K_N"]) - kill_ld * s["N"],
+        "B": q["delta_B"] * q["B_pre"] / (1.0 + functional / q["C_50"]) - q["delta_B"] * s["B"]
+        - q["k_kill"] * functional * s["B"] - q["phi_B"] * kill_ld * s["B"],
+        "S": q["r_S"] * s["S"] * (1.0 - s["S"]) - q["k_kill"] * functional * s["S"]
+        - q["phi_B"] * kill_ld * s["S"],
+        "I": q["k_I"] * q["I_0"]
+        - ((1.0 - q["f_I_cons"]) * q["k_I"] + q["f_I_cons"] * q["k_I"] / q["K_N"]
+           * (s["N"] + car)) * s["I"],
+        "G": q["k_G"] * (s["G_1"] - s["G"]),
+        "C_E": (prolif - q["delta_E"] - q["k_EM"]) * s["C_E"],
+        "C_M": q["k_EM"] * s["C_E"] - q["delta_M"] * s["C_M"],
+        "IL6": q["k_IL6_ref"] * q["IL6_0"] - k_il6 * s["IL6"] + q["p_IL6"] * prolif * s["C_E"],
+        "A": q["k_A"] * (q["A_0"] * ((1.0 - q["f_LLPC"]) * s["S"] + q["f_LLPC"]) - s["A"]),
+        "Q": q["k_Q"] * (q["Q_norm"] - s["Q"])
+        - q["k_Q"] * (q["Q_norm"] / q["Q_0"] - 1.0) * s["A"] / q["A_0"] * s["Q"],
+        "L": q["k_L"] * (q["L_0"] * s["A"] / q["A_0"] - s["L"]),
+        "J": q["k_inj"] * s["L"] / 24.0 * (1.0 - s["J"]) - q["k_heal"] * s["J"],
+        "U": q["k_U"] * (q["U_0"] * (q["CI"] / 12.0 + (1.0 - q["CI"] / 12.0) * s["L"] / q["L_0"])
+                         - s["U"]),
+        "G_1": -q["k_G"] * s["G_1"],
+    }  # fmt: skip
+    return [out[name] for name in SLE_CART_V2_STATES]

@@ -80,13 +80,12 @@ def test_take_subsets_and_repeats():
 # ---------------------------------------------------------------------------------------------
 # individualize
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["stein2019", "sle_cart"])
-def test_batch_individualize_equals_scalar(name):
+@pytest.mark.parametrize(
+    ("name", "parameter"), [("stein2019", "cmax"), ("sle_cart", "k_G"), ("sle_cart_v1", "rho")]
+)
+def test_batch_individualize_equals_scalar(name, parameter):
     model = cartkin.models.get(name)
-    theta = {
-        model.parameters.names[0]: model.parameters[model.parameters.names[0]].default
-        * np.array([1.0, 0.9, 1.1, 1.2])
-    }
+    theta = {parameter: model.parameters[parameter].default * np.array([1.0, 0.9, 1.1, 1.2])}
     inds = batch.individualize(model, theta, BCTX)
     for i, ctx in enumerate(CONTEXTS):
         one = model.individualize({k: float(v[i]) for k, v in theta.items()}, ctx)
@@ -110,8 +109,18 @@ def test_theta_validation_names_parameter_value_and_patient():
         batch.individualize(model, {"tmax": "soon"}, BCTX)
 
 
+def _scalar_model():
+    """stein2019 with a scalar individualize and no observe_roles (as a user model would be)."""
+    s = stein2019.MODEL
+    return cartkin.models.Model(
+        "stein_scalar", s.description, s.states, s.parameters, s.observables, s.rhs,
+        lambda values, ctx: s.individualize(dict(values), ctx), s.roles, s.equations,
+        derived=s.derived,
+    )  # fmt: skip
+
+
 def test_fallback_needs_contexts():
-    model = cartkin.models.get("sle_cart")
+    model = _scalar_model()
     no_contexts = batch.BatchContext(**{**BCTX.__dict__, "contexts": None})
     with pytest.raises(ValueError, match="scalar individualize"):
         batch.individualize(model, None, no_contexts)
@@ -203,8 +212,9 @@ def test_bad_solver_options():
         batch.solve(model, inds, T_DAYS, threads=0)
     with pytest.raises(ScenarioError, match="strictly increasing"):
         batch.solve(model, inds, [0.0, 2.0, 1.0])
+    scalar = _scalar_model()
     with pytest.raises(ScenarioError, match="no compiled observe_roles"):
-        batch.metrics("sle_cart", batch.individualize("sle_cart", None, BCTX))
+        batch.metrics(scalar, batch.individualize(scalar, None, BCTX))
     with pytest.raises(ScenarioError, match="no role 'b_cells'"):
         batch.metrics(model, inds, names=["TAPLASIA"])
 

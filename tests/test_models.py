@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cartkin import models
 from cartkin.errors import ScenarioError
-from cartkin.models import Individual, Model, Observable, State, sle_cart, stein2019
+from cartkin.models import Individual, Model, Observable, State, sle_cart, sle_cart_v1, stein2019
 from cartkin.parameters import Parameter, ParameterTable
 from cartkin.patient import Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
@@ -32,7 +32,8 @@ def erlangen_context(cells_per_kg=1e6, egfr=100.0, flu_mg_m2=25.0, days=(0.0,)):
 
 # -- registry ---------------------------------------------------------------------------------
 def test_registry_lists_builtins_and_suggests_names():
-    assert models.available()[:2] == ["sle_cart", "stein2019"]
+    assert models.available()[:3] == ["sle_cart", "stein2019", "sle_cart_v1"]
+    assert models.get("sle_cart_v1") is sle_cart_v1.MODEL
     assert models.get("stein2019") is stein2019.MODEL
     assert models.get(sle_cart.MODEL) is sle_cart.MODEL
     with pytest.raises(ValueError, match="Did you mean 'sle_cart'"):
@@ -90,7 +91,7 @@ def test_model_rejects_unknown_role_and_missing_observable():
 
 
 # -- the code is the documented model -----------------------------------------------------------
-@pytest.mark.parametrize("module", [sle_cart, stein2019])
+@pytest.mark.parametrize("module", [sle_cart, sle_cart_v1, stein2019])
 def test_kernel_indices_match_parameter_names(module):
     """Every ``name = p[k]`` in the rhs reads the entry called ``name``."""
     source = inspect.getsource(module.rhs.py_func)
@@ -101,7 +102,7 @@ def test_kernel_indices_match_parameter_names(module):
         assert names[int(index)] == name, f"p[{index}] is {names[int(index)]}, read as {name}"
 
 
-@pytest.mark.parametrize("module", [sle_cart, stein2019])
+@pytest.mark.parametrize("module", [sle_cart, sle_cart_v1, stein2019])
 def test_documented_equations_are_the_code(module):
     source = inspect.getsource(module.rhs.py_func)
     code_lines = [line.strip() for line in source.splitlines()]
@@ -109,7 +110,7 @@ def test_documented_equations_are_the_code(module):
         assert line.strip() in code_lines, f"documented line not in the rhs: {line!r}"
 
 
-@pytest.mark.parametrize("module", [sle_cart, stein2019])
+@pytest.mark.parametrize("module", [sle_cart, sle_cart_v1, stein2019])
 def test_every_default_names_a_source(module):
     for par in module.MODEL.parameters:
         src = par.source.lower()
@@ -124,7 +125,7 @@ def test_every_default_names_a_source(module):
 
 
 def test_published_values_are_not_labelled_assumptions():
-    table = sle_cart.PARAMETERS
+    table = sle_cart_v1.PARAMETERS
     assert table["r_N"].source == "Kimmel 2021" and table["K_N"].source == "Kimmel 2021"
     assert table["k_IL6_ref"].source.startswith("Hardiansyah & Ng 2019")
     assert table["delta_B"].default == pytest.approx(1 / 60)
@@ -144,7 +145,7 @@ def test_published_values_are_not_labelled_assumptions():
 # -- rhs vs oracle ----------------------------------------------------------------------------
 @functools.cache
 def _individual_for_rhs():
-    return sle_cart.MODEL.individualize({"K_B": 50.0, "p_IL6": 0.5}, erlangen_context())
+    return sle_cart_v1.MODEL.individualize({"K_B": 50.0, "p_IL6": 0.5}, erlangen_context())
 
 
 positive = st.floats(min_value=0.0, max_value=1e3, allow_nan=False)
@@ -152,22 +153,22 @@ positive = st.floats(min_value=0.0, max_value=1e3, allow_nan=False)
 
 @settings(max_examples=60, deadline=None)
 @given(y=st.lists(positive, min_size=7, max_size=7), t=st.floats(0.0, 300.0))
-def test_sle_cart_rhs_matches_oracle(y, t):
+def test_sle_cart_v1_rhs_matches_oracle(y, t):
     ind = _individual_for_rhs()
-    q = sle_cart.MODEL.kernel_values(ind.p)
+    q = sle_cart_v1.MODEL.kernel_values(ind.p)
     dydt = np.empty(7)
-    sle_cart.rhs(t, np.array(y), ind.p, dydt)
+    sle_cart_v1.rhs(t, np.array(y), ind.p, dydt)
     expected = ref.sle_cart_derivatives(t, y, q)
     np.testing.assert_allclose(dydt, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_sle_cart_initial_state_and_dose_match_oracle_algebra():
+def test_sle_cart_v1_initial_state_and_dose_match_oracle_algebra():
     ctx = erlangen_context(days=(0.0, 2.0))
-    ind = sle_cart.MODEL.individualize(None, ctx)
-    q = sle_cart.PARAMETERS.defaults()
+    ind = sle_cart_v1.MODEL.individualize(None, ctx)
+    q = sle_cart_v1.PARAMETERS.defaults()
     ld = ref.sle_cart_lymphodepletion(q, ctx.flu_auc_mg_h_per_l, 1000.0)
     assert 0.0 < ld < 1.0
-    k_il6 = ind.p[sle_cart.MODEL.kernel_names.index("k_IL6")]
+    k_il6 = ind.p[sle_cart_v1.MODEL.kernel_names.index("k_IL6")]
     assert k_il6 == pytest.approx(3.96)  # eGFR 100 is the reference
     expected_y0 = [0, 0, 500 * (1 - ld), 150 * (1 - ld), ld, 5.0, 100.0]
     np.testing.assert_allclose(ind.y0, expected_y0, rtol=1e-12)
@@ -177,10 +178,10 @@ def test_sle_cart_initial_state_and_dose_match_oracle_algebra():
     assert np.all(ind.jumps[:, 1:] == 0.0)
 
 
-def test_kidney_failure_raises_baseline_il6_and_slows_its_elimination():
-    normal = sle_cart.MODEL.individualize(None, erlangen_context(egfr=100.0))
-    failing = sle_cart.MODEL.individualize(None, erlangen_context(egfr=10.0))
-    k = sle_cart.MODEL.kernel_names.index("k_IL6")
+def test_v1_kidney_failure_raises_baseline_il6_and_slows_its_elimination():
+    normal = sle_cart_v1.MODEL.individualize(None, erlangen_context(egfr=100.0))
+    failing = sle_cart_v1.MODEL.individualize(None, erlangen_context(egfr=10.0))
+    k = sle_cart_v1.MODEL.kernel_names.index("k_IL6")
     assert failing.p[k] == pytest.approx(3.96 * (0.6 + 0.4 * 0.1))
     assert failing.y0[5] > normal.y0[5] == pytest.approx(5.0)
     # lower eGFR -> more fludarabine exposure -> deeper lymphodepletion
@@ -212,7 +213,7 @@ def test_overrides_are_validated():
 
 
 def test_observables_and_roles():
-    m = sle_cart.MODEL
+    m = sle_cart_v1.MODEL
     states = np.array([[1.0, 3.0, 36.0, 5.0, 0.1, 7.0, 50.0]])
     p = m.individualize(None, erlangen_context()).p
     obs = m.observe(states, p)
@@ -226,3 +227,19 @@ def test_observables_and_roles():
     so = s.observe(np.array([[3000.0, 1000.0, 1.0]]), s.individualize(None, erlangen_context()).p)
     assert so["cart_cells_per_ul"][0] == pytest.approx(2.0)
     assert s.roles["b_cells"] is None
+
+
+def test_v1_observe_roles_equals_the_observables():
+    from cartkin.models import ROLES
+
+    m = sle_cart_v1.MODEL
+    p = m.individualize(None, erlangen_context()).p
+    y = np.array([1.0, 3.0, 36.0, 5.0, 0.1, 7.0, 50.0])
+    out = np.empty(len(ROLES))
+    sle_cart_v1.observe_roles(y, p, out)
+    obs = m.observe(y[None, :], p)
+    for j, role in enumerate(ROLES):
+        if m.roles[role] is None:
+            assert np.isnan(out[j]), role
+        else:
+            assert out[j] == pytest.approx(obs[m.roles[role]][0], rel=1e-12), role

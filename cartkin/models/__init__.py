@@ -1,7 +1,8 @@
 """Model registry: built-in models by name, and a way to add your own.
 
-Built-in models: ``sle_cart`` (mechanistic, SLE, MODEL.md v1) and ``stein2019`` (empirical
-tisagenlecleucel kinetics). Fit, sweep, plot and the CLI only use the :class:`Model` interface,
+Built-in models: ``sle_cart`` (mechanistic, SLE, version 2: lymphodepletion in time, IL-15,
+CAR-T phases, lupus nephritis layer), ``sle_cart_v1`` (MODEL.md section 4, kept for comparison)
+and ``stein2019`` (empirical tisagenlecleucel kinetics). Fit, sweep, plot and the CLI only use the :class:`Model` interface,
 so a registered user model works everywhere a built-in one does.
 
 Adding a model
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Model] = {}
-_BUILTIN = ("sle_cart", "stein2019")
+_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1")
 
 
 def register(model: Model, *, replace: bool = False) -> Model:
@@ -103,9 +104,9 @@ def get(name: str | Model) -> Model:
 
 
 def _register_builtins() -> None:
-    from cartkin.models import sle_cart, stein2019
+    from cartkin.models import sle_cart, sle_cart_v1, stein2019
 
-    for module in (sle_cart, stein2019):
+    for module in (sle_cart, stein2019, sle_cart_v1):
         _REGISTRY[module.MODEL.name] = module.MODEL
 
 

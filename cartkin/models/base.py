@@ -18,7 +18,18 @@ from cartkin.parameters import ParameterTable, suggest
 __all__ = ["ROLES", "Individual", "Model", "Observable", "State"]
 
 #: Roles a model can give its observables. ``cart`` is required; the others may be None.
-ROLES = ("cart", "cart_copies", "cart_percent_t", "b_cells", "il6", "anti_dsdna")
+ROLES = (
+    "cart",
+    "cart_copies",
+    "cart_percent_t",
+    "b_cells",
+    "il6",
+    "anti_dsdna",
+    "complement",
+    "ln_activity",
+    "proteinuria",
+    "kidney_function",
+)
 
 
 @dataclass(frozen=True)

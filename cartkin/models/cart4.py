@@ -88,6 +88,8 @@ def observe_roles(y, p, out):
     out[3] = y[2]  # b_cells
     out[4] = np.nan  # il6
     out[5] = np.nan  # anti_dsdna
+    for k in range(6, out.shape[0]):  # complement, ln_activity, proteinuria, kidney_function
+        out[k] = np.nan
 
 
 # ---------------------------------------------------------------------------------------------

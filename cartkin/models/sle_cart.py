@@ -1,128 +1,205 @@
-"""sle_cart: mechanistic CD19 CAR-T kinetics in SLE after fludarabine/cyclophosphamide.
+"""sle_cart (v2): CD19 CAR-T in SLE with lymphodepletion in time and a lupus nephritis layer.
 
-The v1 model of the science brief (MODEL.md section 4). Time in days (day 0 = CAR-T infusion),
-cells per uL of blood, IL-6 in pg/mL, anti-dsDNA in IU/mL. The structure combines published
-pieces (Leon-Triana 2021 for CAR-T inhibition of B-cell production, Kimmel 2021 for homeostatic
-T-cell recovery, Stein 2019 for the post-peak CAR-T decline); the combination and most values are
-assumptions of ours, labelled as such in the parameter table.
+Time in days (day 0 = CAR-T infusion; the solve starts at ``t0``, the first lymphodepletion
+day), cells per uL of blood, fludarabine in mg (amounts) and mg/L, IL-15 and IL-6 in pg/mL,
+anti-dsDNA in IU/mL, C3 in g/L, proteinuria in g/24h, kidney function in mL/min/1.73m2.
+Version 1 (MODEL.md section 4) stays available as ``sle_cart_v1``.
+
+One continuous chain: kidney function at lymphodepletion -> fludarabine clearance -> F-ara-A
+concentration over time (3-compartment PK as states; infusions as rates switched by the flag
+``R_F``, dialysis sessions as a removal rate switched by the flag ``D``) -> lymphocyte kill
+(with cyclophosphamide acting over the hours after each dose) -> fewer T cells consuming IL-15
+(the "cytokine sink", Gattinoni 2005) -> IL-15 rises -> CAR-T expansion. Timing matters: T cells
+recover (Kimmel 2021) between lymphodepletion and infusion and IL-15 falls back as they do.
+
+CAR-T phases
+------------
+- *Expansion*, bounded by biology: proliferation ``rho * G * x / (1 + x)`` never exceeds
+  ``rho`` (upper bound 3/day, a doubling time of 5.5 h, faster than the 6-8 h cell cycle of
+  in-vivo CD8 T-cell clonal expansion, Yoon H et al., PLoS One 2010;5:e15423). ``G`` is the
+  proliferative program of the infused, ex-vivo activated cells (set to 1 at the first infusion,
+  fading at ``k_G``): antigen-primed CD8 T cells run a program of divisions that, once started,
+  continues without further antigen and then stops (Kaech SM, Ahmed R, Nat Immunol 2001;2:415);
+  it runs through two stages (``G_1 -> G``), so it holds for a few days and then ends.
+  The stimulation ``x = B / K_B + I / I_50`` adds antigen (B cells) and IL-15; at baseline IL-15
+  and B-cell counts (no lymphodepletion) ``x`` is smaller but not zero, so CAR-T still expand.
+- *Post-peak decline*: once ``G`` has faded, effectors die at ``delta_E + k_EM`` (Stein's alpha).
+- *Memory/persistence*: a share ``k_EM`` of effectors becomes memory cells lost at ``delta_M``;
+  memory cells kill B cells only with the relative weight ``theta_M``, so long low-level
+  persistence (small ``delta_M``) and B-cell return can coexist.
+- B cells are killed and their production inhibited by *functional* CAR-T
+  ``C_func = C_E + theta_M * C_M`` (production inhibition form from Leon-Triana 2021).
+
+Lupus nephritis layer
+---------------------
+``S``: autoreactive B-cell activity (1 before treatment): self-renewing (logistic, ``r_S``), killed
+with the B cells. B cells that return after CD19 CAR-T are naive (Mackensen 2022), so new B cells
+do not restore ``S``. anti-dsDNA ``A`` is made by short-lived plasma cells in proportion to ``S``
+and by CD19-negative long-lived plasma cells (share ``f_LLPC``) that CAR-T cannot remove, so
+its floor is ``f_LLPC * A_0``. Complement C3 ``Q`` is consumed by immune complexes (in
+proportion to ``A``). Renal inflammation activity ``L`` (activity index scale 0-24) follows the
+immune-complex load; proteinuria ``U`` follows activity over a chronic share set by the
+chronicity index ``CI`` (0-12). Kidney function is ``GFR = GFR_cap * (1 - J)``: ``GFR_cap`` the
+function of the nephrons left after the irreversible loss ``f_irr_max * CI / 12``, ``J`` the
+reversible injury, raised by activity and healing at ``k_heal``. IL-6 elimination follows the
+modelled ``GFR`` over time; fludarabine clearance keeps the eGFR at lymphodepletion.
 
 States
 ------
-``C_E`` effector CAR-T, ``C_M`` memory CAR-T, ``N`` endogenous T cells, ``B`` CD19+ B cells,
-``H`` homeostatic drive (IL-15 proxy, dimensionless, 0..1), ``IL6``, ``A`` anti-dsDNA.
+``F_1, F_2, F_3`` F-ara-A amounts (mg, central and peripheral), ``R_F`` infusion rate (mg/day),
+``D`` dialysis flag, ``AUC_F`` cumulative F-ara-A AUC (mg.h/L), ``X_C`` cyclophosphamide activity
+(mg/m2), ``N`` endogenous T cells, ``B`` CD19+ B cells, ``S`` autoreactive B-cell activity,
+``I`` IL-15, ``G`` proliferative program, ``C_E``, ``C_M`` effector and memory CAR-T, ``IL6``,
+``A`` anti-dsDNA, ``Q`` complement C3, ``L`` LN activity, ``J`` reversible kidney injury,
+``U`` proteinuria, ``G_1`` first stage of the program (two stages make the program end in a
+shoulder rather than fade from the first hour).
 
 Equations (exactly as in :func:`rhs`)
 -------------------------------------
 ::
 
     C = C_E + C_M
-    drive = rho * (B / (B + K_B) + rho_H * H) * (1.0 - (N + C) / K_T)
-    k_in = delta_B * B_pre
-    s_IL6 = k_IL6_ref * IL6_0
-    p_A = (1.0 - f_LLPC) * k_A * A_0
-    p_LLPC = f_LLPC * k_A * A_0
+    C_F = F_1 / V_1
+    k_LD = gamma_F * C_F + gamma_C * X_C
+    x = B / K_B + I / I_50
+    drive = rho * G * x / (1.0 + x)
+    C_func = C_E + theta_M * C_M
+    kill_B = k_kill * C_func
+    GFR = GFR_cap * (1.0 - J)
+    k_IL6 = k_IL6_ref * (1.0 - f_IL6_renal + f_IL6_renal * GFR / 100.0)
+    dF_1 = R_F - (k_10 + k_12 + k_13 + k_D * D) * F_1 + k_21 * F_2 + k_31 * F_3
+    dF_2 = k_12 * F_1 - (k_21 + k_D * D) * F_2
+    dF_3 = k_13 * F_1 - (k_31 + k_D * D) * F_3
+    dR_F = 0.0
+    dD = 0.0
+    dAUC_F = 24.0 * C_F
+    dX_C = -k_C * X_C
+    dN = r_N * N * (1.0 - (N + C) / K_N) - k_LD * N
+    dB = delta_B * B_pre / (1.0 + C_func / C_50) - delta_B * B - kill_B * B - phi_B * k_LD * B
+    dS = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
+    dI = s_I - (k_I_el + k_cons * (N + C)) * I
+    dG = k_G * (G_1 - G)
+    dG_1 = -k_G * G_1
     dC_E = drive * C_E - (delta_E + k_EM) * C_E
     dC_M = k_EM * C_E - delta_M * C_M
-    dN = r_N * N * (1.0 - (N + C) / K_N)
-    dB = k_in / (1.0 + C / C_50) - delta_B * B - k_kill * (C_E + theta_M * C_M) * B
-    dH = -k_H * H
-    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * C_E * B
-    dA = p_A * B / B_pre + p_LLPC - k_A * A
+    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
+    dA = k_A * (A_0 * ((1.0 - f_LLPC) * S + f_LLPC) - A)
+    dQ = k_Q * (Q_norm - Q) - k_IC * (A / A_0) * Q
+    dL = k_L * (L_0 * A / A_0 - L)
+    dJ = k_inj * (L / 24.0) * (1.0 - J) - k_heal * J
+    dU = k_U * (U_0 * (f_Uc + (1.0 - f_Uc) * L / L_0) - U)
 
-Initial state and dosing (algebraic, :func:`individualize`)
------------------------------------------------------------
+Initial state, dosing and derived entries (:func:`individualize`)
+-----------------------------------------------------------------
 ::
 
-    LD    = min(1, E_max * AUC / (AUC_50 + AUC) + E_cy * Cy / (Cy_50 + Cy))
-    H(0)  = LD,  N(0) = K_N * (1 - LD),  B(0) = B_pre * (1 - phi_B * LD)
-    IL6(0) = s_IL6 / k_IL6,  A(0) = A_0,  C_E(0) = C_M(0) = 0
-    dose of n cells on day d:  C_E(d+) = C_E(d-) + n / (blood_l_per_kg * WT * 1e6 uL/L) * f_blood
-    k_IL6 = kidney.il6_elimination_rate_per_day(patient, k_IL6_ref, f_IL6_renal)
+    t0 = min(0, first fludarabine day, first cyclophosphamide day, first CAR-T day)
+    y(t0): F = R_F = D = AUC_F = X_C = G = C_E = C_M = 0; N = K_N; B = B_pre; S = 1; I = I_0;
+           IL6 = s_IL6 / k_IL6(eGFR_0); A = A_0; Q = Q_0; L = L_0; J = J_0; U = U_0
+    fludarabine dose d (mg phosphate x dose basis factor) on day t: R_F += d / T_inf at t,
+        R_F -= d / T_inf at t + T_inf (T_inf = 0.5 h)
+    cyclophosphamide c mg/m2 on day t: X_C += c;  dialysis session: D += 1 at its start, -= 1
+        at its end (sessions up to 28 days after the last fludarabine dose)
+    CAR-T n cells on day t: C_E += n / (blood_l_per_kg * WT * 1e6) * f_blood; G += 1 and
+        G_1 += 1 at the first (so G(t) = (1 + k_G t) exp(-k_G t) after it)
+    k_10 = 24 CL / V_1, k_12 = 24 Q_2 / V_1, k_21 = 24 Q_2 / V_2, k_13 = 24 Q_3 / V_1,
+        k_31 = 24 Q_3 / V_3 (per day; CL, V, Q from kidney.fludarabine_pk_parameters at the
+        eGFR of lymphodepletion)
+    k_D = -ln(1 - f_removal) / session duration (per day; removes the fraction f_removal of the
+        body amount over a session, cf. kidney.py's instantaneous removal)
+    s_I = k_I * I_0,  k_I_el = (1 - f_I_cons) * k_I,  k_cons = f_I_cons * k_I / K_N
+    s_IL6 = k_IL6_ref * IL6_0,  k_IC = k_Q * (Q_norm / Q_0 - 1)
+    f_irr = f_irr_max * CI / 12,  GFR_cap = max(eGFR_0, GFR_norm * (1 - f_irr)),
+    J_0 = 1 - eGFR_0 / GFR_cap,  k_inj = k_heal * J_0 / ((1 - J_0) * L_0 / 24),  f_Uc = CI / 12
 
-``AUC`` is the cumulative fludarabine (F-ara-A) AUC from the patient's clearance model (mg.h/L;
-this is where kidney function enters expansion) and ``Cy`` the total cyclophosphamide dose
-(mg/m2). Every dose, including the one on day 0, is a jump at a solver stop.
-
-Changes from MODEL.md section 4, and why
-----------------------------------------
-- IL-6 production is fixed at its normal-kidney steady state (``s_IL6 = k_IL6_ref * IL6_0``)
-  and only elimination depends on eGFR, so baseline IL-6 rises as kidney function falls
-  (``IL6(0) = s_IL6 / k_IL6``): IL-6 is raised in kidney failure (Herbelin A et al., Kidney Int
-  1991). MODEL.md's ``k_IL6 * (IL6_0 - IL6)`` would hold the baseline at IL6_0 at any eGFR.
-- ``H_max`` is dropped: only the product ``rho_H * H_max`` enters the equations, so H is
-  scaled to 0..1 (``H(0) = LD``).
-- ``N_pre`` is ``K_N``: the pre-lymphodepletion T-cell count is the homeostatic set point.
-- anti-dsDNA production is written with its steady state ``A_0`` and the share ``f_LLPC`` made by
-  CD19-negative long-lived plasma cells, which CD19 CAR-T cannot remove.
-- ``K_B`` = 2000 cells/uL instead of 10 (see the table): with a small ``K_B`` the antigen drive at
-  any detectable B-cell count exceeds the CAR-T loss rate and the model settles into permanent
-  coexistence with B-cell aplasia, whereas B cells reappear after 110 +/- 32 days in SLE
-  (Mackensen 2022). With a large ``K_B`` expansion is mainly driven by lymphodepletion (H),
-  antigen adds a small term, and CAR-T contract once H fades.
-
-Kernel parameter vector ``p``: the table entries in table order, then the derived entries
-``LD`` (-), ``k_IL6`` (1/day), ``C_E0`` (cells/uL: the first dose's blood level, for reports).
+Kernel parameter vector ``p``: the table entries in table order, then ``DERIVED``.
+Defaults of the CAR-T parameters marked "calibrated" come from
+``cartkin/models/sle_cart_calibration.json`` (``scripts/calibrate_sle_cart_v2.py``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from cartkin.models.base import Individual, Model, Observable, State
+from cartkin.models.base import Model, Observable, State
 from cartkin.parameters import Parameter, ParameterTable
 
 UL_PER_L = 1e6
+DIALYSIS_WINDOW_DAYS = 28.0
+
+CALIBRATION_FILE = Path(__file__).with_name("sle_cart_calibration.json")
+
+
+def _calibrated() -> dict:
+    """Fitted defaults from the calibration JSON (empty if the file is missing)."""
+    try:
+        return json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))["estimates"]
+    except FileNotFoundError:
+        return {}
+
+
+_CAL = _calibrated()
+_CAL_SRC = (
+    "calibrated: scripts/calibrate_sle_cart_v2.py to Stein 2019 Table 1 (Tmax 9.3 d, fold "
+    "expansion 3900, alpha 0.16/d, Cmax) and Mackensen 2022 (B-cell return 110 d); assumption: "
+    "the fit is to typical values, not patient data"
+)
+
+
+def _cal(name, fallback):
+    return float(_CAL.get(name, fallback))
+
 
 # ---------------------------------------------------------------------------------------------
 # Parameter table (kernel order: p[0] .. p[len-1]; derived entries follow, see DERIVED)
 # ---------------------------------------------------------------------------------------------
-_TUNED = (
-    "tuned (rho_H and K_B together) so the Erlangen scenario (adult, 1e6 cells/kg, Flu/Cy, "
-    "normal kidney) gives Tmax 7-14 d and B-cell recovery 110 +/- 32 d (Mackensen 2022)"
-)
-
 PARAMETERS = ParameterTable(
     [
         # --- CAR-T expansion and contraction -----------------------------------------------------
-        Parameter("rho", 1.3, "1/day", 0.1, 5.0,
-                  "maximal CAR-T proliferation rate (full stimulation, empty T-cell space)",
-                  "assumption: MODEL.md v1 prototype value"),
-        Parameter("rho_H", 3.0, "-", 0.0, 20.0,
-                  "stimulation by the homeostatic drive H, relative to saturating antigen",
-                  f"assumption: MODEL.md proposed 2; {_TUNED}"),
-        Parameter("k_H", 0.3, "1/day", 0.05, 3.0,
-                  "decay rate of the homeostatic drive (IL-15 normalising after lymphodepletion)",
-                  "assumption: MODEL.md v1 (half-life about 2.3 d)"),
-        Parameter("K_B", 2000.0, "cells/uL", 1.0, 1e5,
-                  "B-cell count giving half-maximal antigen stimulation of CAR-T",
-                  f"assumption: MODEL.md proposed 10; {_TUNED} (see module docstring)"),
-        Parameter("K_T", 3000.0, "cells/uL", 100.0, 1e5,
-                  "T-cell space (N + C) at which CAR-T proliferation stops",
-                  "assumption: MODEL.md v1"),
-        Parameter("delta_E", 0.12, "1/day", 0.0, 1.0,
-                  "effector CAR-T death rate",
-                  "assumption: split of delta_E + k_EM = alpha 0.16/d (Stein 2019, Table 1)"),
-        Parameter("k_EM", 0.04, "1/day", 0.0, 0.5,
+        Parameter("rho", _cal("rho", 1.5), "1/day", 0.1, 3.0,
+                  "maximal CAR-T proliferation rate (program on, saturating stimulation); upper "
+                  "bound 3/day = doubling in 5.5 h, faster than the 6-8 h in-vivo CD8 T-cell "
+                  "cycle (Yoon 2010)", _CAL_SRC),
+        Parameter("k_G", _cal("k_G", 0.25), "1/day", 0.01, 5.0,
+                  "fading rate of the infused cells' proliferative program (Kaech & Ahmed 2001)",
+                  _CAL_SRC),
+        Parameter("K_B", 150.0, "cells/uL", 1.0, 1e5,
+                  "B-cell count giving stimulation x = 1 (antigen)",
+                  "assumption: equal to B_pre, so antigen alone gives half-maximal stimulation "
+                  "before lymphodepletion"),
+        Parameter("I_50", 3.0, "pg/mL", 0.1, 1000.0,
+                  "IL-15 concentration giving stimulation x = 1",
+                  "assumption: just above baseline IL-15 (2.4 pg/mL, De Bock 2013), so the "
+                  "4-5 fold rise after lymphodepletion moves stimulation from about 0.6 to 0.8 "
+                  "of its maximum; not identified by the calibration targets"),
+        Parameter("delta_E", 0.16, "1/day", 0.0, 2.0,
+                  "effector CAR-T loss rate (death)",
+                  "Stein 2019, Table 1: alpha 0.16/d (delta_E + k_EM = alpha, k_EM small)"),
+        Parameter("k_EM", 0.002, "1/day", 0.0, 0.5,
                   "effector-to-memory CAR-T differentiation rate",
-                  "assumption: MODEL.md v1 (sum with delta_E from Stein 2019, Table 1)"),
-        Parameter("delta_M", 0.05, "1/day", 0.0005, 0.5,
-                  "memory CAR-T loss rate",
-                  "assumption: MODEL.md v1 for SLE, where CAR-T persist shorter than in "
-                  "leukemia (Stein 2019 beta 0.0032/d); sets the B-cell recovery time"),
-        Parameter("theta_M", 1.0, "-", 0.0, 2.0,
+                  "assumption: k_EM x (integral of C_E) / Cmax about Stein's FB 0.0079 "
+                  "(Stein 2019, Table 1)"),
+        Parameter("delta_M", 0.02, "1/day", 0.0005, 0.5,
+                  "memory CAR-T loss rate (terminal phase)",
+                  "assumption: half-life 35 d; SLE CAR-T persist shorter than in leukemia "
+                  "(Mueller, Blood 2025), whose Stein 2019 beta is 0.0032/d"),
+        Parameter("theta_M", 0.2, "-", 0.0, 2.0,
                   "B-cell killing by memory CAR-T relative to effectors",
-                  "assumption: equal cytotoxicity"),
+                  "assumption: resting memory cells are less cytotoxic than effectors; sets, "
+                  "with delta_M, whether B cells return while CAR-T persist"),
         Parameter("k_kill", 0.5, "uL/(cell*day)", 0.0, 10.0,
-                  "B-cell killing rate per CAR-T cell/uL",
+                  "B-cell killing rate per functional CAR-T cell/uL",
                   "assumption: MODEL.md v1"),
-        Parameter("C_50", 1.0, "cells/uL", 0.01, 100.0,
-                  "CAR-T level halving B-cell production (I0/(1 + C/C_50) form)",
-                  "assumption: value; form from Leon-Triana 2021"),
-        # --- B cells -----------------------------------------------------------------------------
+        Parameter("C_50", _cal("C_50", 1.0), "cells/uL", 1e-5, 100.0,
+                  "functional CAR-T level halving B-cell production (I0/(1 + C/C_50) form)",
+                  _CAL_SRC + "; form from Leon-Triana 2021"),
+        # --- B cells and autoreactive B-cell activity --------------------------------------------
         Parameter("B_pre", 150.0, "cells/uL", 1.0, 2000.0,
                   "CD19+ B cells before lymphodepletion (homeostatic set point)",
                   "assumption: SLE patients on immunosuppression are often B-lymphopenic "
@@ -130,9 +207,13 @@ PARAMETERS = ParameterTable(
         Parameter("delta_B", 1.0 / 60.0, "1/day", 1.0 / 365.0, 1.0,
                   "B-cell death rate (1 / mature B-cell lifetime of 60 d)",
                   "Leon-Triana 2021"),
-        Parameter("phi_B", 1.0, "-", 0.0, 1.0,
-                  "B-cell depletion by lymphodepletion relative to T cells",
+        Parameter("phi_B", 1.0, "-", 0.0, 3.0,
+                  "lymphodepletion kill of B cells relative to T cells",
                   "assumption: Flu/Cy depletes B and T cells alike"),
+        Parameter("r_S", 0.01, "1/day", 0.0, 1.0,
+                  "self-renewal rate of autoreactive B-cell activity (logistic regrowth)",
+                  "assumption: slow, so that after deep depletion the autoreactive repertoire "
+                  "takes years to return (drug-free remission through months, Mackensen 2022)"),
         # --- endogenous T cells ------------------------------------------------------------------
         Parameter("r_N", 0.17, "1/day", 0.01, 1.0,
                   "homeostatic T-cell recovery rate after lymphodepletion",
@@ -140,23 +221,35 @@ PARAMETERS = ParameterTable(
         Parameter("K_N", 500.0, "cells/uL", 50.0, 5000.0,
                   "T-cell carrying capacity (also the pre-lymphodepletion count)",
                   "Kimmel 2021"),
-        # --- lymphodepletion (algebraic) ---------------------------------------------------------
-        Parameter("E_max", 0.8, "-", 0.0, 1.0,
-                  "maximal lymphodepletion by fludarabine",
-                  "assumption: MODEL.md v1"),
-        Parameter("AUC_50", 8.0, "mg.h/L", 0.1, 100.0,
-                  "fludarabine AUC giving half of E_max",
-                  "assumption: MODEL.md v1"),
-        Parameter("E_cy", 0.2, "-", 0.0, 1.0,
-                  "maximal lymphodepletion by cyclophosphamide",
-                  "assumption: MODEL.md v1"),
-        Parameter("Cy_50", 500.0, "mg/m2", 1.0, 5000.0,
-                  "cyclophosphamide dose giving half of E_cy",
-                  "assumption: MODEL.md v1"),
+        # --- IL-15 -------------------------------------------------------------------------------
+        Parameter("I_0", 2.4, "pg/mL", 0.1, 100.0,
+                  "serum IL-15 before lymphodepletion",
+                  "De Bock 2013 (2.4 pg/mL before conditioning)"),
+        Parameter("k_I", 5.0, "1/day", 0.1, 100.0,
+                  "IL-15 clearance rate at baseline lymphocyte counts",
+                  "assumption: serum half-life of a few hours (3.3 h)"),
+        Parameter("f_I_cons", 0.9, "-", 0.0, 0.999,
+                  "share of baseline IL-15 clearance that is consumption by lymphocytes",
+                  "assumption: receptor-mediated consumption dominates (Hangasky 2020); gives "
+                  "a 4-5 fold rise after an 80% lymphocyte fall, as De Bock 2013 (2.4 -> 12.5)"),
+        # --- lymphodepletion ---------------------------------------------------------------------
+        Parameter("gamma_F", 1.5, "L/(mg*day)", 0.0, 50.0,
+                  "lymphocyte kill rate per mg/L F-ara-A",
+                  "assumption: gives an about 80% lymphocyte fall after Flu 30 mg/m2 x3 with "
+                  "Cy 500 mg/m2 x3 at normal kidney function (Gandler 2025: 0.6 -> 0.1 x10^9/L)"),
+        Parameter("gamma_C", 0.002, "m2/(mg*day)", 0.0, 1.0,
+                  "lymphocyte kill rate per mg/m2 of cyclophosphamide activity",
+                  "assumption: cyclophosphamide adds about a third of the fludarabine kill at "
+                  "the usual doses"),
+        Parameter("k_C", math.log(2.0) / (7.0 / 24.0), "1/day", 0.5, 50.0,
+                  "decay rate of cyclophosphamide activity",
+                  "assumption: half-life 7 h, inside the 3-12 h of the cyclophosphamide label"),
         # --- infusion ----------------------------------------------------------------------------
-        Parameter("f_blood", 0.011, "-", 1e-4, 1.0,
-                  "fraction of infused CAR-T found in circulating blood right after infusion",
-                  "derived: Kimmel 2021 initial 0.36 cells/uL at about 2e6 cells/kg"),
+        Parameter("f_blood", _cal("f_blood", 0.011), "-", 1e-6, 1.0,
+                  "fraction of infused CAR-T found in circulating blood right after infusion "
+                  "(the start of the expansion curve)",
+                  _CAL_SRC + " and Cmax 24,000 copies/ug; Kimmel 2021's 0.36 cells/uL at 2e6 "
+                  "cells/kg (0.011) contradicts Stein's fold expansion with its Cmax"),
         Parameter("blood_l_per_kg", 0.07, "L/kg", 0.05, 0.1,
                   "blood volume per kg body weight",
                   "assumption: standard adult blood volume 70 mL/kg"),
@@ -165,16 +258,16 @@ PARAMETERS = ParameterTable(
                   "baseline IL-6 at normal kidney function (eGFR 100)",
                   "assumption: MODEL.md v1"),
         Parameter("k_IL6_ref", 3.96, "1/day", 0.5, 50.0,
-                  "IL-6 elimination rate at eGFR 100 mL/min/1.73m2",
+                  "IL-6 elimination rate at kidney function 100 mL/min/1.73m2",
                   "Hardiansyah & Ng 2019, Table S1"),
         Parameter("f_IL6_renal", 0.4, "-", 0.0, 1.0,
-                  "renal share of IL-6 elimination (scales with eGFR/100)",
+                  "renal share of IL-6 elimination (scales with GFR/100)",
                   "assumption: MODEL.md section 3 range 0.3-0.5"),
-        Parameter("p_IL6", 2.0, "pg/mL/day per (cells/uL)^2", 0.0, 100.0,
-                  "IL-6 release per CAR-T/B-cell encounter",
-                  "assumption: gives an IL-6 peak of tens of pg/mL in the Erlangen scenario "
-                  "(grade 1 CRS at most, Mackensen 2022)"),
-        # --- anti-dsDNA --------------------------------------------------------------------------
+        Parameter("p_IL6", 50.0, "pg/mL per (cells/uL)", 0.0, 1e4,
+                  "IL-6 released per CAR-T cell/uL produced by proliferation (activation)",
+                  "assumption: gives an IL-6 peak of a few tens of pg/mL at 1e6 cells/kg "
+                  "(grade 1 CRS at most in SLE, Mackensen 2022)"),
+        # --- anti-dsDNA and complement -----------------------------------------------------------
         Parameter("A_0", 100.0, "IU/mL", 1.0, 1e4,
                   "anti-dsDNA before treatment (steady state)",
                   "assumption: active SLE"),
@@ -184,6 +277,44 @@ PARAMETERS = ParameterTable(
         Parameter("f_LLPC", 0.2, "-", 0.0, 1.0,
                   "share of anti-dsDNA made by CD19-negative long-lived plasma cells",
                   "assumption: CD19 CAR-T spare long-lived plasma cells"),
+        Parameter("Q_0", 0.6, "g/L", 0.05, 2.0,
+                  "complement C3 before treatment",
+                  "assumption: low C3 of active lupus nephritis (lower normal limit about 0.9)"),
+        Parameter("Q_norm", 1.2, "g/L", 0.5, 2.5,
+                  "C3 without immune-complex consumption",
+                  "assumption: mid normal range (0.9-1.8 g/L)"),
+        Parameter("k_Q", 0.5, "1/day", 0.05, 5.0,
+                  "C3 turnover rate",
+                  "assumption: plasma half-life about 1.4 d; normalisation within weeks once "
+                  "antibodies fall (Krickau 2024)"),
+        # --- lupus nephritis ---------------------------------------------------------------------
+        Parameter("L_0", 10.0, "0-24", 0.1, 24.0,
+                  "renal activity index before treatment (NIH activity index scale)",
+                  "assumption: active proliferative lupus nephritis (Bajema 2018 scale 0-24)"),
+        Parameter("k_L", math.log(2.0) / 21.0, "1/day", 0.001, 1.0,
+                  "rate at which renal activity follows the immune-complex load",
+                  "assumption: half-time 3 weeks; activity index 1/24 at 4 months in the "
+                  "motivating case"),
+        Parameter("CI", 2.0, "0-12", 0.0, 12.0,
+                  "chronicity index of the kidney biopsy (covariate)",
+                  "assumption: default for a patient without a biopsy (Bajema 2018 scale 0-12)"),
+        Parameter("f_irr_max", 0.7, "-", 0.0, 1.0,
+                  "irreversible nephron loss at chronicity index 12",
+                  "assumption: gives 0.41 at CI 7, in MODEL.md's 0.35-0.5 for chronicity 7/12"),
+        Parameter("GFR_norm", 110.0, "mL/min/1.73m2", 30.0, 200.0,
+                  "kidney function without any nephron loss or injury",
+                  "assumption: normal young adult"),
+        Parameter("k_heal", math.log(2.0) / 60.0, "1/day", 0.0005, 1.0,
+                  "healing rate of reversible kidney injury",
+                  "assumption: half-time 2 months (dialysis-free by 6-12 months in about half "
+                  "of patients, Marquez-Macedo 2023)"),
+        Parameter("U_0", 5.0, "g/24h", 0.0, 30.0,
+                  "proteinuria before treatment",
+                  "assumption: nephrotic-range proteinuria of active lupus nephritis"),
+        Parameter("k_U", math.log(2.0) / 30.0, "1/day", 0.001, 1.0,
+                  "rate at which proteinuria follows activity",
+                  "assumption: half-time 1 month (EULAR targets: 25% fall by 3 months, 50% by "
+                  "6 months, Kostopoulou 2020)"),
         # --- assay -------------------------------------------------------------------------------
         Parameter("copies_per_cell", 2000.0, "(copies/ug)/(cells/uL)", 100.0, 1e5,
                   "transgene copies/ug genomic DNA per CAR-T cell/uL",
@@ -191,151 +322,339 @@ PARAMETERS = ParameterTable(
     ]
 )  # fmt: skip
 
-DERIVED = ("LD", "k_IL6", "C_E0")
+DERIVED = (
+    "V_1", "k_10", "k_12", "k_21", "k_13", "k_31", "k_D",
+    "s_I", "k_I_el", "k_cons", "s_IL6", "k_IC",
+    "GFR_cap", "J_0", "k_inj", "f_Uc", "egfr_0", "t0", "C_E0",
+)  # fmt: skip
 
 STATES = (
-    State("effector", "C_E", "cells/uL", "effector CAR-T cells in blood"),
-    State("memory", "C_M", "cells/uL", "memory CAR-T cells in blood"),
+    State("flu_central", "F_1", "mg", "F-ara-A amount, central compartment"),
+    State("flu_peripheral_2", "F_2", "mg", "F-ara-A amount, first peripheral compartment"),
+    State("flu_peripheral_3", "F_3", "mg", "F-ara-A amount, second peripheral compartment"),
+    State("flu_infusion_rate", "R_F", "mg/day", "running fludarabine infusion rate (flag)"),
+    State("on_dialysis", "D", "-", "1 during a dialysis session, else 0 (flag)"),
+    State("flu_auc", "AUC_F", "mg.h/L", "cumulative F-ara-A AUC since the first dose"),
+    State("cy_activity", "X_C", "mg/m2", "cyclophosphamide (active metabolite) activity"),
     State("t_cells", "N", "cells/uL", "endogenous (non-CAR) T cells in blood"),
     State("b_cells", "B", "cells/uL", "CD19+ B cells in blood"),
-    State("homeostatic_drive", "H", "-", "homeostatic cytokine drive (IL-15 proxy), 0..1"),
+    State("autoreactive_b", "S", "-", "autoreactive B-cell activity, 1 before treatment"),
+    State("il15", "I", "pg/mL", "serum IL-15 (homeostatic drive)"),
+    State("program", "G", "-", "proliferative program of the infused CAR-T, 1 at infusion"),
+    State("effector", "C_E", "cells/uL", "effector CAR-T cells in blood"),
+    State("memory", "C_M", "cells/uL", "memory CAR-T cells in blood"),
     State("il6", "IL6", "pg/mL", "serum IL-6"),
     State("anti_dsdna", "A", "IU/mL", "serum anti-dsDNA antibodies"),
+    State("complement_c3", "Q", "g/L", "serum complement C3"),
+    State("ln_activity", "L", "0-24", "renal inflammation activity (activity index scale)"),
+    State("kidney_injury", "J", "-", "reversible share of kidney function lost"),
+    State("proteinuria", "U", "g/24h", "proteinuria"),
+    State("program_early", "G_1", "-", "first stage of the proliferative program, 1 at infusion"),
 )
 
 
 # ---------------------------------------------------------------------------------------------
-# Right-hand side: the only compiled code of this model (keep it in this file)
+# Compiled code of this model (keep all of it in this file)
 # ---------------------------------------------------------------------------------------------
 @numba.njit(cache=True)
 def rhs(t, y, p, dydt):
     """sle_cart dy/dt (per day); ``p`` in kernel order (module docstring)."""
     rho = p[0]
-    rho_H = p[1]
-    k_H = p[2]
-    K_B = p[3]
-    K_T = p[4]
-    delta_E = p[5]
-    k_EM = p[6]
-    delta_M = p[7]
-    theta_M = p[8]
-    k_kill = p[9]
-    C_50 = p[10]
-    B_pre = p[11]
-    delta_B = p[12]
+    k_G = p[1]
+    K_B = p[2]
+    I_50 = p[3]
+    delta_E = p[4]
+    k_EM = p[5]
+    delta_M = p[6]
+    theta_M = p[7]
+    k_kill = p[8]
+    C_50 = p[9]
+    B_pre = p[10]
+    delta_B = p[11]
+    phi_B = p[12]
+    r_S = p[13]
     r_N = p[14]
     K_N = p[15]
-    IL6_0 = p[22]
-    k_IL6_ref = p[23]
-    p_IL6 = p[25]
-    A_0 = p[26]
-    k_A = p[27]
-    f_LLPC = p[28]
-    k_IL6 = p[31]
+    gamma_F = p[19]
+    gamma_C = p[20]
+    k_C = p[21]
+    k_IL6_ref = p[25]
+    f_IL6_renal = p[26]
+    p_IL6 = p[27]
+    A_0 = p[28]
+    k_A = p[29]
+    f_LLPC = p[30]
+    Q_norm = p[32]
+    k_Q = p[33]
+    L_0 = p[34]
+    k_L = p[35]
+    k_heal = p[39]
+    U_0 = p[40]
+    k_U = p[41]
+    V_1 = p[43]
+    k_10 = p[44]
+    k_12 = p[45]
+    k_21 = p[46]
+    k_13 = p[47]
+    k_31 = p[48]
+    k_D = p[49]
+    s_I = p[50]
+    k_I_el = p[51]
+    k_cons = p[52]
+    s_IL6 = p[53]
+    k_IC = p[54]
+    GFR_cap = p[55]
+    k_inj = p[57]
+    f_Uc = p[58]
 
-    C_E = y[0]
-    C_M = y[1]
-    N = y[2]
-    B = y[3]
-    H = y[4]
-    IL6 = y[5]
-    A = y[6]
+    F_1 = y[0]
+    F_2 = y[1]
+    F_3 = y[2]
+    R_F = y[3]
+    D = y[4]
+    X_C = y[6]
+    N = y[7]
+    B = y[8]
+    S = y[9]
+    I = y[10]
+    G = y[11]
+    C_E = y[12]
+    C_M = y[13]
+    IL6 = y[14]
+    A = y[15]
+    Q = y[16]
+    L = y[17]
+    J = y[18]
+    U = y[19]
+    G_1 = y[20]
 
     C = C_E + C_M
-    drive = rho * (B / (B + K_B) + rho_H * H) * (1.0 - (N + C) / K_T)
-    k_in = delta_B * B_pre
-    s_IL6 = k_IL6_ref * IL6_0
-    p_A = (1.0 - f_LLPC) * k_A * A_0
-    p_LLPC = f_LLPC * k_A * A_0
+    C_F = F_1 / V_1
+    k_LD = gamma_F * C_F + gamma_C * X_C
+    x = B / K_B + I / I_50
+    drive = rho * G * x / (1.0 + x)
+    C_func = C_E + theta_M * C_M
+    kill_B = k_kill * C_func
+    GFR = GFR_cap * (1.0 - J)
+    k_IL6 = k_IL6_ref * (1.0 - f_IL6_renal + f_IL6_renal * GFR / 100.0)
+    dF_1 = R_F - (k_10 + k_12 + k_13 + k_D * D) * F_1 + k_21 * F_2 + k_31 * F_3
+    dF_2 = k_12 * F_1 - (k_21 + k_D * D) * F_2
+    dF_3 = k_13 * F_1 - (k_31 + k_D * D) * F_3
+    dR_F = 0.0
+    dD = 0.0
+    dAUC_F = 24.0 * C_F
+    dX_C = -k_C * X_C
+    dN = r_N * N * (1.0 - (N + C) / K_N) - k_LD * N
+    dB = delta_B * B_pre / (1.0 + C_func / C_50) - delta_B * B - kill_B * B - phi_B * k_LD * B
+    dS = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
+    dI = s_I - (k_I_el + k_cons * (N + C)) * I
+    dG = k_G * (G_1 - G)
+    dG_1 = -k_G * G_1
     dC_E = drive * C_E - (delta_E + k_EM) * C_E
     dC_M = k_EM * C_E - delta_M * C_M
-    dN = r_N * N * (1.0 - (N + C) / K_N)
-    dB = k_in / (1.0 + C / C_50) - delta_B * B - k_kill * (C_E + theta_M * C_M) * B
-    dH = -k_H * H
-    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * C_E * B
-    dA = p_A * B / B_pre + p_LLPC - k_A * A
+    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
+    dA = k_A * (A_0 * ((1.0 - f_LLPC) * S + f_LLPC) - A)
+    dQ = k_Q * (Q_norm - Q) - k_IC * (A / A_0) * Q
+    dL = k_L * (L_0 * A / A_0 - L)
+    dJ = k_inj * (L / 24.0) * (1.0 - J) - k_heal * J
+    dU = k_U * (U_0 * (f_Uc + (1.0 - f_Uc) * L / L_0) - U)
 
-    dydt[0] = dC_E
-    dydt[1] = dC_M
-    dydt[2] = dN
-    dydt[3] = dB
-    dydt[4] = dH
-    dydt[5] = dIL6
-    dydt[6] = dA
+    dydt[0] = dF_1
+    dydt[1] = dF_2
+    dydt[2] = dF_3
+    dydt[3] = dR_F
+    dydt[4] = dD
+    dydt[5] = dAUC_F
+    dydt[6] = dX_C
+    dydt[7] = dN
+    dydt[8] = dB
+    dydt[9] = dS
+    dydt[10] = dI
+    dydt[11] = dG
+    dydt[12] = dC_E
+    dydt[13] = dC_M
+    dydt[14] = dIL6
+    dydt[15] = dA
+    dydt[16] = dQ
+    dydt[17] = dL
+    dydt[18] = dJ
+    dydt[19] = dU
+    dydt[20] = dG_1
+
+
+@numba.njit(cache=True)
+def observe_roles(y, p, out):
+    """Role observables at one time, in ``cartkin.models.ROLES`` order (NaN if absent).
+
+    ``y`` shape (n_states,), ``p`` the kernel vector, ``out`` shape (len(ROLES),): cart
+    (cells/uL), cart_copies (copies/ug), cart_percent_t (%), b_cells (cells/uL), il6 (pg/mL),
+    anti_dsdna (IU/mL), complement (g/L), ln_activity (0-24), proteinuria (g/24h),
+    kidney_function (mL/min/1.73m2).
+    """
+    c = y[12] + y[13]
+    out[0] = c
+    out[1] = p[42] * c
+    out[2] = 100.0 * c / max(c + y[7], 1e-300)
+    out[3] = y[8]
+    out[4] = y[14]
+    out[5] = y[15]
+    out[6] = y[16]
+    out[7] = y[17]
+    out[8] = y[19]
+    out[9] = p[55] * (1.0 - y[18])
 
 
 # ---------------------------------------------------------------------------------------------
-# Python side: dosing, initial state, observables
+# Python side: individualize (array-valued over patients), observables
 # ---------------------------------------------------------------------------------------------
-def lymphodepletion_fraction(values, flu_auc_mg_h_per_l: float, cy_mg_m2: float) -> float:
-    """LD in [0, 1] from the fludarabine AUC (mg.h/L) and total cyclophosphamide (mg/m2)."""
-    auc, cy = float(flu_auc_mg_h_per_l), float(cy_mg_m2)
-    ld = values["E_max"] * auc / (values["AUC_50"] + auc) + values["E_cy"] * cy / (
-        values["Cy_50"] + cy
-    )
-    return min(ld, 1.0)
+_N_STATES = len(STATES)
+_S = {s.symbol: k for k, s in enumerate(STATES)}
 
 
-def cart_blood_level_cells_per_ul(values, cells: float, weight_kg: float) -> float:
-    """Blood CAR-T level (cells/uL) right after infusing ``cells`` into a ``weight_kg`` patient."""
-    blood_ul = values["blood_l_per_kg"] * weight_kg * UL_PER_L
-    return cells / blood_ul * values["f_blood"]
+def _pad_rows(rows: list[list[tuple[float, int, float]]], n_states: int):
+    """Per-patient lists of (time, state index, amount) -> sorted (n, m) stops, (n, m, s) jumps."""
+    m = max((len(r) for r in rows), default=0)
+    n = len(rows)
+    t_stops = np.full((n, m), np.inf)
+    jumps = np.zeros((n, m, n_states))
+    n_stops = np.zeros(n, dtype=np.int64)
+    for i, r in enumerate(rows):
+        r = sorted(r, key=lambda e: e[0])
+        n_stops[i] = len(r)
+        for k, (t, j, amount) in enumerate(r):
+            t_stops[i, k] = t
+            jumps[i, k, j] = amount
+    return t_stops, jumps, n_stops
 
 
-def individualize(values, ctx) -> Individual:
-    """Kernel inputs from table values and a patient context (see module docstring).
+def individualize(values, bctx):
+    """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
 
     Parameters
     ----------
-    values : dict of str to float
-        Table values (defaults with validated overrides), in table order.
-    ctx : Context
-        Uses ``ctx.patient``, ``ctx.weight_kg``, ``ctx.cart_doses`` [(day, cells)],
-        ``ctx.flu_auc_mg_h_per_l`` and ``ctx.cy_mg_m2_total``.
+    values : dict of str to numpy.ndarray, shape (n,)
+        Table values per patient, in table order.
+    bctx : cartkin.batch.BatchContext
+        Arrays with a leading patient axis (docs/design.md section 5): ``weight_kg``,
+        ``egfr_ml_min_173m2``, ``flu_cl_l_h``, ``flu_v1_l``, ``flu_v2_l``, ``flu_v3_l``,
+        ``flu_q2_l_h``, ``flu_q3_l_h``, ``flu_dose_factor`` (n,); ``flu_dose_days``,
+        ``flu_dose_mg`` (n, m_f); ``flu_infusion_h`` (float); ``cy_days``, ``cy_mg_m2``
+        (n, m_c); ``cart_dose_days``, ``cart_dose_cells`` (n, m_d); ``dialysis_session_days``
+        (n, m_s), ``dialysis_duration_h``, ``flu_removal_fraction`` (n,). Pads are NaN or 0.
+
+    Returns
+    -------
+    cartkin.batch.BatchIndividuals
+        ``p`` (n, n_kernel), ``y0`` (n, n_states), ``t0`` (n,), ``t_stops`` (n, m) padded with
+        +inf, ``jumps`` (n, m, n_states) zero-padded, ``n_stops`` (n,).
     """
-    from cartkin.kidney import il6_elimination_rate_per_day
+    from cartkin.batch import BatchIndividuals
 
-    ld = lymphodepletion_fraction(values, ctx.flu_auc_mg_h_per_l, ctx.cy_mg_m2_total)
-    k_il6 = il6_elimination_rate_per_day(
-        ctx.patient, k_total_ref=values["k_IL6_ref"], renal_fraction=values["f_IL6_renal"]
-    )
-    s_il6 = values["k_IL6_ref"] * values["IL6_0"]
+    v = {k: np.atleast_1d(np.asarray(x, dtype=np.float64)) for k, x in values.items()}
+    n = int(np.asarray(bctx.weight_kg).shape[0])
+    v = {k: np.broadcast_to(x, (n,)).astype(np.float64) for k, x in v.items()}
+    f = {
+        name: np.asarray(getattr(bctx, name), dtype=np.float64).reshape(n)
+        for name in ("weight_kg", "egfr_ml_min_173m2", "flu_cl_l_h", "flu_v1_l", "flu_v2_l",
+                     "flu_v3_l", "flu_q2_l_h", "flu_q3_l_h", "flu_dose_factor",
+                     "dialysis_duration_h", "flu_removal_fraction")
+    }  # fmt: skip
+    flu_days = np.asarray(bctx.flu_dose_days, dtype=np.float64).reshape(n, -1)
+    flu_mg = np.nan_to_num(np.asarray(bctx.flu_dose_mg, dtype=np.float64).reshape(n, -1))
+    cy_days = np.asarray(bctx.cy_days, dtype=np.float64).reshape(n, -1)
+    cy_mg = np.nan_to_num(np.asarray(bctx.cy_mg_m2, dtype=np.float64).reshape(n, -1))
+    cart_days = np.asarray(bctx.cart_dose_days, dtype=np.float64).reshape(n, -1)
+    cart_cells = np.nan_to_num(np.asarray(bctx.cart_dose_cells, dtype=np.float64).reshape(n, -1))
+    sessions = np.asarray(bctx.dialysis_session_days, dtype=np.float64).reshape(n, -1)
+    infusion_d = float(bctx.flu_infusion_h) / 24.0
 
-    doses = _merge_doses(ctx.cart_doses)
-    levels = [cart_blood_level_cells_per_ul(values, n, ctx.weight_kg) for _, n in doses]
-    t_stops = np.array([d for d, _ in doses], dtype=np.float64)
-    jumps = np.zeros((len(doses), len(STATES)))
-    jumps[:, 0] = levels
+    # -- derived kernel entries (all (n,)) ----------------------------------------------------
+    v1 = f["flu_v1_l"]
+    k10, k12 = 24.0 * f["flu_cl_l_h"] / v1, 24.0 * f["flu_q2_l_h"] / v1
+    k21, k13 = 24.0 * f["flu_q2_l_h"] / f["flu_v2_l"], 24.0 * f["flu_q3_l_h"] / v1
+    k31 = 24.0 * f["flu_q3_l_h"] / f["flu_v3_l"]
+    removal = np.clip(f["flu_removal_fraction"], 0.0, 1.0 - 1e-12)
+    duration_d = np.where(f["dialysis_duration_h"] > 0, f["dialysis_duration_h"], 4.0) / 24.0
+    k_d = -np.log1p(-removal) / duration_d
+    s_i = v["k_I"] * v["I_0"]
+    k_i_el = (1.0 - v["f_I_cons"]) * v["k_I"]
+    k_cons = v["f_I_cons"] * v["k_I"] / v["K_N"]
+    s_il6 = v["k_IL6_ref"] * v["IL6_0"]
+    k_ic = v["k_Q"] * np.maximum(v["Q_norm"] / v["Q_0"] - 1.0, 0.0)
+    egfr0 = f["egfr_ml_min_173m2"]
+    f_irr = v["f_irr_max"] * v["CI"] / 12.0
+    gfr_cap = np.maximum(egfr0, v["GFR_norm"] * (1.0 - f_irr))
+    j0 = np.clip(1.0 - egfr0 / gfr_cap, 0.0, 0.999)
+    k_inj = v["k_heal"] * j0 / ((1.0 - j0) * v["L_0"] / 24.0)
+    f_uc = v["CI"] / 12.0
+    k_il6_0 = v["k_IL6_ref"] * (1.0 - v["f_IL6_renal"] + v["f_IL6_renal"] * egfr0 / 100.0)
+    blood_ul = v["blood_l_per_kg"] * f["weight_kg"] * UL_PER_L
+    levels = cart_cells / blood_ul[:, None] * v["f_blood"][:, None]
 
-    y0 = np.array(
-        [
-            0.0,
-            0.0,
-            values["K_N"] * (1.0 - ld),
-            values["B_pre"] * (1.0 - values["phi_B"] * ld),
-            ld,
-            s_il6 / k_il6,
-            values["A_0"],
-        ]
-    )
-    p = np.array([*values.values(), ld, k_il6, levels[0] if levels else 0.0])
-    return Individual(p=p, y0=y0, t_stops=t_stops, jumps=jumps)
+    # -- stops and jumps ------------------------------------------------------------------------
+    j_rf, j_d, j_x, j_g, j_ce = _S["R_F"], _S["D"], _S["X_C"], _S["G"], _S["C_E"]
+    rows, t0 = [], np.zeros(n)
+    c_e0 = np.zeros(n)
+    for i in range(n):
+        row = []
+        starts = [0.0]
+        for day, mg in zip(flu_days[i], flu_mg[i], strict=True):
+            if np.isfinite(day) and mg > 0:
+                rate = mg * f["flu_dose_factor"][i] / infusion_d
+                row += [(day, j_rf, rate), (day + infusion_d, j_rf, -rate)]
+                starts.append(day)
+        for day, mg in zip(cy_days[i], cy_mg[i], strict=True):
+            if np.isfinite(day) and mg > 0:
+                row.append((day, j_x, mg))
+                starts.append(day)
+        doses = [(d, c) for d, c in zip(cart_days[i], levels[i], strict=True)
+                 if np.isfinite(d) and c > 0]  # fmt: skip
+        doses.sort()
+        for k, (day, level) in enumerate(doses):
+            row.append((day, j_ce, level))
+            starts.append(day)
+            if k == 0:
+                row += [(day, j_g, 1.0), (day, _S["G_1"], 1.0)]
+                c_e0[i] = level
+        t0[i] = min(starts)
+        flu_given = [d for d, mg in zip(flu_days[i], flu_mg[i], strict=True) if mg > 0]
+        if k_d[i] > 0 and flu_given:
+            last = max(flu_given) + DIALYSIS_WINDOW_DAYS
+            for day in sessions[i]:
+                if np.isfinite(day) and t0[i] <= day <= last:
+                    row += [(day, j_d, 1.0), (day + duration_d[i], j_d, -1.0)]
+        rows.append(row)
+    t_stops, jumps, n_stops = _pad_rows(rows, _N_STATES)
 
+    # -- state at t0 -----------------------------------------------------------------------------
+    y0 = np.zeros((n, _N_STATES))
+    y0[:, _S["N"]] = v["K_N"]
+    y0[:, _S["B"]] = v["B_pre"]
+    y0[:, _S["S"]] = 1.0
+    y0[:, _S["I"]] = v["I_0"]
+    y0[:, _S["IL6"]] = s_il6 / k_il6_0
+    y0[:, _S["A"]] = v["A_0"]
+    y0[:, _S["Q"]] = v["Q_0"]
+    y0[:, _S["L"]] = v["L_0"]
+    y0[:, _S["J"]] = j0
+    y0[:, _S["U"]] = v["U_0"]
 
-def _merge_doses(cart_doses):
-    """Sorted (day, cells) with doses on the same day added; zero doses dropped."""
-    merged: dict[float, float] = {}
-    for day, cells in cart_doses:
-        if cells > 0:
-            merged[float(day)] = merged.get(float(day), 0.0) + float(cells)
-    return sorted(merged.items())
+    derived = [v1, k10, k12, k21, k13, k31, k_d, s_i, k_i_el, k_cons, s_il6, k_ic, gfr_cap, j0,
+               k_inj, f_uc, egfr0, t0, c_e0]  # fmt: skip
+    p = np.column_stack([*(v[name] for name in PARAMETERS.names), *derived])
+    return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_stops, jumps=jumps, n_stops=n_stops)
 
 
 _I = {name: k for k, name in enumerate((*PARAMETERS.names, *DERIVED))}
 
 
 def _cart(states, p):
-    return states[:, 0] + states[:, 1]
+    return states[:, _S["C_E"]] + states[:, _S["C_M"]]
+
+
+def _state(symbol):
+    k = _S[symbol]
+    return lambda s, p: s[:, k]
 
 
 OBSERVABLES = (
@@ -344,7 +663,7 @@ OBSERVABLES = (
         "cart_percent_of_t_cells",
         "%",
         "CAR-T share of all T cells (flow): 100 * C / (C + N)",
-        lambda s, p: 100.0 * _cart(s, p) / np.maximum(_cart(s, p) + s[:, 2], 1e-300),
+        lambda s, p: 100.0 * _cart(s, p) / np.maximum(_cart(s, p) + s[:, _S["N"]], 1e-300),
     ),
     Observable(
         "transgene_copies_per_ug",
@@ -352,35 +671,68 @@ OBSERVABLES = (
         "CAR transgene by qPCR: copies_per_cell * (C_E + C_M)",
         lambda s, p: p[_I["copies_per_cell"]] * _cart(s, p),
     ),
-    Observable("t_cells_per_ul", "cells/uL", "endogenous T cells: N", lambda s, p: s[:, 2]),
-    Observable("b_cells_per_ul", "cells/uL", "CD19+ B cells (flow): B", lambda s, p: s[:, 3]),
-    Observable("il6_pg_per_ml", "pg/mL", "serum IL-6: IL6", lambda s, p: s[:, 5]),
-    Observable("anti_dsdna_iu_per_ml", "IU/mL", "serum anti-dsDNA: A", lambda s, p: s[:, 6]),
+    Observable("t_cells_per_ul", "cells/uL", "endogenous T cells: N", _state("N")),
+    Observable("b_cells_per_ul", "cells/uL", "CD19+ B cells (flow): B", _state("B")),
+    Observable("il15_pg_per_ml", "pg/mL", "serum IL-15: I", _state("I")),
+    Observable("il6_pg_per_ml", "pg/mL", "serum IL-6: IL6", _state("IL6")),
+    Observable(
+        "fludarabine_mg_per_l",
+        "mg/L",
+        "plasma F-ara-A (on the clearance model's dose basis): F_1 / V_1",
+        lambda s, p: s[:, _S["F_1"]] / p[_I["V_1"]],
+    ),
+    Observable(
+        "fludarabine_auc_mg_h_per_l", "mg.h/L", "cumulative F-ara-A AUC: AUC_F", _state("AUC_F")
+    ),
+    Observable("anti_dsdna_iu_per_ml", "IU/mL", "serum anti-dsDNA: A", _state("A")),
+    Observable("complement_c3_g_per_l", "g/L", "serum complement C3: Q", _state("Q")),
+    Observable(
+        "ln_activity_index", "0-24", "renal activity (activity index scale): L", _state("L")
+    ),
+    Observable("proteinuria_g_per_24h", "g/24h", "proteinuria: U", _state("U")),
+    Observable(
+        "kidney_function_ml_min_173m2",
+        "mL/min/1.73m2",
+        "residual kidney function: GFR_cap * (1 - J)",
+        lambda s, p: p[_I["GFR_cap"]] * (1.0 - s[:, _S["J"]]),
+    ),
 )
 
 EQUATIONS = textwrap.dedent(__doc__.split("::", 1)[1].split("Initial state", 1)[0]).strip()
 
+ROLE_MAP = {
+    "cart": "cart_cells_per_ul",
+    "cart_copies": "transgene_copies_per_ug",
+    "cart_percent_t": "cart_percent_of_t_cells",
+    "b_cells": "b_cells_per_ul",
+    "il6": "il6_pg_per_ml",
+    "anti_dsdna": "anti_dsdna_iu_per_ml",
+    "complement": "complement_c3_g_per_l",
+    "ln_activity": "ln_activity_index",
+    "proteinuria": "proteinuria_g_per_24h",
+    "kidney_function": "kidney_function_ml_min_173m2",
+}
+
 MODEL = Model(
     name="sle_cart",
     description=(
-        "Mechanistic CD19 CAR-T kinetics in SLE (MODEL.md v1): effector and memory CAR-T, "
-        "endogenous T cells, CD19+ B cells whose production CAR-T inhibit, a homeostatic drive "
-        "set by lymphodepletion (fludarabine AUC, hence kidney function), IL-6 with partly "
-        "renal elimination, and anti-dsDNA. Day 0 is the CAR-T infusion."
+        "Mechanistic CD19 CAR-T kinetics in SLE, version 2: fludarabine PK (3 compartments, "
+        "kidney function, dialysis sessions) and cyclophosphamide kill lymphocytes in time from "
+        "the first lymphodepletion day; IL-15 rises as the lymphocytes that consume it fall and "
+        "drives CAR-T expansion together with antigen (B cells) under a fading proliferative "
+        "program; effector decline near Stein's alpha, long-lived memory CAR-T with weak "
+        "cytotoxicity, IL-6 from CAR-T activation, and a lupus nephritis layer (anti-dsDNA with "
+        "a long-lived plasma-cell share, C3, renal activity, proteinuria, reversible and "
+        "irreversible kidney injury, residual kidney function). Day 0 is the CAR-T infusion."
     ),
     states=STATES,
     parameters=PARAMETERS,
     observables=OBSERVABLES,
     rhs=rhs,
     individualize=individualize,
-    roles={
-        "cart": "cart_cells_per_ul",
-        "cart_copies": "transgene_copies_per_ug",
-        "cart_percent_t": "cart_percent_of_t_cells",
-        "b_cells": "b_cells_per_ul",
-        "il6": "il6_pg_per_ml",
-        "anti_dsdna": "anti_dsdna_iu_per_ml",
-    },
+    roles=ROLE_MAP,
     equations=EQUATIONS,
     derived=DERIVED,
+    batch=True,
+    observe_roles=observe_roles,
 )
