@@ -302,7 +302,7 @@ def trajectories(summary, fixed=None):
     fig, axes = plt.subplots(1, len(roles), figsize=(4.2 * len(roles), 3.8), squeeze=False)
     name0, values0, _ = summary.axes[0] if summary.axes else ("", [None], False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    held = []
+    held, top = [], {}
     for i, v in enumerate(values0):
         index, held = _slice(summary, 0, None, fixed) if summary.axes else ((), [])
         index = (i, *index[1:]) if summary.axes else ()
@@ -312,11 +312,14 @@ def trajectories(summary, fixed=None):
             color = colors[i % len(colors)]
             if y.size:
                 ax.plot(t, y.T, color=color, lw=0.4, alpha=0.25)
-                name = None if v is None else f"{v:g}" if _numeric(values0) else str(v)
+                name = None if v is None else f"{v:.3g}" if _numeric(values0) else str(v)
                 ax.plot(t, np.median(y, axis=0), color=color, lw=2, label=name)
+                top[obs] = max(top.get(obs, 0.0), float(np.nanmax(y)))
     for ax, (obs, label) in zip(axes[0], roles, strict=True):
         unit = next(o.unit for o in model.observables if o.name == obs)
         ax.set_yscale("log")
+        if top.get(obs, 0) > 0:  # six decades below the highest value: deeper is not readable
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], top[obs] * 1e-6))
         ax.set_xlabel("days after CAR-T infusion")
         ax.set_ylabel(f"{label} ({unit})")
         ax.grid(alpha=0.3)
