@@ -21,6 +21,8 @@ def fake_engine(pop, names, threads=None):
     for m in names:
         if m == "FLU_AUC":
             out[m] = auc.copy()
+        elif m == "TAPLASIA":  # even patients never reach aplasia
+            out[m] = np.where(pop.patients % 2 == 0, np.nan, 20.0)
         elif m == "TRECOV":
             out[m] = 60.0 + 40.0 * rho + np.log10(dose) + 0.5 * auc
         else:

@@ -259,8 +259,9 @@ def test_report_json_schema_and_table(scenario, tmp_path, capsys):
     sweep = load_sweep(scenario)
     ds = open_store(out)
     for g, point in enumerate(report["points"]):
-        assert set(point) == {"coords", "n_computed", "n_failed", "p_failed",
+        assert set(point) == {"coords", "n_computed", "n_failed", "p_failed", "p_aplasia",
                               "p_flu_auc_in_window", "p_recovery_by_day", "metrics"}  # fmt: skip
+        assert point["p_aplasia"] is None  # TAPLASIA not stored in this sweep
         assert point["n_computed"] == 100
         i, j = sweep.index(g)
         ok = ds.status.values[i, j] == 0
@@ -348,3 +349,18 @@ def test_report_of_an_incomplete_store_says_so(scenario, tmp_path, capsys):
     assert report["points"][1]["metrics"]["CMAX"]["median"] is None
     assert main(["report", str(out)]) == 0
     assert "INCOMPLETE" in capsys.readouterr().out
+
+
+def test_recovery_probability_is_among_patients_with_aplasia(tmp_path):
+    path = tmp_path / "aplasia.toml"
+    path.write_text(SCENARIO.format(n=100).replace('"TRECOV", "FLU_AUC"]', '"TRECOV", "TAPLASIA"]'))
+    out = tmp_path / "a.zarr"
+    run_sweep(path, out, engine=fake_engine)
+    report = summarize(out).to_dict()
+    ds = open_store(out)
+    point = report["points"][4]
+    trecov, taplasia = ds.TRECOV.values[1, 1], ds.TAPLASIA.values[1, 1]
+    aplastic = ~np.isnan(taplasia)
+    assert point["p_aplasia"] == pytest.approx(0.5)
+    assert point["p_recovery_by_day"] == pytest.approx(np.mean(trecov[aplastic] <= 180))
+    assert point["p_flu_auc_in_window"] is None  # FLU_AUC not stored

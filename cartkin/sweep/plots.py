@@ -42,7 +42,8 @@ METRIC_TITLES = {
 
 _PROBABILITIES = {
     "p_flu_auc_in_window": "P(FLU_AUC in {lo:g}-{hi:g} mg.h/L)",
-    "p_recovery_by_day": "P(B-cell recovery by day {day:g})",
+    "p_recovery_by_day": "P(B-cell recovery by day {day:g} | aplasia)",
+    "p_aplasia": "P(B-cell aplasia)",
     "p_failed": "P(failed solve)",
 }
 
@@ -363,6 +364,7 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
                 save(heatmap(summary, m, fixed=fixed), f"heatmap_{m}{tag}.png")
             maps = ["p_failed"]
             maps += ["p_flu_auc_in_window"] if "FLU_AUC" in summary.metrics else []
+            maps += ["p_aplasia"] if "TAPLASIA" in summary.metrics else []
             maps += ["p_recovery_by_day"] if "TRECOV" in summary.metrics else []
             for field in maps:
                 save(probability_map(summary, field, fixed=fixed), f"{field}{tag}.png")

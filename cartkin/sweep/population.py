@@ -26,6 +26,7 @@ from functools import cached_property
 import numpy as np
 
 from cartkin.errors import CartkinError, SolverError
+from cartkin.metrics import B_CELL_THRESHOLD_CELLS_PER_UL
 from cartkin.sweep.seeds import standard_normal
 from cartkin.sweep.spec import FLU_CLEARANCE, Sweep
 
@@ -217,9 +218,12 @@ def batch_engine(pop: Population, names, threads: int | None = None) -> dict:
 
     bctx = pop.batch_context()
     inds = batch.individualize(pop.sweep.model, pop.theta, bctx)
+    # the B-cell threshold of cartkin.metrics.compute (one threshold for aplasia and recovery)
+    b_cells = B_CELL_THRESHOLD_CELLS_PER_UL
     out = batch.metrics(
         pop.sweep.model, inds, names=list(names), t_end_days=_t_end(pop), bctx=bctx,
-        threads=threads, **_solver(pop),
+        threads=threads, aplasia_cells_per_ul=b_cells, recovery_cells_per_ul=b_cells,
+        **_solver(pop),
     )  # fmt: skip
     result = {m: np.asarray(out[m], dtype=np.float64) for m in names}
     result["status"] = np.asarray(out["status"], dtype=np.int64)
@@ -245,24 +249,31 @@ def batch_trajectories(pop: Population, t_days, threads: int | None = None) -> d
 
 
 def reference_engine(pop: Population, names, threads: int | None = None) -> dict:
-    """Metrics of a chunk one patient at a time with ``simulate_context`` + ``metrics.compute``.
+    """Metrics of a chunk one patient at a time: the scalar solver and ``metrics.compute``.
 
-    Same arguments and result as :func:`batch_engine`. Per-patient Python (about 50 ms each):
+    Each patient's kernel inputs come from the model's individualize on that patient's own
+    batch context (so the fludarabine clearance draw reaches models that simulate the PK in
+    time); the solve (``cartkin.ode.solve_ode`` through ``cartkin.simulate``) and the metrics
+    (``cartkin.metrics.compute`` on its 0.02-day grid) share no code with the batch kernel.
+    Same arguments and result as :func:`batch_engine`. Per-patient Python (tens of ms each):
     for tests and spot checks only.
     """
-    from cartkin import metrics
-    from cartkin.simulate import simulate_context
+    from cartkin import batch, metrics
+    from cartkin.simulate import _run
 
     scenario = pop.scenario
-    ctx = pop.context
-    auc = pop.flu_auc_mg_h_per_l
+    model = scenario.model
+    bctx, ctx = pop.bctx, pop.context
+    auc = bctx.flu_auc_mg_h_per_l
+    options = {**_solver(pop), "max_steps": 100_000}
     out = {m: np.full(pop.n, np.nan) for m in names}
     status = np.zeros(pop.n, dtype=np.int64)
     for i in range(pop.n):
         theta = {name: float(v[i]) for name, v in pop.theta.items()}
         ctx_i = dataclasses.replace(ctx, flu_auc_mg_h_per_l=float(auc[i]))
         try:
-            result = simulate_context(scenario.model, ctx_i, scenario.t_days, theta, **_solver(pop))
+            ind = batch.individualize(model, theta, bctx.take(np.array([i]))).individual(0)
+            result = _run(model, ind, ctx_i, theta, scenario.t_days, options, model.name)
         except SolverError as exc:
             sol = getattr(exc, "solution", None)
             status[i] = int(getattr(sol, "status", ENGINE_ERROR))

@@ -9,8 +9,11 @@ For each grid point, over the patients computed so far:
   NaN and not counted: read the quantiles together with ``n_defined``);
 - ``p_flu_auc_in_window``: share of solved patients with FLU_AUC in the target window (both ends
   included);
-- ``p_recovery_by_day``: share of solved patients with TRECOV <= ``recovery_by_day`` (a patient
-  whose B cells have not recovered by the horizon counts as not recovered).
+- ``p_aplasia``: share of solved patients whose B cells fell below the B-cell threshold
+  (TAPLASIA defined; needs TAPLASIA among the stored metrics);
+- ``p_recovery_by_day``: among those patients (all solved patients when TAPLASIA is not
+  stored), the share with TRECOV <= ``recovery_by_day``; a patient whose B cells have not
+  recovered by the horizon counts as not recovered.
 
 Memory is one grid point's patients at a time.
 """
@@ -46,7 +49,7 @@ class Summary:
         Metric name -> unit.
     shape : tuple of int
     fields : dict of str to numpy.ndarray, each of shape ``shape``
-        ``n_computed``, ``n_failed``, ``p_failed``, ``p_flu_auc_in_window``,
+        ``n_computed``, ``n_failed``, ``p_failed``, ``p_flu_auc_in_window``, ``p_aplasia``,
         ``p_recovery_by_day`` and ``<METRIC>_<stat>`` for stat in q05, median, q95, n_defined.
     """
 
@@ -78,6 +81,7 @@ class Summary:
                 "n_failed": int(f["n_failed"][index]),
                 "p_failed": _plain(f["p_failed"][index]),
                 "p_flu_auc_in_window": _plain(f["p_flu_auc_in_window"][index]),
+                "p_aplasia": _plain(f["p_aplasia"][index]),
                 "p_recovery_by_day": _plain(f["p_recovery_by_day"][index]),
                 "metrics": {
                     m: {s: _plain(f[f"{m}_{s}"][index]) for s in (*QUANTILES, "n_defined")}
@@ -116,7 +120,7 @@ class Summary:
 
         f = self.fields
         stats = (*QUANTILES, "n_defined")
-        columns = ["n_computed", "n_failed", "p_failed", "p_flu_auc_in_window",
+        columns = ["n_computed", "n_failed", "p_failed", "p_flu_auc_in_window", "p_aplasia",
                    "p_recovery_by_day"]  # fmt: skip
         columns += [f"{m}_{st}" for m in self.metrics for st in stats]
         buffer = io.StringIO()
@@ -137,7 +141,8 @@ class Summary:
         f = self.fields
         names = [n for n, _, _ in self.axes]
         headers = [*names, "n", "failed", *(f"{m} ({self.metrics[m]})" for m in metrics)]
-        headers += ["P(FLU_AUC in window)", f"P(TRECOV <= {self.attrs['recovery_by_day']:g} d)"]
+        headers += ["P(FLU_AUC in window)", "P(aplasia)",
+                    f"P(TRECOV <= {self.attrs['recovery_by_day']:g} d | aplasia)"]  # fmt: skip
         rows = []
         for index in np.ndindex(*self.shape):
             row = [_fmt(v[i]) for (_, v, _), i in zip(self.axes, index, strict=True)]
@@ -147,7 +152,8 @@ class Summary:
                     f"{_fmt(f[f'{m}_median'][index])} [{_fmt(f[f'{m}_q05'][index])}, "
                     f"{_fmt(f[f'{m}_q95'][index])}]"
                 )
-            row += [_fmt(f["p_flu_auc_in_window"][index]), _fmt(f["p_recovery_by_day"][index])]
+            row += [_fmt(f["p_flu_auc_in_window"][index]), _fmt(f["p_aplasia"][index]),
+                    _fmt(f["p_recovery_by_day"][index])]  # fmt: skip
             rows.append(row)
         widths = [max(len(h), *(len(r[k]) for r in rows)) for k, h in enumerate(headers)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
@@ -206,7 +212,8 @@ def summarize(path) -> Summary:
     metrics = {m: group[m].attrs.get("units", "") for m in attrs["metrics"]}
     shape = tuple(len(v) for _, v, _ in axes)
     fields = {k: np.full(shape, np.nan) for k in ("n_computed", "n_failed", "p_failed",
-                                                  "p_flu_auc_in_window", "p_recovery_by_day")}  # fmt: skip
+                                                  "p_flu_auc_in_window", "p_aplasia",
+                                                  "p_recovery_by_day")}  # fmt: skip
     for m in metrics:
         for s in (*QUANTILES, "n_defined"):
             fields[f"{m}_{s}"] = np.full(shape, np.nan)
@@ -232,8 +239,13 @@ def summarize(path) -> Summary:
             if n_ok and m == "FLU_AUC":
                 auc = np.asarray(group[m][index])[ok]
                 fields["p_flu_auc_in_window"][index] = np.mean((auc >= lo) & (auc <= hi))
-            if n_ok and m == "TRECOV":
-                t = np.asarray(group[m][index])[ok]
+        if n_ok and "TRECOV" in metrics:
+            t = np.asarray(group["TRECOV"][index])[ok]
+            if "TAPLASIA" in metrics:
+                aplastic = ~np.isnan(np.asarray(group["TAPLASIA"][index])[ok])
+                fields["p_aplasia"][index] = aplastic.mean()
+                t = t[aplastic]
+            if t.size:
                 fields["p_recovery_by_day"][index] = np.mean(t <= day)
     return Summary(attrs, axes, metrics, fields, path)
 
