@@ -536,8 +536,12 @@ def _segment_erk(
     D,
     macc,
     mcfg,
-    MW,
+    PC,
     MV,
+    ys,
+    yp,
+    vt,
+    vt2,
 ):
     """Integrate y in place from t to t_end (no stop inside) with explicit pair `tab`.
 
@@ -619,13 +623,12 @@ def _segment_erk(
         if macc.size > 0:
             if not have_dense:
                 _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D)
-            PC = MW[4:8]
             for j in range(n):
                 PC[0, j] = h * k1[j]
                 PC[1, j] = D[0, j]
                 PC[2, j] = D[1, j]
                 PC[3, j] = D[2, j]
-            _metrics_step(t, t_new, h, y, PC, p, macc, mcfg, MW, MV)
+            _metrics_step(t, t_new, h, y, p, macc, mcfg, PC, MV, ys, yp, vt, vt2)
         for j in range(n):
             y[j] = ynew[j]
         k1, k7 = k7, k1  # FSAL: f(t_new, y_new) is the next step's first stage
@@ -835,8 +838,12 @@ def _segment_ros(
     D,
     macc,
     mcfg,
-    MW,
+    PC,
     MV,
+    ys,
+    yp,
+    vt,
+    vt2,
 ):
     """Integrate y in place from t to t_end (no stop inside) with Rodas5; see _segment_erk."""
     n = y.size
@@ -916,13 +923,12 @@ def _segment_ros(
             if not have_dense:
                 _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D)
             # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
-            PC = MW[4:8]
             for j in range(n):
                 PC[0, j] = (ynew[j] - y[j]) + D[0, j]
                 PC[1, j] = D[1, j] - D[0, j]
                 PC[2, j] = D[2, j] - D[1, j]
                 PC[3, j] = -D[2, j]
-            _metrics_step(t, t_new, h, y, PC, p, macc, mcfg, MW, MV)
+            _metrics_step(t, t_new, h, y, p, macc, mcfg, PC, MV, ys, yp, vt, vt2)
         for j in range(n):
             y[j] = ynew[j]
         t = t_new
@@ -956,7 +962,8 @@ def _segment_ros(
 @njit(cache=CACHE, error_model="numpy")
 def _integrate(
     method, t_start, t_final, t_eval, y_out, io, y, p, t_stops, jumps, n_stops, rtol, atol,
-    first_step, max_step, max_steps, fixed_step, counters, W, JM, piv, macc, mcfg, MW, MV,
+    first_step, max_step, max_steps, fixed_step, counters, W, JM, piv, macc, mcfg, PC, MV, ys,
+    yp, vt, vt2,
 ):  # fmt: skip
     """Integrate ``y`` in place from ``t_start`` to ``t_final``; the one loop every entry uses.
 
@@ -985,7 +992,7 @@ def _integrate(
                 y_out[io, j] = y[j]
             io += 1
         if macc.size > 0 and t >= 0.0:
-            _metrics_point(t, y, p, macc, mcfg, MW, MV)
+            _metrics_point(t, y, p, macc, mcfg, MV, vt)
         if t >= t_final:
             break
         seg_end = t_stops[ks] if ks < n_stops else t_final
@@ -995,7 +1002,7 @@ def _integrate(
                 t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
                 t_eval, io, y_out, counters,
                 k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
-                macc, mcfg, MW, MV,
+                macc, mcfg, PC, MV, ys, yp, vt, vt2,
             )  # fmt: skip
         else:
             tab = DOPRI5 if method == DOPRI5 else TSIT5
@@ -1005,7 +1012,7 @@ def _integrate(
             status, io, t, h = _segment_erk(
                 tab, t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step, limit,
                 t_eval, io, y_out, counters, k1, k2, k3, k4, k5, k6, k7, ytmp, ynew, yerr, D,
-                macc, mcfg, MW, MV,
+                macc, mcfg, PC, MV, ys, yp, vt, vt2,
             )  # fmt: skip
             if status == STIFF and method == AUTO:
                 counters[I_SWITCHES] += 1
@@ -1013,7 +1020,7 @@ def _integrate(
                     t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
                     t_eval, io, y_out, counters,
                     k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
-                    macc, mcfg, MW, MV,
+                    macc, mcfg, PC, MV, ys, yp, vt, vt2,
                 )  # fmt: skip
         if status != SUCCESS:
             break
@@ -1064,7 +1071,8 @@ def _solve(
     status, t = _integrate(
         method, t_eval[0], t_eval[m_out - 1], t_eval, y_out, m_out - m_out, y, p, t_stops, jumps,
         t_stops.size, rtol, atol, first_step, max_step, max_steps, fixed_step, counters,
-        W, JM, piv, no_metrics, no_metrics, np.empty((0, 0)), np.empty((0, 0)),
+        W, JM, piv, no_metrics, no_metrics, np.empty((0, 0)), np.empty((0, 0)), no_metrics,
+        no_metrics, no_metrics, no_metrics,
     )  # fmt: skip
     return y_out, status, counters, t
 
@@ -1119,7 +1127,9 @@ A_IL6_ABOVE = 17
 A_ADS_0 = 18
 A_ADS_DAY = 19
 A_PREV = 20  # A_PREV + role: value at the last point processed
-N_ACC = A_PREV + N_ROLES
+A_SLOPE = A_PREV + N_ROLES  # A_SLOPE + role: its slope (per day) there; NaN after a jump
+N_ACC = A_SLOPE + N_ROLES
+FLAT = 1e-9  # a slope below FLAT x |value| per step counts as flat: no extremum search
 GOLDEN = 0.6180339887498949
 SLOPE_EPS = 1e-6  # relative theta increment of the central difference of a role's slope
 ROOT_TOL = 1e-13  # theta tolerance of root and extremum searches (times h in days)
@@ -1137,48 +1147,60 @@ def _metrics_init(acc):
     acc[A_IL6_ABOVE] = 0.0
 
 
-@njit(cache=CACHE, error_model="numpy")
+# Work arrays of the metrics (no array views in the per-step path: each view cost about 70 ns
+# per call, more than the arithmetic): PC (4, n) the step's polynomial, MV (8, N_ROLES) role
+# vectors by row (MV_*), ys and yp (n,) states, vt and vt2 (N_ROLES,) observe_roles outputs.
+MV_FIRST = 0
+MV_A = 1
+MV_B = 2
+MV_DA = 3
+MV_DB = 4
+
+
+@njit(cache=CACHE, error_model="numpy", inline="always")
 def _poly_state(theta, y, PC, out):
     for j in range(y.size):
-        out[j] = y[j] + theta * (PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j])))
+        out[j] = y[j] + theta * (
+            PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j]))
+        )
 
 
-@njit(cache=CACHE, error_model="numpy")
-def _roles_at(theta, y, PC, p, MW, v):
-    """Role values of the interpolant at theta into v (uses MW[0])."""
-    _poly_state(theta, y, PC, MW[0])
-    observe_roles(MW[0], p, v)
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _roles_at(theta, y, PC, p, ys, vt):
+    """Role values of the interpolant at theta into vt."""
+    _poly_state(theta, y, PC, ys)
+    observe_roles(ys, p, vt)
 
 
-@njit(cache=CACHE, error_model="numpy")
-def _roles_slope(theta, y, PC, p, MW, MV, dv):
-    """d(role)/d(theta) of the interpolant at theta (central difference along its tangent)."""
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _roles_into(theta, y, PC, p, ys, vt, MV, row):
+    _roles_at(theta, y, PC, p, ys, vt)
+    for k in range(N_ROLES):
+        MV[row, k] = vt[k]
+
+
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _roles_slope(theta, y, PC, p, ys, yp, vt, vt2, MV, row):
+    """d(role)/d(theta) of the interpolant at theta into MV[row] (central difference along the
+    interpolant's tangent)."""
     n = y.size
-    ys = MW[0]
-    yd = MW[1]
     _poly_state(theta, y, PC, ys)
     for j in range(n):
-        yd[j] = PC[0, j] + theta * (
-            2.0 * PC[1, j] + theta * (3.0 * PC[2, j] + theta * 4.0 * PC[3, j])
-        )
-    yp = MW[2]
-    for j in range(n):
-        yp[j] = ys[j] + SLOPE_EPS * yd[j]
-    observe_roles(yp, p, MV[5])
-    for j in range(n):
-        yp[j] = ys[j] - SLOPE_EPS * yd[j]
-    observe_roles(yp, p, MV[6])
+        yd = PC[0, j] + theta * (2.0 * PC[1, j] + theta * (3.0 * PC[2, j] + theta * 4.0 * PC[3, j]))
+        yp[j] = ys[j] + SLOPE_EPS * yd
+        ys[j] = ys[j] - SLOPE_EPS * yd
+    observe_roles(yp, p, vt)
+    observe_roles(ys, p, vt2)
     for k in range(N_ROLES):
-        dv[k] = (MV[5, k] - MV[6, k]) / (2.0 * SLOPE_EPS)
+        MV[row, k] = (vt[k] - vt2[k]) / (2.0 * SLOPE_EPS)
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _root(k, thr, lo, hi, vlo, y, PC, p, MW, MV):
+def _root(k, thr, lo, hi, vlo, y, PC, p, ys, vt):
     """Theta in [lo, hi] where role k crosses thr (a sign change is bracketed): Illinois."""
-    v = MV[7]
     flo = vlo - thr
-    _roles_at(hi, y, PC, p, MW, v)
-    fhi = v[k] - thr
+    _roles_at(hi, y, PC, p, ys, vt)
+    fhi = vt[k] - thr
     side = 0
     for _ in range(100):
         if hi - lo <= ROOT_TOL:
@@ -1189,8 +1211,8 @@ def _root(k, thr, lo, hi, vlo, y, PC, p, MW, MV):
             mid = hi - fhi * (hi - lo) / (fhi - flo)
             if not (lo < mid < hi):
                 mid = 0.5 * (lo + hi)
-        _roles_at(mid, y, PC, p, MW, v)
-        fm = v[k] - thr
+        _roles_at(mid, y, PC, p, ys, vt)
+        fm = vt[k] - thr
         if fm == 0.0:
             return mid
         if (fm > 0.0) == (fhi > 0.0):
@@ -1210,79 +1232,84 @@ def _root(k, thr, lo, hi, vlo, y, PC, p, MW, MV):
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _extremum(k, sign, lo, hi, y, PC, p, MW, MV):
+def _extremum(k, sign, lo, hi, y, PC, p, ys, vt):
     """(theta, value) of the maximum of sign*role_k on [lo, hi] (golden section)."""
-    v = MV[7]
     a = lo
     b = hi
     c = b - GOLDEN * (b - a)
     d = a + GOLDEN * (b - a)
-    _roles_at(c, y, PC, p, MW, v)
-    fc = sign * v[k]
-    _roles_at(d, y, PC, p, MW, v)
-    fd = sign * v[k]
-    while b - a > 1e-10:
+    _roles_at(c, y, PC, p, ys, vt)
+    fc = sign * vt[k]
+    _roles_at(d, y, PC, p, ys, vt)
+    fd = sign * vt[k]
+    while b - a > 1e-9:
         if fc >= fd:
             b = d
             d = c
             fd = fc
             c = b - GOLDEN * (b - a)
-            _roles_at(c, y, PC, p, MW, v)
-            fc = sign * v[k]
+            _roles_at(c, y, PC, p, ys, vt)
+            fc = sign * vt[k]
         else:
             a = c
             c = d
             fc = fd
             d = a + GOLDEN * (b - a)
-            _roles_at(d, y, PC, p, MW, v)
-            fd = sign * v[k]
+            _roles_at(d, y, PC, p, ys, vt)
+            fd = sign * vt[k]
     th = 0.5 * (a + b)
-    _roles_at(th, y, PC, p, MW, v)
-    return th, v[k]
+    _roles_at(th, y, PC, p, ys, vt)
+    return th, vt[k]
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _metrics_point(t, y, p, acc, cfg, MW, MV):
+def _metrics_point(t, y, p, acc, cfg, MV, vt):
     """A point of the curve at t >= 0 that starts a piece: day 0, or a stop after its jump."""
-    v = MV[0]
-    observe_roles(y, p, v)
-    _metrics_at(t, v, acc, cfg)
+    observe_roles(y, p, vt)
+    for k in range(N_ROLES):
+        MV[MV_FIRST, k] = vt[k]
+    _metrics_at(t, MV, acc, cfg)
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _metrics_at(t, v, acc, cfg):
-    """Record the (right-continuous) values v at time t: first point or a jump."""
+def _metrics_at(t, MV, acc, cfg):
+    """Record the (right-continuous) values MV[MV_FIRST] at time t: first point or a jump."""
     if t > cfg[C_HORIZON]:
         return
     first = acc[A_STARTED] == 0.0
     acc[A_STARTED] = 1.0
-    c = v[R_CART]
+    c = MV[MV_FIRST, R_CART]
     if first or c > acc[A_CMAX]:
         acc[A_CMAX] = c
         acc[A_TMAX] = t
-    if cfg[C_HAS + R_COPIES] > 0.0 and (first or v[R_COPIES] > acc[A_COPIES_MAX]):
-        acc[A_COPIES_MAX] = v[R_COPIES]
-    if cfg[C_HAS + R_PCT] > 0.0 and (first or v[R_PCT] > acc[A_PCT_MAX]):
-        acc[A_PCT_MAX] = v[R_PCT]
+    v = MV[MV_FIRST, R_COPIES]
+    if cfg[C_HAS + R_COPIES] > 0.0 and (first or v > acc[A_COPIES_MAX]):
+        acc[A_COPIES_MAX] = v
+    v = MV[MV_FIRST, R_PCT]
+    if cfg[C_HAS + R_PCT] > 0.0 and (first or v > acc[A_PCT_MAX]):
+        acc[A_PCT_MAX] = v
     if c >= cfg[C_LLOQ]:
         acc[A_TLST] = t
         acc[A_CLST] = c
     if cfg[C_HAS + R_B] > 0.0:
-        b = v[R_B]
+        b = MV[MV_FIRST, R_B]
         if first or b < acc[A_B_MIN]:
             acc[A_B_MIN] = b
             acc[A_B_TMIN] = t
         _b_events_at(t, b, acc, cfg)
-    if cfg[C_HAS + R_IL6] > 0.0 and (first or v[R_IL6] > acc[A_IL6_MAX]):
-        acc[A_IL6_MAX] = v[R_IL6]
+    v = MV[MV_FIRST, R_IL6]
+    if cfg[C_HAS + R_IL6] > 0.0 and (first or v > acc[A_IL6_MAX]):
+        acc[A_IL6_MAX] = v
         acc[A_IL6_TMAX] = t
     if cfg[C_HAS + R_ADS] > 0.0:
+        v = MV[MV_FIRST, R_ADS]
         if first:
-            acc[A_ADS_0] = v[R_ADS]
+            acc[A_ADS_0] = v
         if t == cfg[C_ADS_DAY]:
-            acc[A_ADS_DAY] = v[R_ADS]
+            acc[A_ADS_DAY] = v
     for k in range(N_ROLES):
-        acc[A_PREV + k] = v[k]
+        acc[A_PREV + k] = MV[MV_FIRST, k]
+        acc[A_SLOPE + k] = np.nan
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -1303,133 +1330,126 @@ def _b_events_at(t, b, acc, cfg):
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _metrics_step(t, t_new, h, y, PC, p, acc, cfg, MW, MV):
+def _metrics_step(t, t_new, h, y, p, acc, cfg, PC, MV, ys, yp, vt, vt2):
     """Update the metrics with one accepted step [t, t_new] and its interpolant (see above)."""
     if t_new <= 0.0:
         return
     lo = 0.0
     if acc[A_STARTED] == 0.0:  # the model started before day 0: day 0 lies inside this step
         lo = -t / h
-        _roles_at(lo, y, PC, p, MW, MV[0])
-        _metrics_at(0.0, MV[0], acc, cfg)
+        _roles_into(lo, y, PC, p, ys, vt, MV, MV_FIRST)
+        _metrics_at(0.0, MV, acc, cfg)
     ta = t + lo * h
-    va = MV[1]
     for k in range(N_ROLES):
-        va[k] = acc[A_PREV + k]
-    vb = MV[2]
-    _roles_at(1.0, y, PC, p, MW, vb)
-    da = MV[3]
-    db = MV[4]
-    _roles_slope(lo, y, PC, p, MW, MV, da)
-    _roles_slope(1.0, y, PC, p, MW, MV, db)
+        MV[MV_A, k] = acc[A_PREV + k]
+    _roles_into(1.0, y, PC, p, ys, vt, MV, MV_B)
+    # slopes in theta units (per step); the start slope is the last step's end slope when the
+    # curve is continuous there (one central difference per step instead of two)
+    if lo == 0.0 and acc[A_SLOPE] == acc[A_SLOPE]:
+        for k in range(N_ROLES):
+            MV[MV_DA, k] = acc[A_SLOPE + k] * h
+    else:
+        _roles_slope(lo, y, PC, p, ys, yp, vt, vt2, MV, MV_DA)
+    _roles_slope(1.0, y, PC, p, ys, yp, vt, vt2, MV, MV_DB)
 
     # -- CAR-T peak, AUC, LLOQ
     k = R_CART
-    if vb[k] > acc[A_CMAX]:
-        acc[A_CMAX] = vb[k]
-        acc[A_TMAX] = t_new
-    if da[k] > 0.0 and db[k] < 0.0:
-        th, vm = _extremum(k, 1.0, lo, 1.0, y, PC, p, MW, MV)
-        if vm > acc[A_CMAX]:
-            acc[A_CMAX] = vm
-            acc[A_TMAX] = t + th * h
+    _track_extremum(k, A_CMAX, A_TMAX, 1.0, t, t_new, h, lo, y, PC, p, acc, MV, ys, vt)
     if cfg[C_HAS + R_COPIES] > 0.0:
-        _track_max(R_COPIES, A_COPIES_MAX, -1, t, h, lo, vb, da, db, y, PC, p, acc, MW, MV)
+        _track_extremum(R_COPIES, A_COPIES_MAX, -1, 1.0, t, t_new, h, lo, y, PC, p, acc, MV, ys, vt)
     if cfg[C_HAS + R_PCT] > 0.0:
-        _track_max(R_PCT, A_PCT_MAX, -1, t, h, lo, vb, da, db, y, PC, p, acc, MW, MV)
+        _track_extremum(R_PCT, A_PCT_MAX, -1, 1.0, t, t_new, h, lo, y, PC, p, acc, MV, ys, vt)
     t_auc = cfg[C_AUC_END]
     if ta < t_auc:
         a = ta
         b = min(t_new, t_auc)
         s = 0.0
-        v = MV[7]
         for q in range(3):
             tq = a + GL3_X[q] * (b - a)
-            _roles_at((tq - t) / h, y, PC, p, MW, v)
-            s += GL3_W[q] * v[k]
+            _roles_at((tq - t) / h, y, PC, p, ys, vt)
+            s += GL3_W[q] * vt[k]
         acc[A_AUC] += s * (b - a)
     lloq = cfg[C_LLOQ]
-    above_a = va[k] >= lloq
-    above_b = vb[k] >= lloq
-    if above_a and above_b:
+    va = MV[MV_A, k]
+    vb = MV[MV_B, k]
+    if va >= lloq and vb >= lloq:
         acc[A_PERSIST] += t_new - ta
         acc[A_TLST] = t_new
-        acc[A_CLST] = vb[k]
-    elif above_a or above_b:
-        th = _root(k, lloq, lo, 1.0, va[k], y, PC, p, MW, MV)
-        tr = t + th * h
-        if above_a:  # falls below LLOQ at tr
+        acc[A_CLST] = vb
+    elif va >= lloq or vb >= lloq:
+        tr = t + _root(k, lloq, lo, 1.0, va, y, PC, p, ys, vt) * h
+        if va >= lloq:  # falls below LLOQ at tr
             acc[A_PERSIST] += tr - ta
             acc[A_TLST] = tr
             acc[A_CLST] = lloq
         else:
             acc[A_PERSIST] += t_new - tr
             acc[A_TLST] = t_new
-            acc[A_CLST] = vb[k]
+            acc[A_CLST] = vb
 
     # -- B cells
     if cfg[C_HAS + R_B] > 0.0:
-        k = R_B
-        if vb[k] < acc[A_B_MIN]:
-            acc[A_B_MIN] = vb[k]
-            acc[A_B_TMIN] = t_new
-        if da[k] < 0.0 and db[k] > 0.0:
-            th, vm = _extremum(k, -1.0, lo, 1.0, y, PC, p, MW, MV)
-            if vm < acc[A_B_MIN]:
-                acc[A_B_MIN] = vm
-                acc[A_B_TMIN] = t + th * h
-        _b_events_step(t, h, lo, va[k], vb[k], y, PC, p, acc, cfg, MW, MV)
+        _track_extremum(R_B, A_B_MIN, A_B_TMIN, -1.0, t, t_new, h, lo, y, PC, p, acc, MV, ys, vt)
+        _b_events_step(t, h, lo, MV[MV_A, R_B], MV[MV_B, R_B], y, PC, p, acc, cfg, ys, vt)
 
     # -- IL-6
     if cfg[C_HAS + R_IL6] > 0.0:
         k = R_IL6
-        if vb[k] > acc[A_IL6_MAX]:
-            acc[A_IL6_MAX] = vb[k]
-            acc[A_IL6_TMAX] = t_new
-        if da[k] > 0.0 and db[k] < 0.0:
-            th, vm = _extremum(k, 1.0, lo, 1.0, y, PC, p, MW, MV)
-            if vm > acc[A_IL6_MAX]:
-                acc[A_IL6_MAX] = vm
-                acc[A_IL6_TMAX] = t + th * h
+        _track_extremum(k, A_IL6_MAX, A_IL6_TMAX, 1.0, t, t_new, h, lo, y, PC, p, acc, MV, ys, vt)
         thr = cfg[C_IL6_THR]
-        above_a = va[k] >= thr
-        above_b = vb[k] >= thr
-        if above_a and above_b:
+        va = MV[MV_A, k]
+        vb = MV[MV_B, k]
+        if va >= thr and vb >= thr:
             acc[A_IL6_ABOVE] += t_new - ta
-        elif above_a or above_b:
-            tr = t + _root(k, thr, lo, 1.0, va[k], y, PC, p, MW, MV) * h
-            acc[A_IL6_ABOVE] += (tr - ta) if above_a else (t_new - tr)
+        elif va >= thr or vb >= thr:
+            tr = t + _root(k, thr, lo, 1.0, va, y, PC, p, ys, vt) * h
+            acc[A_IL6_ABOVE] += (tr - ta) if va >= thr else (t_new - tr)
 
     # -- anti-dsDNA at its day
     if cfg[C_HAS + R_ADS] > 0.0:
         td = cfg[C_ADS_DAY]
         if ta < td < t_new:
-            _roles_at((td - t) / h, y, PC, p, MW, MV[7])
-            acc[A_ADS_DAY] = MV[7, R_ADS]
+            _roles_at((td - t) / h, y, PC, p, ys, vt)
+            acc[A_ADS_DAY] = vt[R_ADS]
         elif td == t_new:
-            acc[A_ADS_DAY] = vb[R_ADS]
+            acc[A_ADS_DAY] = MV[MV_B, R_ADS]
 
     for k in range(N_ROLES):
-        acc[A_PREV + k] = vb[k]
+        acc[A_PREV + k] = MV[MV_B, k]
+        acc[A_SLOPE + k] = MV[MV_DB, k] / h
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _track_max(k, slot, tslot, t, h, lo, vb, da, db, y, PC, p, acc, MW, MV):
-    """Running maximum of role k in acc[slot] (and its time in acc[tslot] when tslot >= 0)."""
-    if vb[k] > acc[slot]:
-        acc[slot] = vb[k]
+def _track_extremum(k, slot, tslot, sign, t, t_new, h, lo, y, PC, p, acc, MV, ys, vt):
+    """Running maximum (sign 1) or minimum (sign -1) of role k in acc[slot], its time in
+    acc[tslot] (tslot < 0: not kept).
+
+    The step end is a candidate; an interior extremum is searched (golden section on the
+    interpolant) only where the slope changes sign by more than FLAT and where it could beat
+    the running value: sign*v can exceed sign*max(va, vb) by at most about the larger end slope
+    (in theta units) for the low-degree interpolant.
+    """
+    va = MV[MV_A, k]
+    vb = MV[MV_B, k]
+    best = sign * acc[slot]
+    if sign * vb > best:
+        acc[slot] = vb
+        best = sign * vb
         if tslot >= 0:
-            acc[tslot] = t + h
-    if da[k] > 0.0 and db[k] < 0.0:
-        th, vm = _extremum(k, 1.0, lo, 1.0, y, PC, p, MW, MV)
-        if vm > acc[slot]:
+            acc[tslot] = t_new
+    sa = sign * MV[MV_DA, k]
+    sb = sign * MV[MV_DB, k]
+    flat = FLAT * (abs(va) + abs(vb))
+    if sa > flat and sb < -flat and max(sign * va, sign * vb) + max(sa, -sb) > best:
+        th, vm = _extremum(k, sign, lo, 1.0, y, PC, p, ys, vt)
+        if sign * vm > best:
             acc[slot] = vm
             if tslot >= 0:
                 acc[tslot] = t + th * h
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _b_events_step(t, h, lo, va, vb, y, PC, p, acc, cfg, MW, MV):
+def _b_events_step(t, h, lo, va, vb, y, PC, p, acc, cfg, ys, vt):
     """First fall below / return above the aplasia and recovery thresholds within one step."""
     for which in range(2):
         if which == 0:
@@ -1442,10 +1462,10 @@ def _b_events_step(t, h, lo, va, vb, y, PC, p, acc, cfg, MW, MV):
             s_up = A_T_RECOVERY
         if acc[s_down] != acc[s_down]:
             if va >= thr and vb < thr:
-                acc[s_down] = t + _root(R_B, thr, lo, 1.0, va, y, PC, p, MW, MV) * h
+                acc[s_down] = t + _root(R_B, thr, lo, 1.0, va, y, PC, p, ys, vt) * h
         elif acc[s_up] != acc[s_up]:
             if va < thr and vb >= thr:
-                acc[s_up] = t + _root(R_B, thr, lo, 1.0, va, y, PC, p, MW, MV) * h
+                acc[s_up] = t + _root(R_B, thr, lo, 1.0, va, y, PC, p, ys, vt) * h
 
 
 # ================================================================================================
@@ -1492,7 +1512,8 @@ def _solve_batch(
             st, _ = _integrate(
                 method, T0[i], t_final, t_eval, Y_out[i], first_out[i], y, P[i], TS[i], JU[i],
                 ns, rtol, atol, 0.0, max_step, max_steps, 0.0, cnt, W, JM, piv,
-                no_metrics, no_metrics, no_work, no_work,
+                no_metrics, no_metrics, no_work, no_work, no_metrics, no_metrics, no_metrics,
+                no_metrics,
             )  # fmt: skip
             status[i] = st
             for j in range(N_COUNTERS):
@@ -1516,8 +1537,12 @@ def _metrics_batch(
         piv = np.empty(n, np.int64)
         y = np.empty(n)
         cnt = np.zeros(N_COUNTERS, np.int64)
-        MW = np.empty((8, n))
+        PC = np.empty((4, n))
         MV = np.empty((8, N_ROLES))
+        ys = np.empty(n)
+        yp = np.empty(n)
+        vt = np.empty(N_ROLES)
+        vt2 = np.empty(N_ROLES)
         y_out = np.empty((0, n))
         for i in range(lo, hi):
             for j in range(n):
@@ -1529,7 +1554,7 @@ def _metrics_batch(
             ns = _stops_in_horizon(TS, i, NS[i], t_final)
             st, _ = _integrate(
                 method, T0[i], t_final, no_out, y_out, 0, y, P[i], TS[i], JU[i], ns, rtol, atol,
-                0.0, max_step, max_steps, 0.0, cnt, W, JM, piv, acc, cfg, MW, MV,
+                0.0, max_step, max_steps, 0.0, cnt, W, JM, piv, acc, cfg, PC, MV, ys, yp, vt, vt2,
             )  # fmt: skip
             status[i] = st
             for j in range(N_COUNTERS):

@@ -381,3 +381,29 @@ def test_metrics_equal_compute_sle_cart_through_the_fallback():
         row = {k: float(v[i]) for k, v in got.items()}
         table = _reference(model, ctx, row, horizon)
         _compare(row, table, names)
+
+
+def test_sle_cart_analytic_jacobian_matches_finite_differences():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from sle_cart_extras import jac
+
+    m = cartkin.models.get("sle_cart")
+    inds = batch.individualize(m, {"k_kill": [0.5, 2.0, 0.1, 1.0]}, BCTX)
+    rng = np.random.default_rng(3)
+    for i in range(inds.n):
+        p = inds.p[i]
+        y = np.array([20.0, 5.0, 300.0, 40.0, 0.6, 8.0, 90.0]) * rng.uniform(0.5, 1.5, 7)
+        J = np.empty((7, 7))
+        jac.py_func(1.0, y, p, J)
+        f0, f1 = np.empty(7), np.empty(7)
+        for j in range(7):
+            hstep = 1e-6 * max(abs(y[j]), 1.0)
+            yp, ym = y.copy(), y.copy()
+            yp[j] += hstep
+            ym[j] -= hstep
+            m.rhs.py_func(1.0, yp, p, f1)
+            m.rhs.py_func(1.0, ym, p, f0)
+            np.testing.assert_allclose(J[:, j], (f1 - f0) / (2 * hstep), rtol=1e-6, atol=1e-9)

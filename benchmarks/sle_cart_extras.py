@@ -1,0 +1,109 @@
+"""Compiled extras for sle_cart used by the sweep benchmark until sle_cart v2 ships its own.
+
+``observe_roles`` (the batch engine's in-kernel metrics contract, docs/design.md section 5) and
+an analytic Jacobian ``jac`` of ``cartkin.models.sle_cart.rhs`` (MODEL.md v1 equations). The
+sle_cart file is being rewritten (v2) by another issue; these belong there, beside ``rhs``,
+once the rewrite lands (then the kernel is file-backed and cached instead of compiled in memory
+every run). ``tests/test_batch.py`` checks ``jac`` against finite differences.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from cartkin.batch import BatchContext  # noqa: F401  (documentation: where contexts come from)
+from cartkin.models import Model, get
+
+
+@numba.njit(cache=True)
+def observe_roles(y, p, out):
+    """sle_cart role values (cartkin.models.ROLES order) from one state vector."""
+    c = y[0] + y[1]
+    out[0] = c  # cart, cells/uL
+    out[1] = p[29] * c  # cart_copies: copies_per_cell * C
+    out[2] = 100.0 * c / max(c + y[2], 1e-300)  # cart_percent_t
+    out[3] = y[3]  # b_cells
+    out[4] = y[5]  # il6
+    out[5] = y[6]  # anti_dsdna
+
+
+@numba.njit(cache=True)
+def jac(t, y, p, J):
+    """d(dy/dt)/dy of sle_cart's rhs (same kernel order), written out by hand."""
+    rho = p[0]
+    rho_H = p[1]
+    k_H = p[2]
+    K_B = p[3]
+    K_T = p[4]
+    delta_E = p[5]
+    k_EM = p[6]
+    delta_M = p[7]
+    theta_M = p[8]
+    k_kill = p[9]
+    C_50 = p[10]
+    B_pre = p[11]
+    delta_B = p[12]
+    r_N = p[14]
+    K_N = p[15]
+    p_IL6 = p[25]
+    A_0 = p[26]
+    k_A = p[27]
+    f_LLPC = p[28]
+    k_IL6 = p[31]
+    C_E = y[0]
+    C_M = y[1]
+    N = y[2]
+    B = y[3]
+    H = y[4]
+    C = C_E + C_M
+    for i in range(7):
+        for j in range(7):
+            J[i, j] = 0.0
+    stim = B / (B + K_B) + rho_H * H
+    crowd = 1.0 - (N + C) / K_T
+    drive = rho * stim * crowd
+    d_drive_dC = -rho * stim / K_T  # same for C_E, C_M and N
+    d_drive_dB = rho * crowd * K_B / ((B + K_B) * (B + K_B))
+    d_drive_dH = rho * crowd * rho_H
+    # dC_E = drive*C_E - (delta_E + k_EM)*C_E
+    J[0, 0] = drive + C_E * d_drive_dC - (delta_E + k_EM)
+    J[0, 1] = C_E * d_drive_dC
+    J[0, 2] = C_E * d_drive_dC
+    J[0, 3] = C_E * d_drive_dB
+    J[0, 4] = C_E * d_drive_dH
+    # dC_M = k_EM*C_E - delta_M*C_M
+    J[1, 0] = k_EM
+    J[1, 1] = -delta_M
+    # dN = r_N*N*(1 - (N + C)/K_N)
+    J[2, 0] = -r_N * N / K_N
+    J[2, 1] = -r_N * N / K_N
+    J[2, 2] = r_N * (1.0 - (N + C) / K_N) - r_N * N / K_N
+    # dB = k_in/(1 + C/C_50) - delta_B*B - k_kill*(C_E + theta_M*C_M)*B
+    k_in = delta_B * B_pre
+    inhib = -k_in / (C_50 * (1.0 + C / C_50) ** 2)
+    J[3, 0] = inhib - k_kill * B
+    J[3, 1] = inhib - k_kill * theta_M * B
+    J[3, 3] = -delta_B - k_kill * (C_E + theta_M * C_M)
+    # dH = -k_H*H
+    J[4, 4] = -k_H
+    # dIL6 = s_IL6 - k_IL6*IL6 + p_IL6*C_E*B
+    J[5, 0] = p_IL6 * B
+    J[5, 3] = p_IL6 * C_E
+    J[5, 5] = -k_IL6
+    # dA = p_A*B/B_pre + p_LLPC - k_A*A
+    J[6, 3] = (1.0 - f_LLPC) * k_A * A_0 / B_pre
+    J[6, 6] = -k_A
+
+
+def sle_cart_with_extras(with_jac: bool = True) -> Model:
+    """sle_cart with these observe_roles (and jac) attached (scalar individualize: fallback)."""
+    m = get("sle_cart")
+    return Model(
+        "sle_cart", m.description, m.states, m.parameters, m.observables, m.rhs,
+        m._individualize, m.roles, m.equations, m.derived, jac=jac if with_jac else None,
+        observe_roles=observe_roles,
+    )  # fmt: skip
+
+
+_ = np  # numpy used by numba-compiled code paths
