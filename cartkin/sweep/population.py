@@ -9,9 +9,9 @@ An *engine* maps a :class:`Population` to ``{metric: (n,) float64, "status": (n,
 
 - :func:`batch_engine` (the default): one call of :func:`cartkin.batch.metrics` per chunk (the
   compiled, threaded kernel with in-kernel metrics; design.md section 5).
-- :func:`reference_engine`: ``cartkin.simulate_context`` and ``cartkin.metrics.compute`` one
-  patient at a time. About 50 ms per patient: an oracle for tests and a check of the batch
-  engine, not a way to run sweeps.
+- :func:`reference_engine`: the scalar solver (``cartkin.ode.solve_ode``) and
+  ``cartkin.metrics.compute`` one patient at a time. Tens of ms per patient: an oracle for
+  tests and a check of the batch engine, not a way to run sweeps.
 
 Tests inject other engines with the same signature.
 """

@@ -187,8 +187,9 @@ def run_sweep(
         raise ScenarioError(f"--chunk-size {chunk_size!r}: expected an integer >= 1")
     if workers is not None and workers < 1:
         raise ScenarioError(f"--workers {workers!r}: expected an integer >= 1")
+    existed = Path(out).exists()
     store = SweepStore.create_or_resume(out, sweep, chunk_size or DEFAULT_CHUNK_SIZE)
-    if chunk_size is not None and chunk_size != store.chunk_size:
+    if existed and chunk_size is not None and chunk_size != store.chunk_size:
         print(
             f"cartkin sweep: resuming {out} with its chunk size {store.chunk_size} (not "
             f"{chunk_size}); the numbers do not depend on it",
