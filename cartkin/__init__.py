@@ -14,6 +14,16 @@ from cartkin.simulate import SimulationResult, simulate, simulate_context
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # cartkin.data imports pandas: loaded on first use, so `import cartkin` stays light
+    if name == "data":
+        import cartkin.data
+
+        return cartkin.data
+    raise AttributeError(f"module 'cartkin' has no attribute {name!r}")
+
+
 __all__ = [
     "CarTDose",
     "CartkinError",
@@ -33,6 +43,7 @@ __all__ = [
     "Status",
     "__version__",
     "build_context",
+    "data",
     "kidney",
     "load_scenario",
     "metrics",

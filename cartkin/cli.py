@@ -2,6 +2,8 @@
 
 ``cartkin simulate SCENARIO``  print the metrics of a scenario, optionally write the trajectory
                                (CSV) and a figure; ``--format json`` for scripts.
+``cartkin fit SCENARIO [DATA]`` fit free parameters to data and/or summary targets
+                               (:mod:`cartkin.fit.cli`).
 ``cartkin models``             list the models.
 ``cartkin show MODEL``         a model's states, equations and parameter table with sources.
 
@@ -59,8 +61,10 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
+    from cartkin.fit.cli import add_parser as add_fit_parser
     from cartkin.sweep.cli import add_commands as add_sweep_commands
 
+    add_fit_parser(sub)
     add_sweep_commands(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(args)
         if args.command == "models":
             return _models()
+        if args.command == "fit":
+            return args.run(args)
         return _show(args.model)
     except (CartkinError, OSError) as exc:
         if args.debug:
@@ -123,6 +129,11 @@ def _show(name: str) -> int:
     print("| observable | unit | description |\n|---|---|---|")
     for o in model.observables:
         print(f"| {o.name} | {o.unit} | {o.description} |")
+    from cartkin.outcomes import describe, has_outcomes
+
+    if has_outcomes(model):
+        print("\n## Lupus nephritis outcomes (cartkin.outcomes defaults)\n")
+        print(describe())
     return 0
 
 
@@ -133,7 +144,8 @@ def _simulate(args) -> int:
     scenario = load_scenario(args.scenario)
     results = scenario.run()
     kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
-    tables = [metrics.compute(r, **kwargs) for r in results]
+    outcomes = getattr(scenario, "outcomes", None)
+    tables = [metrics.compute(r, outcomes=outcomes, **kwargs) for r in results]
 
     if args.format == "json":
         payload = {
@@ -145,13 +157,26 @@ def _simulate(args) -> int:
                 for r, table in zip(results, tables, strict=True)
             ],
         }
+        if outcomes is not None and outcomes.case is not None:
+            from cartkin.outcomes import case_comparison
+
+            payload["case"] = {
+                "source": outcomes.case.source,
+                "notes": outcomes.case.notes,
+                "caveat": "model values beside one case's reported outcomes: a scenario "
+                "consistent with the case, not an estimate",
+            }
+            for arm, r in zip(payload["arms"], results, strict=True):
+                arm["case_comparison"] = case_comparison(r, outcomes)
         print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
     else:
         print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})\n")
         print(_format_table(results, tables))
+        if outcomes is not None and outcomes.case is not None:
+            print(_format_case(outcomes, results))
 
     if args.csv is not None:
-        _write_csv(args.csv, results)
+        _write_csv(args.csv, results, outcomes)
         print(f"trajectory written to {args.csv}", file=sys.stderr)
     if args.figure is not None:
         _write_figure(args.figure, scenario, results)
@@ -191,12 +216,35 @@ def _format_table(results, tables) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, results) -> None:
+def _format_case(outcomes, results) -> str:
+    """The case's reported values beside each arm's model values at the same days."""
+    from cartkin.outcomes import case_comparison
+
+    per_arm = [case_comparison(r, outcomes) for r in results]
+    lines = [f"\nreported by the case ({outcomes.case.source}) vs model:"]
+    if outcomes.case.notes:
+        lines.append(f"  {outcomes.case.notes}")
+    arms = [r.label for r in results] if len(results) > 1 else ["model"]
+    lines.append("  " + "  ".join(["quantity".ljust(30), "day".rjust(6), "reported".rjust(9)]
+                                  + [a.rjust(10) for a in arms]))  # fmt: skip
+    for k, row in enumerate(per_arm[0]):
+        models = [_fmt(rows[k]["model"]) for rows in per_arm]
+        lines.append(
+            "  " + "  ".join([row["quantity"].ljust(30), f"{row['day']:g}".rjust(6),
+                              f"{row['reported']:g}".rjust(9)] + [m.rjust(10) for m in models])
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, results, outcomes=None) -> None:
+    from cartkin.outcomes import derived_columns
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = None
         for r in results:
             columns = r.to_columns()
+            columns.update(derived_columns(r, outcomes))  # sessions/week, SLEDAI-2K (if roles)
             names = ["arm", *columns]
             if writer is None:
                 writer = csv.writer(fh)
@@ -213,12 +261,22 @@ def _csv_value(v) -> str:
 def _write_figure(path: Path, scenario, results) -> None:
     from cartkin import plot
 
+    outcomes = getattr(scenario, "outcomes", None)
     if len(results) == 1:
-        fig = plot.plot_result(results[0], title=scenario.name)
+        fig = plot.plot_result(results[0], title=scenario.name, outcomes=outcomes)
     else:
         fig = plot.plot_comparison(results, title=scenario.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    if len(results) > 1:
+        from cartkin.outcomes import has_outcomes
+
+        if has_outcomes(scenario.model):  # the arms' kidney response, beside the figure
+            kidney = path.with_name(f"{path.stem}_kidney{path.suffix}")
+            plot.plot_kidney_response(results, outcomes, title=scenario.name).savefig(
+                kidney, dpi=100
+            )
+            print(f"kidney-response figure written to {kidney}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

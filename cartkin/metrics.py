@@ -64,6 +64,9 @@ FLU_AUC_GE13P8 ..  -           FLU_AUC >= 13.8 (Fabrizio 2022), >= 14 (Dekker 20
 IL6_MAX, IL6_TMAX  pg/mL, d    IL-6 peak and its time
 IL6_T_ABOVE        day         total time with IL-6 >= il6_threshold_pg_per_ml
 ADSDNA_D90_PCT     %           anti-dsDNA at day 90 as % of its day-0 value
+PROT_*, KF_*, ...  various     lupus nephritis outcomes: proteinuria, residual kidney function,
+                               dialysis sessions per week, SLEDAI-2K, response times (only for
+                               models with the outcome roles; :mod:`cartkin.outcomes.report`)
 =================  ==========  ====================================================================
 
 Thresholds (documented arguments of :func:`compute`; all are choices, stated as such):
@@ -277,6 +280,7 @@ def compute(
     recovery_cells_per_ul: float | None = None,
     terminal_window_days: float = 56.0,
     dense_step_days: float | None = 0.02,
+    outcomes=None,
 ) -> MetricTable:
     """Metrics of a :class:`cartkin.simulate.SimulationResult` (see the module docstring).
 
@@ -303,6 +307,9 @@ def compute(
         Half-life windows (see the module docstring).
     dense_step_days : float or None
         Spacing of the internal grid for model curves; None uses the result's output times.
+    outcomes : cartkin.outcomes.OutcomeSettings, optional
+        Dialysis rule, SLEDAI-2K settings and named days for the lupus nephritis outcome rows
+        (rows exist only for the model's outcome roles; see :mod:`cartkin.outcomes.report`).
 
     Returns
     -------
@@ -446,6 +453,12 @@ def compute(
             out.append(Metric("ADSDNA_D90_PCT", float(100.0 * np.interp(90.0, t, a) / a[0]), "%"))
         else:
             out.append(Metric("ADSDNA_D90_PCT", math.nan, "%", "horizon shorter than 90 d"))
+
+    # -- lupus nephritis outcomes (proteinuria, kidney function, dialysis need, SLEDAI-2K) ---------
+    from cartkin.outcomes import report
+
+    if report.has_outcomes(model):
+        out += report.outcome_metrics(result, dense, outcomes)
 
     return MetricTable(out)
 

@@ -20,6 +20,8 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     [cart]                              # cartkin.CarTDose fields
     [parameters]                        # model parameter overrides (see `cartkin show MODEL`)
     [solver]                            # method, rtol, atol
+    [data]                              # observed data for fits: file, [data.dvid], [data.units]
+                                        # (cartkin/data/spec.py)
 
     [[variant]]                         # optional, repeated: what differs from the base
     label = "eGFR 60"
@@ -66,9 +68,23 @@ _SOLVER_KEYS = {
     "rtol": (float, "a relative tolerance in (0, 0.1)"),
     "atol": (float, "an absolute tolerance in (0, 1)"),
 }
-_TOP_LEVEL = ("scenario", "patient", "lymphodepletion", "cart", "parameters", "solver", "variant")
+_TOP_LEVEL = (
+    "scenario",
+    "patient",
+    "lymphodepletion",
+    "cart",
+    "parameters",
+    "solver",
+    "variant",
+    "outcomes",
+    "case",
+    "data",  # observed data for fits (cartkin/data/spec.py)
+    "fit",  # estimation settings (cartkin/fit/spec.py)
+    "sweep",  # virtual-patient sweeps (cartkin/sweep/spec.py; ignored by simulate)
+)
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
+
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,9 @@ class Scenario:
         The scenario as written.
     variants : list of Variant
         The ``[[variant]]`` arms, each the base with its overrides applied (empty when none).
+    outcomes : cartkin.outcomes.OutcomeSettings or None
+        The ``[outcomes]`` and ``[case]`` tables (lupus nephritis outcomes: dialysis rule,
+        SLEDAI-2K inputs, named days, reported case values); None when neither is given.
     """
 
     path: Path | None
@@ -110,6 +129,8 @@ class Scenario:
     solver: dict[str, Any]
     base: Variant
     variants: list[Variant] = field(default_factory=list)
+    outcomes: Any = None
+    data: Any = None  # cartkin.data.DataSpec from the [data] table (cartkin/data/spec.py)
 
     @property
     def arms(self) -> list[Variant]:
@@ -126,7 +147,7 @@ class Scenario:
         """
         from cartkin.simulate import simulate
 
-        return [
+        results = [
             simulate(
                 self.model,
                 arm.patient,
@@ -139,6 +160,11 @@ class Scenario:
             )
             for arm in self.arms
         ]
+        if self.outcomes is not None and self.outcomes.dialysis_schedule != "given":
+            from cartkin.outcomes import apply_dialysis_rule
+
+            results = [apply_dialysis_rule(r, self.outcomes) for r in results]
+        return results
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -238,6 +264,12 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
             f"{where}: [[variant]] labels repeat: {duplicated}; expected unique labels"
         )
 
+    outcomes = None
+    if "outcomes" in data or "case" in data:
+        from cartkin.outcomes import settings_from_tables
+
+        outcomes = settings_from_tables(data.get("outcomes"), data.get("case"), where)
+
     return Scenario(
         path=Path(source) if source is not None else None,
         name=meta.get("name", where),
@@ -247,6 +279,8 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         solver=solver,
         base=base,
         variants=variants,
+        outcomes=outcomes,
+        data=_data_spec(where, data.get("data"), source),
     )
 
 
@@ -400,3 +434,13 @@ def _build_variant(where, model, label, raw, clearance_model, context=""):
         theta={k: float(v) for k, v in theta.items()},
         clearance_model=clearance_model,
     )
+
+
+def _data_spec(where, table, source):
+    """The optional [data] table (observed data for fits), parsed by cartkin.data.spec."""
+    if table is None:
+        return None
+    from cartkin.data.spec import parse_data_table
+
+    base_dir = Path(source).parent if source is not None else None
+    return parse_data_table(table, where, base_dir)

@@ -1,0 +1,129 @@
+"""The scenario file's ``[data]`` table: where the data are and how to read their codes.
+
+::
+
+    [data]
+    file = "../cartkin/data/examples/synthetic_cohort.csv"   # optional; relative to the scenario
+    [data.dvid]                  # DVID code -> model observable name or role
+    1 = "cart"
+    2 = "b_cells"
+    [data.units]                 # unit of each DVID code, role or observable, when the file has
+    cart = "cells/uL"            # no UNIT column (a UNIT column wins where it has a value)
+    b_cells = "cells/uL"
+    [data.sex]                   # numeric SEX codes, if the file uses them
+    0 = "male"
+    1 = "female"
+
+Keys of ``[data.dvid]`` are the codes as written in the DVID column (TOML keys are strings;
+``1`` and ``"1"`` are the same code). Values of ``[data.units]`` must be units cartkin knows
+(:data:`cartkin.data.units.UNITS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cartkin.data.units import known_units, parse_unit
+from cartkin.errors import ScenarioError
+from cartkin.parameters import suggest
+
+__all__ = ["DataSpec", "dvid_key", "parse_data_table"]
+
+_KEYS = ("file", "dvid", "units", "sex")
+
+
+def dvid_key(code) -> str:
+    """Normalise a DVID code for lookup: ``1``, ``1.0`` and ``"1"`` are the same key."""
+    text = str(code).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to read a dataset (the parsed ``[data]`` table).
+
+    Attributes
+    ----------
+    file : Path or None
+        Dataset path, resolved against the scenario file's folder.
+    dvid_map : dict of str to str
+        DVID code (normalised by :func:`dvid_key`) -> observable name or role.
+    units : dict of str to str
+        DVID code, role or observable name -> unit.
+    sex_codes : dict of str to str
+        Numeric SEX code (normalised) -> "female" or "male".
+    """
+
+    file: Path | None = None
+    dvid_map: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    sex_codes: dict = field(default_factory=dict)
+
+
+def parse_data_table(table, where: str = "<scenario>", base_dir: Path | None = None) -> DataSpec:
+    """Validate a ``[data]`` table and return a :class:`DataSpec`.
+
+    Parameters
+    ----------
+    table : dict
+        The parsed TOML table.
+    where : str
+        The scenario file, for error messages.
+    base_dir : Path, optional
+        Folder that a relative ``file`` is resolved against (the scenario's folder).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the file, the key, the value and what was expected.
+    """
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: [data]: expected a table, got {table!r}")
+    for key in table:
+        if key not in _KEYS:
+            raise ScenarioError(
+                f"{where}: [data] unknown key {key!r}.{suggest(key, _KEYS)} Expected keys: "
+                + ", ".join(_KEYS)
+            )
+    path = None
+    if "file" in table:
+        if not isinstance(table["file"], str) or not table["file"]:
+            raise ScenarioError(f"{where}: [data] file = {table['file']!r}: expected a path string")
+        path = Path(table["file"])
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+    dvid_map = {}
+    for code, name in _table(where, "dvid", table.get("dvid", {})).items():
+        if not isinstance(name, str) or not name:
+            raise ScenarioError(
+                f"{where}: [data.dvid] {code} = {name!r}: expected an observable name or a role "
+                "(a string such as 'cart' or 'b_cells_per_ul')"
+            )
+        dvid_map[dvid_key(code)] = name
+    units = {}
+    for key, unit in _table(where, "units", table.get("units", {})).items():
+        if not isinstance(unit, str) or parse_unit(unit) is None:
+            raise ScenarioError(
+                f"{where}: [data.units] {key} = {unit!r}: expected a unit cartkin knows, one of "
+                + ", ".join(known_units())
+            )
+        units[dvid_key(key)] = unit
+    sex_codes = {}
+    for code, sex in _table(where, "sex", table.get("sex", {})).items():
+        if sex not in ("female", "male"):
+            raise ScenarioError(
+                f'{where}: [data.sex] {code} = {sex!r}: expected "female" or "male"'
+            )
+        sex_codes[dvid_key(code)] = sex
+    return DataSpec(file=path, dvid_map=dvid_map, units=units, sex_codes=sex_codes)
+
+
+def _table(where, name, value):
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{where}: [data.{name}]: expected a table of key = value")
+    return value

@@ -1,0 +1,120 @@
+"""``cartkin fit SCENARIO [DATA]``: fit a scenario's free parameters to data and/or targets.
+
+Wiring: :func:`add_parser` adds the subcommand to the main parser and sets ``args.run`` to
+:func:`run`; ``cartkin.cli`` calls ``args.run(args)`` for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cartkin.errors import DataError, ScenarioError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Add ``fit`` to an argparse subparsers object."""
+    p = sub.add_parser(
+        "fit",
+        help="fit free parameters to observed data and/or the scenario's summary targets",
+        description=(
+            "Fit a scenario's free parameters (ML, or MAP with the [fit] priors) to a dataset "
+            "(NONMEM-style or long CSV) and/or the [fit] summary targets; prints estimates with "
+            "Hessian SEs and profile-likelihood 95% intervals."
+        ),
+    )
+    p.add_argument("scenario", type=Path, help="scenario TOML file (with an optional [fit] table)")
+    p.add_argument("data", type=Path, nargs="?", default=None,
+                   help="observations (NONMEM-style or long CSV; default: the [data] file)")  # fmt: skip
+    p.add_argument("--free", default=None, help="comma-separated parameters to estimate "
+                   "(default: [fit] free)")  # fmt: skip
+    p.add_argument("--population", action="store_true",
+                   help="population (mixed-effects) fit via cartkin.fit.population")  # fmt: skip
+    p.add_argument("--starts", type=int, default=None, help="number of starts (default 8)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the start design (default 0)")
+    p.add_argument("--no-profile", action="store_true", help="skip profile-likelihood intervals")
+    p.add_argument("--figure", type=Path, metavar="DIR", help="write figures into this folder")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON result here")
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args) -> int:
+    """Execute ``cartkin fit``; returns the exit status."""
+    from cartkin.fit.estimate import fit
+    from cartkin.fit.problem import as_sequence
+    from cartkin.fit.spec import load_fit_scenario
+    from cartkin.regimen import build_context
+
+    scenario, spec = load_fit_scenario(args.scenario)
+    arm = scenario.base
+    free = as_sequence(args.free) if args.free is not None else spec.free
+    if not free:
+        raise ScenarioError(
+            f"{args.scenario}: no free parameters: give --free rho,delta_M or [fit] free"
+        )
+    starts = args.starts if args.starts is not None else spec.starts
+    if starts < 1:
+        raise ScenarioError(f"--starts {starts}: expected an integer >= 1")
+    seed = args.seed if args.seed is not None else spec.seed
+    has_file = getattr(getattr(scenario, "data", None), "file", None) is not None
+    if args.data is None and not has_file:
+        if not spec.targets:
+            raise DataError(
+                f"{args.scenario}: no DATA file, no [data] file and no [[fit.target]]: nothing to fit"
+            )
+        contexts = {"case": build_context(arm.patient, arm.regimen, arm.clearance_model)}
+        observations = None
+    else:
+        contexts, observations = read_data(args.data, scenario, arm)
+    options = spec.problem_options()
+    options.update(theta=arm.theta)
+    if args.population:
+        try:
+            from cartkin.fit import population
+        except ImportError:
+            raise ScenarioError(
+                "--population needs cartkin.fit.population, which this build does not have"
+            ) from None
+        result = population.fit(scenario.model, contexts, observations, free, starts=starts,
+                                seed=seed, **options)  # fmt: skip
+    else:
+        result = fit(scenario.model, contexts, observations, free, starts=starts, seed=seed,
+                     profile=spec.profile and not args.no_profile, **options)  # fmt: skip
+    text = result.to_json(indent=1)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    print(text if args.format == "json" else result.to_table())
+    if args.figure is not None:
+        write_figures(result, args.figure)
+    return 0
+
+
+def read_data(path, scenario, arm):
+    """Observations and one context per subject id, through :func:`cartkin.data.read`
+    (NONMEM-style or long CSV, validated, units converted; the scenario's ``[data]`` table
+    supplies DVID codes and units, and its file when ``path`` is None)."""
+    from cartkin import data
+
+    ds = data.read(path, model=scenario.model, scenario=scenario)
+    contexts = ds.contexts(arm.regimen, base_patient=arm.patient,
+                           clearance_model=arm.clearance_model)  # fmt: skip
+    return contexts, ds.observations
+
+
+def write_figures(result, directory: Path) -> list[Path]:
+    """The fit's figures (:func:`cartkin.fit.plots.write_figures`) into ``directory``."""
+    from cartkin.fit import plots
+
+    paths = plots.write_figures(result, directory)
+    for p in paths:
+        print(f"wrote {p}", file=sys.stderr)
+    return paths

@@ -1,0 +1,421 @@
+"""Maximum-likelihood / MAP fits: multistart L-BFGS-B on log parameters, Hessian SEs, profiles.
+
+:func:`fit` minimises the -2 log posterior of a :class:`cartkin.fit.problem.Problem` (data,
+summary targets, log-normal priors) over the free parameters on the log scale, within bounds:
+
+1. Starts: the initial values (prior medians or table values) plus a Latin hypercube
+   (``scipy.stats.qmc``, fixed seed) over the start box: each prior's central 95% interval, or
+   the bounds where no prior is given; error parameters within a factor 3 of their initial value.
+   All start points are evaluated in one batched objective call, and the starts then run side
+   by side with their simulations merged into shared batch calls (:mod:`cartkin.fit.lockstep`).
+2. Each start runs Gauss-Newton (``scipy.optimize.least_squares``, trf within bounds) on the
+   model parameters, with the Jacobian by forward finite differences (step 1e-5 in log units,
+   backward at an upper bound) from one batched call of n_model parameter sets, alternating with an
+   exact minimisation over the error parameters on fixed predictions (no simulation), when the
+   objective is a sum of squares for fixed error parameters (constant-SD error models; censored
+   records, targets and priors enter as residuals whose squares are their -2LL terms).
+   Otherwise (proportional or combined error) L-BFGS-B on all parameters with the gradient from
+   one batched call of 2 n_free + 1 sets. A start counts as converged when the optimizer stopped on a tolerance and the projected
+   gradient is below 0.01 + 1e-5 |-2LL| (-2LL per log unit: a further change moves -2LL by far
+   less than 0.01; the second term allows for finite-difference noise, which grows with |-2LL|).
+3. Starts agree when they reach the best objective within 0.1 and the best estimates within 1%.
+4. Standard errors from the central finite-difference Hessian of the objective at the optimum
+   (log scale, step 0.01, all 2 n^2 + 1 points in one batched call): Cov(log theta) = 2 H^-1,
+   SE(theta) = theta x SE(log theta) (delta method). Directions where the Hessian of the data
+   and targets alone is singular (eigenvalue below 1e-6 of the largest, or negative) flag every
+   parameter loading on them as not identifiable, and those get no SE. With priors, a direction
+   counts as informed only when the data and targets add at least 10% of the tightest prior's
+   curvature; the others are flagged "not identified by the data/targets (interval from the
+   prior)" and keep the posterior SE and interval, labelled as such.
+5. Profile-likelihood 95% intervals (:mod:`cartkin.fit.profile`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import norm, qmc
+
+from cartkin.fit.lockstep import run_lockstep
+from cartkin.fit.problem import Problem
+from cartkin.fit.profile import profile_all
+from cartkin.fit.result import Estimate, FitResult, prediction_records
+
+__all__ = ["fit", "fit_problem", "hessian", "minimize_objective"]
+
+GRAD_STEP = 1e-4
+JAC_STEP = 1e-5
+HESS_STEP = 1e-2
+GRAD_TOL = 1e-2
+AGREE_OBJECTIVE = 0.1
+AGREE_RELATIVE = 0.01
+SINGULAR_RATIO = 1e-6
+PRIOR_SHARE = 0.1
+
+
+def fit(model, contexts, observations=None, free=(), *, starts=8, seed=0, profile=True,
+        **problem_options) -> FitResult:  # fmt: skip
+    """Fit free parameters of ``model`` to observations and/or summary targets.
+
+    Parameters
+    ----------
+    model : str or Model
+    contexts : mapping of id to Context
+    observations : pandas.DataFrame or mapping, optional
+        Columns ``id, time_days, observable, value, cens, limit``.
+    free : sequence of str
+        Model parameters to estimate.
+    starts : int
+        Number of starting points (>= 1): the initial values plus ``starts - 1`` Latin
+        hypercube points.
+    seed : int
+        Seed of the start design.
+    profile : bool or sequence of str
+        Profile-likelihood intervals for every free parameter (True), none, or those named.
+    **problem_options
+        ``theta, error_models, free_error, priors, bounds, targets, target_id, solver`` (see
+        :class:`cartkin.fit.problem.Problem`).
+
+    Returns
+    -------
+    FitResult
+    """
+    problem = Problem(model, contexts, observations, free, **problem_options)
+    return fit_problem(problem, starts=starts, seed=seed, profile=profile)
+
+
+def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResult:
+    """:func:`fit` for a built :class:`Problem`."""
+    if not (isinstance(starts, int) and starts >= 1):
+        raise ValueError(f"starts = {starts!r}: expected an integer >= 1")
+    t_start = time.perf_counter()
+    x0s = start_points(problem, starts, seed)
+    f0s = problem.objective(x0s)  # one batched call for the whole design
+    # all starts side by side, their simulations merged into shared batch calls
+    runs = run_lockstep(problem, [partial(minimize_objective, problem, x0) for x0 in x0s])
+    best = int(np.argmin([r["objective"] for r in runs]))
+    x_hat = runs[best]["x"]
+    table = _start_table(problem, x0s, f0s, runs, best)
+
+    data, tgt, prior = (v[0] for v in problem.terms(x_hat[None, :]))
+    se_log, flags = standard_errors(problem, x_hat)
+    profiles = {}
+    names = problem.names if profile is True else list(profile or ())
+    if names:
+        profiles = profile_all(problem, x_hat, runs[best]["objective"], se_log, names)
+    estimates = _estimates(problem, x_hat, se_log, flags, profiles)
+
+    curves = problem.simulate(np.vstack([problem.x_init, x_hat]))
+    result = FitResult(
+        model=problem.model.name,
+        estimates=estimates,
+        objective=float(data + tgt),
+        objective_prior=float(prior),
+        n_records=problem.n_records,
+        n_free=problem.n_free,
+        converged=bool(runs[best]["converged"]),
+        starts=table,
+        starts_agree=sum(r["agrees"] for r in table),
+        predictions=prediction_records(problem, curves, x_hat),
+        error_models={k: v.to_dict() for k, v in problem.error_models_for(x_hat).items()},
+        targets=[dict(t.to_dict(), label=t.label) for t in problem.targets],
+        target_values=_target_values(problem, curves),
+        profiles={k: v["curve"] for k, v in profiles.items()},
+        kind="scenario" if problem.targets else ("map" if problem.priors else "ml"),
+        elapsed_s=time.perf_counter() - t_start,
+        notes=[n for r in profiles.values() for n in r.get("notes", [])],
+    )
+    return result
+
+
+def start_points(problem: Problem, starts: int, seed: int) -> np.ndarray:
+    """Start rows on the log scale, shape (starts, n_free): the initial values, then a Latin
+    hypercube over the start box."""
+    lo, hi = problem.lower.copy(), problem.upper.copy()
+    k0 = len(problem.model_free)
+    for k, name in enumerate(problem.names):
+        if name in problem.priors:
+            p = problem.priors[name]
+            q = norm.ppf(0.975) * p.sd_log
+            lo[k], hi[k] = max(lo[k], p.mu_log - q), min(hi[k], p.mu_log + q)
+        elif k >= k0:
+            lo[k], hi[k] = problem.x_init[k] - math.log(3.0), problem.x_init[k] + math.log(3.0)
+    rows = [problem.x_init]
+    if starts > 1:
+        design = qmc.LatinHypercube(d=problem.n_free, seed=seed).random(starts - 1)
+        rows.extend(lo + design * (hi - lo))
+    return np.clip(np.vstack(rows), problem.lower, problem.upper)
+
+
+def objective_and_gradient(problem: Problem, x, mask=None):
+    """Objective and central finite-difference gradient at ``x`` in one batched call.
+
+    ``mask`` (bool, shape (n_free,)) selects the coordinates to differentiate (profiles fix
+    one); the gradient has ``mask.sum()`` entries.
+    """
+    idx = np.flatnonzero(np.ones(problem.n_free, bool) if mask is None else mask)
+    xp = np.repeat(x[None, :], 2 * idx.size + 1, axis=0)
+    for j, k in enumerate(idx):
+        xp[1 + 2 * j, k] = min(x[k] + GRAD_STEP, problem.upper[k])
+        xp[2 + 2 * j, k] = max(x[k] - GRAD_STEP, problem.lower[k])
+    f = problem.objective(xp)
+    step = xp[1::2, idx].diagonal() - xp[2::2, idx].diagonal()
+    return f[0], (f[1::2] - f[2::2]) / step
+
+
+def minimize_objective(problem: Problem, x0, mask=None, maxiter=200) -> dict:
+    """Minimise the objective from ``x0`` over the coordinates in ``mask`` (others held).
+
+    Gauss-Newton (:func:`scipy.optimize.least_squares`, trf within bounds) on the model
+    parameters when the objective has least-squares form for fixed error parameters
+    (:attr:`Problem.least_squares_form`), alternating with an exact minimisation over the error
+    parameters on fixed predictions (no simulation); L-BFGS-B on everything otherwise.
+    """
+    x0 = np.asarray(x0, dtype=np.float64)
+    mask = np.ones(problem.n_free, bool) if mask is None else np.asarray(mask, bool)
+    n_model = len(problem.model_free)
+    if problem.least_squares_form and np.any(mask[:n_model]):
+        return _minimize_gauss_newton(problem, x0, mask, maxiter)
+    return _minimize_lbfgs(problem, x0, mask, maxiter)
+
+
+def _minimize_gauss_newton(problem, x0, mask, maxiter):
+    from scipy.optimize import least_squares
+
+    n_model = len(problem.model_free)
+    mc = np.flatnonzero(mask[:n_model])
+    ec = n_model + np.flatnonzero(mask[n_model:])
+    lo, hi = problem.lower, problem.upper
+    x = x0.copy()
+    n_eval, n_iter, f_prev, message = 0, 0, np.inf, ""
+    grad = np.zeros(problem.n_free)
+    converged = True
+    for _ in range(20):
+        base = x.copy()
+        last = {}
+
+        def fun(z, base=base, last=last):
+            nonlocal n_eval
+            n_eval += 1
+            xz = base.copy()
+            xz[mc] = z
+            last["z"], last["r"] = z.copy(), problem.residuals(xz[None, :])[0]
+            return last["r"]
+
+        def jac(z, base=base, last=last):
+            # forward differences from the residuals fun() just computed at z (least_squares
+            # always evaluates fun at a point before its Jacobian); backward at an upper bound
+            nonlocal n_eval
+            n_eval += 1
+            r0 = last["r"] if np.array_equal(last.get("z"), z) else fun(z)
+            rows = np.repeat(base[None, :], mc.size, axis=0)
+            rows[:, mc] = z
+            for j, k in enumerate(mc):
+                up = z[j] + JAC_STEP <= hi[k]
+                rows[j, k] = z[j] + JAC_STEP if up else z[j] - JAC_STEP
+            step = rows[:, mc].diagonal() - z
+            return ((problem.residuals(rows) - r0[None, :]) / step[:, None]).T
+
+        fit_ = least_squares(fun, np.clip(x[mc], lo[mc], hi[mc]), jac=jac,
+                             bounds=(lo[mc], hi[mc]), method="trf", xtol=1e-8, ftol=1e-9,
+                             gtol=1e-8, max_nfev=maxiter)  # fmt: skip
+        x[mc] = fit_.x
+        n_iter += int(fit_.nfev)
+        message = str(fit_.message)
+        grad[mc] = 2.0 * fit_.grad  # least_squares' gradient is of 0.5 * sum r^2
+        converged = fit_.status > 0
+        if ec.size:
+            curves = problem.simulate(x[None, :])
+            n_eval += 1
+
+            def g(z, curves=curves):
+                xz = x.copy()
+                xz[ec] = z
+                return float(sum(t[0] for t in problem.terms(xz[None, :], curves)))
+
+            res = minimize(
+                g, x[ec], method="L-BFGS-B", bounds=list(zip(lo[ec], hi[ec], strict=True))
+            )
+            x[ec] = res.x
+            grad[ec] = res.jac
+            f = float(res.fun)
+        else:
+            f = float(2.0 * fit_.cost)
+        if f_prev - f < 1e-8 * (1.0 + abs(f)) or not ec.size:
+            break
+        f_prev = f
+    f = float(problem.objective(x[None, :])[0])
+    n_eval += 1
+    return _result(problem, x, mask, f, grad[mask], converged, n_iter, n_eval, message)
+
+
+def _minimize_lbfgs(problem, x0, mask, maxiter):
+    n_eval = 0
+
+    def fun(z):
+        nonlocal n_eval
+        n_eval += 1
+        x = x0.copy()
+        x[mask] = z
+        return objective_and_gradient(problem, x, mask)
+
+    bounds = list(zip(problem.lower[mask], problem.upper[mask], strict=True))
+    res = minimize(fun, x0[mask], jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-5})  # fmt: skip
+    x = x0.copy()
+    x[mask] = res.x
+    f, g = objective_and_gradient(problem, x, mask)
+    return _result(problem, x, mask, f, g, True, int(res.nit), n_eval + 1, str(res.message))
+
+
+def _result(problem, x, mask, f, g, ok, n_iter, n_eval, message):
+    """Converged when the optimizer stopped on a tolerance (``ok``) and every projected
+    gradient component (-2LL per log unit) is below GRAD_TOL."""
+    z = x[mask]
+    at_lo, at_hi = z <= problem.lower[mask] + 1e-8, z >= problem.upper[mask] - 1e-8
+    g_proj = np.where((at_lo & (g > 0)) | (at_hi & (g < 0)), 0.0, g)
+    # allowance for finite-difference noise, which grows with |f| (rtol 1e-8 / step 1e-5)
+    tol = GRAD_TOL + 1e-5 * abs(f)
+    converged = bool(ok and np.all(np.abs(g_proj) < tol) and f < 1e10)
+    return {"x": x, "objective": float(f), "converged": converged, "n_iter": n_iter,
+            "n_eval": n_eval, "message": message, "gradient": g_proj}  # fmt: skip
+
+
+def hessian(problem: Problem, x, part="total", step=HESS_STEP) -> np.ndarray:
+    """Central finite-difference Hessian of the objective at ``x`` (log scale), one batched call.
+
+    ``part``: "total" (data + targets + prior) or "data" (data + targets only).
+    """
+    n = x.size
+    e = np.eye(n) * step
+    rows = [x]
+    for i in range(n):
+        rows += [x + e[i], x - e[i]]
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    for i, j in pairs:
+        rows += [x + e[i] + e[j], x + e[i] - e[j], x - e[i] + e[j], x - e[i] - e[j]]
+    rows = np.clip(np.vstack(rows), problem.lower, problem.upper)
+    data, tgt, prior = problem.terms(rows)
+    f = data + tgt + (prior if part == "total" else 0.0)
+    f = np.where(np.isfinite(f), f, np.nan)
+    h = np.empty((n, n))
+    for i in range(n):
+        h[i, i] = (f[1 + 2 * i] - 2.0 * f[0] + f[2 + 2 * i]) / step**2
+    base = 1 + 2 * n
+    for k, (i, j) in enumerate(pairs):
+        fpp, fpm, fmp, fmm = f[base + 4 * k : base + 4 * k + 4]
+        h[i, j] = h[j, i] = (fpp - fpm - fmp + fmm) / (4.0 * step**2)
+    return h
+
+
+def standard_errors(problem: Problem, x):
+    """SE of log parameters (NaN where not given) and a flag per parameter: "" (identifiable),
+    "at bound", "not identifiable (singular Hessian)"."""
+    n = x.size
+    se = np.full(n, np.nan)
+    flags = [""] * n
+    near = (x - problem.lower < 2 * HESS_STEP) | (problem.upper - x < 2 * HESS_STEP)
+    for k in np.flatnonzero(near):
+        flags[k] = "at bound"
+    inner = np.flatnonzero(~near)
+    if inner.size == 0:
+        return se, flags
+    xs = x.copy()
+    h_tot = hessian(problem, xs)[np.ix_(inner, inner)]
+    h_dat = hessian(problem, xs, part="data")[np.ix_(inner, inner)] if problem.priors else h_tot
+    if not np.all(np.isfinite(h_tot)):
+        for k in inner:
+            flags[k] = "Hessian not finite"
+        return se, flags
+    w, v = np.linalg.eigh(0.5 * (h_dat + h_dat.T))
+    scale = max(np.max(np.abs(w)), 1e-300)
+    floor = SINGULAR_RATIO * scale
+    if problem.priors:
+        # with priors, the data must add at least PRIOR_SHARE of the tightest prior's curvature
+        # (2 / sd_log^2 on the -2 log scale) along a direction for it to count as informed
+        floor = max(floor, PRIOR_SHARE * 2.0 / min(p.sd_log for p in problem.priors.values()) ** 2)
+    weak = w < floor
+    bad = np.zeros(inner.size, bool)
+    for col in np.flatnonzero(weak):
+        bad |= np.abs(v[:, col]) > 0.1
+    for j, k in enumerate(inner):
+        if bad[j]:
+            flags[k] = (
+                "not identified by the data/targets (interval from the prior)"
+                if problem.priors
+                else "not identifiable (singular Hessian)"
+            )
+    if problem.priors:  # the posterior Hessian is regular: SEs for all, flags stay
+        bad[:] = False
+    good = np.flatnonzero(~bad)
+    if good.size:
+        hg = h_tot[np.ix_(good, good)]
+        wg = np.linalg.eigvalsh(0.5 * (hg + hg.T))
+        if np.all(wg > 0):
+            cov = 2.0 * np.linalg.inv(hg)
+            se[inner[good]] = np.sqrt(np.diag(cov))
+        else:
+            for j in good:
+                flags[inner[j]] = "Hessian not positive definite"
+    return se, flags
+
+
+def _start_table(problem, x0s, f0s, runs, best):
+    xb, fb = runs[best]["x"], runs[best]["objective"]
+    table = []
+    for k, (x0, f0, r) in enumerate(zip(x0s, f0s, runs, strict=True)):
+        close = np.all(np.abs(np.exp(r["x"] - xb) - 1.0) < AGREE_RELATIVE)
+        table.append({
+            "start": k,
+            "initial": dict(zip(problem.names, np.exp(x0).tolist(), strict=True)),
+            "initial_objective": float(f0),
+            "final": dict(zip(problem.names, np.exp(r["x"]).tolist(), strict=True)),
+            "objective": r["objective"],
+            "converged": r["converged"],
+            "agrees": bool(r["objective"] - fb < AGREE_OBJECTIVE and close),
+            "n_iter": r["n_iter"],
+            "n_eval": r["n_eval"],
+        })  # fmt: skip
+    return table
+
+
+def _estimates(problem, x, se_log, flags, profiles):
+    out = []
+    for k, name in enumerate(problem.names):
+        value = float(math.exp(x[k]))
+        se = float(value * se_log[k]) if math.isfinite(se_log[k]) else None
+        prof = profiles.get(name, {})
+        lo, hi = prof.get("ci_low"), prof.get("ci_high")
+        flag = flags[k]
+        identifiable = flag == ""
+        if prof:
+            identifiable = identifiable and lo is not None and hi is not None
+            if lo is None or hi is None:
+                flag = (flag + "; " if flag else "") + prof.get("flag", "flat profile")
+        out.append(Estimate(
+            name=name, value=value, unit=problem.units[k], se=se, ci_low=lo, ci_high=hi,
+            identifiable=identifiable, note=flag,
+            prior=problem.priors[name].to_dict() if name in problem.priors else None,
+            lower=float(math.exp(problem.lower[k])), upper=float(math.exp(problem.upper[k])),
+        ))  # fmt: skip
+    return out
+
+
+def _target_values(problem, curves):
+    from cartkin.fit.targets import metric_values
+
+    out = []
+    for target, name in problem._target_obs:
+        y = curves[name][:, problem.target_patient, :]
+        x = metric_values(target, problem.t_days, y)
+        out.append({"label": target.label, "initial": _num(x[0]), "fitted": _num(x[1])})
+    return out
+
+
+def _num(v):
+    v = float(v)
+    return v if math.isfinite(v) else None

@@ -1,0 +1,200 @@
+"""Fit results: estimates with uncertainty, objective, per-start table, predictions, JSON.
+
+JSON schema of :meth:`FitResult.to_json` (documented in README "Fitting"):
+
+- ``kind``: "ml", "map" (priors) or "scenario" (summary targets: a scenario consistent with
+  the case, not an estimate); ``label``: that sentence.
+- ``estimates``: ``{name: {value, unit, se, ci_low, ci_high, identifiable, note, lower, upper,
+  prior}}``; ``se`` from the Hessian (delta method), ``ci_low``/``ci_high`` the 95% profile
+  interval; null where not available (flat profile, singular Hessian, at a bound).
+- ``objective`` (-2 log-likelihood of data and targets), ``objective_prior`` (-2 log prior),
+  ``aic``, ``bic``, ``n_records``, ``n_free``, ``converged``, ``starts_agree``, ``starts``
+  (per-start table), ``unidentified`` (names), ``error_models``, ``targets``,
+  ``target_values``, ``profiles``, ``notes``, ``elapsed_s``.
+- ``predictions``: records ``{id, time, observable, dv, pred, ipred, cens, limit, res, wres}``:
+  ``pred`` at the initial values (prior medians: the typical patient), ``ipred`` at the
+  estimates, ``res`` = log(dv) - log(ipred) (NaN -> null when censored), ``wres`` the residual
+  on the error model's scale divided by its SD.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["Estimate", "FitResult", "prediction_records"]
+
+SCENARIO_LABEL = "a scenario consistent with the case, not an estimate"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimated parameter (natural scale; ``unit`` from the parameter table)."""
+
+    name: str
+    value: float
+    unit: str
+    se: float | None
+    ci_low: float | None
+    ci_high: float | None
+    identifiable: bool
+    note: str = ""
+    prior: dict | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass
+class FitResult:
+    """Result of :func:`cartkin.fit.estimate.fit` (see the module docstring for fields)."""
+
+    model: str
+    estimates: list[Estimate]
+    objective: float
+    objective_prior: float
+    n_records: int
+    n_free: int
+    converged: bool
+    starts: list[dict]
+    starts_agree: int
+    predictions: list[dict]
+    error_models: dict = field(default_factory=dict)
+    targets: list[dict] = field(default_factory=list)
+    target_values: list[dict] = field(default_factory=list)
+    profiles: dict = field(default_factory=dict)
+    kind: str = "ml"
+    elapsed_s: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+    def __getitem__(self, name) -> Estimate:
+        for e in self.estimates:
+            if e.name == name:
+                return e
+        raise KeyError(f"{name!r} was not estimated; estimated: {[e.name for e in self.estimates]}")
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Point estimates by name."""
+        return {e.name: e.value for e in self.estimates}
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2.0 * self.n_free
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.n_free * math.log(max(self.n_records, 1))
+
+    @property
+    def unidentified(self) -> list[str]:
+        return [e.name for e in self.estimates if not e.identifiable]
+
+    @property
+    def label(self) -> str:
+        return {"scenario": SCENARIO_LABEL, "map": "maximum a posteriori estimate",
+                "ml": "maximum-likelihood estimate"}[self.kind]  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return _clean({
+            "model": self.model, "kind": self.kind, "label": self.label,
+            "estimates": {e.name: {k: v for k, v in asdict(e).items() if k != "name"}
+                          for e in self.estimates},
+            "objective": self.objective, "objective_prior": self.objective_prior,
+            "aic": self.aic, "bic": self.bic, "n_records": self.n_records, "n_free": self.n_free,
+            "converged": self.converged, "starts_agree": self.starts_agree,
+            "n_starts": len(self.starts), "unidentified": self.unidentified,
+            "error_models": self.error_models, "targets": self.targets,
+            "target_values": self.target_values, "starts": self.starts,
+            "profiles": self.profiles, "notes": self.notes, "elapsed_s": self.elapsed_s,
+            "predictions": self.predictions,
+        })  # fmt: skip
+
+    def to_json(self, **kwargs) -> str:
+        """JSON text (NaN and inf written as null)."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_table(self) -> str:
+        """Plain-text report: label, estimates with SE and profile CI, objective, starts."""
+        lines = [f"{self.model}: {self.label}"]
+        lines.append(
+            f"{'parameter':<24}{'value':>11}{'SE':>11}{'95% CI (profile)':>26}  unit / note"
+        )
+        for e in self.estimates:
+            ci = f"[{_f(e.ci_low)}, {_f(e.ci_high)}]"
+            note = e.unit + (f"  ({e.note})" if e.note else "")
+            lines.append(f"{e.name:<24}{_f(e.value):>11}{_f(e.se):>11}{ci:>26}  {note}")
+        lines.append(
+            f"-2LL {self.objective:.4f}  (-2 log prior {self.objective_prior:.4f})  AIC "
+            f"{self.aic:.3f}  BIC {self.bic:.3f}  records {self.n_records}"
+        )
+        lines.append(
+            f"converged: {'yes' if self.converged else 'NO'}; {self.starts_agree} of "
+            f"{len(self.starts)} starts agree with the best; {self.elapsed_s:.2f} s"
+        )
+        for t in self.target_values:
+            lines.append(
+                f"target {t['label']}: fitted {_f(t['fitted'])} (initial {_f(t['initial'])})"
+            )
+        if self.kind == "scenario" or self.unidentified:
+            lines.append(
+                "not identified by the data/targets: " + (", ".join(self.unidentified) or "none")
+            )
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def prediction_records(problem, curves, x_hat) -> list[dict]:
+    """One record per observation (see the module docstring); ``curves`` holds the initial
+    values' curves in row 0 and the estimates' in row 1."""
+    if problem.n_obs == 0:
+        return []
+    pred = problem.record_predictions(curves)
+    ems = problem.error_models_for(x_hat[None, :])
+    out = []
+    wres = np.full(problem.n_obs, np.nan)
+    for name in np.unique(problem.obs_name):
+        m = problem.obs_name == name
+        em = ems[name]
+        em = em.with_parameters(**{k: np.ravel(v)[0] for k, v in em.parameters.items()})
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wres[m] = em.weighted_residual(pred[1, m], problem.obs_value[m])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = np.log(problem.obs_value) - np.log(pred[1])
+    for k in range(problem.n_obs):
+        cens = int(problem.obs_cens[k])
+        out.append({
+            "id": _plain(problem.obs_id[k]), "time": float(problem.obs_time[k]),
+            "observable": str(problem.obs_name[k]), "dv": float(problem.obs_value[k]),
+            "pred": float(pred[0, k]), "ipred": float(pred[1, k]), "cens": cens,
+            "limit": float(problem.obs_limit[k]),
+            "res": float(res[k]) if cens == 0 else math.nan,
+            "wres": float(wres[k]) if cens == 0 else math.nan,
+        })  # fmt: skip
+    return out
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _f(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.4g}"

@@ -1,0 +1,123 @@
+"""cartkin fit: JSON schema of the result, the table, the motivating case, usage errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cartkin.cli import main
+from cartkin.patient import Patient
+from cartkin.regimen import Regimen, build_context
+from cartkin.simulate import simulate_context
+
+SCENARIO = """
+[scenario]
+name = "one patient"
+model = "stein2019"
+[patient]
+weight_kg = 60.0
+height_cm = 165.0
+age_years = 30.0
+sex = "female"
+egfr_ml_min_173m2 = 90.0
+[cart]
+cells_per_kg = 1.0e6
+[fit]
+free = ["alpha", "beta"]
+free_error = "all"
+starts = 2
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    scenario = tmp_path / "fit.toml"
+    scenario.write_text(SCENARIO)
+    patient = Patient(weight_kg=60, height_cm=165, age_years=30, sex="female",
+                      egfr_ml_min_173m2=90)  # fmt: skip
+    ctx = build_context(patient, Regimen(cart={"cells_per_kg": 1e6}))
+    t = np.array([3.0, 7, 10, 14, 21, 28, 42, 60, 90, 120, 180])
+    y = simulate_context("stein2019", ctx, t).observables["transgene_copies_per_ug"]
+    dv = y * np.exp(np.random.default_rng(0).normal(0, 0.3, t.size))
+    cens = (dv < 300.0).astype(int)
+    frame = pd.DataFrame({"id": 1, "time_days": t, "observable": "transgene_copies_per_ug",
+                          "value": np.where(cens == 1, np.nan, dv), "unit": "copies/ug",
+                          "lloq": 300.0, "cens": cens})  # fmt: skip
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    return scenario, data
+
+
+def test_fit_json_schema(files, capsys, tmp_path):
+    scenario, data = files
+    out = tmp_path / "res.json"
+    assert main(["fit", str(scenario), str(data), "--format", "json", "--out", str(out)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == json.loads(out.read_text())
+    assert set(doc["estimates"]) == {"alpha", "beta", "transgene_copies_per_ug.sigma_add"}
+    for est in doc["estimates"].values():
+        assert {"value", "unit", "se", "ci_low", "ci_high", "identifiable"} <= set(est)
+        assert est["value"] > 0
+    assert doc["estimates"]["alpha"]["unit"] == "1/day"
+    assert isinstance(doc["objective"], float) and isinstance(doc["converged"], bool)
+    assert {"aic", "bic", "starts", "kind"} <= set(doc) and doc["kind"] == "ml"
+    assert len(doc["starts"]) == 2
+    preds = doc["predictions"]
+    assert len(preds) == 11
+    for rec in preds:
+        assert {"id", "time", "observable", "dv", "pred", "ipred", "cens"} <= set(rec)
+    cens = [r for r in preds if r["cens"] == 1]
+    assert cens and all(r["limit"] == 300.0 and r["res"] is None for r in cens)
+
+
+def test_fit_table_and_free_override(files, capsys):
+    scenario, data = files
+    assert main(["fit", str(scenario), str(data), "--free", "alpha", "--no-profile"]) == 0
+    text = capsys.readouterr().out
+    assert "maximum-likelihood estimate" in text and "alpha" in text and "-2LL" in text
+
+
+def test_motivating_case_fit_is_a_scenario(capsys):
+    code = main(["fit", "scenarios/adolescent_hemodialysis_fit.toml", "--starts", "2",
+                 "--no-profile", "--format", "json"])  # fmt: skip
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "scenario" and "not an estimate" in doc["label"]
+    assert set(doc["unidentified"]) <= {"rho", "delta_E", "delta_M"}
+    assert doc["target_values"][0]["fitted"] > 10.0  # "robust expansion": peak above 10/uL
+
+
+def test_fit_usage_errors(files, capsys):
+    scenario, data = files
+    assert main(["fit", str(scenario), str(data), "--free", "alpah"]) == 2
+    assert "free parameter 'alpah'" in capsys.readouterr().err
+    assert main(["fit", str(scenario)]) == 2
+    assert "nothing to fit" in capsys.readouterr().err
+
+
+def test_fit_table_errors_name_the_key():
+    from cartkin.errors import ScenarioError
+    from cartkin.fit.spec import fit_spec_from_dict
+
+    with pytest.raises(ScenarioError, match=r"unknown key\(s\) \['fre'\]"):
+        fit_spec_from_dict({"fre": ["rho"]})
+    with pytest.raises(ScenarioError, match="free = 'rho': expected a list"):
+        fit_spec_from_dict({"free": "rho"})
+    with pytest.raises(ScenarioError, match=r"bounds\.rho = \[1\]: expected \[lower, upper\]"):
+        fit_spec_from_dict({"bounds": {"rho": [1]}})
+    with pytest.raises(ScenarioError, match=r"target\]\] #1: target metric 'PEAK' is not known"):
+        fit_spec_from_dict({"target": [{"metric": "PEAK", "kind": "normal", "mean": 1, "sd": 1}]})
+    spec = fit_spec_from_dict({"free": ["rho"], "priors": {"rho": {"median": 1.3, "omega2": 0.38}}})
+    assert spec.free == ["rho"] and spec.priors["rho"].sd_log == pytest.approx(0.38**0.5)
+
+
+@pytest.mark.slow
+def test_calibration_script_reproduces_its_stored_result():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "scripts/calibrate_sle_cart.py", "--check"],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "largest relative difference" in out.stdout
