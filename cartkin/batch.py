@@ -690,8 +690,12 @@ def solve(
 
 
 def observe(model, inds: BatchIndividuals, sol: BatchSolution) -> dict[str, np.ndarray]:
-    """Every observable of every patient, ``{name: (n, n_t)}`` (the model's observable functions
-    applied to all patients' output rows at once where they broadcast, else per patient)."""
+    """Every observable of every patient, ``{name: (n, n_t)}``.
+
+    Applies the model's observable functions (``fn(states (n_t, n_states), p)``) patient by
+    patient: a Python loop over patients, for reports and fits on stored trajectories; sweeps use
+    :func:`metrics`, which needs no trajectories.
+    """
     model = models.get(model)
     n, n_t, _n_states = sol.y.shape
     out = {}

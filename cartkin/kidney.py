@@ -67,7 +67,8 @@ circulating F-ara-A. Doses in a regimen are always mg of fludarabine *phosphate*
 
 The linear PK model is solved exactly: between events (infusion start/stop, dialysis session,
 output time) the state is advanced in closed form in the eigen-coordinates of the 3-compartment
-system (:mod:`cartkin._flu_pk`, vectorized over patients, no BLAS/LAPACK), and the AUC after the
+system (:mod:`cartkin._flu_pk`; plain floats for one patient, vectorized over patients in
+:mod:`cartkin.kidney_batch`; no BLAS/LAPACK), and the AUC after the
 last event is added in closed form. It agrees with the matrix exponential of the augmented
 system to about 1e-12 relative (tested).
 """
@@ -80,7 +81,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cartkin._flu_pk import pk_course
+from cartkin._flu_pk import pk_course_one
 from cartkin.errors import ScenarioError
 from cartkin.patient import Patient
 
@@ -325,14 +326,12 @@ def _pk_course(pk, dose_times_h, doses_mg, infusion_h, session_times_h, removal_
     conc : ndarray, shape (len(t_eval_h),)
         Central concentration (mg/L) at each output time, right-continuous at events.
     """
-    sessions = np.asarray(session_times_h, dtype=np.float64).reshape(1, -1)
-    auc, conc = pk_course(
-        pk.cl_l_h, pk.v1_l, pk.v2_l, pk.v3_l, pk.q2_l_h, pk.q3_l_h,
-        np.asarray(dose_times_h, dtype=np.float64).reshape(1, -1),
-        np.asarray(doses_mg, dtype=np.float64).reshape(1, -1),
-        infusion_h, sessions, removal_fraction, np.asarray(t_eval_h, dtype=np.float64),
+    auc, conc = pk_course_one(
+        pk.cl_l_h, pk.v1_l, pk.v2_l, pk.v3_l, pk.q2_l_h, pk.q3_l_h, [float(t) for t in dose_times_h],
+        [float(d) for d in doses_mg], infusion_h, [float(t) for t in session_times_h],
+        removal_fraction if len(session_times_h) else 0.0, [float(t) for t in t_eval_h],
     )  # fmt: skip
-    return float(auc[0]), conc[0]
+    return float(auc), np.array(conc, dtype=np.float64)
 
 
 def _dose_schedule_h(lymphodepletion):

@@ -407,3 +407,41 @@ def test_sle_cart_analytic_jacobian_matches_finite_differences():
             m.rhs.py_func(1.0, yp, p, f1)
             m.rhs.py_func(1.0, ym, p, f0)
             np.testing.assert_allclose(J[:, j], (f1 - f0) / (2 * hstep), rtol=1e-6, atol=1e-9)
+
+
+def test_check_individuals_names_the_patient():
+    model = stein2019.MODEL
+    inds = batch.individualize(model, None, BCTX)
+    y0 = inds.y0.copy()
+    y0[2, 1] = np.inf
+    with pytest.raises(ScenarioError, match="patient 2 of 4: initial state y0 is not finite"):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(inds.p, y0, inds.t0, inds.t_stops, inds.jumps, inds.n_stops),
+            T_DAYS,
+        )
+    t0 = np.array([0.0, 0.0, 0.0, 1.0])
+    with pytest.raises(
+        ScenarioError, match=r"patient 3 of 4: t0 must be finite and <= 0 days \(value"
+    ):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(inds.p, inds.y0, t0, inds.t_stops, inds.jumps, inds.n_stops),
+            T_DAYS,
+        )
+    stops = inds.t_stops.copy()
+    stops[1, 0] = 20.0  # after the second stop (t_infusion + tmax)
+    with pytest.raises(ScenarioError, match="patient 1 of 4: stop times must be non-decreasing"):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(inds.p, inds.y0, inds.t0, stops, inds.jumps, inds.n_stops),
+            T_DAYS,
+        )
+    with pytest.raises(RuntimeError, match="batch individualize gave p of shape"):
+        batch.solve(
+            model,
+            batch.BatchIndividuals(
+                inds.p[:, :3], inds.y0, inds.t0, inds.t_stops, inds.jumps, inds.n_stops
+            ),
+            T_DAYS,
+        )
