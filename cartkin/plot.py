@@ -14,6 +14,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from cartkin.metrics import B_CELL_THRESHOLD_CELLS_PER_UL
+
 __all__ = ["plot_comparison", "plot_kidney_response", "plot_result"]
 
 #: Lower end of the log axes, cells/uL. Values below it are not drawn (masked, not clipped), so
@@ -73,8 +75,7 @@ def plot_result(
     result,
     *,
     lloq_cells_per_ul: float = 0.05,
-    aplasia_cells_per_ul: float = 1.0,
-    recovery_cells_per_ul: float = 10.0,
+    b_cell_threshold_cells_per_ul: float = B_CELL_THRESHOLD_CELLS_PER_UL,
     title: str | None = None,
     outcomes=None,
 ):
@@ -87,8 +88,9 @@ def plot_result(
     lloq_cells_per_ul : float
         CAR-T lower limit of quantification drawn as a line (flow cytometry, about 0.05-0.1
         cells/uL per MODEL.md section 5).
-    aplasia_cells_per_ul, recovery_cells_per_ul : float
-        B-cell thresholds drawn as lines (the same defaults as :func:`cartkin.metrics.compute`).
+    b_cell_threshold_cells_per_ul : float
+        B-cell aplasia / recovery threshold drawn as a line (the default of
+        :func:`cartkin.metrics.compute`: aplasia below it, recovery on return to it).
     title : str, optional
     outcomes : cartkin.outcomes.OutcomeSettings, optional
         Dialysis rule, SLEDAI-2K settings and the case's reported values for the kidney panel.
@@ -130,18 +132,11 @@ def plot_result(
         b = result.observables[roles["b_cells"]]
         ax.semilogy(t, _masked(b), color="tab:green", lw=2, label="CD19+ B cells (cells/uL)")
         ax.axhline(
-            aplasia_cells_per_ul,
-            color="tab:green",
-            ls=":",
-            lw=0.8,
-            label=f"B-cell aplasia < {aplasia_cells_per_ul:g}",
-        )
-        ax.axhline(
-            recovery_cells_per_ul,
+            b_cell_threshold_cells_per_ul,
             color="tab:green",
             ls="--",
             lw=0.8,
-            label=f"B-cell recovery >= {recovery_cells_per_ul:g}",
+            label=f"B-cell aplasia < {b_cell_threshold_cells_per_ul:g} <= recovery",
         )
     _mark_treatment(ax, result)
     ax.set_ylabel("cells/uL blood")
@@ -174,13 +169,12 @@ def plot_comparison(
     *,
     title: str | None = None,
     lloq_cells_per_ul: float = 0.05,
-    aplasia_cells_per_ul: float = 1.0,
-    recovery_cells_per_ul: float = 10.0,
+    b_cell_threshold_cells_per_ul: float = B_CELL_THRESHOLD_CELLS_PER_UL,
 ):
     """Overlay several results (doses, kidney function, models): CAR-T and B cells.
 
     The treatment marks (lymphodepletion days, infusions, dialysis) are those of the first
-    result; thresholds are drawn as grey lines (dashed: LLOQ and recovery, dotted: aplasia).
+    result; thresholds are drawn as grey dashed lines (CAR-T LLOQ, B-cell threshold).
 
     Parameters
     ----------
@@ -188,7 +182,7 @@ def plot_comparison(
     labels : sequence of str, optional
         One per result; default the results' ``label``.
     title : str, optional
-    lloq_cells_per_ul, aplasia_cells_per_ul, recovery_cells_per_ul : float
+    lloq_cells_per_ul, b_cell_threshold_cells_per_ul : float
         Thresholds drawn as lines, as in :func:`plot_result`.
 
     Returns
@@ -217,8 +211,7 @@ def plot_comparison(
     axes[0, 0].axhline(lloq_cells_per_ul, color="0.4", ls="--", lw=0.8)
     if any_b:
         axes[0, 1].set_ylabel("CD19+ B cells (cells/uL)")
-        axes[0, 1].axhline(aplasia_cells_per_ul, color="0.4", ls=":", lw=0.8)
-        axes[0, 1].axhline(recovery_cells_per_ul, color="0.4", ls="--", lw=0.8)
+        axes[0, 1].axhline(b_cell_threshold_cells_per_ul, color="0.4", ls="--", lw=0.8)
     t_start = min(_treatment_start(r) for r in results) - 1.0
     t_end = max(r.t_days[-1] for r in results)
     for ax in axes[0]:

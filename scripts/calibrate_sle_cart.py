@@ -1,6 +1,7 @@
-"""Re-derive sle_cart's tuned parameters (rho_H, K_B) by fitting the published targets.
+"""Re-derive sle_cart_v1's tuned parameters (rho_H, K_B) by fitting the published targets.
 
-sle_cart's ``rho_H`` and ``K_B`` were set by hand so that the Erlangen scenario (adult, 1e6
+sle_cart_v1's ``rho_H`` and ``K_B`` (version 1 of sle_cart; version 2 is calibrated by
+scripts/calibrate_sle_cart_v2.py) were set by hand so that the Erlangen scenario (adult, 1e6
 CAR-T cells/kg after Flu/Cy, normal kidney function; scenarios/erlangen_sle_1e6.toml) gives
 
 - a CAR-T peak between day 7 and 14 (Stein 2019 Table 1: Tmax 9.3 d; SLE peaks in that window,
@@ -10,7 +11,7 @@ CAR-T cells/kg after Flu/Cy, normal kidney function; scenarios/erlangen_sle_1e6.
 
 This script fits both with :mod:`cartkin.fit` (ML on the summary targets, 8 starts, seed 0,
 profile-likelihood intervals) and writes the result to
-``cartkin/models/calibration/sle_cart.json`` so that a rerun reproduces it::
+``cartkin/models/calibration/sle_cart_v1.json`` so that a rerun reproduces it::
 
     python scripts/calibrate_sle_cart.py            # fit and write the JSON
     python scripts/calibrate_sle_cart.py --check    # fit and compare with the stored JSON
@@ -28,7 +29,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "cartkin" / "models" / "calibration" / "sle_cart.json"
+OUT = ROOT / "cartkin" / "models" / "calibration" / "sle_cart_v1.json"
+MODEL = "sle_cart_v1"  # the scenario's model is sle_cart (v2); rho_H and K_B are v1's
 SCENARIO = ROOT / "scenarios" / "erlangen_sle_1e6.toml"
 TARGETS = [
     {"metric": "TMAX", "kind": "interval", "lower": 7.0, "upper": 14.0,
@@ -43,6 +45,7 @@ STARTS, SEED = 8, 0
 def calibrate() -> dict:
     """Fit ``FREE`` to ``TARGETS`` on the Erlangen scenario; the JSON-ready result."""
     sys.path.insert(0, str(ROOT))
+    from cartkin import models
     from cartkin.fit.estimate import fit
     from cartkin.regimen import build_context
     from cartkin.scenario import load_scenario
@@ -50,12 +53,13 @@ def calibrate() -> dict:
     scenario = load_scenario(SCENARIO)
     arm = scenario.base
     ctx = build_context(arm.patient, arm.regimen, arm.clearance_model)
-    result = fit(scenario.model, {"erlangen": ctx}, None, FREE, targets=TARGETS, theta=arm.theta,
+    model = models.get(MODEL)
+    result = fit(model, {"erlangen": ctx}, None, FREE, targets=TARGETS, theta=arm.theta,
                  starts=STARTS, seed=SEED, horizon_days=float(scenario.t_days[-1]))  # fmt: skip
     out = result.to_dict()
     out.pop("predictions")
     out.pop("elapsed_s")
-    defaults = scenario.model.parameters.defaults()
+    defaults = model.parameters.defaults()
     out["table_defaults"] = {name: defaults[name] for name in FREE}
     out["scenario"] = str(SCENARIO.relative_to(ROOT))
     out["command"] = "python scripts/calibrate_sle_cart.py"

@@ -171,7 +171,7 @@ def _solve_piecewise(f, y0, t_eval, jumps, *, state_index, rtol, atol, method="R
 # sle_cart (v2)
 # ---------------------------------------------------------------------------------------------
 SLE_CART_V2_STATES = ("F_1", "F_2", "F_3", "R_F", "D", "AUC_F", "X_C", "N", "B", "S", "I", "G",
-                      "C_E", "C_M", "IL6", "A", "Q", "L", "J", "U", "G_1")  # fmt: skip
+                      "C_E", "C_M", "IL6", "A", "Q", "L", "J", "U", "G_1", "K_1", "K_2")  # fmt: skip
 
 
 def sle_cart_v2_derivatives(t, y, q):
@@ -179,7 +179,8 @@ def sle_cart_v2_derivatives(t, y, q):
     s = dict(zip(SLE_CART_V2_STATES, y, strict=True))
     car = s["C_E"] + s["C_M"]
     conc = s["F_1"] / q["V_1"]
-    kill_ld = q["gamma_F"] * conc + q["gamma_C"] * s["X_C"]
+    kill_signal = q["gamma_F"] * conc + q["gamma_C"] * s["X_C"]
+    kill_ld = s["K_2"]
     stim = s["B"] / q["K_B"] + s["I"] / q["I_50"]
     prolif = q["rho"] * s["G"] * stim / (1.0 + stim)
     functional = s["C_E"] + q["theta_M"] * s["C_M"]
@@ -215,5 +216,7 @@ def sle_cart_v2_derivatives(t, y, q):
         "U": q["k_U"] * (q["U_0"] * (q["CI"] / 12.0 + (1.0 - q["CI"] / 12.0) * s["L"] / q["L_0"])
                          - s["U"]),
         "G_1": -q["k_G"] * s["G_1"],
+        "K_1": q["k_tr"] * (kill_signal - s["K_1"]),
+        "K_2": q["k_tr"] * (s["K_1"] - s["K_2"]),
     }  # fmt: skip
     return [out[name] for name in SLE_CART_V2_STATES]

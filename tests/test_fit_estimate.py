@@ -39,9 +39,9 @@ def test_round_trip_sle_cart_with_censoring_recovers_truth():
     ctx = _context()
     truth = {"rho": 1.3, "delta_M": 0.05}
     t = np.array([1, 2, 4, 7, 9, 11, 14, 21, 28, 42, 56, 90, 120, 150.0])
-    obs = _records("sle_cart", ctx, t, truth, "cart_cells_per_ul", 0.25, 0.5, seed=3)
+    obs = _records("sle_cart_v1", ctx, t, truth, "cart_cells_per_ul", 0.25, 0.5, seed=3)
     assert obs["cens"].sum() >= 1  # the late records are below the LLOQ
-    res = fit("sle_cart", {0: ctx}, obs, list(truth), starts=3, seed=1, free_error="all")
+    res = fit("sle_cart_v1", {0: ctx}, obs, list(truth), starts=3, seed=1, free_error="all")
     assert res.converged and res.starts_agree >= 2
     for name, value in truth.items():
         e = res[name]
@@ -100,7 +100,7 @@ def test_summary_targets_give_a_scenario_not_an_estimate():
     targets = [Target("TMAX", "interval", lower=7.0, upper=14.0, source="test"),
                Target("TRECOV", "normal", mean=110.0, sd=32.0, source="test")]  # fmt: skip
     priors = {"rho": LogNormalPrior(1.3, 0.5), "delta_M": LogNormalPrior(0.05, 0.5)}
-    res = fit("sle_cart", {0: ctx}, None, ["rho", "delta_M"], targets=targets, priors=priors,
+    res = fit("sle_cart_v1", {0: ctx}, None, ["rho", "delta_M"], targets=targets, priors=priors,
               starts=2, profile=False)  # fmt: skip
     assert res.kind == "scenario"
     assert "not an estimate" in res.label and "not an estimate" in res.to_table()

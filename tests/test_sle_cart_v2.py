@@ -63,12 +63,12 @@ def _individual():
 
 
 @settings(max_examples=60, deadline=None)
-@given(y=st.lists(st.floats(0.0, 500.0), min_size=21, max_size=21), t=st.floats(-5.0, 300.0))
+@given(y=st.lists(st.floats(0.0, 500.0), min_size=23, max_size=23), t=st.floats(-5.0, 300.0))
 def test_rhs_matches_oracle(y, t):
     ind = _individual()
     y = np.array(y)
     y[[4, 9, 11, 18, 20]] = np.clip(y[[4, 9, 11, 18, 20]], 0.0, 1.0)  # flags and fractions
-    dydt = np.empty(21)
+    dydt = np.empty(23)
     sle_cart.rhs(t, y, ind.p, dydt)
     expected = ref.sle_cart_v2_derivatives(t, y, sle_cart.MODEL.kernel_values(ind.p))
     np.testing.assert_allclose(dydt, expected, rtol=1e-11, atol=1e-9)
@@ -143,6 +143,19 @@ def test_lymphodepletion_timing_matters():
     # T cells have recovered by day 0 after the early course, so IL-15 is back near baseline
     assert early.state("I")[0] < late.state("I")[0]
     assert early.state("N")[0] > late.state("N")[0]
+
+
+def test_lymphocyte_nadir_and_il15_peak_follow_lymphodepletion_with_a_delay():
+    """Kill through transit stages (McCune 2015): T-cell nadir after the last dose, an about 80%
+    fall (Gandler 2025: 0.6 -> 0.1 x10^9/L), IL-15 peak a few days after infusion (Kochenderfer
+    2017: median day +2) and 4-5 times baseline (De Bock 2013: 2.4 -> 12.5 pg/mL)."""
+    res = run()
+    full = res.evaluate(np.arange(-5.0, 30.0, 0.05))
+    t, n, il15 = full.t_days, full.state("N"), full.state("I")
+    assert -3.0 < t[np.argmin(n)] < 5.0
+    assert 0.7 < 1.0 - n.min() / n[0] < 0.95
+    assert 0.0 < t[np.argmax(il15)] < 5.0
+    assert 3.0 < il15.max() / il15[0] < 6.0
 
 
 def test_no_lymphodepletion_gives_lower_but_real_expansion():
@@ -290,3 +303,41 @@ def test_batch_solve_equals_simulate_for_both_versions():
             one = simulate_context(model, ctx, t, {"delta_M": float(theta["delta_M"][i])},
                                    rtol=1e-8, atol=1e-10)  # fmt: skip
             np.testing.assert_allclose(sol.y[i], one.states, rtol=1e-9, atol=1e-12)
+
+
+# -- calibration ------------------------------------------------------------------------------------
+def test_defaults_come_from_the_calibration_and_meet_its_targets():
+    import json
+
+    report = json.loads(sle_cart.CALIBRATION_FILE.read_text(encoding="utf-8"))
+    estimates = report["estimates"]
+    assert set(estimates) == {"rho", "k_G", "f_blood", "C_50"}
+    for name, value in estimates.items():
+        assert sle_cart.PARAMETERS[name].default == value, name
+        assert sle_cart.PARAMETERS[name].source.startswith("calibrated: scripts/calibrate_sle")
+    achieved, targets = report["achieved"], report["targets"]
+    assert achieved["tmax_days"] == pytest.approx(targets["tmax_days"], abs=0.5)
+    assert achieved["fold_expansion"] == pytest.approx(targets["fold_expansion"], rel=0.05)
+    assert achieved["cmax_copies_per_ug"] == pytest.approx(targets["cmax_copies_per_ug"], rel=0.05)
+    assert 3.0 <= achieved["thalf_post_peak_days"] <= 7.0
+    assert achieved["b_cell_return_days"] == pytest.approx(110.0, abs=1.0)
+    assert report["unidentified"]
+
+
+@pytest.mark.slow
+def test_calibration_script_reproduces_the_shipped_estimates(tmp_path):
+    """Rerun scripts/calibrate_sle_cart_v2.py (about a minute): same estimates as the JSON."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "calibrate_sle_cart_v2.py"
+    spec = importlib.util.spec_from_file_location("calibrate_sle_cart_v2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "calibration.json"
+    assert module.main(["--out", str(out)]) == 0
+    fresh = json.loads(out.read_text(encoding="utf-8"))["estimates"]
+    shipped = json.loads(sle_cart.CALIBRATION_FILE.read_text(encoding="utf-8"))["estimates"]
+    for name, value in shipped.items():
+        assert fresh[name] == pytest.approx(value, rel=1e-2), name

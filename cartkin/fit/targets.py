@@ -23,7 +23,8 @@ Metrics (vectorized over parameter sets, on a dense grid of ``step_days``):
 - ``TRECOV`` (day): first return of the B-cell role observable to >= ``threshold`` (default 10
   cells/uL, as :func:`cartkin.metrics.compute`) after it first fell below it; 0 when it never
   fell below.
-- ``TAPLASIA`` (day): first time the B-cell observable is below ``threshold`` (default 1).
+- ``TAPLASIA`` (day): first time the B-cell observable is below ``threshold`` (default 10, the
+  single B-cell threshold of :func:`cartkin.metrics.compute`).
 - ``B_NADIR`` (cells/uL): minimum of the B-cell observable.
 - ``VALUE``: the named ``observable`` at ``day`` (interpolated on the grid).
 """
@@ -51,7 +52,8 @@ __all__ = [
 METRICS = ("TMAX", "CMAX", "TRECOV", "TAPLASIA", "B_NADIR", "VALUE")
 _ROLE = {"TMAX": "cart", "CMAX": "cart", "TRECOV": "b_cells", "TAPLASIA": "b_cells",
          "B_NADIR": "b_cells"}  # fmt: skip
-_DEFAULT_THRESHOLD = {"TRECOV": 10.0, "TAPLASIA": 1.0}  # as cartkin.metrics.compute
+# as cartkin.metrics.compute: one B-cell threshold for aplasia and recovery
+_DEFAULT_THRESHOLD = {"TRECOV": 10.0, "TAPLASIA": 10.0}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 

@@ -52,7 +52,9 @@ States
 ``I`` IL-15, ``G`` proliferative program, ``C_E``, ``C_M`` effector and memory CAR-T, ``IL6``,
 ``A`` anti-dsDNA, ``Q`` complement C3, ``L`` LN activity, ``J`` reversible kidney injury,
 ``U`` proteinuria, ``G_1`` first stage of the program (two stages make the program end in a
-shoulder rather than fade from the first hour).
+shoulder rather than fade from the first hour), ``K_1, K_2`` the lymphodepletion kill rate
+passing two transit stages (drug exposure kills lymphocytes with a delay, as in the transit
+compartments of McCune JS et al., Cancer Chemother Pharmacol 2015;75:67).
 
 Equations (exactly as in :func:`rhs`)
 -------------------------------------
@@ -60,7 +62,8 @@ Equations (exactly as in :func:`rhs`)
 
     C = C_E + C_M
     C_F = F_1 / V_1
-    k_LD = gamma_F * C_F + gamma_C * X_C
+    kill_in = gamma_F * C_F + gamma_C * X_C
+    k_LD = K_2
     x = B / K_B + I / I_50
     drive = rho * G * x / (1.0 + x)
     C_func = C_E + theta_M * C_M
@@ -80,6 +83,8 @@ Equations (exactly as in :func:`rhs`)
     dI = s_I - (k_I_el + k_cons * (N + C)) * I
     dG = k_G * (G_1 - G)
     dG_1 = -k_G * G_1
+    dK_1 = k_tr * (kill_in - K_1)
+    dK_2 = k_tr * (K_1 - K_2)
     dC_E = drive * C_E - (delta_E + k_EM) * C_E
     dC_M = k_EM * C_E - delta_M * C_M
     dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
@@ -274,9 +279,11 @@ PARAMETERS = ParameterTable(
         Parameter("k_A", math.log(2.0) / 21.0, "1/day", 0.005, 0.5,
                   "anti-dsDNA elimination rate",
                   "assumption: IgG half-life about 21 d"),
-        Parameter("f_LLPC", 0.2, "-", 0.0, 1.0,
+        Parameter("f_LLPC", 0.1, "-", 0.0, 1.0,
                   "share of anti-dsDNA made by CD19-negative long-lived plasma cells",
-                  "assumption: CD19 CAR-T spare long-lived plasma cells"),
+                  "assumption: CD19 CAR-T spare long-lived plasma cells; below 0.15 so that "
+                  "anti-dsDNA (A_0 100 IU/mL) seroconverts below 15 IU/mL, as in all 5 "
+                  "patients of Mackensen 2022"),
         Parameter("Q_0", 0.6, "g/L", 0.05, 2.0,
                   "complement C3 before treatment",
                   "assumption: low C3 of active lupus nephritis (lower normal limit about 0.9)"),
@@ -319,6 +326,12 @@ PARAMETERS = ParameterTable(
         Parameter("copies_per_cell", 2000.0, "(copies/ug)/(cells/uL)", 100.0, 1e5,
                   "transgene copies/ug genomic DNA per CAR-T cell/uL",
                   "derived: Singh 2021 (TransC)"),
+        # --- lymphodepletion delay ---------------------------------------------------------------
+        Parameter("k_tr", 1.0, "1/day", 0.1, 50.0,
+                  "transit rate of the delayed lymphocyte kill (two stages, mean delay 2/k_tr)",
+                  "assumption: value (2-day mean delay puts the lymphocyte nadir and the IL-15 "
+                  "peak after infusion, IL-15 peak median day +2 in Kochenderfer 2017); transit "
+                  "structure as McCune 2015 (3 compartments, values not found)"),
     ]
 )  # fmt: skip
 
@@ -350,6 +363,8 @@ STATES = (
     State("kidney_injury", "J", "-", "reversible share of kidney function lost"),
     State("proteinuria", "U", "g/24h", "proteinuria"),
     State("program_early", "G_1", "-", "first stage of the proliferative program, 1 at infusion"),
+    State("kill_transit_1", "K_1", "1/day", "lymphodepletion kill rate, first transit stage"),
+    State("kill_transit_2", "K_2", "1/day", "lymphodepletion kill rate acting on lymphocytes"),
 )
 
 
@@ -391,21 +406,22 @@ def rhs(t, y, p, dydt):
     k_heal = p[39]
     U_0 = p[40]
     k_U = p[41]
-    V_1 = p[43]
-    k_10 = p[44]
-    k_12 = p[45]
-    k_21 = p[46]
-    k_13 = p[47]
-    k_31 = p[48]
-    k_D = p[49]
-    s_I = p[50]
-    k_I_el = p[51]
-    k_cons = p[52]
-    s_IL6 = p[53]
-    k_IC = p[54]
-    GFR_cap = p[55]
-    k_inj = p[57]
-    f_Uc = p[58]
+    k_tr = p[43]
+    V_1 = p[44]
+    k_10 = p[45]
+    k_12 = p[46]
+    k_21 = p[47]
+    k_13 = p[48]
+    k_31 = p[49]
+    k_D = p[50]
+    s_I = p[51]
+    k_I_el = p[52]
+    k_cons = p[53]
+    s_IL6 = p[54]
+    k_IC = p[55]
+    GFR_cap = p[56]
+    k_inj = p[58]
+    f_Uc = p[59]
 
     F_1 = y[0]
     F_2 = y[1]
@@ -427,10 +443,13 @@ def rhs(t, y, p, dydt):
     J = y[18]
     U = y[19]
     G_1 = y[20]
+    K_1 = y[21]
+    K_2 = y[22]
 
     C = C_E + C_M
     C_F = F_1 / V_1
-    k_LD = gamma_F * C_F + gamma_C * X_C
+    kill_in = gamma_F * C_F + gamma_C * X_C
+    k_LD = K_2
     x = B / K_B + I / I_50
     drive = rho * G * x / (1.0 + x)
     C_func = C_E + theta_M * C_M
@@ -450,6 +469,8 @@ def rhs(t, y, p, dydt):
     dI = s_I - (k_I_el + k_cons * (N + C)) * I
     dG = k_G * (G_1 - G)
     dG_1 = -k_G * G_1
+    dK_1 = k_tr * (kill_in - K_1)
+    dK_2 = k_tr * (K_1 - K_2)
     dC_E = drive * C_E - (delta_E + k_EM) * C_E
     dC_M = k_EM * C_E - delta_M * C_M
     dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
@@ -480,6 +501,8 @@ def rhs(t, y, p, dydt):
     dydt[18] = dJ
     dydt[19] = dU
     dydt[20] = dG_1
+    dydt[21] = dK_1
+    dydt[22] = dK_2
 
 
 @numba.njit(cache=True)
@@ -501,7 +524,7 @@ def observe_roles(y, p, out):
     out[6] = y[16]
     out[7] = y[17]
     out[8] = y[19]
-    out[9] = p[55] * (1.0 - y[18])
+    out[9] = p[56] * (1.0 - y[18])
 
 
 # ---------------------------------------------------------------------------------------------
