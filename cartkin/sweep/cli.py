@@ -28,8 +28,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_commands(sub) -> None:
-    """Add the ``sweep`` and ``report`` subcommands to an argparse subparsers object."""
+def add_commands(sub):
+    """Add the ``sweep`` and ``report`` subcommands to an argparse subparsers object.
+
+    Each parser carries ``run=run_command`` in its defaults, and the function returns
+    :func:`run_command`, so it fits both ``args.run(args)`` dispatch and a registry of
+    ``add(subparsers) -> run`` functions.
+    """
     hidden = {"action": "store_true", "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
     sw = sub.add_parser(
         "sweep", help="run a [sweep] scenario over many virtual patients into a Zarr store"
@@ -54,6 +59,9 @@ def add_commands(sub) -> None:
                     help="table (text), json (schema in the README) or csv (one row per point)")  # fmt: skip
     rp.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
     rp.add_argument("--debug", **hidden)
+    sw.set_defaults(run=run_command)
+    rp.set_defaults(run=run_command)
+    return run_command
 
 
 def run_command(args) -> int:
