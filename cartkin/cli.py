@@ -98,8 +98,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     )
 
     from cartkin.fit.cli import add_parser as add_fit_parser
+    from cartkin.sweep.cli import add_commands as add_sweep_commands
 
     add_fit_parser(sub)
+    add_sweep_commands(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
     show.add_argument("model", help="model name (see `cartkin models`)")

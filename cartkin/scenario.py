@@ -108,6 +108,7 @@ _TOP_LEVEL = (
     "case",
     "data",  # observed data for fits (cartkin/data/spec.py)
     "fit",  # estimation settings (cartkin/fit/spec.py)
+    "sweep",  # virtual-patient sweeps (cartkin/sweep/spec.py; ignored by simulate)
 )
 _VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 _KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")

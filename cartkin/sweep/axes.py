@@ -1,0 +1,183 @@
+"""Sweep axes: dotted scenario keys and their values, checked and written into a scenario.
+
+``"cart.cells_per_kg" = [3e4, 1e5]``, ``{ log_from = 3e4, to = 1e6, n = 8 }`` (log-spaced) or
+``{ from = a, to = b, n = k }`` (evenly spaced); ``clearance_model`` is short for
+``scenario.clearance_model``; ``"patient.egfr_ml_min_173m2"`` may take the value ``"dialysis"``
+(the ``[sweep.dialysis]`` schedule). A kidney-function axis replaces the base patient's kidney
+function.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cartkin.errors import ScenarioError
+from cartkin.parameters import suggest
+from cartkin.patient import Patient
+from cartkin.regimen import CarTDose, Lymphodepletion
+from cartkin.scenario import _KIDNEY_KEYS, _SCENARIO_KEYS, _SOLVER_KEYS
+
+__all__ = ["DIALYSIS", "Axis", "apply_axis_value", "parse_axes"]
+
+_SECTIONS = {
+    "patient": tuple(f.name for f in dataclasses.fields(Patient)),
+    "lymphodepletion": tuple(f.name for f in dataclasses.fields(Lymphodepletion)),
+    "cart": tuple(f.name for f in dataclasses.fields(CarTDose)),
+    "scenario": tuple(k for k in _SCENARIO_KEYS if k not in ("name", "description", "model")),
+    "solver": tuple(_SOLVER_KEYS),
+}
+DIALYSIS = "dialysis"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweep dimension.
+
+    Attributes
+    ----------
+    key : str
+        Dotted scenario key (``"cart.cells_per_kg"``); also the dimension name in the store.
+    values : tuple
+        Values in file order (numbers, or strings such as clearance-model names or "dialysis").
+    log : bool
+        True when given as ``{log_from, to, n}`` (plots use a log scale for it).
+    """
+
+    key: str
+    values: tuple
+    log: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        """True when every value is a number (the store coordinate is then float64)."""
+        return all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.values)
+
+    def coordinate(self) -> np.ndarray:
+        """The store coordinate: float64 for numbers, else the values as strings."""
+        if self.numeric:
+            return np.asarray(self.values, dtype=np.float64)
+        return np.asarray([value_text(v) for v in self.values], dtype=str)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def value_text(value) -> str:
+    return f"{value:g}" if is_number(value) else str(value)
+
+
+def _axis_key(where, key, model):
+    """Check a dotted axis key; return it normalised (``clearance_model`` -> scenario's)."""
+    if key == "clearance_model":
+        return "scenario.clearance_model"
+    section, _, name = key.partition(".")
+    sections = (*_SECTIONS, "parameters")
+    if section not in sections or not name:
+        raise ScenarioError(
+            f"{where} unknown axis {key!r}: expected a dotted scenario key 'section.key' with "
+            f"section one of {', '.join(sections)} (or clearance_model), e.g. "
+            '"cart.cells_per_kg"' + suggest(section, sections)
+        )
+    allowed = model.parameters.names if section == "parameters" else _SECTIONS[section]
+    if name not in allowed:
+        raise ScenarioError(
+            f"{where} unknown axis {key!r}: [{section}] has no key {name!r}."
+            f"{suggest(name, allowed)} Expected one of: {', '.join(allowed)}"
+        )
+    if section == "patient" and name == "dialysis":
+        raise ScenarioError(
+            f'{where} axis {key!r}: use "patient.egfr_ml_min_173m2" = [..., "dialysis"] with a '
+            "[sweep.dialysis] schedule to cross a dialysis arm with eGFR values"
+        )
+    return key
+
+
+def _axis_values(where, key, value):
+    if isinstance(value, dict):
+        spec = dict(value)
+        log = "log_from" in spec
+        start_key = "log_from" if log else "from"
+        if set(spec) != {start_key, "to", "n"}:
+            raise ScenarioError(
+                f"{where} {key} = {value!r}: expected a list of values, {{ log_from = a, to = b, "
+                "n = k }} (log-spaced) or { from = a, to = b, n = k } (evenly spaced)"
+            )
+        a, b, n = spec[start_key], spec["to"], spec["n"]
+        if not (is_number(a) and is_number(b) and math.isfinite(a) and math.isfinite(b)):
+            raise ScenarioError(f"{where} {key} = {value!r}: expected numbers for {start_key}, to")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise ScenarioError(f"{where} {key} = {value!r}: n = {n!r}: expected an integer >= 2")
+        if a == b:
+            raise ScenarioError(f"{where} {key} = {value!r}: expected {start_key} != to")
+        if log and not (a > 0 and b > 0):
+            raise ScenarioError(
+                f"{where} {key} = {value!r}: a log-spaced range needs log_from > 0 and to > 0"
+            )
+        grid = np.geomspace(a, b, n) if log else np.linspace(a, b, n)
+        return tuple(float(x) for x in grid), log
+    if not isinstance(value, list) or not value:
+        raise ScenarioError(
+            f"{where} {key} = {value!r}: expected a non-empty list of values or a range "
+            "{ log_from = a, to = b, n = k }"
+        )
+    for v in value:
+        if not (is_number(v) or isinstance(v, str)):
+            raise ScenarioError(
+                f"{where} {key}: value {v!r}: expected numbers or strings (one value per grid line)"
+            )
+    texts = [value_text(v) for v in value]
+    repeated = sorted({t for t in texts if texts.count(t) > 1})
+    if repeated:
+        raise ScenarioError(f"{where} {key} = {value!r}: values repeat: {repeated}")
+    return tuple(float(v) if is_number(v) else v for v in value), False
+
+
+def parse_axes(source, table, model, dialysis) -> tuple[Axis, ...]:
+    """The ``[sweep.axes]`` table as Axis objects (ScenarioError naming file, key, value)."""
+    where = f"{source}: [sweep.axes]"
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: expected a table of key = [values], got {table!r}")
+    axes, seen = [], set()
+    for key, value in table.items():
+        name = _axis_key(where, key, model)
+        if name in seen:
+            raise ScenarioError(f"{where} {key!r}: the same scenario key appears twice")
+        seen.add(name)
+        values, log = _axis_values(where, key, value)
+        if DIALYSIS in values:
+            if name != "patient.egfr_ml_min_173m2":
+                raise ScenarioError(
+                    f'{where} {key}: value "dialysis" is allowed only on '
+                    '"patient.egfr_ml_min_173m2"'
+                )
+            if dialysis is None:
+                raise ScenarioError(
+                    f'{where} {key}: value "dialysis" needs a [sweep.dialysis] table (the '
+                    "session schedule: session_days, duration_h, flu_removal_fraction)"
+                )
+        axes.append(Axis(key=key, values=values, log=log))
+    kidney = [a.key for a in axes if a.key.startswith("patient.") and a.key[8:] in _KIDNEY_KEYS]
+    if len(kidney) > 1:
+        raise ScenarioError(
+            f"{where}: {kidney} each set the kidney function; expected at most one kidney axis"
+        )
+    return tuple(axes)
+
+
+def apply_axis_value(raw: dict, key: str, value, dialysis) -> None:
+    """Write one axis value into a scenario dict (kidney keys replace each other)."""
+    section, _, name = key.partition(".") if key != "clearance_model" else ("scenario", "", key)
+    table = raw.setdefault(section, {})
+    if section == "patient" and name in _KIDNEY_KEYS:
+        for k in _KIDNEY_KEYS:
+            table.pop(k, None)
+        if value == DIALYSIS:
+            table["dialysis"] = copy.deepcopy(dialysis)
+            return
+    table[name] = value

@@ -1,0 +1,123 @@
+"""``cartkin sweep`` and ``cartkin report``: added to the main parser by :func:`add_commands`.
+
+``cartkin sweep SCENARIO --out STORE.zarr [--plot DIR] [--workers N] [--scheduler ADDR]
+[--chunk-size K] [--threads T]`` runs (or resumes) a sweep; ``cartkin report STORE [--plot DIR]
+[--format table|json|csv]`` summarises a store. Ctrl-C exits with status 130 after the finished
+chunks are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["COMMANDS", "add_commands", "run_command"]
+
+COMMANDS = ("sweep", "report")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return value
+
+
+def add_commands(sub):
+    """Add the ``sweep`` and ``report`` subcommands to an argparse subparsers object.
+
+    Each parser carries ``run=run_command`` in its defaults, and the function returns
+    :func:`run_command`, so it fits both ``args.run(args)`` dispatch and a registry of
+    ``add(subparsers) -> run`` functions.
+    """
+    hidden = {"action": "store_true", "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+    sw = sub.add_parser(
+        "sweep", help="run a [sweep] scenario over many virtual patients into a Zarr store"
+    )
+    sw.add_argument("scenario", type=Path, help="scenario TOML file with a [sweep] table")
+    sw.add_argument("--out", type=Path, required=True, metavar="STORE.zarr",
+                    help="result store; rerunning the same command resumes it")  # fmt: skip
+    sw.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
+    sw.add_argument("--workers", type=_positive_int, metavar="N",
+                    help="run on a local Dask cluster of N worker processes")  # fmt: skip
+    sw.add_argument("--scheduler", metavar="ADDR",
+                    help="run on a running Dask cluster (tcp://host:8786)")  # fmt: skip
+    sw.add_argument("--chunk-size", type=_positive_int, metavar="K",
+                    help="virtual patients per chunk (default 10000)")  # fmt: skip
+    sw.add_argument("--threads", type=_positive_int, metavar="T", help="numba threads per chunk")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--debug", **hidden)
+
+    rp = sub.add_parser("report", help="summarise a sweep store (table or JSON, figures)")
+    rp.add_argument("store", type=Path, help="store written by `cartkin sweep`")
+    rp.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                    help="table (text), json (schema in the README) or csv (one row per point)")  # fmt: skip
+    rp.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
+    rp.add_argument("--debug", **hidden)
+    sw.set_defaults(run=run_command)
+    rp.set_defaults(run=run_command)
+    return run_command
+
+
+def run_command(args) -> int:
+    """Run ``args.command`` (one of :data:`COMMANDS`); returns the exit status.
+
+    cartkin errors propagate to the main CLI, which prints them in one line.
+    """
+    if args.command == "sweep":
+        return _sweep(args)
+    return _report(args)
+
+
+def _sweep(args) -> int:
+    from cartkin.sweep.runner import SweepInterrupted, run_sweep
+
+    if args.workers and args.scheduler:
+        print("cartkin: error: give --workers or --scheduler, not both", file=sys.stderr)
+        return 2
+    try:
+        run = run_sweep(
+            args.scenario, args.out, chunk_size=args.chunk_size, workers=args.workers,
+            scheduler=args.scheduler, threads=args.threads,
+            progress=False if args.quiet else None,
+        )  # fmt: skip
+    except SweepInterrupted as exc:
+        print(f"cartkin sweep: {exc}", file=sys.stderr)
+        return 130
+    print(
+        f"cartkin sweep: {run.n_total} virtual patients in {run.store}; computed "
+        f"{run.n_computed} now in {run.seconds:.1f} s ({run.patients_per_s:.0f} patients/s), "
+        f"{run.n_failed} failed",
+        file=sys.stderr,
+    )
+    if args.plot is not None:
+        _plots(run.store, args.plot)
+    return 0
+
+
+def _report(args) -> int:
+    from cartkin.sweep.report import summarize
+
+    summary = summarize(args.store)
+    if args.format == "json":
+        print(json.dumps(summary.to_dict(), indent=2, allow_nan=False))
+    elif args.format == "csv":
+        sys.stdout.write(summary.to_csv())
+    else:
+        print(summary.to_table())
+    if args.plot is not None:
+        _plots(args.store, args.plot, summary)
+    return 0
+
+
+def _plots(store, directory, summary=None) -> None:
+    from cartkin.sweep.plots import plot_all
+    from cartkin.sweep.report import summarize
+
+    paths = plot_all(summary or summarize(store), directory)
+    print(f"cartkin: {len(paths)} figures written to {directory}", file=sys.stderr)
