@@ -178,8 +178,8 @@ def pk_course(
 def _phi12_scalar(x):
     if abs(x) < _SMALL_X:
         return (
-            1.0 - x / 2.0 + x * x / 6.0 - x** 3 / 24.0,
-            0.5 - x / 6.0 + x * x / 24.0 - x** 3 / 120.0,
+            1.0 - x / 2.0 + x * x / 6.0 - x**3 / 24.0,
+            0.5 - x / 6.0 + x * x / 24.0 - x**3 / 120.0,
         )
     em = -math.expm1(-x)
     return em / x, (x - em) / (x * x)

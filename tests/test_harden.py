@@ -340,7 +340,7 @@ def test_figures_units_palette_legend_and_x_axis():
     fig = plot.plot_comparison(results)
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("LLOQ 0.05 cells/\u00b5L" in t for t in texts)
-    assert any("aplasia < 1 cells/\u00b5L" in t for t in texts)
+    assert any("aplasia < 10 cells/\u00b5L \u2264 recovery" in t for t in texts)
     assert "cells/\u00b5L" in fig.axes[0].get_ylabel()
     rgb = [np.array(matplotlib_rgb(line.get_color())) for line in fig.axes[0].get_lines()[:5]]
     labels = [line.get_label() for line in fig.axes[0].get_lines()[:5]]

@@ -195,8 +195,9 @@ def derived_columns(result, settings: OutcomeSettings | None = None) -> dict[str
     Returns
     -------
     dict of str to numpy.ndarray, shape (n_t,)
-        ``dialysis_sessions_per_week``, ``dialysis_interval_days`` (inf: no need) when the
-        model has a kidney function; ``sledai2k_total``, ``sledai2k_urine_scorable`` (0/1)
+        ``dialysis_sessions_per_week`` when the model has a kidney function (the interval
+        between sessions is 7 / sessions, infinite once dialysis-free, so it is not a column: a
+        CSV of finite numbers); ``sledai2k_total``, ``sledai2k_urine_scorable`` (0/1)
         and one ``sledai2k_<item>`` per modelled item when it scores any item.
     """
     s = settings or OutcomeSettings()
@@ -204,7 +205,6 @@ def derived_columns(result, settings: OutcomeSettings | None = None) -> dict[str
     kf = _role(result, "kidney_function")
     if kf is not None:
         out["dialysis_sessions_per_week"] = s.dialysis_rule.sessions(kf)
-        out["dialysis_interval_days"] = s.dialysis_rule.interval_days(kf)
     sl = sledai_of(result, s)
     if sl is not None:
         out["sledai2k_total"] = sl.total
