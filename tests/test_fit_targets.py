@@ -151,6 +151,8 @@ def test_bad_outcome_targets_name_the_problem():
         weight_kg=60, height_cm=165, age_years=22, sex="female", egfr_ml_min_173m2=100
     )
     ctx = build_context(patient, Regimen(cart={"cells_per_kg": 1e6}))
-    target = Target("OUTCOME", "normal", mean=4.0, sd=1.0, quantity="sledai2k", day=270.0)
-    with pytest.raises(ScenarioError, match="plays no outcome role"):
+    target = Target(
+        "OUTCOME", "normal", mean=1.0, sd=1.0, quantity="dialysis_sessions_per_week", day=270.0
+    )
+    with pytest.raises(ScenarioError, match="plays no outcome role it is derived from"):
         Problem("sle_cart_v1", {"case": ctx}, free=["rho"], targets=[target])

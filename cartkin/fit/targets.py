@@ -321,6 +321,19 @@ def targets_neg2ll(targets, t_days, curves: Mapping[str, np.ndarray]) -> np.ndar
     return np.asarray(total, dtype=np.float64)
 
 
+#: Outcome roles each OUTCOME quantity is derived from (any one suffices for SLEDAI-2K).
+_QUANTITY_ROLES = {
+    "sledai2k": ("proteinuria", "complement", "anti_dsdna"),
+    "dialysis_sessions_per_week": ("kidney_function",),
+    "dialysis_interval_days": ("kidney_function",),
+    "proteinuria_g_per_24h": ("proteinuria",),
+    "kidney_function_ml_min_173m2": ("kidney_function",),
+    "ln_activity_index": ("ln_activity",),
+    "anti_dsdna_iu_per_ml": ("anti_dsdna",),
+    "complement_c3_g_per_l": ("complement",),
+}
+
+
 def outcome_observables(model, targets) -> list[str]:
     """The model observables (outcome roles) the ``OUTCOME`` targets among ``targets`` need.
 
@@ -334,13 +347,15 @@ def outcome_observables(model, targets) -> list[str]:
     quantities = [t.quantity for t in targets if t.metric == "OUTCOME"]
     if not quantities:
         return []
-    names = [model.roles[r] for r in OUTCOME_ROLES if model.roles.get(r)]
-    if not names:
-        raise ScenarioError(
-            f"OUTCOME targets {quantities}: model {model.name!r} plays no outcome role "
-            f"({', '.join(OUTCOME_ROLES)}); use a model with the lupus layer (sle_cart)"
-        )
-    return names
+    played = {r for r in OUTCOME_ROLES if model.roles.get(r)}
+    for q in quantities:
+        if not played & set(_QUANTITY_ROLES[q]):
+            raise ScenarioError(
+                f"OUTCOME target {q!r}: model {model.name!r} plays no outcome role it is derived "
+                f"from ({', '.join(_QUANTITY_ROLES[q])}); use a model with the lupus layer "
+                "(sle_cart)"
+            )
+    return [model.roles[r] for r in OUTCOME_ROLES if r in played]
 
 
 def add_outcome_curves(model, t_days, curves, targets, settings=None) -> dict:
