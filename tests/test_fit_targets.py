@@ -141,7 +141,7 @@ def test_problem_objective_reads_outcome_targets():
 def test_bad_outcome_targets_name_the_problem():
     with pytest.raises(ScenarioError, match="quantity = 'sledai'; expected one of"):
         Target("OUTCOME", "normal", mean=4.0, sd=1.0, quantity="sledai", day=270.0)
-    with pytest.raises(ScenarioError, match="day = None; expected a positive day"):
+    with pytest.raises(ScenarioError, match="day = None; expected a day >= 0"):
         Target("OUTCOME", "normal", mean=4.0, sd=1.0, quantity="sledai2k")
     with pytest.raises(ScenarioError, match="quantity = 'sledai2k' is only for OUTCOME"):
         Target("VALUE", "normal", mean=4.0, sd=1.0, quantity="sledai2k", observable="x", day=1.0)

@@ -76,6 +76,8 @@ def run(args) -> int:
         contexts, observations = read_data(args.data, scenario, arm)
     options = spec.problem_options()
     options.update(theta=arm.theta)
+    if getattr(scenario, "outcomes", None) is not None:
+        options.update(outcome_settings=scenario.outcomes)
     if args.population:
         try:
             from cartkin.fit import population

@@ -161,8 +161,8 @@ class Target:
                 raise ScenarioError(
                     f"{where}: quantity = {self.quantity!r}; expected one of {OUTCOME_QUANTITIES}"
                 )
-            if self.day is None or not (math.isfinite(self.day) and self.day > 0):
-                raise ScenarioError(f"{where}: day = {self.day!r}; expected a positive day")
+            if self.day is None or not (math.isfinite(self.day) and self.day >= 0):
+                raise ScenarioError(f"{where}: day = {self.day!r}; expected a day >= 0")
             if self.observable is not None:
                 raise ScenarioError(
                     f"{where}: an OUTCOME target reads its quantity, not observable = "
