@@ -35,6 +35,21 @@ def test_metrics_match_cartkin_metrics(curve, metric, tol):
     assert got == pytest.approx(table.value(metric), rel=tol, abs=tol)
 
 
+def test_fold_and_post_peak_half_life_as_stein_defines_them(curve):
+    c = curve.observables["cart_cells_per_ul"]
+    t = curve.t_days
+    fold = metric_values(Target("FOLD", "interval", lower=1.0), t, c[None, :])[0]
+    assert fold == pytest.approx(c.max() / curve.parameters["C_E0"], rel=1e-9)
+    thalf = metric_values(Target("THALF", "interval", lower=1.0), t, c[None, :])[0]
+    tmax = t[np.argmax(c)]
+    sel = (t >= tmax) & (t <= tmax + 21.0)
+    slope = np.polyfit(t[sel], np.log(c[sel]), 1)[0]
+    assert thalf == pytest.approx(math.log(2.0) / -slope, rel=1e-9)
+    # a curve that never declines has no half-life
+    rising = metric_values(Target("THALF", "interval", lower=1.0), t, (1.0 + t)[None, :])[0]
+    assert np.isnan(rising)
+
+
 def test_value_target_interpolates_the_observable(curve):
     t = Target("VALUE", "normal", mean=1.0, sd=0.1, observable="b_cells_per_ul", day=100.1)
     got = metric_values(t, curve.t_days, curve.observables["b_cells_per_ul"][None, :])[0]

@@ -20,6 +20,10 @@ Metrics (vectorized over parameter sets, on a dense grid of ``step_days``):
 - ``TMAX`` (day) and ``CMAX`` (the observable's unit): peak of the CAR-T role observable, the
   peak time refined by the vertex of the parabola through the grid maximum and its neighbours
   (so it moves continuously with the parameters and finite-difference gradients exist).
+- ``FOLD`` (-): fold expansion, ``CMAX`` over the CAR-T level at the first grid time (day 0:
+  the blood level right after infusion; Stein 2019's fold expansion).
+- ``THALF`` (day): post-peak half-life, ``ln 2`` over minus the least-squares slope of the log
+  CAR-T level on ``[TMAX, TMAX + 21 d]`` (Stein 2019's alpha phase; grid points in that window).
 - ``TRECOV`` (day): first return of the B-cell role observable to >= ``threshold`` (default 10
   cells/uL, as :func:`cartkin.metrics.compute`) after it first fell below it; 0 when it never
   fell below.
@@ -63,7 +67,9 @@ __all__ = [
     "targets_neg2ll",
 ]
 
-METRICS = ("TMAX", "CMAX", "TRECOV", "TAPLASIA", "B_NADIR", "VALUE", "OUTCOME")
+METRICS = ("TMAX", "CMAX", "FOLD", "THALF", "TRECOV", "TAPLASIA", "B_NADIR", "VALUE", "OUTCOME")
+#: Window of the post-peak decline of THALF, days after TMAX (Stein 2019's 3-week alpha phase).
+POST_PEAK_WINDOW_DAYS = 21.0
 #: Quantities an OUTCOME target may read (cartkin.outcomes.CASE_QUANTITIES less the biopsy
 #: chronicity index, which is a covariate, never a model output).
 OUTCOME_QUANTITIES = ("sledai2k", "dialysis_sessions_per_week", "dialysis_interval_days",
@@ -71,7 +77,7 @@ OUTCOME_QUANTITIES = ("sledai2k", "dialysis_sessions_per_week", "dialysis_interv
                       "ln_activity_index", "anti_dsdna_iu_per_ml", "complement_c3_g_per_l")  # fmt: skip
 #: Prefix of the pseudo-observables that carry derived outcome curves in a fit's curve dict.
 OUTCOME_PREFIX = "outcome:"
-_ROLE = {"TMAX": "cart", "CMAX": "cart", "TRECOV": "b_cells", "TAPLASIA": "b_cells",
+_ROLE = {"TMAX": "cart", "CMAX": "cart", "FOLD": "cart", "THALF": "cart", "TRECOV": "b_cells", "TAPLASIA": "b_cells",
          "B_NADIR": "b_cells"}  # fmt: skip
 # as cartkin.metrics.compute: one B-cell threshold for aplasia and recovery
 _DEFAULT_THRESHOLD = {"TRECOV": 10.0, "TAPLASIA": 10.0}
@@ -248,9 +254,14 @@ def metric_values(target: Target, t_days, y) -> np.ndarray:
     t = np.asarray(t_days, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     m = target.metric
-    if m in ("TMAX", "CMAX"):
+    if m in ("TMAX", "CMAX", "FOLD"):
         tmax, cmax = _peak(t, y)
+        if m == "FOLD":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(y[:, 0] > 0, cmax / y[:, 0], np.nan)
         return tmax if m == "TMAX" else cmax
+    if m == "THALF":
+        return _post_peak_half_life(t, y)
     if m == "B_NADIR":
         return y.min(axis=1)
     if m in ("VALUE", "OUTCOME"):
@@ -285,6 +296,22 @@ def _peak(t, y):
     interior = (k >= 1) & (k <= t.size - 2) & np.isfinite(tv) & (den != 0)
     tv = np.clip(tv, t0, t2)
     return np.where(interior, tv, t[k]), cmax
+
+
+def _post_peak_half_life(t, y):
+    """ln 2 / -slope of log y on [t_peak, t_peak + window] per row (grid argmax as t_peak)."""
+    t_peak = t[np.argmax(y, axis=1)]
+    w = (t[None, :] >= t_peak[:, None]) & (t[None, :] <= t_peak[:, None] + POST_PEAK_WINDOW_DAYS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ly = np.where(w & (y > 0), np.log(np.where(y > 0, y, 1.0)), 0.0)
+        w = w & (y > 0)
+        n = w.sum(axis=1)
+        tb = (w * t[None, :]).sum(axis=1) / n
+        yb = ly.sum(axis=1) / n
+        dt = np.where(w, t[None, :] - tb[:, None], 0.0)
+        slope = (dt * (ly - yb[:, None])).sum(axis=1) / (dt * dt).sum(axis=1)
+        out = math.log(2.0) / -slope
+    return np.where((n >= 3) & (slope < 0), out, np.nan)
 
 
 def _first_crossing(t, y, hit, threshold):
