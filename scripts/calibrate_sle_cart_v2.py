@@ -8,19 +8,28 @@ Targets (MODEL.md section 2):
   (12 cells/uL at 2000 copies per cell/uL). Scenario: 70 kg adult, eGFR 90, fludarabine
   30 mg/m2 and cyclophosphamide 500 mg/m2 on days -5..-3 (the tisa-cel label regimen),
   3.1e6 cells/kg (ELIANA median dose, Maude SL et al., N Engl J Med 2018;378:439). Fitted:
-  ``rho``, ``k_G``, ``f_blood`` (least squares on log ratios of the four summaries). Fold
+  ``rho``, ``k_G``, ``f_blood``: a :func:`cartkin.fit.fit` to four summary targets
+  (:mod:`cartkin.fit.targets`: TMAX, FOLD, THALF and CMAX of ``transgene_copies_per_ug``, each
+  ``normal`` on the log scale with sd 1, so the objective is the sum of squared log ratios:
+  least squares on log ratios, Gauss-Newton within the table's bounds). Fold
   expansion and Cmax together fix the blood level right after infusion, hence ``f_blood``. ``I_50`` is fixed: a first fit that freed it drove it to 0.34 pg/mL with a
   Jacobian singular value of 0.02 (unidentified by these data), which saturates stimulation
   even without lymphodepletion and so removes the lymphodepletion effect the model is for.
 * Mackensen 2022 (SLE, n = 5): B cells reappear after 110 +/- 32 d. Scenario: 70 kg adult,
   eGFR 100, fludarabine 25 mg/m2 x3 (days -5..-3) and cyclophosphamide 1000 mg/m2 (day -3),
   1e6 cells/kg; reappearance = first return to >= 10 cells/uL (``metrics`` B-cell threshold).
-  Fitted: ``C_50`` (root find on log C_50), with ``delta_M``, ``theta_M``, ``k_kill`` fixed.
+  Fitted: ``C_50`` by :func:`cartkin.fit.fit` to a TRECOV target (normal, mean 110 d, sd 1 d:
+  the objective is zero where B cells return at 110 d, so the fit is the root), with ``delta_M``, ``theta_M``, ``k_kill`` fixed.
   A first attempt fitted ``delta_M`` instead: no value in [0.005, 0.5]/d gives 110 d, because the
   memory pool that Stein's FB allows (under 1% of a peak of about 2 cells/uL) is too small to
   hold B cells down with ``C_50`` = 1 cell/uL; B cells returned by day 26-35.
 
 Stein's beta (0.0032/d, leukemia) is not used for SLE (shorter persistence in SLE, Mueller 2025).
+
+The two stages share the model, so they alternate until C_50 settles. Both go through
+``cartkin.fit`` (batch engine, finite-difference Jacobians in one batched call); the reported
+``achieved`` values are recomputed with the definitions above on a 0.05-day grid (Tmax as grid
+argmax, half-life by polyfit) so they stay comparable with earlier versions of this file.
 
 Writes ``cartkin/models/sle_cart_calibration.json``; ``sle_cart``'s defaults read it. Run:
 ``python scripts/calibrate_sle_cart_v2.py [--out PATH]`` (under a minute on one core).
@@ -35,9 +44,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import brentq, least_squares
 
 from cartkin import metrics
+from cartkin.fit import fit
+from cartkin.fit.estimate import fit_problem
+from cartkin.fit.problem import Problem
+from cartkin.fit.targets import Target
 from cartkin.models import sle_cart
 from cartkin.patient import Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
@@ -95,33 +107,33 @@ def main(argv=None) -> int:
     out = Path(args[args.index("--out") + 1]) if "--out" in args else OUT
     start = time.time()
     ctx_s, ctx_e = stein_context(), erlangen_context()
-    x0 = np.log([2.0, 0.4, 1e-3])
-    lower = np.log([sle_cart.PARAMETERS[n].lower for n in FREE_STEIN])
-    upper = np.log([sle_cart.PARAMETERS[n].upper for n in FREE_STEIN])
-
-    def residuals(x, c50):
-        theta = {**dict(zip(FREE_STEIN, np.exp(x), strict=True)), "C_50": c50}
-        tmax, fold, thalf, cmax = stein_summaries(theta, ctx_s)
-        return [math.log(tmax / TARGETS["tmax_days"]), math.log(fold / TARGETS["fold_expansion"]),
-                math.log(thalf / TARGETS["thalf_post_peak_days"]),
-                math.log(cmax / TARGETS["cmax_copies_per_ug"])]  # fmt: skip
-
-    def miss(log_c50, theta):
-        trec = b_cell_return({**theta, "C_50": math.exp(log_c50)}, ctx_e)
-        return (400.0 if math.isnan(trec) else trec) - TARGETS["b_cell_return_days"]
-
+    stein_targets = [
+        Target("TMAX", "normal", mean=TARGETS["tmax_days"], sd=1.0, log=True,
+               source="Stein 2019 Table 1"),
+        Target("FOLD", "normal", mean=TARGETS["fold_expansion"], sd=1.0, log=True,
+               source="Stein 2019 Table 1"),
+        Target("THALF", "normal", mean=TARGETS["thalf_post_peak_days"], sd=1.0, log=True,
+               source="Stein 2019 Table 1 (alpha 0.16/d)"),
+        Target("CMAX", "normal", mean=TARGETS["cmax_copies_per_ug"], sd=1.0, log=True,
+               observable="transgene_copies_per_ug", source="Stein 2019 Table 1"),
+    ]  # fmt: skip
+    recovery = [Target("TRECOV", "normal", mean=TARGETS["b_cell_return_days"], sd=1.0,
+                       threshold=B_THRESHOLD, source="Mackensen 2022")]  # fmt: skip
     # The two stages share the model (C_50 changes B cells, hence antigen stimulation in the
     # Stein scenario): alternate them from C_50 = 1 cell/uL until C_50 settles. Every parameter
     # fitted is passed explicitly, so the result does not depend on the shipped JSON.
-    c50, x = 1.0, x0
-    lo, hi = math.log(1.001e-5), math.log(1.0)
+    theta = dict(zip(FREE_STEIN, (2.0, 0.4, 1e-3), strict=True))
+    c50 = 1.0
     for round_ in range(1, 7):
-        fit = least_squares(residuals, x, args=(c50,), bounds=(lower, upper), diff_step=1e-3)
-        x = fit.x
-        theta = dict(zip(FREE_STEIN, (float(v) for v in np.exp(x)), strict=True))
-        if miss(lo, theta) * miss(hi, theta) >= 0:
-            raise SystemExit("B-cell return of 110 d not bracketed by C_50 in [1e-5, 1] cells/uL")
-        new = math.exp(brentq(miss, lo, hi, args=(theta,), xtol=1e-4))
+        problem = Problem("sle_cart", {"stein": ctx_s}, None, FREE_STEIN,
+                          theta={**theta, "C_50": c50}, targets=stein_targets,
+                          grid_step_days=0.05, horizon_days=60.0)  # fmt: skip
+        stage1 = fit_problem(problem, starts=1, profile=False)
+        theta = {n: float(v) for n, v in stage1.values.items()}
+        stage2 = fit("sle_cart", {"erlangen": ctx_e}, None, ["C_50"], starts=1, profile=False,
+                     theta={**theta, "C_50": c50}, targets=recovery, grid_step_days=0.25,
+                     horizon_days=366.0)  # fmt: skip
+        new = float(stage2.values["C_50"])
         print(f"round {round_}: {theta}  C_50 {new:.5g} cells/uL")
         settled = abs(math.log(new / c50)) < 1e-3
         c50 = new
@@ -129,10 +141,10 @@ def main(argv=None) -> int:
             break
     theta["C_50"] = c50
     tmax, fold, thalf, cmax = stein_summaries(theta, ctx_s)
-    sv = np.linalg.svd(fit.jac, compute_uv=False)
+    sv = _singular_values(problem, stage1)
     trec = b_cell_return(theta, ctx_e)
     print(f"stein: Tmax {tmax:.2f} fold {fold:.0f} thalf {thalf:.2f} Cmax {cmax:.0f} copies/ug "
-          f"cost {fit.cost:.3g} singular values {sv}; SLE: B-cell return {trec:.1f} d")  # fmt: skip
+          f"-2LL {stage1.objective:.3g} singular values {sv}; SLE: B-cell return {trec:.1f} d")  # fmt: skip
     report = {
         "script": "scripts/calibrate_sle_cart_v2.py",
         "targets": TARGETS,
@@ -145,10 +157,12 @@ def main(argv=None) -> int:
             "b_cell_return_days": trec,
         },
         "stein_fit": {
-            "cost": float(fit.cost),
+            "cost": _cost(problem, stage1),
             "jacobian_singular_values": sv.tolist(),
-            "status": int(fit.status),
-            "message": fit.message,
+            "status": int(stage1.converged),
+            "message": "cartkin.fit: converged"
+            if stage1.converged
+            else "cartkin.fit: NOT converged",
         },
         "fixed": {
             "theta_M": sle_cart.PARAMETERS["theta_M"].default,
@@ -178,6 +192,24 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
+
+
+def _cost(problem, result) -> float:
+    """Half the sum of squared log ratios at the estimate (scipy's least-squares cost)."""
+    x = np.log([result.values[n] for n in problem.names])
+    return 0.5 * float(np.sum(problem.residuals(x[None, :]) ** 2))
+
+
+def _singular_values(problem, result, step=1e-3):
+    """Singular values of the Jacobian of the log-ratio residuals in log parameters at the
+    estimate (forward differences, all rows in one batched call)."""
+    x = np.log([result.values[n] for n in problem.names])
+    rows = np.repeat(x[None, :], x.size + 1, axis=0)
+    for k in range(x.size):
+        rows[1 + k, k] += step if x[k] + step < problem.upper[k] else -step
+    r = problem.residuals(rows)
+    jac = (r[1:] - r[0]) / (rows[1:].diagonal() - x)[:, None]
+    return np.linalg.svd(jac.T, compute_uv=False)
 
 
 if __name__ == "__main__":

@@ -78,14 +78,65 @@ def test_fit_table_and_free_override(files, capsys):
     assert "maximum-likelihood estimate" in text and "alpha" in text and "-2LL" in text
 
 
-def test_motivating_case_fit_is_a_scenario(capsys):
-    code = main(["fit", "scenarios/adolescent_hemodialysis_fit.toml", "--starts", "2",
-                 "--no-profile", "--format", "json"])  # fmt: skip
+@pytest.fixture(scope="module")
+def case_fit():
+    """`cartkin fit` on the motivating case (sle_cart v2, full profiles; about 7 s)."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["fit", "scenarios/adolescent_hemodialysis_fit.toml", "--format", "json"])
     assert code == 0
-    doc = json.loads(capsys.readouterr().out)
+    return json.loads(buf.getvalue())
+
+
+def test_motivating_case_fit_is_a_scenario(case_fit):
+    doc = case_fit
+    assert doc["model"] == "sle_cart"
     assert doc["kind"] == "scenario" and "not an estimate" in doc["label"]
-    assert set(doc["unidentified"]) <= {"rho", "delta_E", "delta_M"}
-    assert doc["target_values"][0]["fitted"] > 10.0  # "robust expansion": peak above 10/uL
+    free = {"k_G", "delta_M", "k_L", "k_heal"}
+    assert set(doc["estimates"]) == free and set(doc["unidentified"]) <= free
+    # the targets at 4 and 9 months are met within their stated spreads / bands
+    fitted = {t["label"]: t["fitted"] for t in doc["target_values"]}
+    assert fitted["sledai2k@0d ~ N(8, 1)"] == 8.0
+    assert fitted["sledai2k@270d ~ N(4, 1)"] == 4.0
+    assert abs(fitted["proteinuria_g_per_24h@270d ~ N(2.8, 0.3)"] - 2.8) < 2 * 0.3
+    assert 5.0 <= fitted["kidney_function_ml_min_173m2@270d in [5, 10]"] < 10.0
+    assert abs(fitted["ln_activity_index@120d ~ N(1, 0.5)"] - 1.0) < 2 * 0.5
+    assert fitted["CMAX in [0.5, inf]"] > 0.5
+    # identified parameters get both profile ends, around the estimate
+    for name in set(doc["estimates"]) - set(doc["unidentified"]):
+        e = doc["estimates"][name]
+        assert e["ci_low"] is None or e["ci_low"] < e["value"]
+        assert e["ci_high"] is None or e["ci_high"] > e["value"]
+
+
+def test_motivating_case_fit_predicts_beyond_nine_months(case_fit):
+    rows = case_fit["outcome_predictions"]
+    by = {(r["quantity"], r["day"]): r for r in rows}
+    # derived outcomes at 9 months as the case reports them: 1 session/week (interval 7 d)
+    assert by[("dialysis_sessions_per_week", 270.0)]["estimate"] == 1.0
+    assert by[("dialysis_interval_days", 270.0)]["estimate"] == 7.0
+    assert by[("sledai2k", 270.0)]["estimate"] == 4.0
+    for day in (365.0, 540.0):
+        for q in ("proteinuria_g_per_24h", "kidney_function_ml_min_173m2",
+                  "dialysis_sessions_per_week", "sledai2k"):  # fmt: skip
+            r = by[(q, day)]
+            assert r["n_sets"] > 1
+            assert r["low"] <= r["estimate"] <= r["high"]
+    # the range comes from more than one parameter set and says how it was computed
+    assert "profile point" in case_fit["outcome_predictions_method"]
+    assert len({r["estimate"] for r in rows if r["quantity"] == "kidney_function_ml_min_173m2"}) > 1
+
+
+def test_motivating_case_table_says_one_case(capsys):
+    code = main(["fit", "scenarios/adolescent_hemodialysis_fit.toml", "--starts", "2",
+                 "--no-profile"])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "a scenario consistent with one case, not an estimate" in text
+    assert "not identified by the data/targets:" in text and "outcome predictions" in text
 
 
 def test_fit_usage_errors(files, capsys):
@@ -108,6 +159,8 @@ def test_fit_table_errors_name_the_key():
         fit_spec_from_dict({"bounds": {"rho": [1]}})
     with pytest.raises(ScenarioError, match=r"target\]\] #1: target metric 'PEAK' is not known"):
         fit_spec_from_dict({"target": [{"metric": "PEAK", "kind": "normal", "mean": 1, "sd": 1}]})
+    with pytest.raises(ScenarioError, match=r"predict_days = \[-1\]: expected a list of positive"):
+        fit_spec_from_dict({"predict_days": [-1]})
     spec = fit_spec_from_dict({"free": ["rho"], "priors": {"rho": {"median": 1.3, "omega2": 0.38}}})
     assert spec.free == ["rho"] and spec.priors["rho"].sd_log == pytest.approx(0.38**0.5)
 

@@ -7,6 +7,7 @@ Wiring: :func:`add_parser` adds the subcommand to the main parser and sets ``arg
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -76,6 +77,8 @@ def run(args) -> int:
         contexts, observations = read_data(args.data, scenario, arm)
     options = spec.problem_options()
     options.update(theta=arm.theta)
+    if getattr(scenario, "outcomes", None) is not None:
+        options.update(outcome_settings=scenario.outcomes)
     if args.population:
         try:
             from cartkin.fit import population
@@ -88,14 +91,61 @@ def run(args) -> int:
     else:
         result = fit(scenario.model, contexts, observations, free, starts=starts, seed=seed,
                      profile=spec.profile and not args.no_profile, **options)  # fmt: skip
-    text = result.to_json(indent=1)
+    outlook = None
+    if spec.predict_days and not args.population:
+        outlook = outcome_outlook(scenario, spec, contexts, arm, result)
+    data = result.to_dict()
+    if outlook is not None:
+        data["outcome_predictions"] = outlook["rows"]
+        data["outcome_predictions_method"] = outlook["method"]
+    text = json.dumps(data, indent=1)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
-    print(text if args.format == "json" else result.to_table())
+    if args.format == "json":
+        print(text)
+    else:
+        print(result.to_table())
+        if outlook is not None:
+            print(outlook["text"])
     if args.figure is not None:
         write_figures(result, args.figure)
     return 0
+
+
+def outcome_outlook(scenario, spec, contexts, arm, result) -> dict | None:
+    """Outcomes at the target days and at ``[fit] predict_days`` with their range over the
+    profile sets (:mod:`cartkin.fit.outlook`); None for a model without outcome roles."""
+    from cartkin import models
+    from cartkin.fit import outlook
+    from cartkin.outcomes import has_outcomes
+
+    if not has_outcomes(models.get(scenario.model)):
+        return None
+    target_days = {float(t["day"]) for t in result.targets if t.get("day") is not None}
+    days = sorted(target_days | {d for d in spec.predict_days})
+    context = next(iter(contexts.values()))
+    rows = outlook.predict_outcomes(scenario.model, context, arm.theta, result.profile_sets,
+                                    [d for d in days if d > 0],
+                                    settings=getattr(scenario, "outcomes", None))  # fmt: skip
+    reported = {}
+    for t in result.targets:
+        name = t.get("quantity") or t.get("observable")
+        if t.get("kind") == "normal" and t.get("day") is not None:
+            reported[(name, float(t["day"]))] = t["mean"]
+    method = (
+        f"range: min-max over {len(result.profile_sets)} parameter sets (the estimate and every "
+        "profile point within 3.84 of the optimum), simulated to the last day in one batch call; "
+        "a profile-based envelope, not a predictive interval: no between-patient or residual "
+        "variability, no joint combinations off the profile paths"
+    )
+    head = (
+        "outcome predictions: a scenario consistent with one case, not an estimate (the "
+        f"model's structure and the priors; beyond day {max(target_days):g} nothing but the "
+        "model constrains them)"
+    )
+    text = "\n".join([head, outlook.predictions_table(rows, reported), method])
+    return {"rows": rows, "method": method, "text": text}
 
 
 def read_data(path, scenario, arm):

@@ -128,8 +128,21 @@ def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResul
         kind="scenario" if problem.targets else ("map" if problem.priors else "ml"),
         elapsed_s=time.perf_counter() - t_start,
         notes=[n for r in profiles.values() for n in r.get("notes", [])],
+        profile_sets=_profile_sets(problem, x_hat, runs[best]["objective"], profiles),
     )
     return result
+
+
+def _profile_sets(problem, x_hat, f_hat, profiles, level=0.95) -> list[dict]:
+    """The estimate and the profile points whose objective is within ``chi2(1).ppf(level)``
+    of the optimum, as dicts of free parameter values (natural scale)."""
+    from scipy.stats import chi2
+
+    delta = float(chi2.ppf(level, 1))
+    rows = [x_hat] + [
+        x for r in profiles.values() for x, f in r.get("sets", []) if f - f_hat <= delta
+    ]
+    return [{n: float(math.exp(v)) for n, v in zip(problem.names, x, strict=True)} for x in rows]
 
 
 def start_points(problem: Problem, starts: int, seed: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from cartkin import models
 from cartkin.errors import DataError, ScenarioError
 from cartkin.fit.likelihood import ErrorModel, LogNormalPrior, loglik
-from cartkin.fit.targets import Target, metric_values
+from cartkin.fit.targets import Target, add_outcome_curves, metric_values
 from cartkin.parameters import suggest
 
 __all__ = ["Problem", "predict"]
@@ -110,6 +110,8 @@ class Problem:
         Subject whose simulated curve the targets read (default: the first id).
     grid_step_days, horizon_days : float
         Dense grid for targets (default 0.25 d up to 365 d or the last target day).
+    outcome_settings : cartkin.outcomes.OutcomeSettings, optional
+        Dialysis rule and SLEDAI-2K settings of ``OUTCOME`` targets (default: the package's).
     solver : dict
         Integrator options; default ``auto`` (tsit5 with a stiffness switch to rodas5) at rtol
         1e-8, atol 1e-10: tight, so that finite-difference gradients with log-steps of 1e-4 are
@@ -119,7 +121,8 @@ class Problem:
 
     def __init__(self, model, contexts, observations=None, free=(), *, theta=None,
                  error_models=None, free_error=(), priors=None, bounds=None, targets=(),
-                 target_id=None, grid_step_days=0.25, horizon_days=None, solver=None):  # fmt: skip
+                 target_id=None, grid_step_days=0.25, horizon_days=None, solver=None,
+                 outcome_settings=None):  # fmt: skip
         self.model = models.get(model)
         table = self.model.parameters
         if not isinstance(contexts, Mapping) or not contexts:
@@ -133,6 +136,7 @@ class Problem:
         self.solver = {"method": "auto", "rtol": 1e-8, "atol": 1e-10, "max_steps": 100_000}
         self.solver.update(solver or {})
         self.targets = [t if isinstance(t, Target) else Target(**t) for t in targets]
+        self.outcome_settings = outcome_settings
         self.priors = dict(priors or {})
         self._read_observations(observations)
         if not self.targets and self.n_obs == 0:
@@ -265,7 +269,11 @@ class Problem:
             [self.ids.index(i) for i in self.obs_id.tolist()], dtype=np.int64
         )
         self.obs_t_index = np.searchsorted(t, self.obs_time)
-        self.observables = sorted(set(self.obs_name.tolist()) | {o for _, o in self._target_obs})
+        from cartkin.fit.targets import OUTCOME_PREFIX, outcome_observables
+
+        direct = {o for _, o in self._target_obs if not o.startswith(OUTCOME_PREFIX)}
+        direct |= set(outcome_observables(self.model, self.targets))
+        self.observables = sorted(set(self.obs_name.tolist()) | direct)
 
     # -- evaluation ----------------------------------------------------------------------------
     @property
@@ -296,8 +304,11 @@ class Problem:
             from cartkin.batch import BatchContext
 
             self._bctx = BatchContext.from_contexts(self.contexts)
-        return predict(self.model, self.contexts, self.t_days, theta, self.observables,
-                       solver=self.solver, bctx=self._bctx)  # fmt: skip
+        curves = predict(self.model, self.contexts, self.t_days, theta, self.observables,
+                         solver=self.solver, bctx=self._bctx)  # fmt: skip
+        # derived lupus outcomes (SLEDAI-2K, dialysis need) for OUTCOME targets, all sets at once
+        return add_outcome_curves(self.model, self.t_days, curves, self.targets,
+                                  self.outcome_settings)  # fmt: skip
 
     def record_predictions(self, curves) -> np.ndarray:
         """Predictions at every observation, shape (n_sets, n_obs)."""

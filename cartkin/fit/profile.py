@@ -27,7 +27,9 @@ MAX_BISECT = 8
 
 def profile_all(problem, x_hat, f_hat, se_log, names, level=0.95, max_points=12) -> dict:
     """Profiles of the named free parameters: ``{name: dict(ci_low, ci_high, flag, curve,
-    notes)}`` with ``curve = {"value": [...], "objective": [...]}`` (natural scale, -2LL)."""
+    notes, sets)}`` with ``curve = {"value": [...], "objective": [...]}`` (natural scale, -2LL)
+    and ``sets`` the full log-scale parameter rows of the profile points with their objective,
+    ``[(x, objective), ...]`` (for prediction ranges, :mod:`cartkin.fit.outlook`)."""
     from cartkin.fit.lockstep import run_lockstep
 
     tasks = []
@@ -45,6 +47,7 @@ def profile_parameter(problem, x_hat, f_hat, k, se_log=math.nan, level=0.95, max
     mask = np.ones(problem.n_free, bool)
     mask[k] = False
     points = [(x_hat[k], f_hat)]
+    sets = []
     ends, notes, flags = {}, [], []
     first = 0.25 if not math.isfinite(se_log) else float(np.clip(se_log, 0.05, 1.0))
     name = problem.names[k]
@@ -57,6 +60,7 @@ def profile_parameter(problem, x_hat, f_hat, k, se_log=math.nan, level=0.95, max
             xk = bound if hit_bound else xk
             x_new, f_new = _optimize_at(problem, x_prev, k, xk, mask)
             points.append((xk, f_new))
+            sets.append((x_new.copy(), f_new))
             if f_new < f_hat - 0.01:
                 notes.append(
                     f"profile of {name} found a lower objective ({f_new:.4f} < {f_hat:.4f}) at "
@@ -72,6 +76,7 @@ def profile_parameter(problem, x_hat, f_hat, k, se_log=math.nan, level=0.95, max
                     mid = 0.5 * (lo_x[k] + hi_k)
                     x_mid, f_mid = _optimize_at(problem, lo_x, k, mid, mask)
                     points.append((mid, f_mid))
+                    sets.append((x_mid.copy(), f_mid))
                     if f_mid - f_hat >= delta:
                         hi_k, hi_f = mid, f_mid
                     else:
@@ -93,6 +98,7 @@ def profile_parameter(problem, x_hat, f_hat, k, se_log=math.nan, level=0.95, max
         "ci_high": ends[+1],
         "flag": "; ".join(flags),
         "notes": notes,
+        "sets": sets,
         "curve": {
             "value": [math.exp(p[0]) for p in points],
             "objective": [p[1] for p in points],

@@ -68,6 +68,9 @@ class FitResult:
     kind: str = "ml"
     elapsed_s: float = math.nan
     notes: list[str] = field(default_factory=list)
+    #: free parameter values (natural scale) of the estimate and of every profile point within
+    #: the profiles' 95% threshold: the sets behind prediction ranges (cartkin.fit.outlook)
+    profile_sets: list[dict] = field(default_factory=list)
 
     def __getitem__(self, name) -> Estimate:
         for e in self.estimates:

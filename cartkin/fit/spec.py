@@ -11,6 +11,7 @@ values) plus::
     profile = true                       # profile-likelihood intervals
     grid_step_days = 0.25                # dense grid for summary targets
     horizon_days = 365.0                 # end of that grid
+    predict_days = [365.0, 540.0]        # outcome predictions beyond the targets, with ranges
 
     [fit.bounds]                         # estimation bounds within the table's
     rho = [0.3, 5.0]
@@ -45,7 +46,7 @@ from cartkin.fit.targets import target_from_spec
 __all__ = ["FitSpec", "load_fit_scenario"]
 
 _KEYS = ("free", "free_error", "starts", "seed", "profile", "grid_step_days", "horizon_days",
-         "bounds", "priors", "error", "target")  # fmt: skip
+         "predict_days", "bounds", "priors", "error", "target")  # fmt: skip
 
 
 @dataclass
@@ -59,6 +60,7 @@ class FitSpec:
     profile: bool = True
     grid_step_days: float = 0.25
     horizon_days: float | None = None
+    predict_days: list = field(default_factory=list)
     bounds: dict = field(default_factory=dict)
     priors: dict = field(default_factory=dict)
     error_models: dict = field(default_factory=dict)
@@ -121,6 +123,12 @@ def fit_spec_from_dict(raw: dict, where: str = "[fit]") -> FitSpec:
             if not isinstance(v, (int, float)) or not v > 0:
                 raise ScenarioError(f"{where} {key} = {v!r}: expected a positive number of days")
             setattr(spec, key, float(v))
+    days = raw.get("predict_days", [])
+    if not isinstance(days, list) or not all(
+        isinstance(d, (int, float)) and not isinstance(d, bool) and d > 0 for d in days
+    ):
+        raise ScenarioError(f"{where} predict_days = {days!r}: expected a list of positive days")
+    spec.predict_days = sorted(float(d) for d in days)
     for name, b in raw.get("bounds", {}).items():
         if not (
             isinstance(b, list) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b)

@@ -20,6 +20,10 @@ Metrics (vectorized over parameter sets, on a dense grid of ``step_days``):
 - ``TMAX`` (day) and ``CMAX`` (the observable's unit): peak of the CAR-T role observable, the
   peak time refined by the vertex of the parabola through the grid maximum and its neighbours
   (so it moves continuously with the parameters and finite-difference gradients exist).
+- ``FOLD`` (-): fold expansion, ``CMAX`` over the CAR-T level at the first grid time (day 0:
+  the blood level right after infusion; Stein 2019's fold expansion).
+- ``THALF`` (day): post-peak half-life, ``ln 2`` over minus the least-squares slope of the log
+  CAR-T level on ``[TMAX, TMAX + 21 d]`` (Stein 2019's alpha phase; grid points in that window).
 - ``TRECOV`` (day): first return of the B-cell role observable to >= ``threshold`` (default 10
   cells/uL, as :func:`cartkin.metrics.compute`) after it first fell below it; 0 when it never
   fell below.
@@ -27,6 +31,18 @@ Metrics (vectorized over parameter sets, on a dense grid of ``step_days``):
   single B-cell threshold of :func:`cartkin.metrics.compute`).
 - ``B_NADIR`` (cells/uL): minimum of the B-cell observable.
 - ``VALUE``: the named ``observable`` at ``day`` (interpolated on the grid).
+- ``OUTCOME``: a derived lupus-nephritis outcome (``quantity``) at ``day``: one of
+  :data:`OUTCOME_QUANTITIES` (SLEDAI-2K total in points, dialysis sessions per week, dialysis
+  interval in days, and the role observables proteinuria, kidney function, activity index,
+  anti-dsDNA, C3), computed by :func:`cartkin.outcomes.derived_series` from the model's outcome
+  role curves of all parameter sets at once (:func:`add_outcome_curves`; no per-set Python).
+  SLEDAI-2K and the dialysis rule are step functions of the model curves (items switch at
+  thresholds, sessions change by band), so their terms are piecewise constant in the
+  parameters: finite-difference gradients see none of them between steps, and they act
+  through the start design and the profiles (which show their edges as jumps). The dialysis
+  interval is ``inf`` with no dialysis need, which lies outside any finite target (a -2LL of
+  1e10); target ``dialysis_sessions_per_week`` (finite, 0 when dialysis-free) to avoid that
+  cliff (interval 7 d = 1 session/week).
 """
 
 from __future__ import annotations
@@ -42,15 +58,26 @@ from cartkin.errors import ScenarioError
 
 __all__ = [
     "METRICS",
+    "OUTCOME_QUANTITIES",
     "Target",
+    "add_outcome_curves",
     "metric_values",
     "target_from_spec",
     "targets_from_summaries",
     "targets_neg2ll",
 ]
 
-METRICS = ("TMAX", "CMAX", "TRECOV", "TAPLASIA", "B_NADIR", "VALUE")
-_ROLE = {"TMAX": "cart", "CMAX": "cart", "TRECOV": "b_cells", "TAPLASIA": "b_cells",
+METRICS = ("TMAX", "CMAX", "FOLD", "THALF", "TRECOV", "TAPLASIA", "B_NADIR", "VALUE", "OUTCOME")
+#: Window of the post-peak decline of THALF, days after TMAX (Stein 2019's 3-week alpha phase).
+POST_PEAK_WINDOW_DAYS = 21.0
+#: Quantities an OUTCOME target may read (cartkin.outcomes.CASE_QUANTITIES less the biopsy
+#: chronicity index, which is a covariate, never a model output).
+OUTCOME_QUANTITIES = ("sledai2k", "dialysis_sessions_per_week", "dialysis_interval_days",
+                      "proteinuria_g_per_24h", "kidney_function_ml_min_173m2",
+                      "ln_activity_index", "anti_dsdna_iu_per_ml", "complement_c3_g_per_l")  # fmt: skip
+#: Prefix of the pseudo-observables that carry derived outcome curves in a fit's curve dict.
+OUTCOME_PREFIX = "outcome:"
+_ROLE = {"TMAX": "cart", "CMAX": "cart", "FOLD": "cart", "THALF": "cart", "TRECOV": "b_cells", "TAPLASIA": "b_cells",
          "B_NADIR": "b_cells"}  # fmt: skip
 # as cartkin.metrics.compute: one B-cell threshold for aplasia and recovery
 _DEFAULT_THRESHOLD = {"TRECOV": 10.0, "TAPLASIA": 10.0}
@@ -81,6 +108,8 @@ class Target:
         Day of a ``VALUE`` target.
     threshold : float, optional
         Threshold of ``TRECOV``/``TAPLASIA`` (cells/uL).
+    quantity : str, optional
+        Derived outcome of an ``OUTCOME`` target (one of :data:`OUTCOME_QUANTITIES`).
     source : str
         Where the summary comes from (paper, table or text).
     """
@@ -95,6 +124,7 @@ class Target:
     observable: str | None = None
     day: float | None = None
     threshold: float | None = None
+    quantity: str | None = None
     source: str = ""
 
     def __post_init__(self):
@@ -132,13 +162,29 @@ class Target:
                     raise ScenarioError(f"{where}: {name} = {v!r} must be positive with log = true")
         if metric == "VALUE" and (self.observable is None or self.day is None):
             raise ScenarioError(f"{where}: a VALUE target needs observable and day")
+        if metric == "OUTCOME":
+            if self.quantity not in OUTCOME_QUANTITIES:
+                raise ScenarioError(
+                    f"{where}: quantity = {self.quantity!r}; expected one of {OUTCOME_QUANTITIES}"
+                )
+            if self.day is None or not (math.isfinite(self.day) and self.day >= 0):
+                raise ScenarioError(f"{where}: day = {self.day!r}; expected a day >= 0")
+            if self.observable is not None:
+                raise ScenarioError(
+                    f"{where}: an OUTCOME target reads its quantity, not observable = "
+                    f"{self.observable!r}"
+                )
+        elif self.quantity is not None:
+            raise ScenarioError(f"{where}: quantity = {self.quantity!r} is only for OUTCOME")
         if self.threshold is None and metric in _DEFAULT_THRESHOLD:
             object.__setattr__(self, "threshold", _DEFAULT_THRESHOLD[metric])
 
     @property
     def label(self) -> str:
         """Short text, e.g. ``TRECOV ~ N(110, 32)`` or ``TMAX in [7, 14]``."""
-        name = self.metric if self.metric != "VALUE" else f"{self.observable}@{self.day:g}d"
+        name = self.metric
+        if self.metric in ("VALUE", "OUTCOME"):
+            name = f"{self.observable or self.quantity}@{self.day:g}d"
         if self.kind == "normal":
             return f"{name} ~ N({self.mean:g}, {self.sd:g}{' log' if self.log else ''})"
         lo = "-inf" if self.lower is None else f"{self.lower:g}"
@@ -147,6 +193,8 @@ class Target:
 
     def observable_for(self, model) -> str:
         """The observable this target reads (its own, or the model's role for the metric)."""
+        if self.metric == "OUTCOME":
+            return OUTCOME_PREFIX + self.quantity
         if self.observable is not None:
             return self.observable
         name = model.roles.get(_ROLE[self.metric])
@@ -183,7 +231,7 @@ class Target:
 
     def to_dict(self) -> dict:
         keys = ("metric", "kind", "mean", "sd", "lower", "upper", "log", "observable", "day",
-                "threshold", "source")  # fmt: skip
+                "threshold", "quantity", "source")  # fmt: skip
         return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}
 
 
@@ -206,16 +254,23 @@ def metric_values(target: Target, t_days, y) -> np.ndarray:
     t = np.asarray(t_days, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     m = target.metric
-    if m in ("TMAX", "CMAX"):
+    if m in ("TMAX", "CMAX", "FOLD"):
         tmax, cmax = _peak(t, y)
+        if m == "FOLD":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(y[:, 0] > 0, cmax / y[:, 0], np.nan)
         return tmax if m == "TMAX" else cmax
+    if m == "THALF":
+        return _post_peak_half_life(t, y)
     if m == "B_NADIR":
         return y.min(axis=1)
-    if m == "VALUE":
+    if m in ("VALUE", "OUTCOME"):
         k = np.searchsorted(t, target.day)
         k = int(np.clip(k, 1, t.size - 1))
         w = (target.day - t[k - 1]) / (t[k] - t[k - 1])
-        return (1.0 - w) * y[:, k - 1] + w * y[:, k]
+        a, b = y[:, k - 1], y[:, k]
+        with np.errstate(invalid="ignore"):  # inf dialysis intervals stay inf
+            return np.where(w == 0.0, a, np.where(w == 1.0, b, (1.0 - w) * a + w * b))
     below = y < target.threshold
     if m == "TAPLASIA":
         return _first_crossing(t, y, below, target.threshold)
@@ -241,6 +296,22 @@ def _peak(t, y):
     interior = (k >= 1) & (k <= t.size - 2) & np.isfinite(tv) & (den != 0)
     tv = np.clip(tv, t0, t2)
     return np.where(interior, tv, t[k]), cmax
+
+
+def _post_peak_half_life(t, y):
+    """ln 2 / -slope of log y on [t_peak, t_peak + window] per row (grid argmax as t_peak)."""
+    t_peak = t[np.argmax(y, axis=1)]
+    w = (t[None, :] >= t_peak[:, None]) & (t[None, :] <= t_peak[:, None] + POST_PEAK_WINDOW_DAYS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ly = np.where(w & (y > 0), np.log(np.where(y > 0, y, 1.0)), 0.0)
+        w = w & (y > 0)
+        n = w.sum(axis=1)
+        tb = (w * t[None, :]).sum(axis=1) / n
+        yb = ly.sum(axis=1) / n
+        dt = np.where(w, t[None, :] - tb[:, None], 0.0)
+        slope = (dt * (ly - yb[:, None])).sum(axis=1) / (dt * dt).sum(axis=1)
+        out = math.log(2.0) / -slope
+    return np.where((n >= 3) & (slope < 0), out, np.nan)
 
 
 def _first_crossing(t, y, hit, threshold):
@@ -275,6 +346,81 @@ def targets_neg2ll(targets, t_days, curves: Mapping[str, np.ndarray]) -> np.ndar
         x = metric_values(target, t_days, curves[name])
         total = total + target.neg2ll(x, float(t_days[-1]))
     return np.asarray(total, dtype=np.float64)
+
+
+#: Outcome roles each OUTCOME quantity is derived from (any one suffices for SLEDAI-2K).
+_QUANTITY_ROLES = {
+    "sledai2k": ("proteinuria", "complement", "anti_dsdna"),
+    "dialysis_sessions_per_week": ("kidney_function",),
+    "dialysis_interval_days": ("kidney_function",),
+    "proteinuria_g_per_24h": ("proteinuria",),
+    "kidney_function_ml_min_173m2": ("kidney_function",),
+    "ln_activity_index": ("ln_activity",),
+    "anti_dsdna_iu_per_ml": ("anti_dsdna",),
+    "complement_c3_g_per_l": ("complement",),
+}
+
+
+def outcome_observables(model, targets) -> list[str]:
+    """The model observables (outcome roles) the ``OUTCOME`` targets among ``targets`` need.
+
+    Raises
+    ------
+    ScenarioError
+        When the model plays none of the roles a target's quantity is derived from.
+    """
+    from cartkin.outcomes.report import OUTCOME_ROLES
+
+    quantities = [t.quantity for t in targets if t.metric == "OUTCOME"]
+    if not quantities:
+        return []
+    played = {r for r in OUTCOME_ROLES if model.roles.get(r)}
+    for q in quantities:
+        if not played & set(_QUANTITY_ROLES[q]):
+            raise ScenarioError(
+                f"OUTCOME target {q!r}: model {model.name!r} plays no outcome role it is derived "
+                f"from ({', '.join(_QUANTITY_ROLES[q])}); use a model with the lupus layer "
+                "(sle_cart)"
+            )
+    return [model.roles[r] for r in OUTCOME_ROLES if r in played]
+
+
+def add_outcome_curves(model, t_days, curves, targets, settings=None) -> dict:
+    """Add the derived outcome curves the ``OUTCOME`` targets read to ``curves``.
+
+    Parameters
+    ----------
+    model : Model
+        Its roles name the outcome observables.
+    t_days : numpy.ndarray, shape (n_t,)
+    curves : dict of str to numpy.ndarray, shape (n_sets, n_patients, n_t)
+        Simulated observables, including :func:`outcome_observables`; updated in place.
+    targets : sequence of Target
+    settings : cartkin.outcomes.OutcomeSettings, optional
+        Dialysis rule and SLEDAI-2K settings (default: the KDOQI stepwise rule and the
+        default SLEDAI-2K thresholds).
+
+    Returns
+    -------
+    dict
+        ``curves`` with ``"outcome:<quantity>"`` entries of the same shape, computed for all
+        parameter sets and patients in one :func:`cartkin.outcomes.derived_series` call.
+    """
+    from cartkin.outcomes.report import OUTCOME_ROLES, derived_series
+
+    quantities = sorted({t.quantity for t in targets if t.metric == "OUTCOME"})
+    if not quantities:
+        return curves
+    by_role = {r: curves[model.roles[r]] for r in OUTCOME_ROLES if model.roles.get(r) in curves}
+    series = derived_series(t_days, by_role, settings)
+    for q in quantities:
+        if q not in series:
+            raise ScenarioError(
+                f"OUTCOME target {q!r}: model {model.name!r} does not give it (it needs the "
+                f"outcome roles; the model has {sorted(by_role)})"
+            )
+        curves[OUTCOME_PREFIX + q] = np.asarray(series[q], dtype=np.float64)
+    return curves
 
 
 def target_from_spec(where: str, spec) -> Target:
