@@ -174,3 +174,21 @@ def test_calibration_script_reproduces_its_stored_result():
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "largest relative difference" in out.stdout
+
+
+def test_motivating_case_scenario_carries_the_case_fit(case_fit):
+    """The simulate scenario's parameters are the case fit's estimates (to 4 significant digits)
+    and its 9-month outputs agree with what the case reports (issue 8)."""
+    from cartkin import metrics
+    from cartkin.scenario import load_scenario
+
+    scenario = load_scenario("scenarios/adolescent_hemodialysis_1e5.toml")
+    theta = scenario.base.theta
+    for name, est in case_fit["estimates"].items():
+        assert theta[name] == pytest.approx(est["value"], rel=5e-4), name
+    (result,) = scenario.run()
+    table = metrics.compute(result, outcomes=scenario.outcomes)
+    assert table.value("SLEDAI_D0") == 8 and table.value("SLEDAI_D270") == 4
+    assert table.value("DIAL_SPW_D0") == 2.5  # reported 2-3/week before CAR-T
+    assert table.value("DIAL_SPW_D270") == 1  # reported interval about one week
+    assert 2.3 <= table.value("PROT_D270") <= 3.3  # reported about 2.8 g/24h
