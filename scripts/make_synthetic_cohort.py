@@ -7,7 +7,7 @@ Writes
     cartkin/data/examples/synthetic_cohort_truth.csv  the parameters each patient was simulated with
     cartkin/data/examples/synthetic_cohort_long.csv   the same data in the long format
 
-The data are simulated, not observed: the ``sle_cart`` model with its default parameters as
+The data are simulated, not observed: the ``sle_cart_v1`` model with its default parameters as
 typical values, log-normal between-patient variability on four parameters, log-normal residual
 error, and censoring below an LLOQ. A fixed seed makes the files reproducible (same numpy
 version: the generator is ``numpy.random.default_rng(SEED)``).
@@ -50,7 +50,7 @@ import cartkin
 
 SEED = 20261129
 N_PATIENTS = 40
-MODEL = "sle_cart"
+MODEL = "sle_cart_v1"
 OMEGA2 = {"rho": 0.41, "delta_E": 0.91, "k_EM": 0.8, "delta_M": 0.86}
 SIGMA_LOG = {"cart": math.sqrt(0.56), "b_cells": 0.3}
 LLOQ = {"cart": 0.05, "b_cells": 1.0}
@@ -63,7 +63,7 @@ OUT = Path(__file__).resolve().parents[1] / "cartkin" / "data" / "examples"
 
 HEADER_LINES = (
     "SYNTHETIC DATA: simulated by scripts/make_synthetic_cohort.py (seed {seed}), not observed.",
-    "Model sle_cart, defaults as typical values; log-normal between-patient variability on "
+    "Model sle_cart_v1, defaults as typical values; log-normal between-patient variability on "
     "rho, delta_E, k_EM, delta_M (omega^2 {omega}); log-normal residual error (log-scale SD "
     "CAR-T {s_c:.3f}, B cells {s_b:.2f}); CENS=1 below LIMIT (CAR-T 0.05, B cells 1 cells/uL).",
     "TIME in days from the CAR-T infusion; AMT in CAR-T cells; SEX F/M; EGFR in mL/min/1.73m2. "

@@ -31,7 +31,7 @@ SEED = 7
 
 def main(outdir: Path) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
-    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart_v1")
     truth = pd.read_csv(example_path("synthetic_cohort_truth.csv"), comment="#", dtype={"ID": str})
     truth = truth.set_index("ID")
     contexts = ds.contexts(cartkin.Regimen())

@@ -450,7 +450,7 @@ def test_data_table_errors():
 
 
 def test_synthetic_cohort_example():
-    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart_v1")
     assert len(ds.ids) == 40
     assert ds.header_comments[0].startswith("SYNTHETIC DATA")
     assert set(ds.observations["observable"]) == {"cart_cells_per_ul", "b_cells_per_ul"}
@@ -591,7 +591,7 @@ def test_to_long_round_trip(tmp_path):
 
 
 def test_long_example_equals_the_nonmem_example():
-    a = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    a = read(example_path("synthetic_cohort.csv"), model="sle_cart_v1")
     b = read(example_path("synthetic_cohort_long.csv"), model="sle_cart")
     cols = ["id", "time_days", "observable", "value", "cens", "limit", "unit"]
     assert a.observations[cols].equals(b.observations[cols])
@@ -702,7 +702,7 @@ def test_synthetic_cohort_residuals_match_the_stated_error_model():
     """log(observed / model at the true parameters) has the SDs the file header states."""
     import pandas as pd
 
-    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart")
+    ds = read(example_path("synthetic_cohort.csv"), model="sle_cart_v1")
     truth = pd.read_csv(example_path("synthetic_cohort_truth.csv"), comment="#", dtype={"ID": str})
     truth = truth.set_index("ID")
     contexts = ds.contexts(cartkin.Regimen())

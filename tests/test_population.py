@@ -515,10 +515,10 @@ def test_sle_cart_cohort_from_a_nonmem_dataset():
     import cartkin
     import cartkin.data
 
-    ds = cartkin.data.read(cartkin.data.example_path("synthetic_cohort.csv"), model="sle_cart")
+    ds = cartkin.data.read(cartkin.data.example_path("synthetic_cohort.csv"), model="sle_cart_v1")
     names = ["rho", "delta_E", "k_EM", "delta_M"]
     res = fit_population(
-        "sle_cart",
+        "sle_cart_v1",
         ds,
         names,
         base_regimen=cartkin.Regimen(),
