@@ -188,7 +188,11 @@ def test_rerun_of_a_finished_sweep_computes_nothing(scenario, tmp_path):
 
 
 _RUNNER = """
+import signal
 import sys
+# a shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and Python keeps
+# it so; restore the terminal's Ctrl-C behaviour that this test simulates
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from cartkin.sweep import run_sweep
 from sweep_engines import slow_engine
