@@ -74,7 +74,6 @@ def test_rhs_matches_oracle(y, t):
     np.testing.assert_allclose(dydt, expected, rtol=1e-11, atol=1e-9)
 
 
-
 def _central_difference_jacobian(y, p):
     """d(dy/dt)/dy by central differences (step 1e-4 relative, 1e-4 absolute floor)."""
     n = y.size
