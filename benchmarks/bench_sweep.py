@@ -1,10 +1,11 @@
-"""Sweep throughput of the batch engine (cartkin.batch) on sle_cart_v1 (measured before v2), with peers, in one run.
+"""Sweep throughput of the batch engine (cartkin.batch) on sle_cart (v2; ``--model v1``: sle_cart_v1), with peers.
 
 What one run measures (all on this machine, same process, same virtual patients):
 
-1. First compile of the sle_cart metrics kernel (apart from the timings; the kernel is compiled
-   in memory every run until sle_cart v2 ships ``observe_roles`` in its own file, see
-   ``sle_cart_extras.py``).
+1. First compile (or cache load) of the metrics kernel, apart from the timings. v2 is the
+   registered ``sle_cart`` with its analytic Jacobian (``sle_cart.jac``); its finite-difference
+   variant is the same model with ``jac=None``. v1 takes ``observe_roles`` and the Jacobian from
+   ``sle_cart_extras.py`` (compiled in memory every run).
 2. A metric-error-vs-rtol curve: in-kernel metrics at rtol 1e-3..1e-6 (methods rodas5 with the
    finite-difference or the analytic Jacobian, auto, tsit5) against rodas5 at rtol 1e-10, on a
    subset; the sweep tolerance is the loosest rtol whose worst relative metric error is below
@@ -18,20 +19,21 @@ What one run measures (all on this machine, same process, same virtual patients)
    and a plain numba Dormand-Prince ``prange`` loop tracking the CAR-T peak (no outputs).
 
 Virtual patients: ``--unique`` patients (weight 40-100 kg, eGFR 5-120, dose 3e5 or 1e6 cells/kg,
-Langenhorst or Varela clearance) individualized through sle_cart's scalar individualize (the
-Python fallback: timed apart, per patient), then tiled to the population size with log-normal
+Langenhorst or Varela clearance, Erlangen lymphodepletion) individualized through the model's
+individualize (timed apart, per patient), then tiled to the population size with log-normal
 between-patient variability on ``rho`` (omega^2 0.3) and ``delta_E`` (0.9) applied to the kernel
 vector (both are table entries that no derived kernel entry depends on).
 
 Usage::
 
-    python benchmarks/bench_sweep.py --quick     # about 3-5 minutes: 2e3 and 1e4 patients
+    python benchmarks/bench_sweep.py --quick     # about 3 minutes: 2e3 and 1e4 patients
     python benchmarks/bench_sweep.py             # 1e4 and 1e5 patients (1e6: --sizes 1e6)
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import math
@@ -53,15 +55,19 @@ from sle_cart_extras import sle_cart_with_extras  # noqa: E402
 import cartkin  # noqa: E402
 from cartkin import batch, metrics  # noqa: E402
 from cartkin.patient import Patient  # noqa: E402
-from cartkin.regimen import Regimen, build_context  # noqa: E402
+from cartkin.regimen import Lymphodepletion, Regimen, build_context  # noqa: E402
 
 HORIZON_DAYS = 270.0
 COMPARED = ("CMAX", "TMAX", "AUC0_28D", "TLST", "B_NADIR", "TAPLASIA", "TRECOV", "IL6_MAX")
 SWEEP_METRICS = ("CMAX", "TMAX", "AUC0_28D", "APLASIA_DUR", "TRECOV", "FLU_AUC")
 
 
-def population(n_unique, seed=20261129):
-    """Contexts of ``n_unique`` virtual patients (see the module docstring)."""
+def population(n_unique, seed=20261129, lymphodepletion=True):
+    """Contexts of ``n_unique`` virtual patients (see the module docstring); with
+    ``lymphodepletion`` (v2) the Erlangen regimen of the shipped sweep (fludarabine 25 mg/m2
+    days -5..-3, cyclophosphamide 1000 mg/m2 day -3)."""
+    ld = Lymphodepletion(flu_mg_m2_per_day=25.0, flu_days=(-5.0, -4.0, -3.0), cy_mg_m2=1000.0,
+                         cy_days=(-3.0,)) if lymphodepletion else None  # fmt: skip
     rng = np.random.default_rng(seed)
     models = ("langenhorst2019", "varela2025")
     ctxs = []
@@ -69,7 +75,8 @@ def population(n_unique, seed=20261129):
         pt = Patient(weight_kg=float(rng.uniform(40, 100)), height_cm=float(rng.uniform(150, 190)),
                      age_years=float(rng.uniform(18, 70)), sex=("female", "male")[i % 2],
                      egfr_ml_min_173m2=float(rng.uniform(5, 120)))  # fmt: skip
-        reg = Regimen(cart={"cells_per_kg": float(rng.choice([3e5, 1e6]))})
+        cart = {"cells_per_kg": float(rng.choice([3e5, 1e6]))}
+        reg = Regimen(cart=cart, lymphodepletion=ld) if ld else Regimen(cart=cart)
         ctxs.append(build_context(pt, reg, models[i % 2]))
     return ctxs
 
@@ -115,13 +122,13 @@ def relative_errors(got, ref):
 # ---------------------------------------------------------------------------------------------
 # peers
 # ---------------------------------------------------------------------------------------------
-def peer_simulate(ctxs, method, rtol, atol):
+def peer_simulate(ctxs, method, rtol, atol, name="sle_cart"):
     """cartkin.simulate + metrics.compute per patient (the modeler's loop today; registered
     sle_cart, cached kernel, one untimed warm-up call)."""
     t = np.linspace(0.0, HORIZON_DAYS, 271)
 
     def one(ctx):
-        res = cartkin.simulate("sle_cart_v1", ctx.patient, ctx.regimen, t, clearance_model=ctx.clearance_model,
+        res = cartkin.simulate(name, ctx.patient, ctx.regimen, t, clearance_model=ctx.clearance_model,
                                method=method, rtol=rtol, atol=atol)  # fmt: skip
         metrics.compute(res)
 
@@ -148,20 +155,24 @@ def peer_solve_ivp(model, inds, rtol, atol):
             return dydt.copy()
 
         y = ind.y0.copy()
-        edges = [0.0, *[s for s in ind.t_stops if 0.0 < s < HORIZON_DAYS], HORIZON_DAYS]
+        start = float(ind.t0)
+        inner = {float(s) for s in ind.t_stops if start < s < HORIZON_DAYS}
+        edges = [start, *sorted(inner), HORIZON_DAYS]
         for s, jump in zip(ind.t_stops, ind.jumps, strict=True):
-            if s == 0.0:
+            if s == start:
                 y = y + jump
         for a, b in itertools.pairwise(edges):
             sel = t_out[(t_out >= a) & (t_out <= b)]
-            sol = solve_ivp(fun, (a, b), y, method="LSODA", t_eval=sel, rtol=rtol, atol=atol)
+            sol = solve_ivp(fun, (a, b), y, method="LSODA", t_eval=np.union1d(sel, [b]),
+                            rtol=rtol, atol=atol)  # fmt: skip
             y = sol.y[:, -1] + sum(j for s, j in zip(ind.t_stops, ind.jumps, strict=True) if s == b)
     return (time.perf_counter() - t0) / inds.n
 
 
-def make_plain_prange(rhs):
+def make_plain_prange(rhs, i_ce, i_cm):
     """The simplest compiled baseline: Dormand-Prince 5(4) with a basic step controller in a
-    numba prange loop over patients, tracking the CAR-T peak (C_E + C_M), no outputs."""
+    numba prange loop over patients (from each patient's ``t0``), tracking the CAR-T peak
+    (states ``i_ce + i_cm``), no outputs."""
     a = np.array([[0, 0, 0, 0, 0, 0], [1 / 5, 0, 0, 0, 0, 0], [3 / 40, 9 / 40, 0, 0, 0, 0],
                   [44 / 45, -56 / 15, 32 / 9, 0, 0, 0],
                   [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0, 0],
@@ -172,7 +183,7 @@ def make_plain_prange(rhs):
     e7 = -1.0 / 40.0
 
     @numba.njit(parallel=True)
-    def run(Y0, P, TS, JU, NS, t_end, rtol, atol):
+    def run(Y0, T0, P, TS, JU, NS, t_end, rtol, atol):
         n_pat, n = Y0.shape
         peak = np.zeros(n_pat)
         steps = np.zeros(n_pat, np.int64)
@@ -182,7 +193,7 @@ def make_plain_prange(rhs):
             k7 = np.empty(n)
             yt = np.empty(n)
             yn = np.empty(n)
-            t = 0.0
+            t = T0[i]
             ks = 0
             h = 1e-3
             while t < t_end and steps[i] < 200000:
@@ -216,7 +227,7 @@ def make_plain_prange(rhs):
                     t += h
                     y[:] = yn
                     steps[i] += 1
-                    peak[i] = max(peak[i], y[0] + y[1])
+                    peak[i] = max(peak[i], y[i_ce] + y[i_cm])
                 fac = 0.9 * err**-0.2 if err > 0 else 5.0
                 h *= min(5.0, max(0.2, fac))
         return peak, steps
@@ -228,6 +239,7 @@ def make_plain_prange(rhs):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and subsets (smoke run)")
+    ap.add_argument("--model", choices=("v2", "v1"), default="v2", help="sle_cart version")
     ap.add_argument("--sizes", default=None, help="comma-separated population sizes")
     ap.add_argument("--unique", type=int, default=None, help="distinct individualized patients")
     ap.add_argument("--chunk", type=int, default=10_000, help="patients per kernel call")
@@ -243,24 +255,31 @@ def main(argv=None):
     report = {"machine": {"python": platform.python_version(), "numba": numba.__version__,
                           "numpy": np.__version__, "cpus": threads_max,
                           "platform": platform.platform()},
-              "quick": args.quick, "horizon_days": HORIZON_DAYS}  # fmt: skip
+              "quick": args.quick, "horizon_days": HORIZON_DAYS, "model": args.model}  # fmt: skip
 
     print(f"population: {n_unique} unique patients -> sizes {sizes}")
     t0 = time.perf_counter()
-    ctxs = population(n_unique)
+    ctxs = population(n_unique, lymphodepletion=args.model == "v2")
     t_ctx = (time.perf_counter() - t0) / n_unique
-    model = sle_cart_with_extras(with_jac=False)
-    model_jac = sle_cart_with_extras(with_jac=True)
+    if args.model == "v1":
+        name = "sle_cart_v1"
+        model = sle_cart_with_extras(with_jac=False)
+        model_jac = sle_cart_with_extras(with_jac=True)
+    else:
+        name = "sle_cart"
+        model_jac = cartkin.models.get("sle_cart")
+        model = copy.copy(model_jac)
+        model.jac = None
     bctx = batch.BatchContext.from_contexts(ctxs)
     t0 = time.perf_counter()
     inds = batch.individualize(model, None, bctx)
     t_ind = (time.perf_counter() - t0) / n_unique
     report["per_patient_python_us"] = {
         "build_context": 1e6 * t_ctx,
-        "individualize_fallback": 1e6 * t_ind,
+        "individualize": 1e6 * t_ind,
     }
     print(
-        f"  build_context {1e6 * t_ctx:.0f} us/patient, fallback individualize {1e6 * t_ind:.0f} us/patient"
+        f"  build_context {1e6 * t_ctx:.0f} us/patient, individualize {1e6 * t_ind:.0f} us/patient"
     )
 
     compile_s = {}
@@ -269,7 +288,7 @@ def main(argv=None):
         batch.metrics(m, inds.take([0]), t_end_days=HORIZON_DAYS)
         compile_s[label] = time.perf_counter() - t0
     report["first_compile_s"] = compile_s
-    print(f"  first compile (in-memory kernel): {compile_s}")
+    print(f"  first compile or cache load: {compile_s}")
 
     # -- metric error vs rtol
     sub = tiled(model, inds, 32 if args.quick else 128)
@@ -327,18 +346,20 @@ def main(argv=None):
     peers = {}
     some = ctxs[:n_sub]
     peers["cartkin.simulate + metrics.compute (defaults: rodas5, rtol 1e-8)"] = peer_simulate(
-        some[: max(4, n_sub // 3)], "rodas5", 1e-8, 1e-10
+        some[: max(4, n_sub // 3)], "rodas5", 1e-8, 1e-10, name
     )
     peers[f"cartkin.simulate + metrics.compute ({method}, rtol {rtol:g})"] = peer_simulate(
-        some[: max(4, n_sub // 3)], method, rtol, rtol * 1e-3
+        some[: max(4, n_sub // 3)], method, rtol, rtol * 1e-3, name
     )
     peers["scipy solve_ivp LSODA loop (rtol 1e-6, daily outputs, no metrics)"] = peer_solve_ivp(
         model, tiled(model, inds, n_sub // 2), 1e-6, 1e-9
     )
-    plain = make_plain_prange(model.rhs)
+    i_ce, i_cm = (model.state_symbols.index(s) for s in ("C_E", "C_M"))
+    plain = make_plain_prange(model.rhs, i_ce, i_cm)
     pop = tiled(model, inds, 2000 if args.quick else 20000)
     plain(
         pop.y0[:2],
+        pop.t0[:2],
         pop.p[:2],
         pop.t_stops[:2],
         pop.jumps[:2],
@@ -352,7 +373,7 @@ def main(argv=None):
         numba.set_num_threads(threads)
         t0 = time.perf_counter()
         _, steps = plain(
-            pop.y0, pop.p, pop.t_stops, pop.jumps, pop.n_stops, HORIZON_DAYS, 1e-6, 1e-9
+            pop.y0, pop.t0, pop.p, pop.t_stops, pop.jumps, pop.n_stops, HORIZON_DAYS, 1e-6, 1e-9
         )
         best_plain = min(best_plain, (time.perf_counter() - t0) / pop.n)
     numba.set_num_threads(threads_max)

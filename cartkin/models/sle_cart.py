@@ -506,6 +506,168 @@ def rhs(t, y, p, dydt):
 
 
 @numba.njit(cache=True)
+def jac(t, y, p, J):
+    """d(dy/dt)/dy of :func:`rhs` (per day), derived by hand; ``J`` shape (23, 23), filled.
+
+    Row ``i``, column ``j`` is d(dy_i/dt)/dy_j in state order; ``p`` in kernel order.
+    """
+    rho = p[0]
+    k_G = p[1]
+    K_B = p[2]
+    I_50 = p[3]
+    delta_E = p[4]
+    k_EM = p[5]
+    delta_M = p[6]
+    theta_M = p[7]
+    k_kill = p[8]
+    C_50 = p[9]
+    B_pre = p[10]
+    delta_B = p[11]
+    phi_B = p[12]
+    r_S = p[13]
+    r_N = p[14]
+    K_N = p[15]
+    gamma_F = p[19]
+    gamma_C = p[20]
+    k_C = p[21]
+    k_IL6_ref = p[25]
+    f_IL6_renal = p[26]
+    p_IL6 = p[27]
+    A_0 = p[28]
+    k_A = p[29]
+    f_LLPC = p[30]
+    k_Q = p[33]
+    L_0 = p[34]
+    k_L = p[35]
+    k_heal = p[39]
+    U_0 = p[40]
+    k_U = p[41]
+    k_tr = p[43]
+    V_1 = p[44]
+    k_10 = p[45]
+    k_12 = p[46]
+    k_21 = p[47]
+    k_13 = p[48]
+    k_31 = p[49]
+    k_D = p[50]
+    k_I_el = p[52]
+    k_cons = p[53]
+    k_IC = p[55]
+    GFR_cap = p[56]
+    k_inj = p[58]
+    f_Uc = p[59]
+
+    F_1 = y[0]
+    F_2 = y[1]
+    F_3 = y[2]
+    D = y[4]
+    N = y[7]
+    B = y[8]
+    S = y[9]
+    I = y[10]
+    G = y[11]
+    C_E = y[12]
+    C_M = y[13]
+    IL6 = y[14]
+    A = y[15]
+    Q = y[16]
+    L = y[17]
+    J_kid = y[18]
+    K_2 = y[22]
+
+    n = y.shape[0]
+    for i in range(n):
+        for j in range(n):
+            J[i, j] = 0.0
+
+    C = C_E + C_M
+    x = B / K_B + I / I_50
+    sat = x / (1.0 + x)
+    drive = rho * G * sat
+    d_drive_dx = rho * G / ((1.0 + x) * (1.0 + x))
+    d_drive_dB = d_drive_dx / K_B
+    d_drive_dI = d_drive_dx / I_50
+    d_drive_dG = rho * sat
+    C_func = C_E + theta_M * C_M
+    kill_B = k_kill * C_func
+    GFR = GFR_cap * (1.0 - J_kid)
+    k_IL6 = k_IL6_ref * (1.0 - f_IL6_renal + f_IL6_renal * GFR / 100.0)
+
+    # fludarabine PK: dF_1, dF_2, dF_3, dAUC_F
+    J[0, 0] = -(k_10 + k_12 + k_13 + k_D * D)
+    J[0, 1] = k_21
+    J[0, 2] = k_31
+    J[0, 3] = 1.0
+    J[0, 4] = -k_D * F_1
+    J[1, 0] = k_12
+    J[1, 1] = -(k_21 + k_D * D)
+    J[1, 4] = -k_D * F_2
+    J[2, 0] = k_13
+    J[2, 2] = -(k_31 + k_D * D)
+    J[2, 4] = -k_D * F_3
+    J[5, 0] = 24.0 / V_1
+    # dX_C
+    J[6, 6] = -k_C
+    # dN = r_N N (1 - (N + C) / K_N) - K_2 N
+    J[7, 7] = r_N * (1.0 - (N + C) / K_N) - r_N * N / K_N - K_2
+    J[7, 12] = -r_N * N / K_N
+    J[7, 13] = -r_N * N / K_N
+    J[7, 22] = -N
+    # dB: production inhibited by C_func, death, killing, lymphodepletion
+    d_prod = -delta_B * B_pre / (C_50 * (1.0 + C_func / C_50) * (1.0 + C_func / C_50))
+    J[8, 8] = -delta_B - kill_B - phi_B * K_2
+    J[8, 12] = d_prod - k_kill * B
+    J[8, 13] = theta_M * (d_prod - k_kill * B)
+    J[8, 22] = -phi_B * B
+    # dS
+    J[9, 9] = r_S * (1.0 - 2.0 * S) - kill_B - phi_B * K_2
+    J[9, 12] = -k_kill * S
+    J[9, 13] = -theta_M * k_kill * S
+    J[9, 22] = -phi_B * S
+    # dI = s_I - (k_I_el + k_cons (N + C)) I
+    J[10, 10] = -(k_I_el + k_cons * (N + C))
+    J[10, 7] = -k_cons * I
+    J[10, 12] = -k_cons * I
+    J[10, 13] = -k_cons * I
+    # program stages
+    J[11, 11] = -k_G
+    J[11, 20] = k_G
+    J[20, 20] = -k_G
+    # lymphodepletion kill transit
+    J[21, 0] = k_tr * gamma_F / V_1
+    J[21, 6] = k_tr * gamma_C
+    J[21, 21] = -k_tr
+    J[22, 21] = k_tr
+    J[22, 22] = -k_tr
+    # dC_E = drive C_E - (delta_E + k_EM) C_E
+    J[12, 8] = C_E * d_drive_dB
+    J[12, 10] = C_E * d_drive_dI
+    J[12, 11] = C_E * d_drive_dG
+    J[12, 12] = drive - (delta_E + k_EM)
+    # dC_M
+    J[13, 12] = k_EM
+    J[13, 13] = -delta_M
+    # dIL6 = s_IL6 - k_IL6(J) IL6 + p_IL6 drive C_E
+    J[14, 8] = p_IL6 * C_E * d_drive_dB
+    J[14, 10] = p_IL6 * C_E * d_drive_dI
+    J[14, 11] = p_IL6 * C_E * d_drive_dG
+    J[14, 12] = p_IL6 * drive
+    J[14, 14] = -k_IL6
+    J[14, 18] = k_IL6_ref * f_IL6_renal * GFR_cap / 100.0 * IL6
+    # lupus nephritis layer
+    J[15, 9] = k_A * A_0 * (1.0 - f_LLPC)
+    J[15, 15] = -k_A
+    J[16, 15] = -k_IC * Q / A_0
+    J[16, 16] = -k_Q - k_IC * A / A_0
+    J[17, 15] = k_L * L_0 / A_0
+    J[17, 17] = -k_L
+    J[18, 17] = k_inj * (1.0 - J_kid) / 24.0
+    J[18, 18] = -k_inj * L / 24.0 - k_heal
+    J[19, 17] = k_U * U_0 * (1.0 - f_Uc) / L_0
+    J[19, 19] = -k_U
+
+
+@numba.njit(cache=True)
 def observe_roles(y, p, out):
     """Role observables at one time, in ``cartkin.models.ROLES`` order (NaN if absent).
 
@@ -752,6 +914,7 @@ MODEL = Model(
     parameters=PARAMETERS,
     observables=OBSERVABLES,
     rhs=rhs,
+    jac=jac,
     individualize=individualize,
     roles=ROLE_MAP,
     equations=EQUATIONS,
