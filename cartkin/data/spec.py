@@ -26,7 +26,6 @@ from pathlib import Path
 
 from cartkin.data.units import known_units, parse_unit
 from cartkin.errors import ScenarioError
-from cartkin.parameters import suggest
 
 __all__ = ["DataSpec", "dvid_key", "parse_data_table"]
 
@@ -82,14 +81,9 @@ def parse_data_table(table, where: str = "<scenario>", base_dir: Path | None = N
     ScenarioError
         Naming the file, the key, the value and what was expected.
     """
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: [data]: expected a table, got {table!r}")
-    for key in table:
-        if key not in _KEYS:
-            raise ScenarioError(
-                f"{where}: [data] unknown key {key!r}.{suggest(key, _KEYS)} Expected keys: "
-                + ", ".join(_KEYS)
-            )
+    from cartkin.scenario import _check_keys
+
+    _check_keys(where, "data", table, _KEYS)
     path = None
     if "file" in table:
         if not isinstance(table["file"], str) or not table["file"]:

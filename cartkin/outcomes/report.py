@@ -489,16 +489,9 @@ _CASE_KEYS = ("source", "notes", "reported")
 
 
 def _check_table(where, section, table, allowed):
-    from cartkin.parameters import suggest
+    from cartkin.scenario import _check_keys  # one key check (did-you-mean, bounded quoting)
 
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: [{section}]: expected a table, got {table!r}")
-    for key in table:
-        if key not in allowed:
-            raise ScenarioError(
-                f"{where}: [{section}] unknown key {key!r}.{suggest(key, allowed)} Expected keys: "
-                f"{', '.join(allowed)}"
-            )
+    _check_keys(where, section, table, allowed)
 
 
 def settings_from_tables(outcomes=None, case=None, where: str = "<scenario>") -> OutcomeSettings:

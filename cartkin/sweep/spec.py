@@ -46,7 +46,7 @@ from cartkin.batch import METRIC_NAMES
 from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
 from cartkin.patient import DialysisSchedule
-from cartkin.scenario import scenario_from_dict
+from cartkin.scenario import _check_keys, scenario_from_dict
 from cartkin.sweep.axes import Axis, apply_axis_value, is_number, parse_axes, value_text
 
 __all__ = ["FLU_CLEARANCE", "METRIC_UNITS", "Axis", "Sweep", "load_sweep", "sweep_from_text"]
@@ -225,14 +225,7 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
         )
     base = scenario_from_dict(raw, source=source)
     where = f"{source}: [sweep]"
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: expected a table, got {table!r}")
-    for key in table:
-        if key not in _SWEEP_KEYS:
-            raise ScenarioError(
-                f"{where} unknown key {key!r}.{suggest(key, _SWEEP_KEYS)} Expected keys: "
-                f"{', '.join(_SWEEP_KEYS)}"
-            )
+    _check_keys(source, "sweep", table, _SWEEP_KEYS)
     for key in ("n_patients", "seed"):
         if key not in table:
             raise ScenarioError(f"{where} missing required key {key!r}")
