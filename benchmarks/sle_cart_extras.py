@@ -1,10 +1,9 @@
-"""Compiled extras for sle_cart_v1 (version 1 of sle_cart) used by the sweep benchmark.
+"""An analytic Jacobian of sle_cart_v1 (version 1 of sle_cart) for the sweep benchmark's v1 mode.
 
-``observe_roles`` (the batch engine's in-kernel metrics contract, docs/design.md section 5) and
-an analytic Jacobian ``jac`` of ``cartkin.models.sle_cart_v1.rhs`` (MODEL.md v1 equations).
-sle_cart_v1 now ships its own ``observe_roles``; the Jacobian could move beside its ``rhs``
-(then the kernel is file-backed and cached instead of compiled in memory every run). The sweep
-benchmark was measured on v1; sle_cart (v2) has 23 states and no analytic Jacobian yet. ``tests/test_batch.py`` checks ``jac`` against finite differences.
+``jac`` is d(dy/dt)/dy of ``cartkin.models.sle_cart_v1.rhs`` (MODEL.md v1 equations); the
+model's own ``observe_roles`` is reused. It could move beside the v1 ``rhs`` (then the kernel is
+file-backed and cached instead of compiled in memory every run). sle_cart (v2) ships its own
+``jac``. ``tests/test_batch.py`` checks this one against finite differences.
 """
 
 from __future__ import annotations
@@ -14,20 +13,6 @@ import numpy as np
 
 from cartkin.batch import BatchContext  # noqa: F401  (documentation: where contexts come from)
 from cartkin.models import Model, get
-
-
-@numba.njit(cache=True)
-def observe_roles(y, p, out):
-    """sle_cart role values (cartkin.batch.KERNEL_ROLES order) from one state vector."""
-    c = y[0] + y[1]
-    out[0] = c  # cart, cells/uL
-    out[1] = p[29] * c  # cart_copies: copies_per_cell * C
-    out[2] = 100.0 * c / max(c + y[2], 1e-300)  # cart_percent_t
-    out[3] = y[3]  # b_cells
-    out[4] = y[5]  # il6
-    out[5] = y[6]  # anti_dsdna
-    for k in range(6, out.shape[0]):  # lupus nephritis roles: absent in v1
-        out[k] = np.nan
 
 
 @numba.njit(cache=True)
@@ -99,12 +84,12 @@ def jac(t, y, p, J):
 
 
 def sle_cart_with_extras(with_jac: bool = True) -> Model:
-    """sle_cart_v1 with these observe_roles (and jac) attached (array-valued individualize)."""
+    """sle_cart_v1 with this jac attached (its own observe_roles; array-valued individualize)."""
     m = get("sle_cart_v1")
     return Model(
         "sle_cart_v1", m.description, m.states, m.parameters, m.observables, m.rhs,
         m._individualize, m.roles, m.equations, m.derived, jac=jac if with_jac else None,
-        batch=m.batch, observe_roles=observe_roles,
+        batch=m.batch, observe_roles=m.observe_roles,
     )  # fmt: skip
 
 
