@@ -147,6 +147,11 @@ def load_module(path) -> types.ModuleType:
     digest = hashlib.sha256(source).hexdigest()[:24]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
     name = f"{USER_PREFIX}{stem}_{digest}"
+    return _import_file(name, path)
+
+
+def _import_file(name, path):
+    """Import ``path`` as module ``name`` once per process (removed again if it fails to run)."""
     module = sys.modules.get(name)
     if module is not None:
         return module
@@ -362,18 +367,7 @@ def _load_generated(module_name, name, jac_name, roles_name, path, source, famil
             if os.path.exists(tmp):
                 os.unlink(tmp)
     mod_name = "_cartkin_" + file_name[:-3]
-    module = sys.modules.get(mod_name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(mod_name, target)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(mod_name, None)
-        raise
-    return module
+    return _import_file(mod_name, target)
 
 
 def _exec_template(rhs, jac, roles=None, family="all"):
