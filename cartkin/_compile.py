@@ -338,6 +338,7 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
         ]
     else:
         lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
+    lines += _plan_lines(getattr(sys.modules.get(module_name), "JAC_PATTERN", None))
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -370,6 +371,94 @@ def _load_generated(module_name, name, jac_name, roles_name, path, source, famil
     return _import_file(mod_name, target)
 
 
+def lu_plan(pattern):
+    """Static plan of a sparse LU factorization for a Jacobian sparsity ``pattern``.
+
+    ``pattern`` is one string per row of df/dy, ``"x"`` where an entry may be nonzero and
+    ``"."`` where it is zero for every state and parameter value (a model module's
+    ``JAC_PATTERN``). The Rosenbrock matrix ``I/(h gamma) - J`` has the same pattern plus its
+    diagonal. Pivots are taken on the diagonal in a Markowitz order (fewest
+    (row count - 1) x (column count - 1) products first, ties by index), and the fill-in of that
+    order is added, as in the symbolic phase of a sparse direct solver; the kernel then factors
+    and solves with loops over these index lists only (``_sp_lu_factor`` / ``_sp_lu_solve`` in
+    the template), and falls back to its dense partially pivoted LU for a step whose Jacobian
+    has an entry outside the pattern or whose diagonal pivot would be too small.
+
+    Returns
+    -------
+    dict of str to list of int
+        ``SP_ORDER`` (pivot order), ``SP_LPTR``/``SP_LROW`` (rows below each pivot, per step),
+        ``SP_UPTR``/``SP_UCOL`` (columns right of each pivot, per step), ``SP_MI``/``SP_MJ``
+        (entries of the filled pattern, the ones the kernel writes), ``SP_OI``/``SP_OJ``
+        (entries outside the declared pattern, which a Jacobian must leave at zero).
+    """
+    n = len(pattern)
+    rows = [str(r) for r in pattern]
+    for i, r in enumerate(rows):
+        if len(r) != n or set(r) - {"x", "."}:
+            raise ValueError(
+                f"JAC_PATTERN row {i} = {r!r}: expected {n} characters, each 'x' or '.'"
+            )
+    nz = {(i, j) for i in range(n) for j in range(n) if rows[i][j] == "x" or i == j}
+    remaining = set(range(n))
+    order = []
+    while remaining:
+
+        def cost(k):
+            r = sum(1 for j in remaining if (k, j) in nz)
+            c = sum(1 for i in remaining if (i, k) in nz)
+            return (r - 1) * (c - 1), k
+
+        k = min(remaining, key=cost)
+        order.append(k)
+        remaining.remove(k)
+        below = [i for i in remaining if (i, k) in nz]
+        right = [j for j in remaining if (k, j) in nz]
+        nz.update((i, j) for i in below for j in right)
+    rank = {k: s for s, k in enumerate(order)}
+    plan = {"SP_ORDER": order, "SP_LPTR": [0], "SP_LROW": [], "SP_UPTR": [0], "SP_UCOL": []}
+    for k in order:
+        later = sorted((i for i in range(n) if rank[i] > rank[k]), key=rank.get)
+        plan["SP_LROW"] += [i for i in later if (i, k) in nz]
+        plan["SP_UCOL"] += [j for j in later if (k, j) in nz]
+        plan["SP_LPTR"].append(len(plan["SP_LROW"]))
+        plan["SP_UPTR"].append(len(plan["SP_UCOL"]))
+    filled = sorted(nz)
+    plan["SP_MI"] = [i for i, _ in filled]
+    plan["SP_MJ"] = [j for _, j in filled]
+    outside = [(i, j) for i in range(n) for j in range(n) if rows[i][j] == "." and i != j]
+    plan["SP_OI"] = [i for i, _ in outside]
+    plan["SP_OJ"] = [j for _, j in outside]
+    return plan
+
+
+def _plan_lines(pattern) -> list[str]:
+    """Header lines defining SPARSE_LU and the plan arrays (literal, so the file hash covers
+    them); placeholders when the model declares no pattern."""
+    if pattern is None:
+        plan = {k: [0] for k in ("SP_ORDER", "SP_LPTR", "SP_LROW", "SP_UPTR", "SP_UCOL", "SP_MI",
+                                 "SP_MJ", "SP_OI", "SP_OJ")}  # fmt: skip
+        lines = ["SPARSE_LU = False"]
+    else:
+        plan = lu_plan(pattern)
+        lines = ["SPARSE_LU = True"]
+    n = len(plan["SP_ORDER"])
+    lines += ["import numpy as _np"]
+    lines += [f"{k} = _np.array({v!r}, dtype=_np.int64)" for k, v in plan.items()]
+    # 1.0 outside the declared pattern: sum(|J| * SP_OUTMASK) == 0 checks a Jacobian in one
+    # contiguous (vectorized) pass
+    lines += [f"SP_OUTMASK = _np.zeros(({n}, {n}))", "SP_OUTMASK[SP_OI, SP_OJ] = 1.0"]
+    if pattern is None:
+        lines += ["SP_OUTMASK[0, 0] = 1.0"]
+    return lines
+
+
+def _plan_globals(pattern) -> dict:
+    namespace: dict = {}
+    exec("\n".join(_plan_lines(pattern)), namespace)
+    return {k: v for k, v in namespace.items() if k.startswith(("SP", "SPARSE"))}
+
+
 def _exec_template(rhs, jac, roles=None, family="all"):
     with_erk, with_ros = FAMILIES[family]
     func = _py_func(rhs)
@@ -385,6 +474,7 @@ def _exec_template(rhs, jac, roles=None, family="all"):
         WITH_ERK=with_erk,
         WITH_ROS=with_ros,
         WITH_METRICS=family == "all",
+        **_plan_globals(None),
     )
     code = compile(template_text(), str(TEMPLATE_PATH), "exec")
     exec(code, module.__dict__)

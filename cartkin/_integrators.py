@@ -11,7 +11,9 @@ The header defines the free names used below: ``rhs(t, y, p, dydt)``, ``jac(t, y
 ``HAS_JAC`` (bool: call ``jac`` instead of finite differences), ``observe_roles(y, p, out)``
 (the model's role values for in-kernel metrics, or a placeholder writing NaN), ``HAS_ROLES``
 (bool), ``CACHE`` (bool), ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
-Rosenbrock methods) and ``WITH_METRICS`` (bool: compile the in-kernel metrics). Because the
+Rosenbrock methods), ``WITH_METRICS`` (bool: compile the in-kernel metrics) and the sparse LU
+plan of the model's ``JAC_PATTERN`` (``SPARSE_LU`` and the ``SP_*`` index arrays of
+``cartkin._compile.lu_plan``; ``SPARSE_LU = False`` without a pattern). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -425,6 +427,103 @@ def _lu_solve(M, piv, x):
         x[i] = s * M[i, i]
 
 
+SP_MAX_MULTIPLIER = 1e3  # sparse LU: a larger multiplier (small diagonal pivot) -> dense LU
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _sp_fits(J):
+    """True when J is zero (and finite) outside the model's declared pattern."""
+    flat = J.reshape(J.size)
+    mask = SP_OUTMASK.reshape(SP_OUTMASK.size)
+    bad = 0
+    for e in range(flat.size):
+        bad += flat[e] * mask[e] != 0.0
+    return bad == 0
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _sp_lu_factor(M):
+    """In-place LU of M on the planned pattern (diagonal pivots in ``SP_ORDER``).
+
+    Reads and writes only the entries of the filled pattern (``SP_MI``/``SP_MJ``). Returns 0 ok,
+    1 when a pivot is zero or a multiplier exceeds ``SP_MAX_MULTIPLIER`` (the caller then uses
+    the dense partially pivoted LU), 2 non-finite. The diagonal of U is stored as its reciprocal.
+    """
+    for s in range(SP_ORDER.size):
+        k = SP_ORDER[s]
+        d = M[k, k]
+        if d != d or abs(d) == math.inf:
+            return 2
+        if d == 0.0:
+            return 1
+        inv = 1.0 / d
+        for e in range(SP_LPTR[s], SP_LPTR[s + 1]):
+            i = SP_LROW[e]
+            f = M[i, k] * inv
+            if abs(f) > SP_MAX_MULTIPLIER:
+                return 1
+            M[i, k] = f
+            if f != 0.0:
+                for u in range(SP_UPTR[s], SP_UPTR[s + 1]):
+                    j = SP_UCOL[u]
+                    M[i, j] -= f * M[k, j]
+        M[k, k] = inv
+    return 0
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _sp_lu_solve(M, x):
+    """Solve M x = b in place with the factors from _sp_lu_factor."""
+    n = SP_ORDER.size
+    for s in range(n):
+        k = SP_ORDER[s]
+        xk = x[k]
+        if xk != 0.0:
+            for e in range(SP_LPTR[s], SP_LPTR[s + 1]):
+                i = SP_LROW[e]
+                x[i] -= M[i, k] * xk
+    for s in range(n - 1, -1, -1):
+        k = SP_ORDER[s]
+        v = x[k]
+        for u in range(SP_UPTR[s], SP_UPTR[s + 1]):
+            j = SP_UCOL[u]
+            v -= M[k, j] * x[j]
+        x[k] = v * M[k, k]
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _ros_matrix(h, J, M, piv):
+    """Factor M = I/(h gamma) - J: sparse when the model declares a pattern that J obeys and
+    the diagonal pivots are safe, else dense with partial pivoting.
+
+    Returns (code, sparse): code 0 ok, 1 singular, 2 non-finite (of the dense LU).
+    """
+    inv_hg = 1.0 / (h * ROS_GAMMA)
+    if SPARSE_LU and _sp_fits(J):
+        for e in range(SP_MI.size):
+            i = SP_MI[e]
+            j = SP_MJ[e]
+            M[i, j] = -J[i, j]
+        for i in range(M.shape[0]):
+            M[i, i] += inv_hg
+        if _sp_lu_factor(M) == 0:
+            return 0, True
+    n = M.shape[0]
+    for i in range(n):
+        for j in range(n):
+            M[i, j] = -J[i, j]
+        M[i, i] += inv_hg
+    return _lu_factor(M, piv), False
+
+
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _ros_solve(M, piv, x, sparse):
+    if SPARSE_LU and sparse:
+        _sp_lu_solve(M, x)
+    else:
+        _lu_solve(M, piv, x)
+
+
 # ================================================================================================
 # explicit Runge-Kutta (TSIT5, DOPRI5)
 # ================================================================================================
@@ -687,112 +786,72 @@ def _jacobian(t, y, p, f0, J, ft, ytmp, ftmp, rtol, atol, counters):
     counters[I_JAC] += 1
 
 
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _add_row(x, c, K, m):
+    """x += c * K[m] (two arrays in the loop, so the compiler vectorizes it)."""
+    for j in range(x.size):
+        x[j] += c * K[m, j]
+
+
 @njit(cache=CACHE, error_model="numpy")
-def _ros_step(t, h, y, p, f0, ft, J, M, piv, k1, k2, k3, k4, k5, k6, k7, k8, u, fu, ynew, counters):
+def _ros_step(t, h, y, p, f0, ft, J, M, piv, K, u, fu, ynew, counters):
     """One Rodas5 step from (t, y) with f0 = f(t, y), J and ft given.
 
-    Returns 0 ok, 1 singular matrix, 2 non-finite matrix. Writes the stage vectors k1..k8 and
-    ynew; the error estimate is k8. 7 rhs evaluations, 1 LU factorization, 8 solves.
+    Returns 0 ok, 1 singular matrix, 2 non-finite matrix. Writes the stage vectors K[0..7]
+    (``K`` shape (8, n)) and ynew; the error estimate is K[7]. 7 rhs evaluations, 1 LU
+    factorization, 8 solves. Stage sums are accumulated one stage row at a time, in the order
+    of the formulas (y + a_i1 k_1 + a_i2 k_2 + ...), which lets the compiler vectorize them.
     """
     n = y.size
-    inv_hg = 1.0 / (h * ROS_GAMMA)
-    for i in range(n):
-        for j in range(n):
-            M[i, j] = -J[i, j]
-        M[i, i] += inv_hg
-    code = _lu_factor(M, piv)
+    code, sparse = _ros_matrix(h, J, M, piv)
     counters[I_LU] += 1
     if code != 0:
         return code
-    A = ROS_A
-    C = ROS_C
     ih = 1.0 / h
-    hd1, hd2, hd3, hd4, hd5 = h * ROS_D[0], h * ROS_D[1], h * ROS_D[2], h * ROS_D[3], h * ROS_D[4]
-    a21 = A[1, 0]
-    a31, a32 = A[2, 0], A[2, 1]
-    a41, a42, a43 = A[3, 0], A[3, 1], A[3, 2]
-    a51, a52, a53, a54 = A[4, 0], A[4, 1], A[4, 2], A[4, 3]
-    a61, a62, a63, a64, a65 = A[5, 0], A[5, 1], A[5, 2], A[5, 3], A[5, 4]
-    c21 = C[1, 0] * ih
-    c31, c32 = C[2, 0] * ih, C[2, 1] * ih
-    c41, c42, c43 = C[3, 0] * ih, C[3, 1] * ih, C[3, 2] * ih
-    c51, c52, c53, c54 = C[4, 0] * ih, C[4, 1] * ih, C[4, 2] * ih, C[4, 3] * ih
-    c61, c62, c63, c64, c65 = C[5, 0] * ih, C[5, 1] * ih, C[5, 2] * ih, C[5, 3] * ih, C[5, 4] * ih
-    c71, c72, c73, c74 = C[6, 0] * ih, C[6, 1] * ih, C[6, 2] * ih, C[6, 3] * ih
-    c75, c76 = C[6, 4] * ih, C[6, 5] * ih
-    c81, c82, c83, c84 = C[7, 0] * ih, C[7, 1] * ih, C[7, 2] * ih, C[7, 3] * ih
-    c85, c86, c87 = C[7, 4] * ih, C[7, 5] * ih, C[7, 6] * ih
-    ct = ROS_CT
+    hd = h * ROS_D[0]
     for j in range(n):
-        k1[j] = f0[j] + hd1 * ft[j]
-    _lu_solve(M, piv, k1)
+        K[0, j] = f0[j] + hd * ft[j]
+    _ros_solve(M, piv, K[0], sparse)
+    # stages 2-6: u = y + sum_m a_im k_m, k_i = f(t + c_i h, u) + h d_i ft + sum_m c_im / h k_m
+    for i in range(1, 6):
+        for j in range(n):
+            u[j] = y[j]
+        for m in range(i):
+            _add_row(u, ROS_A[i, m], K, m)
+        rhs(t + ROS_CT[i] * h, u, p, fu)
+        hd = h * ROS_D[i]
+        for j in range(n):
+            K[i, j] = fu[j] + hd * ft[j]
+        for m in range(i):
+            _add_row(K[i], ROS_C[i, m] * ih, K, m)
+        _ros_solve(M, piv, K[i], sparse)
+    # stages 7 and 8 sit at t + h with d = 0; their rows of A are row 6 plus ones (stiffly
+    # accurate), so u only gains the previous stage
+    for i in range(6, 8):
+        _add_row(u, 1.0, K, i - 1)
+        rhs(t + h, u, p, fu)
+        for j in range(n):
+            K[i, j] = ROS_C[i, 0] * ih * K[0, j]
+        for m in range(1, i):
+            _add_row(K[i], ROS_C[i, m] * ih, K, m)
+        for j in range(n):
+            K[i, j] += fu[j]
+        _ros_solve(M, piv, K[i], sparse)
     for j in range(n):
-        u[j] = y[j] + a21 * k1[j]
-    rhs(t + ct[1] * h, u, p, fu)
-    for j in range(n):
-        k2[j] = fu[j] + hd2 * ft[j] + c21 * k1[j]
-    _lu_solve(M, piv, k2)
-    for j in range(n):
-        u[j] = y[j] + a31 * k1[j] + a32 * k2[j]
-    rhs(t + ct[2] * h, u, p, fu)
-    for j in range(n):
-        k3[j] = fu[j] + hd3 * ft[j] + c31 * k1[j] + c32 * k2[j]
-    _lu_solve(M, piv, k3)
-    for j in range(n):
-        u[j] = y[j] + a41 * k1[j] + a42 * k2[j] + a43 * k3[j]
-    rhs(t + ct[3] * h, u, p, fu)
-    for j in range(n):
-        k4[j] = fu[j] + hd4 * ft[j] + c41 * k1[j] + c42 * k2[j] + c43 * k3[j]
-    _lu_solve(M, piv, k4)
-    for j in range(n):
-        u[j] = y[j] + a51 * k1[j] + a52 * k2[j] + a53 * k3[j] + a54 * k4[j]
-    rhs(t + ct[4] * h, u, p, fu)
-    for j in range(n):
-        k5[j] = fu[j] + hd5 * ft[j] + c51 * k1[j] + c52 * k2[j] + c53 * k3[j] + c54 * k4[j]
-    _lu_solve(M, piv, k5)
-    # stages 6-8 sit at t + h with d = 0; rows 7 and 8 of A are row 6 plus ones (stiffly accurate)
-    for j in range(n):
-        u[j] = y[j] + a61 * k1[j] + a62 * k2[j] + a63 * k3[j] + a64 * k4[j] + a65 * k5[j]
-    rhs(t + h, u, p, fu)
-    for j in range(n):
-        k6[j] = fu[j] + c61 * k1[j] + c62 * k2[j] + c63 * k3[j] + c64 * k4[j] + c65 * k5[j]
-    _lu_solve(M, piv, k6)
-    for j in range(n):
-        u[j] += k6[j]
-    rhs(t + h, u, p, fu)
-    for j in range(n):
-        k7[j] = fu[j] + (
-            c71 * k1[j] + c72 * k2[j] + c73 * k3[j] + c74 * k4[j] + c75 * k5[j] + c76 * k6[j]
-        )
-    _lu_solve(M, piv, k7)
-    for j in range(n):
-        u[j] += k7[j]
-    rhs(t + h, u, p, fu)
-    for j in range(n):
-        k8[j] = fu[j] + (
-            c81 * k1[j] + c82 * k2[j] + c83 * k3[j] + c84 * k4[j] + c85 * k5[j] + c86 * k6[j]
-            + c87 * k7[j]
-        )  # fmt: skip
-    _lu_solve(M, piv, k8)
-    for j in range(n):
-        ynew[j] = u[j] + k8[j]
+        ynew[j] = u[j] + K[7, j]
     counters[I_RHS] += 7
     return 0
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D):
+def _ros_dense_coefficients(K, D):
     """D[r] = sum_m H[r, m] k_m, the three vectors of the dense output of the last step."""
-    n = k1.size
-    H = ROS_H
+    n = K.shape[1]
     for r in range(3):
-        h1, h2, h3, h4 = H[r, 0], H[r, 1], H[r, 2], H[r, 3]
-        h5, h6, h7, h8 = H[r, 4], H[r, 5], H[r, 6], H[r, 7]
         for j in range(n):
-            D[r, j] = (
-                h1 * k1[j] + h2 * k2[j] + h3 * k3[j] + h4 * k4[j] + h5 * k5[j] + h6 * k6[j]
-                + h7 * k7[j] + h8 * k8[j]
-            )  # fmt: skip
+            D[r, j] = ROS_H[r, 0] * K[0, j]
+        for m in range(1, 8):
+            _add_row(D[r], ROS_H[r, m], K, m)
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -821,14 +880,7 @@ def _segment_ros(
     io,
     y_out,
     counters,
-    k1,
-    k2,
-    k3,
-    k4,
-    k5,
-    k6,
-    k7,
-    k8,
+    K,
     u,
     fu,
     ynew,
@@ -874,9 +926,7 @@ def _segment_ros(
         if last:
             h = t_end - t
         t_new = t_end if last else t + h
-        code = _ros_step(
-            t, h, y, p, f0, ft, J, M, piv, k1, k2, k3, k4, k5, k6, k7, k8, u, fu, ynew, counters
-        )
+        code = _ros_step(t, h, y, p, f0, ft, J, M, piv, K, u, fu, ynew, counters)
         if code != 0:
             counters[I_REJECTED] += 1
             if fixed:
@@ -895,7 +945,7 @@ def _segment_ros(
                 return NON_FINITE, io, t, h
             err = 0.0
         else:
-            err = _error_norm(k8, y, ynew, rtol, atol)
+            err = _error_norm(K[7], y, ynew, rtol, atol)
             if not (err <= 1.0):
                 counters[I_REJECTED] += 1
                 if err != err or err == math.inf:
@@ -917,13 +967,13 @@ def _segment_ros(
                     y_out[io, j] = ynew[j]
             else:
                 if not have_dense:
-                    _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D)
+                    _ros_dense_coefficients(K, D)
                     have_dense = True
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
         if WITH_METRICS and macc.size > 0:
             if not have_dense:
-                _ros_dense_coefficients(k1, k2, k3, k4, k5, k6, k7, k8, D)
+                _ros_dense_coefficients(K, D)
             # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
             for j in range(n):
                 PC[0, j] = (ynew[j] - y[j]) + D[0, j]
@@ -976,7 +1026,7 @@ def _integrate(
     """
     n = y.size
     m_out = t_eval.size
-    k1, k2, k3, k4, k5, k6, k7, k8 = W[0], W[1], W[2], W[3], W[4], W[5], W[6], W[7]
+    k1, k2, k3, k4, k5, k6, k7 = W[0], W[1], W[2], W[3], W[4], W[5], W[6]  # explicit stages
     ytmp, ynew, yerr, f0, ft = W[8], W[9], W[10], W[11], W[12]
     D = W[13:16]
     J = JM[0]
@@ -1007,7 +1057,7 @@ def _integrate(
             status, io, t, h = _segment_ros(
                 t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
                 t_eval, io, y_out, counters,
-                k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
+                W[0:8], ytmp, yerr, ynew, f0, ft, J, M, piv, D,
                 macc, mcfg, PC, MV, ys, yp, vt, vt2,
             )  # fmt: skip
         elif WITH_ERK:
@@ -1025,7 +1075,7 @@ def _integrate(
                 status, io, t, h = _segment_ros(
                     t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
                     t_eval, io, y_out, counters,
-                    k1, k2, k3, k4, k5, k6, k7, k8, ytmp, yerr, ynew, f0, ft, J, M, piv, D,
+                    W[0:8], ytmp, yerr, ynew, f0, ft, J, M, piv, D,
                     macc, mcfg, PC, MV, ys, yp, vt, vt2,
                 )  # fmt: skip
         if status != SUCCESS:

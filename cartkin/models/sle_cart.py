@@ -505,6 +505,38 @@ def rhs(t, y, p, dydt):
     dydt[22] = dK_2
 
 
+#: Sparsity of :func:`jac` (one string per row of d(dy/dt)/dy in state order; "x" where an entry
+#: can be nonzero, "." where it is zero for every state and parameter value): the entries
+#: :func:`jac` assigns, checked against it and against differences of :func:`rhs` in
+#: ``tests/test_sparse_lu.py``. The kernel's Rosenbrock method factors ``I/(h gamma) - J`` on
+#: this pattern (``cartkin._compile.lu_plan``) instead of as a dense 23 x 23 matrix.
+JAC_PATTERN = (
+    "xxxxx..................",
+    "xx..x..................",
+    "x.x.x..................",
+    ".......................",
+    ".......................",
+    "x......................",
+    "......x................",
+    ".......x....xx........x",
+    "........x...xx........x",
+    ".........x..xx........x",
+    ".......x..x.xx.........",
+    "...........x........x..",
+    "........x.xxx..........",
+    "............xx.........",
+    "........x.xxx.x...x....",
+    ".........x.....x.......",
+    "...............xx......",
+    "...............x.x.....",
+    ".................xx....",
+    ".................x.x...",
+    "....................x..",
+    "x.....x..............x.",
+    ".....................xx",
+)
+
+
 @numba.njit(cache=True)
 def jac(t, y, p, J):
     """d(dy/dt)/dy of :func:`rhs` (per day), derived by hand; ``J`` shape (23, 23), filled.

@@ -1,0 +1,164 @@
+"""The sparse LU of the Rosenbrock matrix (``JAC_PATTERN`` -> ``cartkin._compile.lu_plan`` ->
+``_sp_lu_factor`` / ``_sp_lu_solve`` / ``_ros_matrix`` in the kernel template)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numba import njit
+from test_sle_cart_v2 import _central_difference_jacobian, _individual
+
+from cartkin import _compile
+from cartkin.models import sle_cart
+
+
+def _template_namespace(pattern):
+    """The kernel template executed with ``pattern``'s plan (functions compile on first call)."""
+
+    @njit
+    def rhs(t, y, p, dydt):  # never called: only the linear algebra is exercised
+        pass
+
+    namespace = dict(
+        rhs=rhs, jac=_compile._no_jacobian, HAS_JAC=False, observe_roles=_compile._no_roles,
+        HAS_ROLES=False, CACHE=False, WITH_ERK=False, WITH_ROS=True, WITH_METRICS=False,
+        **_compile._plan_globals(pattern),
+    )  # fmt: skip
+    exec(compile(_compile.template_text(), str(_compile.TEMPLATE_PATH), "exec"), namespace)
+    return namespace
+
+
+def _pattern_strings(mask):
+    return tuple("".join("x" if v else "." for v in row) for row in mask)
+
+
+def _pattern_of(model_pattern):
+    return np.array([[c == "x" for c in row] for row in model_pattern])
+
+
+SLE = _pattern_of(sle_cart.JAC_PATTERN)
+
+
+def _random_states(rng, k):
+    """Random sle_cart states and kernel vectors as in test_sle_cart_v2 (flags 0/1, fractions)."""
+    base = _individual().p
+    k_dialysis = sle_cart.MODEL.kernel_names.index("k_D")  # 0 for this patient: draw it
+    for _ in range(k):
+        p = base * rng.uniform(0.3, 3.0, base.size)
+        p[k_dialysis] = rng.uniform(0.0, 50.0) * rng.integers(0, 2)
+        y = rng.uniform(0.0, 1000.0, 23) * rng.choice([1e-3, 1.0], 23)
+        y[3] = rng.uniform(0.0, 100.0) * rng.integers(0, 2)  # infusion rate, on or off
+        y[4] = rng.integers(0, 2)  # dialysis flag
+        y[[9, 11, 18, 20]] = rng.uniform(0.0, 1.0, 4)  # S, G, J, G_1
+        yield y, p
+
+
+def test_sle_cart_jacobian_stays_inside_its_declared_pattern():
+    """sle_cart.jac and central differences of sle_cart.rhs are zero outside JAC_PATTERN at 300
+    random states and parameter vectors, and every declared entry is nonzero at some of them
+    (the pattern is neither too small, which would be wrong, nor padded)."""
+    rng = np.random.default_rng(7)
+    J = np.empty((23, 23))
+    seen = np.zeros((23, 23), bool)
+    for y, p in _random_states(rng, 300):
+        sle_cart.jac(0.0, y, p, J)
+        fd = _central_difference_jacobian(y, p)
+        assert not np.any(J[~SLE]), np.argwhere((J != 0) & ~SLE)
+        assert not np.any(fd[~SLE]), np.argwhere((fd != 0) & ~SLE)
+        seen |= J != 0
+    assert np.array_equal(seen, SLE), np.argwhere(seen != SLE)
+
+
+def test_plan_of_sle_cart_has_little_fill_in():
+    plan = _compile.lu_plan(sle_cart.JAC_PATTERN)
+    filled = np.zeros((23, 23), bool)
+    filled[plan["SP_MI"], plan["SP_MJ"]] = True
+    assert np.all(filled[SLE]) and np.all(np.diag(filled))
+    assert filled.sum() <= SLE.sum() + 23 + 5  # declared + diagonal + at most 5 fill-ins
+    assert sorted(plan["SP_ORDER"]) == list(range(23))
+
+
+@pytest.mark.parametrize(
+    "pattern, message",
+    [(("xx", "x"), "row 1 = 'x': expected 2 characters"), (("xo", "xx"), "each 'x' or '.'")],
+)
+def test_bad_pattern_is_refused_with_the_row(pattern, message):
+    with pytest.raises(ValueError, match=message):
+        _compile.lu_plan(pattern)
+
+
+@pytest.fixture(scope="module")
+def sle_kernel():
+    return _template_namespace(sle_cart.JAC_PATTERN)
+
+
+def test_sparse_factor_and_solve_equal_a_dense_solve_on_sle_cart_matrices(sle_kernel):
+    """I/(h gamma) - J for real sle_cart Jacobians over h from 1e-4 to 30 days: the sparse
+    factors (when they are taken) solve like numpy.linalg.solve."""
+    rng = np.random.default_rng(11)
+    gamma = sle_kernel["ROS_GAMMA"]
+    J = np.empty((23, 23))
+    piv = np.empty(23, np.int64)
+    n_sparse = 0
+    for y, p in _random_states(rng, 60):
+        sle_cart.jac(0.0, y, p, J)
+        for h in (1e-4, 0.01, 1.0, 30.0):
+            A = np.eye(23) / (h * gamma) - J
+            b = rng.normal(size=23)
+            M = np.full((23, 23), np.nan)  # entries outside the filled pattern are never read
+            code, sparse = sle_kernel["_ros_matrix"](h, J, M, piv)
+            assert code == 0
+            x = b.copy()
+            if sparse:
+                n_sparse += 1
+                sle_kernel["_sp_lu_solve"](M, x)
+            else:
+                sle_kernel["_lu_solve"](M, piv, x)
+            ref = np.linalg.solve(A, b)
+            np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+    assert n_sparse > 150  # the usual path, even at these random states (real runs: see below)
+
+
+def test_jacobian_outside_the_pattern_or_a_bad_pivot_falls_back_to_dense(sle_kernel):
+    rng = np.random.default_rng(3)
+    y, p = next(_random_states(rng, 1))
+    J = np.empty((23, 23))
+    sle_cart.jac(0.0, y, p, J)
+    M = np.empty((23, 23))
+    piv = np.empty(23, np.int64)
+    assert sle_kernel["_ros_matrix"](0.1, J, M, piv) == (0, True)
+    J[0, 22] = 1e-300  # outside the declared pattern: the sparse plan would ignore it
+    code, sparse = sle_kernel["_ros_matrix"](0.1, J, M, piv)
+    assert (code, sparse) == (0, False)
+    J[0, 22] = np.nan
+    assert sle_kernel["_ros_matrix"](0.1, J, M, piv) == (2, False)  # dense LU: non-finite
+
+
+@st.composite
+def _systems(draw):
+    n = draw(st.integers(1, 9))
+    mask = np.array(draw(st.lists(st.booleans(), min_size=n * n, max_size=n * n))).reshape(n, n)
+    np.fill_diagonal(mask, True)
+    entries = draw(st.lists(st.floats(-10, 10), min_size=n * n, max_size=n * n))
+    values = np.array(entries).reshape(n, n)
+    shift = draw(st.floats(-20, 20))
+    return mask, np.where(mask, values, 0.0) + shift * np.eye(n)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_systems())
+def test_sparse_lu_matches_dense_on_random_patterns(system):
+    """Any pattern: either the sparse LU solves A x = b, or it declines (nonzero: zero pivot or
+    large multiplier) and the kernel would use the dense LU. Runs the template's own code as
+    Python (``py_func``: one numba compile per pattern would take minutes)."""
+    mask, A = system
+    ns = _template_namespace(_pattern_strings(mask))
+    M = A.copy()
+    if ns["_sp_lu_factor"].py_func(M) != 0:
+        return
+    b = np.arange(1.0, A.shape[0] + 1.0)
+    x = b.copy()
+    ns["_sp_lu_solve"].py_func(M, x)
+    np.testing.assert_allclose(A @ x, b, rtol=1e-7, atol=1e-7 * np.abs(A).max() * np.abs(x).max())
