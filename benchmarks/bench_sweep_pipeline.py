@@ -4,7 +4,9 @@ For one sweep scenario at several sizes, in fresh subprocesses (so peak memory i
 
 - ``engine``: one :func:`cartkin.sweep.population.batch_engine` call per chunk, nothing stored;
 - ``sweep``: :func:`cartkin.sweep.run_sweep` into a new Zarr store (draws, engine, writes);
-- ``dask2``: the same on a 2-worker ``LocalCluster`` (cluster start included).
+- ``sweep1``: the same on one numba thread (the 1 -> 2 thread scaling of ``sweep``);
+- ``dask1`` / ``dask2``: the same on a 1- / 2-worker ``LocalCluster`` (cluster start included;
+  numba threads per worker = cores / workers).
 
 Each line reports patients/s and the peak resident memory of the process. The compiled kernel
 is loaded from the numba cache in a warm-up run first (compile time is not counted).
@@ -12,6 +14,7 @@ is loaded from the numba cache in a warm-up run first (compile time is not count
 Usage::
 
     python benchmarks/bench_sweep_pipeline.py [SCENARIO] [--sizes 10000,100000] [--no-dask]
+        [--modes engine,sweep1,sweep,dask1,dask2]
 
 Without SCENARIO a stein2019 dose x eGFR sweep is generated (the model with in-kernel metrics
 at the time of writing); ``n_patients`` of the scenario is replaced to reach each size.
@@ -79,7 +82,9 @@ if mode == "engine":
     seconds = time.perf_counter() - t0
 else:
     out = tempfile.mkdtemp() + "/s.zarr"
-    run = run_sweep(sweep, out, workers=2 if mode == "dask2" else None, progress=False)
+    workers = {"dask1": 1, "dask2": 2}.get(mode)
+    run = run_sweep(sweep, out, workers=workers, threads=1 if mode == "sweep1" else None,
+                    progress=False)
     seconds = run.seconds
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"mode": mode, "n": sweep.n_total, "seconds": seconds,
@@ -88,12 +93,13 @@ print(json.dumps({"mode": mode, "n": sweep.n_total, "seconds": seconds,
 
 
 def _scenario(text: str, n_total: int, directory: Path) -> Path:
-    points = 1
-    for line in re.findall(r"^\s*\S+\s*=\s*\[(.*)\]\s*$", text.split("[sweep.axes]")[1].split(
-            "[sweep.")[0], re.M):  # fmt: skip
-        points *= len([x for x in line.split(",") if x.strip()])
-    per_point = max(1, n_total // points)
+    """The scenario with ``n_patients`` set so that the grid holds about ``n_total`` patients."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from cartkin.sweep import load_sweep
+
     path = directory / f"bench_{n_total}.toml"
+    path.write_text(text)
+    per_point = max(1, n_total // load_sweep(path).n_points)
     path.write_text(re.sub(r"n_patients\s*=\s*\d+", f"n_patients = {per_point}", text))
     return path
 
@@ -109,16 +115,21 @@ def main() -> int:
     parser.add_argument("scenario", nargs="?", type=Path)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument(
+        "--modes",
+        default="engine,sweep,dask2",
+        help="comma-separated: engine, sweep, sweep1, dask1, dask2",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     text = args.scenario.read_text() if args.scenario else DEFAULT
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        warm = _scenario(text, 100, Path(tmp))
+        warm = _scenario(text, 1000, Path(tmp))
         _run("engine", warm)  # load or compile the kernel once
         for n in (int(x) for x in args.sizes.split(",")):
             path = _scenario(text, n, Path(tmp))
-            modes = ["engine", "sweep"] + ([] if args.no_dask else ["dask2"])
+            modes = [m for m in args.modes.split(",") if not (args.no_dask and "dask" in m)]
             for mode in modes:
                 row = _run(mode, path)
                 rows.append(row)
