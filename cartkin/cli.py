@@ -207,7 +207,8 @@ def _simulate(args) -> int:
     from cartkin.scenario import load_scenario
 
     _check_output(args.csv, "--csv", None)
-    _check_output(args.figure, "--figure", _figure_formats())
+    # matplotlib (about 0.1 s to import) only when a figure is asked for
+    _check_output(args.figure, "--figure", _figure_formats() if args.figure is not None else None)
     scenario = load_scenario(args.scenario)
     try:
         results = scenario.run()
