@@ -46,7 +46,11 @@ def test_simulate_command_loads_no_heavy_module():
 
 @pytest.mark.parametrize(
     "code",
-    ["import cartkin", "import cartkin.fit", "from cartkin.cli import build_parser; build_parser()"],
+    [
+        "import cartkin",
+        "import cartkin.fit",
+        "from cartkin.cli import build_parser; build_parser()",
+    ],
 )
 def test_import_loads_no_heavy_module(code):
     assert _loaded_after(code) == []
