@@ -1,12 +1,14 @@
-"""`cartkin simulate` starts without the heavy modules it does not use.
+"""Start-up of `cartkin simulate`: no heavy module it does not use, the script entry point.
 
 matplotlib (about 0.1 s), scipy.special (about 0.05 s), pandas, xarray, zarr and dask are loaded
 only by the commands that need them (--figure, fit, data, sweep). Each check runs in a fresh
-interpreter, since this test process has imported them already.
+interpreter, since this test process has imported them already (and `console` freezes the
+garbage collector of the process it runs in).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -65,3 +67,40 @@ def test_fit_names_still_import_on_first_use():
     assert callable(loglik) and len(ERROR_KINDS) > 0
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         cartkin.fit.nope  # noqa: B018
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "cartkin.cli", *args], capture_output=True, text=True, env=env,
+        timeout=600,
+    )  # fmt: skip
+
+
+def test_console_entry_prints_what_main_prints(capsys):
+    from cartkin.cli import main
+
+    proc = _cli("simulate", str(SCENARIO), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert main(["simulate", str(SCENARIO), "--format", "json"]) == 0
+    assert json.loads(proc.stdout) == json.loads(capsys.readouterr().out)
+
+
+def test_console_entry_keeps_exit_status_and_message(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nmodel = "sle_cart"\n[patient]\nweight_lb = 1\n[cart]\n')
+    proc = _cli("simulate", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"cartkin: error: {bad}: [patient] unknown key 'weight_lb'")
+    assert proc.stdout == ""
+
+
+def test_console_writes_complete_files(tmp_path):
+    out_csv = tmp_path / "traj.csv"
+    proc = _cli("simulate", str(SCENARIO), "--csv", str(out_csv))
+    assert proc.returncode == 0, proc.stderr
+    with out_csv.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1081  # days 0..270 every 0.25 d, the last one written whole
+    assert rows[-1]["t_days"] == "270.0"
+    assert all(value != "" for value in rows[-1].values())
