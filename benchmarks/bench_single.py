@@ -51,10 +51,14 @@ HEAVY = ("matplotlib", "scipy.special", "pandas", "xarray", "zarr", "dask", "tqd
 # The stages of `cartkin simulate SCENARIO`, timed in a fresh interpreter (printed as JSON).
 _STAGES_PROBE = r"""
 import json, sys, time
+import gc
 t = [time.perf_counter()]
 from cartkin import cli
 cli.build_parser()
 t.append(time.perf_counter())
+freeze = getattr(cli, "console", None) is not None  # as the `cartkin` script does
+if freeze:
+    gc.freeze()
 import numpy as np
 from cartkin import metrics, ode
 from cartkin.scenario import load_scenario
@@ -71,7 +75,9 @@ for r in results:
     metrics.compute(r, outcomes=scenario.outcomes)
 t.append(time.perf_counter())
 heavy = [m for m in HEAVY if m in sys.modules]
-print(json.dumps({"t": t, "heavy": heavy}))
+print(json.dumps({"t": t, "heavy": heavy}), flush=True)
+if freeze:
+    gc.freeze()
 """.replace("HEAVY", repr(HEAVY))
 _STAGE_NAMES = (
     "import cartkin.cli + build the parser",
@@ -206,10 +212,14 @@ def cli_wall(scenario: Path, runs: int) -> dict:
 
 
 def cli_stages(scenario: Path) -> dict:
-    _, proc = _run([sys.executable, "-c", _STAGES_PROBE, str(scenario)])
+    wall, proc = _run([sys.executable, "-c", _STAGES_PROBE, str(scenario)])
     probe = json.loads(proc.stdout.strip().splitlines()[-1])
     t = probe["t"]
     stages = {name: (t[k + 1] - t[k]) * 1e3 for k, name in enumerate(_STAGE_NAMES)}
+    # the probe runs one more scenario.run than the command does
+    stages["interpreter start-up and exit (the rest of the wall time)"] = (
+        wall - (t[-1] - t[0])
+    ) * 1e3
     return {"stages_ms": stages, "heavy_modules_loaded": probe["heavy"]}
 
 
