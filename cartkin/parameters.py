@@ -104,6 +104,9 @@ class ParameterTable:
             if not isinstance(p, Parameter):
                 raise TypeError(f"ParameterTable takes Parameter objects, got {type(p).__name__}")
         self._index = {p.name: k for k, p in enumerate(self._parameters)}
+        # read-only table: names and defaults are built once (every simulate asks for them)
+        self._names = tuple(p.name for p in self._parameters)
+        self._defaults = {p.name: float(p.default) for p in self._parameters}
         if len(self._index) != len(self._parameters):
             names = [p.name for p in self._parameters]
             dups = sorted({n for n in names if names.count(n) > 1})
@@ -128,7 +131,7 @@ class ParameterTable:
     @property
     def names(self) -> tuple[str, ...]:
         """Parameter names in kernel order."""
-        return tuple(p.name for p in self._parameters)
+        return self._names
 
     def index(self, name: str) -> int:
         """Position of ``name`` in the kernel vector; ScenarioError with a hint if unknown."""
@@ -142,7 +145,7 @@ class ParameterTable:
 
     def defaults(self) -> dict[str, float]:
         """Default values, as an ordered ``{name: value}`` dict."""
-        return {p.name: float(p.default) for p in self._parameters}
+        return dict(self._defaults)
 
     def validate(self, theta: Mapping[str, float] | None) -> dict[str, float]:
         """Check overrides and return them as floats.

@@ -8,17 +8,10 @@ Submodules: :mod:`cartkin.fit.likelihood` (closed-form per-record log-likelihood
 table), :mod:`cartkin.fit.cli` (``cartkin fit``), :mod:`cartkin.fit.plots` (figures),
 :mod:`cartkin.fit.population` (population fits by SAEM, ``fit_population``).
 
-``fit``, ``Problem``, ``FitResult`` and ``Target`` are imported on first use, so that importing
-the likelihood (or building the command line) stays light.
+Every name here is imported on first use, so that building the command line (which imports
+``cartkin.fit.cli``) stays light: the likelihood needs ``scipy.special``, which ``cartkin
+simulate`` does not.
 """
-
-from cartkin.fit.likelihood import (
-    ERROR_KINDS,
-    ErrorModel,
-    LogNormalPrior,
-    loglik,
-    loglik_total,
-)
 
 __all__ = [
     "ERROR_KINDS",
@@ -35,6 +28,11 @@ __all__ = [
 ]
 
 _LAZY = {
+    "ERROR_KINDS": "cartkin.fit.likelihood",
+    "ErrorModel": "cartkin.fit.likelihood",
+    "LogNormalPrior": "cartkin.fit.likelihood",
+    "loglik": "cartkin.fit.likelihood",
+    "loglik_total": "cartkin.fit.likelihood",
     "fit": "cartkin.fit.estimate",
     "fit_population": "cartkin.fit.population",
     "PopulationFitResult": "cartkin.fit.population",

@@ -744,6 +744,14 @@ def _pad_rows(rows: list[list[tuple[float, int, float]]], n_states: int):
     return t_stops, jumps, n_stops
 
 
+def _per_patient(x, n: int) -> np.ndarray:
+    """``x`` (scalar or array) as float64 of shape (n,); read-only use (may be ``x`` itself)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.shape == (n,):  # the usual case; a cheap check, since a scalar individualize pays it
+        return a
+    return np.broadcast_to(np.atleast_1d(a), (n,)).astype(np.float64)
+
+
 def individualize(values, bctx):
     """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
 
@@ -767,9 +775,8 @@ def individualize(values, bctx):
     """
     from cartkin.batch import BatchIndividuals
 
-    v = {k: np.atleast_1d(np.asarray(x, dtype=np.float64)) for k, x in values.items()}
     n = int(np.asarray(bctx.weight_kg).shape[0])
-    v = {k: np.broadcast_to(x, (n,)).astype(np.float64) for k, x in v.items()}
+    v = {k: _per_patient(x, n) for k, x in values.items()}
     f = {
         name: np.asarray(getattr(bctx, name), dtype=np.float64).reshape(n)
         for name in ("weight_kg", "egfr_ml_min_173m2", "flu_cl_l_h", "flu_v1_l", "flu_v2_l",
@@ -858,7 +865,9 @@ def individualize(values, bctx):
 
     derived = [v1, k10, k12, k21, k13, k31, k_d, s_i, k_i_el, k_cons, s_il6, k_ic, gfr_cap, j0,
                k_inj, f_uc, egfr0, t0, c_e0]  # fmt: skip
-    p = np.column_stack([*(v[name] for name in PARAMETERS.names), *derived])
+    # (n_kernel, n) stacked then transposed: 3x faster than column_stack for a single patient
+    p = np.array([*(v[name] for name in PARAMETERS.names), *derived], dtype=np.float64)
+    p = np.ascontiguousarray(p.T)
     return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_stops, jumps=jumps, n_stops=n_stops)
 
 
