@@ -728,22 +728,6 @@ _N_STATES = len(STATES)
 _S = {s.symbol: k for k, s in enumerate(STATES)}
 
 
-def _pad_rows(rows: list[list[tuple[float, int, float]]], n_states: int):
-    """Per-patient lists of (time, state index, amount) -> sorted (n, m) stops, (n, m, s) jumps."""
-    m = max((len(r) for r in rows), default=0)
-    n = len(rows)
-    t_stops = np.full((n, m), np.inf)
-    jumps = np.zeros((n, m, n_states))
-    n_stops = np.zeros(n, dtype=np.int64)
-    for i, r in enumerate(rows):
-        r = sorted(r, key=lambda e: e[0])
-        n_stops[i] = len(r)
-        for k, (t, j, amount) in enumerate(r):
-            t_stops[i, k] = t
-            jumps[i, k, j] = amount
-    return t_stops, jumps, n_stops
-
-
 def _per_patient(x, n: int) -> np.ndarray:
     """``x`` (scalar or array) as float64 of shape (n,); read-only use (may be ``x`` itself)."""
     a = np.asarray(x, dtype=np.float64)
@@ -815,40 +799,74 @@ def individualize(values, bctx):
     blood_ul = v["blood_l_per_kg"] * f["weight_kg"] * UL_PER_L
     levels = cart_cells / blood_ul[:, None] * v["f_blood"][:, None]
 
-    # -- stops and jumps ------------------------------------------------------------------------
-    j_rf, j_d, j_x, j_g, j_ce = _S["R_F"], _S["D"], _S["X_C"], _S["G"], _S["C_E"]
-    rows, t0 = [], np.zeros(n)
-    c_e0 = np.zeros(n)
-    for i in range(n):
-        row = []
-        starts = [0.0]
-        for day, mg in zip(flu_days[i], flu_mg[i], strict=True):
-            if np.isfinite(day) and mg > 0:
-                rate = mg * f["flu_dose_factor"][i] / infusion_d
-                row += [(day, j_rf, rate), (day + infusion_d, j_rf, -rate)]
-                starts.append(day)
-        for day, mg in zip(cy_days[i], cy_mg[i], strict=True):
-            if np.isfinite(day) and mg > 0:
-                row.append((day, j_x, mg))
-                starts.append(day)
-        doses = [(d, c) for d, c in zip(cart_days[i], levels[i], strict=True)
-                 if np.isfinite(d) and c > 0]  # fmt: skip
-        doses.sort()
-        for k, (day, level) in enumerate(doses):
-            row.append((day, j_ce, level))
-            starts.append(day)
-            if k == 0:
-                row += [(day, j_g, 1.0), (day, _S["G_1"], 1.0)]
-                c_e0[i] = level
-        t0[i] = min(starts)
-        flu_given = [d for d, mg in zip(flu_days[i], flu_mg[i], strict=True) if mg > 0]
-        if k_d[i] > 0 and flu_given:
-            last = max(flu_given) + DIALYSIS_WINDOW_DAYS
-            for day in sessions[i]:
-                if np.isfinite(day) and t0[i] <= day <= last:
-                    row += [(day, j_d, 1.0), (day + duration_d[i], j_d, -1.0)]
-        rows.append(row)
-    t_stops, jumps, n_stops = _pad_rows(rows, _N_STATES)
+    # -- stops and jumps (array-valued: no per-patient Python) ---------------------------------
+    # Event columns in a fixed order (fludarabine start/end per dose, cyclophosphamide, CAR-T
+    # doses by day with the programme switches at the first, dialysis sessions); a stable sort
+    # by time keeps that order among equal times.
+    S = _S
+    flu_ok = np.isfinite(flu_days) & (flu_mg > 0)
+    rate = flu_mg * f["flu_dose_factor"][:, None] / infusion_d
+    cy_ok = np.isfinite(cy_days) & (cy_mg > 0)
+    cart_ok = np.isfinite(cart_days) & (levels > 0)
+    by_day = np.lexsort((levels, np.where(cart_ok, cart_days, np.inf)), axis=1)
+    cart_days = np.take_along_axis(cart_days, by_day, axis=1)
+    levels = np.take_along_axis(levels, by_day, axis=1)
+    cart_ok = np.take_along_axis(cart_ok, by_day, axis=1)
+    first = np.zeros_like(cart_ok)
+    first[:, :1] = cart_ok[:, :1]
+    c_e0 = np.where(first[:, 0], levels[:, 0], 0.0) if levels.shape[1] else np.zeros(n)
+    starts = np.concatenate(
+        [np.where(flu_ok, flu_days, np.inf), np.where(cy_ok, cy_days, np.inf),
+         np.where(cart_ok, cart_days, np.inf), np.zeros((n, 1))], axis=1)  # fmt: skip
+    t0 = starts.min(axis=1)
+    flu_last = np.where(flu_mg > 0, flu_days, -np.inf).max(axis=1, initial=-np.inf)
+    last = flu_last + DIALYSIS_WINDOW_DAYS
+    dia_ok = (
+        (k_d > 0)[:, None] & np.isfinite(sessions) & (sessions >= t0[:, None])
+        & (sessions <= last[:, None])
+    )  # fmt: skip
+    dia_on = np.ones_like(sessions)
+    cart_1 = np.ones_like(cart_days)
+    # (time, state, amount, valid) per column; interleave pairs so each dose's events stay in
+    # the order of the formulas above
+    pairs = [
+        ((flu_days, S["R_F"], rate, flu_ok), (flu_days + infusion_d, S["R_F"], -rate, flu_ok)),
+        ((cy_days, S["X_C"], cy_mg, cy_ok),),
+        ((cart_days, S["C_E"], levels, cart_ok), (cart_days, S["G"], cart_1, first),
+         (cart_days, S["G_1"], cart_1, first)),
+        ((sessions, S["D"], dia_on, dia_ok),
+         (sessions + duration_d[:, None], S["D"], -dia_on, dia_ok)),
+    ]  # fmt: skip
+    times, states, amounts, valid = [], [], [], []
+    for group in pairs:
+        width = group[0][0].shape[1]
+        for q in range(width):
+            for t_col, state, amount, ok in group:
+                times.append(t_col[:, q])
+                states.append(np.full(n, state))
+                amounts.append(amount[:, q])
+                valid.append(ok[:, q])
+    if times:
+        T, St = np.stack(times, axis=1), np.stack(states, axis=1)
+        A, V = np.stack(amounts, axis=1), np.stack(valid, axis=1)
+    else:
+        T, St, A, V = (
+            np.zeros((n, 0)),
+            np.zeros((n, 0), np.int64),
+            np.zeros((n, 0)),
+            np.zeros((n, 0), bool),
+        )
+    T = np.where(V, T, np.inf)
+    order = np.argsort(T, axis=1, kind="stable")
+    n_stops = V.sum(axis=1).astype(np.int64)
+    m = int(n_stops.max(initial=0))
+    order = order[:, :m]
+    t_stops = np.take_along_axis(T, order, axis=1)
+    A = np.take_along_axis(np.where(V, A, 0.0), order, axis=1)
+    St = np.take_along_axis(St, order, axis=1).astype(np.int64)
+    jumps = np.zeros((n, m, _N_STATES))
+    rows, cols = np.nonzero(np.take_along_axis(V, order, axis=1))
+    jumps[rows, cols, St[rows, cols]] = A[rows, cols]
 
     # -- state at t0 -----------------------------------------------------------------------------
     y0 = np.zeros((n, _N_STATES))
