@@ -5,8 +5,8 @@ For one sweep scenario at several sizes, in fresh subprocesses (so peak memory i
 - ``engine``: one :func:`cartkin.sweep.population.batch_engine` call per chunk, nothing stored;
 - ``sweep``: :func:`cartkin.sweep.run_sweep` into a new Zarr store (draws, engine, writes);
 - ``sweep1``: the same on one numba thread (the 1 -> 2 thread scaling of ``sweep``);
-- ``dask1`` / ``dask2``: the same on a 1- / 2-worker ``LocalCluster`` (cluster start included;
-  numba threads per worker = cores / workers).
+- ``dask1`` / ``dask2``: the same on a 1-worker (1 numba thread) / 2-worker ``LocalCluster``
+  (numba threads per worker = cores / workers = 1 here; cluster start included).
 
 Each line reports patients/s and the peak resident memory of the process. The compiled kernel
 is loaded from the numba cache in a warm-up run first (compile time is not counted).
@@ -83,7 +83,7 @@ if mode == "engine":
 else:
     out = tempfile.mkdtemp() + "/s.zarr"
     workers = {"dask1": 1, "dask2": 2}.get(mode)
-    run = run_sweep(sweep, out, workers=workers, threads=1 if mode == "sweep1" else None,
+    run = run_sweep(sweep, out, workers=workers, threads=1 if mode in ("sweep1", "dask1") else None,
                     progress=False)
     seconds = run.seconds
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
