@@ -721,7 +721,7 @@ def _segment_erk(
                     have_dense = True
                 _erk_dense((t_eval[io] - t) / h, h, y, k1, D, y_out, io)
             io += 1
-        if WITH_METRICS and macc.size > 0:
+        if WITH_METRICS and macc.size > 0 and t_new > 0.0:  # metrics start at day 0
             if not have_dense:
                 _erk_dense_coefficients(tab, h, k1, k2, k3, k4, k5, k6, k7, D)
             for j in range(n):
@@ -971,7 +971,7 @@ def _segment_ros(
                     have_dense = True
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
-        if WITH_METRICS and macc.size > 0:
+        if WITH_METRICS and macc.size > 0 and t_new > 0.0:  # metrics start at day 0
             if not have_dense:
                 _ros_dense_coefficients(K, D)
             # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
