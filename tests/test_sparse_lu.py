@@ -162,3 +162,19 @@ def test_sparse_lu_matches_dense_on_random_patterns(system):
     x = b.copy()
     ns["_sp_lu_solve"].py_func(M, x)
     np.testing.assert_allclose(A @ x, b, rtol=1e-7, atol=1e-7 * np.abs(A).max() * np.abs(x).max())
+
+
+def test_generated_kernel_carries_the_plan_only_for_a_model_with_a_pattern():
+    """The plan is written into the generated kernel file as literals (so the file's hash, and
+    numba's cache, follow the pattern); a model without JAC_PATTERN gets SPARSE_LU = False."""
+    from cartkin.models import cart4
+
+    def text(module):
+        info = _compile._builtin_info(module.rhs, getattr(module, "jac", None))
+        return _compile._generated_text(*info)[0]
+
+    sle_text, cart4_text = text(sle_cart), text(cart4)
+    assert "SPARSE_LU = True" in sle_text
+    order = _compile.lu_plan(sle_cart.JAC_PATTERN)["SP_ORDER"]
+    assert f"SP_ORDER = _np.array({order!r}, dtype=_np.int64)" in sle_text
+    assert "SPARSE_LU = False" in cart4_text
