@@ -131,8 +131,9 @@ def main(argv=None) -> int:
     @njit
     def t_step(y, p, f0, ft, J, M, piv, W, reps):
         cnt = np.zeros(k.N_COUNTERS, np.int64)
+        K, u, fu, ynew = W[0:8], W[8], W[9], W[10]  # views made once, as _segment_ros does
         for _ in range(reps):
-            k._ros_step(-4.5, 0.1, y, p, f0, ft, J, M, piv, W[0:8], W[8], W[9], W[10], cnt)
+            k._ros_step(-4.5, 0.1, y, p, f0, ft, J, M, piv, K, u, fu, ynew, cnt)
 
     _, sparse = k._ros_matrix(0.1, J, M, piv)
     print(f"one Rodas5 step on a day -4.5 state (sparse LU used: {bool(sparse)}), ns per call:")
