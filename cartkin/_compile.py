@@ -32,6 +32,7 @@ A built-in model's ``rhs`` must be self-contained (use only its arguments, ``mat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -338,7 +339,7 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
         ]
     else:
         lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
-    lines += _plan_lines(getattr(sys.modules.get(module_name), "JAC_PATTERN", None))
+    lines += _plan_lines(_module_pattern(sys.modules.get(module_name)))
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -432,34 +433,62 @@ def lu_plan(pattern):
     return plan
 
 
-def _plan_lines(pattern) -> list[str]:
-    """Header lines defining SPARSE_LU and the plan arrays (literal, so the file hash covers
-    them); placeholders when the model declares no pattern."""
+_PLAN_KEYS = ("SP_ORDER", "SP_LPTR", "SP_LROW", "SP_UPTR", "SP_UCOL", "SP_MI", "SP_MJ", "SP_OI",
+              "SP_OJ")  # fmt: skip
+
+
+def _module_pattern(module):
+    """The module's ``JAC_PATTERN`` as a tuple of str (None without one), checked against its
+    ``MODEL``'s number of states where the module has a MODEL."""
+    pattern = getattr(module, "JAC_PATTERN", None)
     if pattern is None:
-        plan = {k: [0] for k in ("SP_ORDER", "SP_LPTR", "SP_LROW", "SP_UPTR", "SP_UCOL", "SP_MI",
-                                 "SP_MJ", "SP_OI", "SP_OJ")}  # fmt: skip
+        return None
+    where = getattr(module, "__file__", None) or module.__name__
+    if isinstance(pattern, str) or not all(isinstance(r, str) for r in pattern):
+        raise ValueError(f"{where}: JAC_PATTERN must be a sequence of strings, one per state")
+    pattern = tuple(pattern)
+    model = getattr(module, "MODEL", None)
+    n_states = len(model.state_names) if hasattr(model, "state_names") else None
+    if n_states is not None and len(pattern) != n_states:
+        raise ValueError(
+            f"{where}: JAC_PATTERN has {len(pattern)} rows; expected {n_states}, one per state "
+            f"of MODEL"
+        )
+    try:
+        _plan_lines(pattern)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return pattern
+
+
+@functools.lru_cache(maxsize=8)
+def _plan_lines(pattern: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Header lines defining SPARSE_LU and the plan arrays (literal, so the file hash covers
+    them); placeholders when the model declares no pattern (the kernel never reads them)."""
+    if pattern is None:
+        plan = {key: [0] for key in _PLAN_KEYS}
         lines = ["SPARSE_LU = False"]
     else:
         plan = lu_plan(pattern)
         lines = ["SPARSE_LU = True"]
     n = len(plan["SP_ORDER"])
     lines += ["import numpy as _np"]
-    lines += [f"{k} = _np.array({v!r}, dtype=_np.int64)" for k, v in plan.items()]
-    # 1.0 outside the declared pattern: sum(|J| * SP_OUTMASK) == 0 checks a Jacobian in one
-    # contiguous (vectorized) pass
+    lines += [f"{k} = _np.array({plan[k]!r}, dtype=_np.int64)" for k in _PLAN_KEYS]
+    # 1.0 outside the declared pattern: a Jacobian is checked in one contiguous (vectorized) pass
     lines += [f"SP_OUTMASK = _np.zeros(({n}, {n}))", "SP_OUTMASK[SP_OI, SP_OJ] = 1.0"]
-    if pattern is None:
-        lines += ["SP_OUTMASK[0, 0] = 1.0"]
-    return lines
+    return tuple(lines)
 
 
 def _plan_globals(pattern) -> dict:
+    """The names of :func:`_plan_lines` as objects, for a kernel compiled in memory."""
     namespace: dict = {}
-    exec("\n".join(_plan_lines(pattern)), namespace)
-    return {k: v for k, v in namespace.items() if k.startswith(("SP", "SPARSE"))}
+    exec("\n".join(_plan_lines(None if pattern is None else tuple(pattern))), namespace)
+    return {k: v for k, v in namespace.items() if k.startswith("SP")}
 
 
-def _exec_template(rhs, jac, roles=None, family="all"):
+def _exec_template(rhs, jac, roles=None, family="all", pattern=None):
+    """The template compiled in memory for ``rhs`` (``pattern``: a JAC_PATTERN for its sparse
+    LU, as a model module would declare)."""
     with_erk, with_ros = FAMILIES[family]
     func = _py_func(rhs)
     label = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
@@ -474,7 +503,7 @@ def _exec_template(rhs, jac, roles=None, family="all"):
         WITH_ERK=with_erk,
         WITH_ROS=with_ros,
         WITH_METRICS=family == "all",
-        **_plan_globals(None),
+        **_plan_globals(pattern),
     )
     code = compile(template_text(), str(TEMPLATE_PATH), "exec")
     exec(code, module.__dict__)

@@ -499,7 +499,7 @@ def _ros_matrix(h, J, M, piv):
     Returns (code, sparse): code 0 ok, 1 singular, 2 non-finite (of the dense LU).
     """
     inv_hg = 1.0 / (h * ROS_GAMMA)
-    if SPARSE_LU and _sp_fits(J):
+    if SPARSE_LU and J.shape[0] == SP_ORDER.size and _sp_fits(J):
         for e in range(SP_MI.size):
             i = SP_MI[e]
             j = SP_MJ[e]

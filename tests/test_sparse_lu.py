@@ -15,19 +15,14 @@ from cartkin.models import sle_cart
 
 
 def _template_namespace(pattern):
-    """The kernel template executed with ``pattern``'s plan (functions compile on first call)."""
+    """The kernel template compiled in memory with ``pattern``'s plan (functions compile on
+    first call); its names as a dict."""
 
     @njit
     def rhs(t, y, p, dydt):  # never called: only the linear algebra is exercised
         pass
 
-    namespace = dict(
-        rhs=rhs, jac=_compile._no_jacobian, HAS_JAC=False, observe_roles=_compile._no_roles,
-        HAS_ROLES=False, CACHE=False, WITH_ERK=False, WITH_ROS=True, WITH_METRICS=False,
-        **_compile._plan_globals(pattern),
-    )  # fmt: skip
-    exec(compile(_compile.template_text(), str(_compile.TEMPLATE_PATH), "exec"), namespace)
-    return namespace
+    return vars(_compile._exec_template(rhs, None, None, "ros", pattern))
 
 
 def _pattern_strings(mask):
@@ -178,3 +173,22 @@ def test_generated_kernel_carries_the_plan_only_for_a_model_with_a_pattern():
     order = _compile.lu_plan(sle_cart.JAC_PATTERN)["SP_ORDER"]
     assert f"SP_ORDER = _np.array({order!r}, dtype=_np.int64)" in sle_text
     assert "SPARSE_LU = False" in cart4_text
+
+
+def test_pattern_of_the_wrong_size_or_type_names_the_model_file(tmp_path):
+    import types
+
+    module = types.ModuleType("fake_model")
+    module.__file__ = str(tmp_path / "fake_model.py")
+    module.MODEL = types.SimpleNamespace(state_names=("a", "b", "c"))
+    module.JAC_PATTERN = ("xx", "xx")
+    with pytest.raises(ValueError, match=r"fake_model.py: JAC_PATTERN has 2 rows; expected 3"):
+        _compile._module_pattern(module)
+    module.JAC_PATTERN = "xxx"
+    with pytest.raises(ValueError, match=r"fake_model.py: JAC_PATTERN must be a sequence"):
+        _compile._module_pattern(module)
+    module.JAC_PATTERN = ("xxx", "x.x", "xo.")
+    with pytest.raises(ValueError, match=r"fake_model.py: JAC_PATTERN row 2 = 'xo.'"):
+        _compile._module_pattern(module)
+    module.JAC_PATTERN = ["x..", ".x.", "..x"]
+    assert _compile._module_pattern(module) == ("x..", ".x.", "..x")
