@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from numba import njit
 from test_sle_cart_v2 import _central_difference_jacobian, _individual
@@ -149,6 +149,9 @@ def test_sparse_lu_matches_dense_on_random_patterns(system):
     large multiplier) and the kernel would use the dense LU. Runs the template's own code as
     Python (``py_func``: one numba compile per pattern would take minutes)."""
     mask, A = system
+    # a near-singular A (hypothesis finds diagonals of 1e-291) has no accurate solution by any
+    # LU, dense or sparse: the property is about systems that have one
+    assume(np.linalg.cond(A) < 1e8)
     ns = _template_namespace(_pattern_strings(mask))
     M = A.copy()
     if ns["_sp_lu_factor"].py_func(M) != 0:
