@@ -93,6 +93,7 @@ def build(description: Description) -> Model:
         observe_roles=module.observe_roles,
     )
     model.description_ = d
+    model.patient_free_inputs = lambda values: patient_free_inputs(d, values)
     model.generated = module
     if d.ignores:
         model.ignores = d.ignores
@@ -253,6 +254,35 @@ def individualize(d: Description, values, bctx):
     t_stops, jumps, n_stops = _events(d, ns, sched, s_index, n, n_states)
     return BatchIndividuals(p=p, y0=y0, t0=t_start, t_stops=t_stops, jumps=jumps,
                             n_stops=n_stops)  # fmt: skip
+
+
+def patient_free_inputs(d: Description, values) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel vector and initial state with no patient: covariates NaN, no doses, start 0.
+
+    Derived entries that need a covariate are NaN; everything else is as for a patient.
+    """
+    ns = dict(NUMPY)
+    ns.update({name: np.full(1, np.nan) for name in COVARIATES})
+    for s in SCHEDULES:
+        ns.update({f"first_{s}_day": np.full(1, np.nan), f"last_{s}_day": np.full(1, np.nan),
+                   f"first_{s}_dose": np.zeros(1), f"n_{s}": np.zeros(1)})  # fmt: skip
+    ns["t_start"] = np.zeros(1)
+    for name, x in values.items():
+        ns[name] = _per_patient(x, 1)
+    env = {"__builtins__": {}}
+    derived = []
+    with np.errstate(all="ignore"):
+        for line in d.derived:
+            value = eval(_compile_expr(line.expression, line.where), env, ns)  # noqa: S307
+            ns[line.name] = _per_patient(value, 1)
+            derived.append(ns[line.name])
+        p = np.array([*(ns[k] for k in d.parameters.names), *derived], dtype=np.float64)[:, 0]
+        s_index = {s: k for k, s in enumerate(d.state_symbols)}
+        y0 = np.zeros(len(d.states))
+        for line in d.initial:
+            value = eval(_compile_expr(line.expression, line.where), env, ns)  # noqa: S307
+            y0[s_index[line.name]] = _per_patient(value, 1)[0]
+    return np.ascontiguousarray(p), y0
 
 
 def _per_patient(x, n: int) -> np.ndarray:
