@@ -29,7 +29,7 @@ from cartkin.sweep.population import (
     draw_population,
 )
 from cartkin.sweep.spec import Sweep, load_sweep, sweep_from_text
-from cartkin.sweep.store import SweepStore
+from cartkin.sweep.store import APLASIA, SweepStore
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "SweepInterrupted", "SweepRun", "compute_chunk", "run_sweep"]
 
@@ -96,7 +96,8 @@ def compute_chunk(
     Returns
     -------
     dict
-        ``{metric: (n,) float64, "status": (n,) int, "error": str or None}``, plus
+        ``{metric: (n,) float64, "status": (n,) int, "error": str or None}`` (metrics:
+        ``sweep.engine_metrics``), ``"APLASIA"``: (n,) bool when the sweep tracks aplasia, plus
         ``"trajectories"`` (``{observable: (m, n_t)}``, ``"status"``) when the chunk holds some
         of the first ``sweep.trajectories`` patients.
     """
@@ -109,14 +110,17 @@ def compute_chunk(
     n = stop - start
     try:
         pop = draw_population(sweep, point, start, stop)
-        out = engine(pop, sweep.metrics, threads=threads)
-        result = {m: np.asarray(out[m], dtype=np.float64) for m in sweep.metrics}
+        out = engine(pop, sweep.engine_metrics, threads=threads)
+        result = {m: np.asarray(out[m], dtype=np.float64) for m in sweep.engine_metrics}
         result["status"] = np.asarray(out["status"], dtype=np.int64)
         result["error"] = None
     except Exception as exc:  # recorded per patient, counted in the report
-        result = {m: np.full(n, np.nan) for m in sweep.metrics}
+        result = {m: np.full(n, np.nan) for m in sweep.engine_metrics}
         result["status"] = np.full(n, ENGINE_ERROR, dtype=np.int64)
         result["error"] = f"{type(exc).__name__}: {exc}"
+    if sweep.tracks_aplasia:
+        # aplasia reached <=> TAPLASIA defined (one B-cell threshold for aplasia and recovery)
+        result[APLASIA] = (result["status"] == 0) & ~np.isnan(result["TAPLASIA"])
     if start < sweep.trajectories:
         result["trajectories"] = _trajectories(sweep, point, start, min(stop, sweep.trajectories),
                                                threads)  # fmt: skip
@@ -138,6 +142,7 @@ def run_sweep(
     out,
     *,
     chunk_size: int | None = None,
+    n_patients: int | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     threads: int | None = None,
@@ -156,6 +161,9 @@ def run_sweep(
         resumed (only missing chunks are computed); one of another scenario is refused.
     chunk_size : int, optional
         Patients per chunk for a new store (default ``DEFAULT_CHUNK_SIZE``).
+    n_patients : int, optional
+        Virtual patients per grid point instead of the scenario's ``n_patients``
+        (:func:`cartkin.sweep.spec.load_sweep`); a resumed store must have the same number.
     workers : int, optional
         Start a local Dask cluster with this many worker processes.
     scheduler : str, optional
@@ -183,7 +191,12 @@ def run_sweep(
         On Ctrl-C, after the finished chunks are written.
     """
     log = log or sys.stderr
-    sweep = scenario if isinstance(scenario, Sweep) else load_sweep(scenario)
+    if isinstance(scenario, Sweep):
+        sweep = scenario
+        if n_patients is not None and n_patients != sweep.n_patients:
+            sweep = sweep_from_text(sweep.text, sweep.source, n_patients=n_patients)
+    else:
+        sweep = load_sweep(scenario, n_patients=n_patients)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ScenarioError(f"--chunk-size {chunk_size!r}: expected an integer >= 1")
     if workers is not None and workers < 1:
