@@ -264,15 +264,18 @@ def test_report_json_schema_and_table(scenario, tmp_path, capsys):
     ds = open_store(out)
     for g, point in enumerate(report["points"]):
         assert set(point) == {"coords", "n_computed", "n_failed", "p_failed", "p_aplasia",
-                              "p_flu_auc_in_window", "p_recovery_by_day", "metrics"}  # fmt: skip
-        assert point["p_aplasia"] is None  # TAPLASIA not stored in this sweep
-        assert point["n_computed"] == 100
+                              "p_flu_auc_in_window", "p_recovery_by_day", "metrics",
+                              "horizon_days", "TRECOV_KM"}  # fmt: skip
+        assert point["n_computed"] == 100 and point["horizon_days"] == 270.0
         i, j = sweep.index(g)
         ok = ds.status.values[i, j] == 0
+        aplastic = ds.APLASIA.values[i, j][ok]  # stored although TAPLASIA is not a metric here
+        assert point["p_aplasia"] == pytest.approx(aplastic.mean())
         auc = ds.FLU_AUC.values[i, j][ok]
         assert point["p_flu_auc_in_window"] == pytest.approx(np.mean((auc >= 13.8) & (auc <= 20)))
         trecov = ds.TRECOV.values[i, j][ok]
-        assert point["p_recovery_by_day"] == pytest.approx(np.mean(trecov <= 180))
+        assert point["p_recovery_by_day"] == pytest.approx(np.mean(trecov[aplastic] <= 180))
+        assert set(point["TRECOV_KM"]) == {"q25", "median", "q75", "n_censored"}
         cmax = point["metrics"]["CMAX"]
         assert set(cmax) == {"q05", "median", "q95", "n_defined"}
         assert cmax["median"] == pytest.approx(np.median(ds.CMAX.values[i, j][ok]))
@@ -346,7 +349,7 @@ def test_report_of_an_incomplete_store_says_so(scenario, tmp_path, capsys):
     out = tmp_path / "part.zarr"
     sweep = load(scenario)
     store = SweepStore.create_or_resume(out, sweep, 50)
-    store.write(0, 1, fake_engine(draw_population(sweep, 0, 50, 100), sweep.metrics))
+    store.write(0, 1, fake_engine(draw_population(sweep, 0, 50, 100), sweep.engine_metrics))
     report = summarize(out).to_dict()
     assert report["complete"] is False and report["n_computed"] == 50
     assert report["points"][0]["n_computed"] == 50 and report["points"][1]["n_computed"] == 0

@@ -15,30 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from cartkin.kidney import AUC_MARKS_MG_H_PER_L
+from cartkin.sweep.axes import AXIS_ATTRS
+from cartkin.sweep.spec import METRIC_LONG_NAMES
 
-__all__ = ["bands", "heatmap", "plot_all", "probability_map", "trajectories"]
+__all__ = ["bands", "heatmap", "plot_all", "probability_map", "recovery", "trajectories"]
 
 #: What each metric is, for figure titles (definitions in cartkin.metrics).
-METRIC_TITLES = {
-    "CMAX": "peak CAR-T",
-    "TMAX": "time of the CAR-T peak",
-    "CMAX_COPIES": "peak transgene copies",
-    "CMAX_PCT_T": "peak CAR-T share of T cells",
-    "AUC0_28D": "CAR-T AUC days 0-28",
-    "CLST": "last CAR-T level >= LLOQ",
-    "TLST": "time of the last CAR-T level >= LLOQ",
-    "PERSIST": "CAR-T persistence >= LLOQ",
-    "B_NADIR": "B-cell nadir",
-    "B_TNADIR": "time of the B-cell nadir",
-    "TAPLASIA": "time to B-cell aplasia",
-    "APLASIA_DUR": "B-cell aplasia duration",
-    "TRECOV": "time to B-cell recovery",
-    "IL6_MAX": "IL-6 peak",
-    "IL6_TMAX": "time of the IL-6 peak",
-    "IL6_T_ABOVE": "time with IL-6 above threshold",
-    "ADSDNA_D90_PCT": "anti-dsDNA at day 90, % of day 0",
-    "FLU_AUC": "cumulative fludarabine AUC",
-}
+METRIC_TITLES = METRIC_LONG_NAMES
 
 _PROBABILITIES = {
     "p_flu_auc_in_window": "P(FLU_AUC in {lo:g}-{hi:g} mg.h/L)",
@@ -85,21 +68,8 @@ def _axis_positions(summary, k):
     return idx, _edges(idx, False), False, labels
 
 
-_AXIS_LABELS = {
-    "cart.cells_per_kg": "CAR-T dose (cells/kg)",
-    "cart.flat_cells": "CAR-T dose (cells)",
-    "patient.egfr_ml_min_173m2": "eGFR (mL/min/1.73 m2)",
-    "patient.crcl_ml_min": "CrCL (mL/min)",
-    "patient.serum_creatinine_mg_dl": "serum creatinine (mg/dL)",
-    "patient.weight_kg": "body weight (kg)",
-    "patient.age_years": "age (years)",
-    "lymphodepletion.flu_mg_m2_per_day": "fludarabine (mg/m2/day)",
-    "lymphodepletion.flu_rule": "fludarabine dose rule",
-    "lymphodepletion.flu_target_auc_mg_h_per_l": "fludarabine AUC target (mg.h/L)",
-    "lymphodepletion.cy_mg_m2": "cyclophosphamide (mg/m2)",
-    "clearance_model": "fludarabine clearance model",
-    "scenario.clearance_model": "fludarabine clearance model",
-}
+_AXIS_LABELS = {k: f"{name} ({unit})" if unit else name for k, (name, unit) in AXIS_ATTRS.items()}
+_AXIS_LABELS["clearance_model"] = _AXIS_LABELS["scenario.clearance_model"]
 
 
 def _label(name: str) -> str:
@@ -197,11 +167,17 @@ def heatmap(summary, metric, x=None, y=None, stat="median", fixed=None, ax=None)
     _iso_auc(ax, summary, xi, yi, fixed, cx, cy)
     title = (
         f"{metric} ({METRIC_TITLES.get(metric, metric)}): {stat} over "
-        f"{int(summary.attrs['n_patients'])} virtual patients per point"
+        f"{summary.patients_per_point} virtual patients per point"
     )
-    ax.set_title(title + (f"\n{', '.join(held)}" if held else ""), fontsize=9)
+    ax.set_title(_wrap(title) + (f"\n{', '.join(held)}" if held else ""), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _wrap(text: str, width: int = 75) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def probability_map(summary, field="p_flu_auc_in_window", x=None, y=None, fixed=None, ax=None):
@@ -271,10 +247,73 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
     ax.set_ylabel(f"{metric} ({summary.metrics[metric]})")
     if hi is not None:
         ax.legend(title=_label(summary.axes[hi][0]), fontsize=7, title_fontsize=7)
-    ax.set_title(f"{metric} ({METRIC_TITLES.get(metric, metric)}): median and 5-95% band"
+    ax.set_title(_wrap(f"{metric} ({METRIC_TITLES.get(metric, metric)}): median and 5-95% band "
+                       f"over {summary.patients_per_point} virtual patients per point")
                  + (f"\n{', '.join(held)}" if held else ""),
                  fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def recovery(summary, x=None, hue=None, fixed=None):
+    """B-cell recovery as a censored time (Kaplan-Meier median and quartiles, left) beside the
+    probability of B-cell aplasia (right), along one axis, one line per value of ``hue``.
+
+    Every solved patient counts (:mod:`cartkin.sweep.recovery`: never aplastic = recovered at
+    day 0, not recovered by the horizon = censored); a quantile not reached by the horizon is
+    drawn at the horizon as an open triangle. Arguments as in :func:`bands`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    xi = _axis_index(summary, x, 0)
+    hi = _axis_index(summary, hue, 1 if len(summary.axes) > 1 else None)
+    fig, (ax, ap) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    cx, _, logx, lx = _axis_positions(summary, xi)
+    hue_values = summary.axes[hi][1] if hi is not None else [None]
+    _, held = _slice(summary, xi, hi, fixed)
+    f = summary.fields
+    for h, hv in enumerate(hue_values):
+        fix = dict(fixed or {})
+        if hi is not None:
+            fix[summary.axes[hi][0]] = h
+        index, _ = _slice(summary, xi, None, fix)
+        horizon = summary.horizon_days[index]
+        name = None if hv is None else f"{hv:g}" if _numeric(hue_values) else str(hv)
+        med = f["TRECOV_KM_median"][index]
+        (line,) = ax.plot(cx, med, marker="o", ms=3, label=name)
+        color = line.get_color()
+        q25 = f["TRECOV_KM_q25"][index]
+        q75 = np.where(np.isnan(f["TRECOV_KM_q75"][index]), horizon, f["TRECOV_KM_q75"][index])
+        if len(hue_values) <= 3:
+            ax.fill_between(cx, q25, q75, color=color, alpha=0.2, lw=0)
+        else:
+            for q in (q25, q75):
+                ax.plot(cx, q, color=color, lw=0.8, ls="--", alpha=0.7)
+        open_ = np.isnan(med) & np.isfinite(f["TRECOV_n_censored"][index])
+        if open_.any():
+            ax.plot(cx[open_], horizon[open_], ls="none", marker="^", mfc="none", color=color)
+        ap.plot(cx, f["p_aplasia"][index], marker="o", ms=3, color=color, label=name)
+    for a in (ax, ap):
+        if logx:
+            a.set_xscale("log")
+        if lx:
+            a.set_xticks(cx, lx)
+        a.set_xlabel(_label(summary.axes[xi][0]))
+        a.grid(alpha=0.3)
+    ax.set_ylabel("days from infusion to B-cell recovery")
+    ax.set_title("TRECOV, Kaplan-Meier median and quartiles (censored at the horizon;\n"
+                 "never aplastic = day 0; open triangle: median not reached)", fontsize=8)  # fmt: skip
+    ap.set_ylim(-0.02, 1.02)
+    ap.set_ylabel("P(B-cell aplasia)")
+    ap.set_title("probability of B-cell aplasia within the horizon", fontsize=8)
+    if hi is not None:
+        ax.legend(title=_label(summary.axes[hi][0]), fontsize=7, title_fontsize=7)
+    fig.suptitle(f"B-cell recovery over {summary.patients_per_point} virtual patients per point"
+                 + (f"; {', '.join(held)}" if held else ""), fontsize=9)  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -364,13 +403,15 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
                 save(heatmap(summary, m, fixed=fixed), f"heatmap_{m}{tag}.png")
             maps = ["p_failed"]
             maps += ["p_flu_auc_in_window"] if "FLU_AUC" in summary.metrics else []
-            maps += ["p_aplasia"] if "TAPLASIA" in summary.metrics else []
+            maps += ["p_aplasia"] if np.isfinite(summary.fields["p_aplasia"]).any() else []
             maps += ["p_recovery_by_day"] if "TRECOV" in summary.metrics else []
             for field in maps:
                 save(probability_map(summary, field, fixed=fixed), f"{field}{tag}.png")
     if summary.axes:
         for m in summary.metrics:
             save(bands(summary, m), f"bands_{m}.png")
+        if summary.has_km:
+            save(recovery(summary), "recovery_km.png")
     if int(summary.attrs.get("trajectories", 0)) > 0:
         save(trajectories(summary), "trajectories.png")
     return written

@@ -256,8 +256,8 @@ class Summary:
         """A text table, one row per grid point, no line wider than ``width`` characters.
 
         Columns in order of priority: the axes, patients and failures, P(aplasia), the
-        Kaplan-Meier recovery median [quartiles] (censored), P(FLU_AUC in window), the paired
-        comparison (with ``paired``), then ``median [q05, q95]`` per metric; those that do not
+        Kaplan-Meier recovery median [quartiles] (censored), the paired comparison (with
+        ``paired``), P(FLU_AUC in window), then ``median [q05, q95]`` per metric; those that do not
         fit are named in a last line (``--format csv`` or ``json`` has them all).
         """
         metrics = list(metrics or self.metrics)
@@ -279,13 +279,13 @@ class Summary:
         if self.has_km:
             add("TRECOV KM censored, d", lambda i: _km_cell(f, i,
                 self.horizon_days[i]))  # fmt: skip
-        if np.isfinite(f["p_flu_auc_in_window"]).any():
-            add("P(FLU_AUC in window)", lambda i: _fmt(f["p_flu_auc_in_window"][i]))
         if paired is not None:
             ref = paired["reference"]
             add(f"later vs {ref}", lambda i: _fmt(paired["share_b_later"][i]))
             add(f"earlier vs {ref}", lambda i: _fmt(paired["share_b_earlier"][i]))
             add(f"diff vs {ref}, d", lambda i: _fmt(paired["median_diff_days"][i]))
+        if np.isfinite(f["p_flu_auc_in_window"]).any():
+            add("P(FLU_AUC in window)", lambda i: _fmt(f["p_flu_auc_in_window"][i]))
         if np.isfinite(f["p_recovery_by_day"]).any():
             add(f"P(TRECOV <= {a['recovery_by_day']:g} d | aplasia)",
                 lambda i: _fmt(f["p_recovery_by_day"][i]))  # fmt: skip

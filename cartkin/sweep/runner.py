@@ -29,7 +29,7 @@ from cartkin.sweep.population import (
     draw_population,
 )
 from cartkin.sweep.spec import Sweep, load_sweep, sweep_from_text
-from cartkin.sweep.store import APLASIA, SweepStore
+from cartkin.sweep.store import SweepStore
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "SweepInterrupted", "SweepRun", "compute_chunk", "run_sweep"]
 
@@ -97,7 +97,7 @@ def compute_chunk(
     -------
     dict
         ``{metric: (n,) float64, "status": (n,) int, "error": str or None}`` (metrics:
-        ``sweep.engine_metrics``), ``"APLASIA"``: (n,) bool when the sweep tracks aplasia, plus
+        ``sweep.engine_metrics``; the store derives ``APLASIA`` from TAPLASIA), plus
         ``"trajectories"`` (``{observable: (m, n_t)}``, ``"status"``) when the chunk holds some
         of the first ``sweep.trajectories`` patients.
     """
@@ -118,9 +118,6 @@ def compute_chunk(
         result = {m: np.full(n, np.nan) for m in sweep.engine_metrics}
         result["status"] = np.full(n, ENGINE_ERROR, dtype=np.int64)
         result["error"] = f"{type(exc).__name__}: {exc}"
-    if sweep.tracks_aplasia:
-        # aplasia reached <=> TAPLASIA defined (one B-cell threshold for aplasia and recovery)
-        result[APLASIA] = (result["status"] == 0) & ~np.isnan(result["TAPLASIA"])
     if start < sweep.trajectories:
         result["trajectories"] = _trajectories(sweep, point, start, min(stop, sweep.trajectories),
                                                threads)  # fmt: skip

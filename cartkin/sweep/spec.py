@@ -261,7 +261,9 @@ def load_sweep(path: str | Path, n_patients: int | None = None) -> Sweep:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such scenario file")
-    return sweep_from_text(path.read_text(encoding="utf-8"), source=str(path), n_patients=n_patients)
+    return sweep_from_text(
+        path.read_text(encoding="utf-8"), source=str(path), n_patients=n_patients
+    )
 
 
 def sweep_from_text(text: str, source: str = "<scenario>", n_patients: int | None = None) -> Sweep:

@@ -86,7 +86,12 @@ class SweepStore:
         self.sweep = sweep
         self.chunk_size = chunk_size
         self.n_chunks = -(-sweep.n_patients // chunk_size)
-        names = (*sweep.metrics, "status", "chunk_done", *([APLASIA] if sweep.tracks_aplasia else []))
+        names = (
+            *sweep.metrics,
+            "status",
+            "chunk_done",
+            *([APLASIA] if sweep.tracks_aplasia else []),
+        )
         self._arrays = {name: group[name] for name in names}
 
     # -- opening ----------------------------------------------------------------------------------
@@ -286,7 +291,10 @@ class SweepStore:
         return flags.reshape(self.sweep.n_points, self.n_chunks).astype(bool)
 
     def write(self, point: int, j: int, result: dict) -> None:
-        """Store chunk ``j`` of grid point ``point`` and flag it done (data first)."""
+        """Store chunk ``j`` of grid point ``point`` and flag it done (data first).
+
+        ``result`` holds ``sweep.engine_metrics`` and ``status`` (:func:`cartkin.sweep.runner.compute_chunk`).
+        """
         start, stop = self.chunk_range(j)
         index = self.sweep.index(point)
         region = (*index, slice(start, stop))
@@ -294,7 +302,10 @@ class SweepStore:
                   for m in self.sweep.metrics]  # fmt: skip
         writes.append((self._arrays["status"], region, np.asarray(result["status"], np.int16)))
         if APLASIA in self._arrays:
-            writes.append((self._arrays[APLASIA], region, np.asarray(result[APLASIA], bool)))
+            # aplasia reached <=> TAPLASIA defined (the sweep uses one B-cell threshold for
+            # aplasia and recovery, cartkin.sweep.population.batch_engine)
+            aplasia = (np.asarray(result["status"]) == 0) & ~np.isnan(result["TAPLASIA"])
+            writes.append((self._arrays[APLASIA], region, aplasia))
         traj = result.get("trajectories")
         if traj is not None:
             sub = (*index, slice(start, start + traj["status"].size))
