@@ -103,8 +103,8 @@ def _sweep(args) -> int:
         return 130
     print(
         f"cartkin sweep: {run.n_total} virtual patients in {run.store}; computed "
-        f"{run.n_computed} now in {run.seconds:.1f} s ({run.patients_per_s:.0f} patients/s), "
-        f"{run.n_failed} failed",
+        f"{run.n_computed} now in {run.seconds:.1f} s ({run.patients_per_s:.0f} patients/s, "
+        f"after {run.compile_seconds:.1f} s of kernel compile or load), {run.n_failed} failed",
         file=sys.stderr,
     )
     if args.plot is not None:

@@ -57,7 +57,11 @@ class SweepRun:
     n_failed : int
         Patients with a failure status computed by this call.
     seconds : float
-        Wall time of the computing part of this call.
+        Wall time of the computing part of this call, without ``compile_seconds``.
+    compile_seconds : float
+        Wall time of the warm-up before it: one patient through the engine, which compiles
+        the kernel on first use (or loads it from numba's cache). 0 on a Dask cluster, whose
+        workers load their kernels inside ``seconds``.
     """
 
     store: Path
@@ -65,6 +69,7 @@ class SweepRun:
     n_computed: int
     n_failed: int
     seconds: float
+    compile_seconds: float = 0.0
 
     @property
     def patients_per_s(self) -> float:
@@ -240,15 +245,17 @@ def run_sweep(
                       f"{result['error']}", file=log)  # fmt: skip
         bar.update(n)
 
-    t0 = time.perf_counter()
+    timing = {"compile": 0.0, "start": time.perf_counter()}
+    stop = threading.Event()
     try:
         if workers is None and scheduler is None:
-            _run_local(sweep, store, todo, finish, engine, threads)
+            _in_thread(_run_local, sweep, store, todo, finish, engine, threads, stop, timing, log)
         else:
             from cartkin.sweep.dask import run_on_dask
 
             run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
     except KeyboardInterrupt:
+        stop.set()  # the compute thread writes nothing more
         bar.close()
         writer.close()  # flush the finished chunks
         raise SweepInterrupted(
@@ -256,19 +263,64 @@ def run_sweep(
             f"{out}; run the same command again to compute the rest"
         ) from None
     except BaseException:
+        stop.set()
         writer.close()
         raise
     writer.close()
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - timing["start"]
     bar.close()
-    return SweepRun(Path(out), sweep.n_total, counts["computed"], counts["failed"], seconds)
+    return SweepRun(Path(out), sweep.n_total, counts["computed"], counts["failed"], seconds,
+                    timing["compile"])  # fmt: skip
 
 
-def _run_local(sweep, store, todo, finish, engine, threads):
+def _in_thread(target, *args) -> None:
+    """Run ``target(*args)`` in a daemon thread while this (main) thread waits for it.
+
+    Ctrl-C is delivered to the main thread. Had the compute run here, a Ctrl-C during numba's
+    first compile would land inside an llvmlite callback, which prints "Exception ignored"
+    and swallows it, and the sweep would run on. Waiting here, the KeyboardInterrupt reaches
+    :func:`run_sweep` at once; the compute thread is told to stop (and writes nothing more) and
+    ends with the process.
+    """
+    error = []
+
+    def run():
+        try:
+            target(*args)
+        except BaseException as exc:  # re-raised in the main thread
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name="sweep-compute", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if error:
+        raise error[0]
+
+
+def _run_local(sweep, store, todo, finish, engine, threads, stop, timing, log):
     threads = threads or os.cpu_count() or 1
+    if not todo:
+        return
+    # warm-up: the first patient of the first chunk compiles (or loads) the kernels, timed
+    # apart so that the reported rate is the compute's; its result is discarded
+    g, j = todo[0]
+    start = store.chunk_range(j)[0]
+    t0 = time.perf_counter()
+    compute_chunk(sweep.text, sweep.source, g, start, start + 1, engine, threads)
+    timing["compile"] = time.perf_counter() - t0
+    timing["start"] = time.perf_counter()
+    if timing["compile"] > 1.0:
+        print(f"cartkin sweep: {sweep.model.name} kernel ready in {timing['compile']:.1f} s "
+              "(compiled on first use, then cached)", file=log)  # fmt: skip
     for g, j in todo:
-        start, stop = store.chunk_range(j)
-        finish(g, j, compute_chunk(sweep.text, sweep.source, g, start, stop, engine, threads))
+        if stop.is_set():
+            return
+        start, end = store.chunk_range(j)
+        result = compute_chunk(sweep.text, sweep.source, g, start, end, engine, threads)
+        if stop.is_set():
+            return
+        finish(g, j, result)
 
 
 class _Writer:

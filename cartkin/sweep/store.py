@@ -9,7 +9,8 @@ xarray opens it in one read and without warnings)::
                  a "dialysis" arm stays numeric (NaN at the dialysis arm) and the boolean
                  coordinate "patient.dialysis" along it marks that arm, so
                  ds.sel({"patient.egfr_ml_min_173m2": 60}) and
-                 ds.where(ds["patient.dialysis"], drop=True) both work; patient
+                 ds.where(ds["patient.dialysis"].compute(), drop=True) both work (open_store
+                 loads that coordinate, so .compute() is not needed there); patient
     variables    one per metric, float64 (axes..., patient); NaN where the metric is not
                  reached (e.g. no B-cell recovery by the horizon) or the patient failed
                  APLASIA (axes..., patient) bool: B cells fell below the B-cell threshold
@@ -363,4 +364,6 @@ def open_store(path):
     except Exception as exc:
         raise ScenarioError(f"{path}: not a cartkin sweep store ({exc})") from None
     check_layout(path, ds.attrs)
+    if DIALYSIS_COORD in ds.coords:  # small; loaded so that ds.where(ds[...]) works directly
+        ds = ds.assign_coords({DIALYSIS_COORD: ds[DIALYSIS_COORD].load()})
     return ds
