@@ -398,7 +398,7 @@ def test_store_opens_without_warnings_and_selects_a_numeric_egfr(scenario, tmp_p
 
 def test_every_variable_and_coordinate_has_units_and_a_long_name(tmp_path):
     path = tmp_path / "t.toml"
-    text = SCENARIO.format(n=20).replace("[sweep.axes]", 'trajectories = 2\n\n[sweep.axes]')
+    text = SCENARIO.format(n=20).replace("[sweep.axes]", "trajectories = 2\n\n[sweep.axes]")
     path.write_text(text)
     out = tmp_path / "t.zarr"
     run_sweep(path, out, engine=fake_engine)
@@ -422,7 +422,7 @@ def test_an_old_layout_is_refused_with_a_message(scenario, tmp_path):
         zarr.consolidate_metadata(str(out))
     for call in (lambda: run_sweep(scenario, out, engine=fake_engine, n_patients=10),
                  lambda: summarize(out), lambda: open_store(out)):  # fmt: skip
-        with pytest.raises(ScenarioError, match="layout 1.*older cartkin.*new --out"):
+        with pytest.raises(ScenarioError, match=r"layout 1.*older cartkin.*new --out"):
             call()
 
 
