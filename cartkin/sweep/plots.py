@@ -148,7 +148,8 @@ def heatmap(summary, metric, x=None, y=None, stat="median", fixed=None, ax=None)
         A stored metric (``"TRECOV"``).
     x, y : str, optional
         Axis names (default: the first two axes).
-    stat : {"median", "q05", "q95"}
+    stat : {"median", "q05", "q95"}, or for TRECOV "KM_median", "KM_q25", "KM_q75" (the
+        censored recovery time, :mod:`cartkin.sweep.recovery`)
     fixed : dict, optional
         ``{axis name: index}`` for further axes (default index 0).
     ax : matplotlib Axes, optional
@@ -163,12 +164,28 @@ def heatmap(summary, metric, x=None, y=None, stat="median", fixed=None, ax=None)
     fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 4.8))
     ax = ax or fig.add_subplot()
     mesh, cx, cy = _mesh(ax, summary, z, xi, yi, cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label=f"{metric} {stat} ({summary.metrics[metric]})")
+    label = stat.replace("KM_", "Kaplan-Meier ")
+    fig.colorbar(mesh, ax=ax, label=f"{metric} {label} ({summary.metrics[metric]})")
+    if stat.startswith("KM_") and z.size <= 150:  # P(aplasia) beside each recovery time
+        p, _ = _grid(summary, "p_aplasia", xi, yi, fixed)
+        for i, xv in enumerate(cx):
+            for j, yv in enumerate(cy):
+                if np.isfinite(p[i, j]):
+                    ax.text(xv, yv, f"P(apl)\n{p[i, j]:.2f}", ha="center", va="center",
+                            fontsize=6, color="white")  # fmt: skip
     _iso_auc(ax, summary, xi, yi, fixed, cx, cy)
-    title = (
-        f"{metric} ({METRIC_TITLES.get(metric, metric)}): {stat} over "
-        f"{summary.patients_per_point} virtual patients per point"
-    )
+    what = METRIC_TITLES.get(metric, metric).split(" (")[0]
+    if stat.startswith("KM_"):
+        title = (
+            f"{metric} ({what}): Kaplan-Meier {stat[3:]} over all solved patients of "
+            f"{summary.patients_per_point} per point (censored at the horizon, never aplastic "
+            "= day 0; blank: not reached); in each cell P(B-cell aplasia)"
+        )
+    else:
+        title = (
+            f"{metric} ({what}): {stat} over the solved patients where it is defined, of "
+            f"{summary.patients_per_point} virtual patients per point"
+        )
     ax.set_title(_wrap(title) + (f"\n{', '.join(held)}" if held else ""), fontsize=9)
     fig.tight_layout()
     return fig
@@ -247,8 +264,9 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
     ax.set_ylabel(f"{metric} ({summary.metrics[metric]})")
     if hi is not None:
         ax.legend(title=_label(summary.axes[hi][0]), fontsize=7, title_fontsize=7)
-    ax.set_title(_wrap(f"{metric} ({METRIC_TITLES.get(metric, metric)}): median and 5-95% band "
-                       f"over {summary.patients_per_point} virtual patients per point")
+    ax.set_title(_wrap(f"{metric} ({METRIC_TITLES.get(metric, metric).split(' (')[0]}): median "
+                       "and 5-95% band over the solved patients where it is defined, of "
+                       f"{summary.patients_per_point} virtual patients per point")
                  + (f"\n{', '.join(held)}" if held else ""),
                  fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
@@ -305,8 +323,9 @@ def recovery(summary, x=None, hue=None, fixed=None):
         a.set_xlabel(_label(summary.axes[xi][0]))
         a.grid(alpha=0.3)
     ax.set_ylabel("days from infusion to B-cell recovery")
-    ax.set_title("TRECOV, Kaplan-Meier median and quartiles (censored at the horizon;\n"
-                 "never aplastic = day 0; open triangle: median not reached)", fontsize=8)  # fmt: skip
+    ax.set_title("TRECOV, Kaplan-Meier median and quartiles (censored at the horizon; never\n"
+                 "aplastic = day 0; not reached by the horizon: drawn there, median as a "
+                 "triangle)", fontsize=8)  # fmt: skip
     ap.set_ylim(-0.02, 1.02)
     ap.set_ylabel("P(B-cell aplasia)")
     ap.set_title("probability of B-cell aplasia within the horizon", fontsize=8)
@@ -377,9 +396,10 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
 
     With two or more axes: one heatmap per metric over the first two axes and the probability
     maps, for each combination of the further axes' values (the first ``max_panels``
-    combinations; file names end in ``__<axis>=<value>``). With one or more axes: one band plot
-    per metric along the first axis (one line per value of the second, further axes at their
-    first value).
+    combinations; file names end in ``__<axis>=<value>``), plus the Kaplan-Meier median of the
+    censored B-cell recovery time (``heatmap_TRECOV_KM``) and P(aplasia). With one or more
+    axes: one band plot per metric along the first axis (one line per value of the second,
+    further axes at their first value) and ``recovery_km.png`` (KM recovery beside P(aplasia)).
     """
     plt = _plt()
     directory = Path(directory)
@@ -401,6 +421,9 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
                           for (name, v, _), i in zip(extra, combo, strict=True))  # fmt: skip
             for m in summary.metrics:
                 save(heatmap(summary, m, fixed=fixed), f"heatmap_{m}{tag}.png")
+            if summary.has_km:
+                save(heatmap(summary, "TRECOV", stat="KM_median", fixed=fixed),
+                     f"heatmap_TRECOV_KM{tag}.png")  # fmt: skip
             maps = ["p_failed"]
             maps += ["p_flu_auc_in_window"] if "FLU_AUC" in summary.metrics else []
             maps += ["p_aplasia"] if np.isfinite(summary.fields["p_aplasia"]).any() else []
