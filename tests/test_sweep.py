@@ -303,7 +303,8 @@ def test_plots_are_written(scenario, tmp_path):
     paths = plot_all(summarize(out), tmp_path / "figs")
     names = {p.name for p in paths}
     assert {"heatmap_CMAX.png", "p_flu_auc_in_window.png", "p_recovery_by_day.png",
-            "bands_TRECOV.png"} <= names  # fmt: skip
+            "bands_TRECOV.png", "heatmap_TRECOV_KM.png", "p_aplasia.png",
+            "recovery_km.png"} <= names  # fmt: skip
     assert all(p.stat().st_size > 10_000 for p in paths)
 
 
