@@ -45,6 +45,11 @@ def _numeric(values) -> bool:
     return np.asarray(values).dtype.kind == "f"
 
 
+def _vtext(value) -> str:
+    """An axis value as text: numbers with %g ("120", "1e+05"), names as they are."""
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
 def _edges(values, log):
     v = np.log10(values) if log else np.asarray(values, dtype=float)
     if v.size == 1:
@@ -64,7 +69,7 @@ def _axis_positions(summary, k):
     if monotonic:
         return values.astype(float), _edges(values, log), log, None
     idx = np.arange(values.size, dtype=float)
-    labels = [f"{x:g}" if _numeric(values) else str(x) for x in values]
+    labels = [_vtext(x) for x in values]
     return idx, _edges(idx, False), False, labels
 
 
@@ -87,7 +92,7 @@ def _slice(summary, x, y, fixed):
             continue
         i = fixed.get(name, 0)
         index.append(i)
-        value = f"{values[i]:g}" if _numeric(values) else str(values[i])
+        value = _vtext(values[i])
         held.append(f"{_label(name).split(' (')[0]} = {value}")
     return tuple(index), held
 
@@ -249,7 +254,7 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
         med = summary.fields[f"{metric}_median"][index]
         q05 = summary.fields[f"{metric}_q05"][index]
         q95 = summary.fields[f"{metric}_q95"][index]
-        name = None if hv is None else f"{hv:g}" if _numeric(hue_values) else str(hv)
+        name = None if hv is None else _vtext(hv)
         (line,) = ax.plot(cx, med, marker="o", ms=3, label=name)
         if len(hue_values) <= 3:
             ax.fill_between(cx, q05, q95, color=line.get_color(), alpha=0.2, lw=0)
@@ -300,7 +305,7 @@ def recovery(summary, x=None, hue=None, fixed=None):
             fix[summary.axes[hi][0]] = h
         index, _ = _slice(summary, xi, None, fix)
         horizon = summary.horizon_days[index]
-        name = None if hv is None else f"{hv:g}" if _numeric(hue_values) else str(hv)
+        name = None if hv is None else _vtext(hv)
         med = f["TRECOV_KM_median"][index]
         (line,) = ax.plot(cx, med, marker="o", ms=3, label=name)
         color = line.get_color()
@@ -371,7 +376,7 @@ def trajectories(summary, fixed=None):
             color = colors[i % len(colors)]
             if y.size:
                 ax.plot(t, y.T, color=color, lw=0.4, alpha=0.25)
-                name = None if v is None else f"{v:.3g}" if _numeric(values0) else str(v)
+                name = None if v is None else f"{v:.3g}" if _numeric(values0) else _vtext(v)
                 ax.plot(t, np.median(y, axis=0), color=color, lw=2, label=name)
                 top[obs] = max(top.get(obs, 0.0), float(np.nanmax(y)))
     for ax, (obs, label) in zip(axes[0], roles, strict=True):
@@ -417,7 +422,7 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
         combos = list(itertools.product(*(range(len(v)) for _, v, _ in extra)))[:max_panels]
         for combo in combos:
             fixed = {name: i for (name, _, _), i in zip(extra, combo, strict=True)}
-            tag = "".join(f"__{_slug(name)}={_slug(str(v[i]) if not _numeric(v) else f'{v[i]:g}')}"
+            tag = "".join(f"__{_slug(name)}={_slug(_vtext(v[i]))}"
                           for (name, v, _), i in zip(extra, combo, strict=True))  # fmt: skip
             for m in summary.metrics:
                 save(heatmap(summary, m, fixed=fixed), f"heatmap_{m}{tag}.png")

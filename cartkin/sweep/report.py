@@ -419,12 +419,12 @@ def summarize(path) -> Summary:
 
 
 def _axis_values(group, name) -> np.ndarray:
-    """An axis's values for reports and figures: float64 for numbers, else objects (names, and
-    the numbers and "dialysis" of an eGFR axis with a dialysis arm, as text)."""
+    """An axis's values for reports and figures: float64 for numbers, else objects (names, or
+    the floats and "dialysis" of an eGFR axis with a dialysis arm)."""
     values = np.asarray(group[name][...])
     if DIALYSIS_COORD in group and group[DIALYSIS_COORD].metadata.dimension_names == (name,):
         dialysis = np.asarray(group[DIALYSIS_COORD][...])
-        return np.array([DIALYSIS if d else f"{v:g}" for v, d in zip(values.tolist(), dialysis,
+        return np.array([DIALYSIS if d else float(v) for v, d in zip(values.tolist(), dialysis,
                                                                      strict=True)], dtype=object)  # fmt: skip
     if values.dtype.kind not in "fiu":
         return np.array([str(v) for v in values.tolist()], dtype=object)
