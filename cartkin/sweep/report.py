@@ -69,7 +69,12 @@ class Summary:
     shape : tuple of int
     fields : dict of str to numpy.ndarray, each of shape ``shape``
         ``n_computed``, ``n_failed``, ``p_failed``, ``p_flu_auc_in_window``, ``p_aplasia``,
-        ``p_recovery_by_day`` and ``<METRIC>_<stat>`` for stat in q05, median, q95, n_defined.
+        ``p_recovery_by_day``, ``TRECOV_KM_q25`` / ``_median`` / ``_q75`` (day, NaN: not
+        reached or not available), ``TRECOV_n_censored`` and ``<METRIC>_<stat>`` for stat in
+        q05, median, q95, n_defined.
+    store : Path
+    horizon_days : numpy.ndarray, shape ``shape``
+        Last simulated day of each grid point (censoring time of TRECOV), day.
     """
 
     def __init__(self, attrs, axes, metrics, fields, store, horizon_days=None):
