@@ -526,3 +526,30 @@ def test_aplasia_is_stored_per_patient_even_without_taplasia_among_the_metrics(s
     ok = ds.status.values == 0
     odd = (ds.patient.values % 2 == 1)[None, None, :]  # fake_engine: odd patients aplastic
     assert np.array_equal(ds.APLASIA.values, ok & odd)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="select on a pipe")
+def test_ctrl_c_during_a_real_first_numba_compile_exits_promptly(scenario, tmp_path):
+    """The real thing: a fresh numba and cartkin cache, SIGINT while the sweep's first compile
+    runs (today llvmlite swallowed it and the sweep ran to completion)."""
+    import select
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               CARTKIN_CACHE_DIR=str(tmp_path / "kernels"))  # fmt: skip
+    out = tmp_path / "real.zarr"
+    cmd = [sys.executable, "-m", "cartkin.cli", "sweep", str(scenario), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    deadline, seen = time.monotonic() + 180, b""
+    while b"compiling the sle_cart kernel" not in seen:  # said 1 s into the first compile
+        assert proc.poll() is None and time.monotonic() < deadline, seen.decode()
+        if select.select([proc.stderr], [], [], 0.1)[0]:
+            seen += os.read(proc.stderr.fileno(), 4096)
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=60)
+    stderr = seen.decode() + proc.stderr.read().decode()
+    assert rc == 130, stderr
+    assert time.monotonic() - t0 < 5
+    assert "Exception ignored" not in stderr and "run the same command again" in stderr
+    assert "kernel ready" not in stderr  # interrupted inside the compile, not after it

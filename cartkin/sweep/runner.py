@@ -307,7 +307,15 @@ def _run_local(sweep, store, todo, finish, engine, threads, stop, timing, log):
     g, j = todo[0]
     start = store.chunk_range(j)[0]
     t0 = time.perf_counter()
-    compute_chunk(sweep.text, sweep.source, g, start, start + 1, engine, threads)
+    note = threading.Timer(1.0, lambda: print(
+        f"cartkin sweep: compiling the {sweep.model.name} kernel (first run only; Ctrl-C stops "
+        "it)", file=log, flush=True))  # fmt: skip
+    note.daemon = True
+    note.start()  # said only when the warm-up takes long, i.e. compiles
+    try:
+        compute_chunk(sweep.text, sweep.source, g, start, start + 1, engine, threads)
+    finally:
+        note.cancel()
     timing["compile"] = time.perf_counter() - t0
     timing["start"] = time.perf_counter()
     if timing["compile"] > 1.0:
