@@ -133,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             _print_warnings(caught)
             return _report(exc)
+        except KeyboardInterrupt as exc:  # Ctrl-C: one line and the shell's 128 + SIGINT
+            if args.debug:
+                raise
+            _print_warnings(caught)
+            print(f"cartkin: {exc or 'interrupted'}", file=sys.stderr)
+            return 130
     _print_warnings(caught)
     return status
 

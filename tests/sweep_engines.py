@@ -52,3 +52,60 @@ def raising_engine(pop, names, threads=None):
 def broken_engine(pop, names, threads=None):
     """An engine that always raises (a systematic problem, e.g. a model without a kernel)."""
     raise RuntimeError("no kernel for this model")
+
+
+_WARMED_UP = []
+
+
+def compiling_engine(pop, names, threads=None):
+    """fake_engine whose first call in a process stands in for numba's first compile: it runs
+    Python code inside a C callback (as llvmlite does during a compile) for
+    SWEEP_TEST_COMPILE_S seconds, after creating the file SWEEP_TEST_MARK when set. A
+    KeyboardInterrupt raised inside such a callback is printed and swallowed by ctypes."""
+    if not _WARMED_UP:
+        _WARMED_UP.append(True)
+        import ctypes
+
+        mark = os.environ.get("SWEEP_TEST_MARK")
+        if mark:
+            open(mark, "w").close()
+        seconds = float(os.environ.get("SWEEP_TEST_COMPILE_S", "1.0"))
+
+        def compile_like():
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                time.sleep(0.01)
+            return 0
+
+        ctypes.CFUNCTYPE(ctypes.c_int)(compile_like)()
+    return fake_engine(pop, names, threads)
+
+
+def bias_engine(pop, names, threads=None):
+    """The selection bias of issue 15 by construction, on an eGFR axis [120, "dialysis"]
+    (grid point 0: eGFR 120, point 1: dialysis), patient k in group k % 100:
+
+    - groups 0-48 reach aplasia in both arms and recover 10 days later on dialysis;
+    - groups 49-85 reach aplasia only on dialysis, and recover early (days 40-76);
+    - groups 86-99 never reach aplasia;
+    - patients 98 + 100 m (never aplastic otherwise) are replaced by patients who stay aplastic
+      to the horizon in both arms (censored).
+
+    Every patient recovers at least as late on dialysis as at eGFR 120, yet the median of
+    TRECOV over the aplastic patients is earlier on dialysis.
+    """
+    group = pop.patients % 100
+    dialysis = pop.point == 1
+    both = group < 49
+    only_dialysis = (group >= 49) & (group < 86)
+    never_recovers = group == 98
+    aplastic = both | never_recovers | (only_dialysis & dialysis)
+    trecov = np.full(pop.n, np.nan)
+    trecov[both] = 100.0 + 2.0 * group[both] + (10.0 if dialysis else 0.0)
+    if dialysis:
+        trecov[only_dialysis] = 40.0 + (group[only_dialysis] - 49.0)
+    out = fake_engine(pop, names, threads)
+    out["TAPLASIA"] = np.where(aplastic, 5.0, np.nan)
+    out["TRECOV"] = trecov
+    out["status"] = np.zeros(pop.n, dtype=np.int64)
+    return out

@@ -264,15 +264,18 @@ def test_report_json_schema_and_table(scenario, tmp_path, capsys):
     ds = open_store(out)
     for g, point in enumerate(report["points"]):
         assert set(point) == {"coords", "n_computed", "n_failed", "p_failed", "p_aplasia",
-                              "p_flu_auc_in_window", "p_recovery_by_day", "metrics"}  # fmt: skip
-        assert point["p_aplasia"] is None  # TAPLASIA not stored in this sweep
-        assert point["n_computed"] == 100
+                              "p_flu_auc_in_window", "p_recovery_by_day", "metrics",
+                              "horizon_days", "TRECOV_KM"}  # fmt: skip
+        assert point["n_computed"] == 100 and point["horizon_days"] == 270.0
         i, j = sweep.index(g)
         ok = ds.status.values[i, j] == 0
+        aplastic = ds.APLASIA.values[i, j][ok]  # stored although TAPLASIA is not a metric here
+        assert point["p_aplasia"] == pytest.approx(aplastic.mean())
         auc = ds.FLU_AUC.values[i, j][ok]
         assert point["p_flu_auc_in_window"] == pytest.approx(np.mean((auc >= 13.8) & (auc <= 20)))
         trecov = ds.TRECOV.values[i, j][ok]
-        assert point["p_recovery_by_day"] == pytest.approx(np.mean(trecov <= 180))
+        assert point["p_recovery_by_day"] == pytest.approx(np.mean(trecov[aplastic] <= 180))
+        assert set(point["TRECOV_KM"]) == {"q25", "median", "q75", "n_censored"}
         cmax = point["metrics"]["CMAX"]
         assert set(cmax) == {"q05", "median", "q95", "n_defined"}
         assert cmax["median"] == pytest.approx(np.median(ds.CMAX.values[i, j][ok]))
@@ -300,7 +303,8 @@ def test_plots_are_written(scenario, tmp_path):
     paths = plot_all(summarize(out), tmp_path / "figs")
     names = {p.name for p in paths}
     assert {"heatmap_CMAX.png", "p_flu_auc_in_window.png", "p_recovery_by_day.png",
-            "bands_TRECOV.png"} <= names  # fmt: skip
+            "bands_TRECOV.png", "heatmap_TRECOV_KM.png", "p_aplasia.png",
+            "recovery_km.png"} <= names  # fmt: skip
     assert all(p.stat().st_size > 10_000 for p in paths)
 
 
@@ -346,7 +350,7 @@ def test_report_of_an_incomplete_store_says_so(scenario, tmp_path, capsys):
     out = tmp_path / "part.zarr"
     sweep = load(scenario)
     store = SweepStore.create_or_resume(out, sweep, 50)
-    store.write(0, 1, fake_engine(draw_population(sweep, 0, 50, 100), sweep.metrics))
+    store.write(0, 1, fake_engine(draw_population(sweep, 0, 50, 100), sweep.engine_metrics))
     report = summarize(out).to_dict()
     assert report["complete"] is False and report["n_computed"] == 50
     assert report["points"][0]["n_computed"] == 50 and report["points"][1]["n_computed"] == 0
@@ -368,3 +372,184 @@ def test_recovery_probability_is_among_patients_with_aplasia(tmp_path):
     assert point["p_aplasia"] == pytest.approx(0.5)
     assert point["p_recovery_by_day"] == pytest.approx(np.mean(trecov[aplastic] <= 180))
     assert point["p_flu_auc_in_window"] is None  # FLU_AUC not stored
+
+
+# -- store layout (issue 18 item 6) ---------------------------------------------------------------
+
+
+def test_store_opens_without_warnings_and_selects_a_numeric_egfr(scenario, tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    out = tmp_path / "x.zarr"
+    run_sweep(scenario, out, chunk_size=50, engine=fake_engine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(out)
+    egfr = ds["patient.egfr_ml_min_173m2"]
+    assert egfr.dtype == np.float64 and egfr.values[:2].tolist() == [120.0, 30.0]
+    assert ds["patient.dialysis"].values.tolist() == [False, False, True]
+    assert "patient.dialysis" in ds.coords
+    at_30 = ds.sel({"patient.egfr_ml_min_173m2": 30}).CMAX.values
+    assert np.array_equal(at_30, ds.CMAX.values[:, 1], equal_nan=True)
+    on_dialysis = ds.where(ds["patient.dialysis"].compute(), drop=True).CMAX.values
+    assert np.array_equal(on_dialysis[:, 0], ds.CMAX.values[:, 2], equal_nan=True)
+
+
+def test_every_variable_and_coordinate_has_units_and_a_long_name(tmp_path):
+    path = tmp_path / "t.toml"
+    text = SCENARIO.format(n=20).replace("[sweep.axes]", "trajectories = 2\n\n[sweep.axes]")
+    path.write_text(text)
+    out = tmp_path / "t.zarr"
+    run_sweep(path, out, engine=fake_engine)
+    ds = open_store(out)
+    for name, var in ds.variables.items():
+        assert var.attrs.get("long_name"), name
+        assert var.attrs["long_name"] != name, name
+        if var.dtype.kind in "fiub":
+            assert var.attrs.get("units"), name
+    assert ds.CMAX.attrs["units"] == "cells/uL" and "peak CAR-T" in ds.CMAX.attrs["long_name"]
+    assert ds["cart.cells_per_kg"].attrs["units"] == "cells/kg"
+    assert ds["patient.egfr_ml_min_173m2"].attrs["units"] == "mL/min/1.73m2"
+
+
+def test_an_old_layout_is_refused_with_a_message(scenario, tmp_path):
+    out = tmp_path / "old.zarr"
+    run_sweep(scenario, out, engine=fake_engine, n_patients=10)
+    group = zarr.open_group(str(out), mode="r+")
+    group.attrs["cartkin_sweep_store"] = 1
+    with pytest.warns(UserWarning, match="Consolidated metadata"):
+        zarr.consolidate_metadata(str(out))
+    for call in (lambda: run_sweep(scenario, out, engine=fake_engine, n_patients=10),
+                 lambda: summarize(out), lambda: open_store(out)):  # fmt: skip
+        with pytest.raises(ScenarioError, match=r"layout 1.*older cartkin.*new --out"):
+            call()
+
+
+def test_n_patients_option_and_titles_from_the_actual_sizes(scenario, tmp_path, monkeypatch,
+                                                            capsys):  # fmt: skip
+    import cartkin.sweep.runner as runner
+
+    monkeypatch.setattr(runner, "batch_engine", fake_engine)
+    out = tmp_path / "n.zarr"
+    assert main(["sweep", str(scenario), "--out", str(out), "--n-patients", "30"]) == 0
+    ds = open_store(out)
+    assert ds.sizes["patient"] == 30 and ds.attrs["n_patients"] == 30
+    assert ds.attrs["title"] == "runner test: 9 grid points x 30 virtual patients = 270"
+    # common random numbers: the first 30 patients of the 100-patient sweep
+    run_sweep(scenario, tmp_path / "full.zarr", engine=fake_engine)
+    full = open_store(tmp_path / "full.zarr")
+    assert np.array_equal(full.CMAX.values[..., :30], ds.CMAX.values, equal_nan=True)
+    capsys.readouterr()
+    assert main(["sweep", str(scenario), "--out", str(out)]) == 2
+    assert "--n-patients 30" in capsys.readouterr().err
+    # the shipped sweep's title follows its size, not the 144,000 of its full size
+    shipped = load_sweep(Path(__file__).parents[1] / "scenarios" / "sweep_dose_kidney.toml", 10)
+    assert "144,000" not in shipped.title and shipped.title.endswith("x 10 virtual patients = 720")
+    from cartkin.sweep.plots import heatmap
+
+    fig = heatmap(summarize(out), "CMAX")
+    assert "30 virtual patients per point" in fig.axes[0].get_title()
+
+
+def test_report_table_fits_the_width_and_names_what_it_leaves_out(tmp_path, capsys):
+    path = tmp_path / "wide.toml"
+    wide = '["CMAX", "TMAX", "TRECOV", "FLU_AUC", "TAPLASIA", "B_NADIR", "IL6_MAX", "PERSIST"]'
+    path.write_text(SCENARIO.format(n=20).replace('["CMAX", "TMAX", "TRECOV", "FLU_AUC"]', wide))
+    out = tmp_path / "w.zarr"
+    run_sweep(path, out, engine=fake_engine)
+    assert main(["report", str(out)]) == 0  # stdout is not a terminal here: 100 columns
+    table = capsys.readouterr().out
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert "Not shown" in table and "PERSIST" in table.split("Not shown")[1]
+    assert "--format csv or json" in table
+    assert main(["report", str(out), "--width", "60"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 60
+    assert main(["report", str(out), "--format", "csv"]) == 0
+    assert "PERSIST_median" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_reported_rate_excludes_the_compile(scenario, tmp_path, monkeypatch):
+    import sweep_engines
+
+    monkeypatch.setattr(sweep_engines, "_WARMED_UP", [])
+    monkeypatch.setenv("SWEEP_TEST_COMPILE_S", "1.5")
+    run = run_sweep(scenario, tmp_path / "c.zarr", engine=sweep_engines.compiling_engine,
+                    chunk_size=100)  # fmt: skip
+    assert run.compile_seconds >= 1.5
+    assert run.seconds < 1.5 and run.n_computed == 900
+
+
+_CLI_RUNNER = """
+import sys
+sys.path.insert(0, {tests!r})
+import cartkin.sweep.runner as runner
+from sweep_engines import compiling_engine
+runner.batch_engine = compiling_engine
+from cartkin.cli import main
+sys.exit(main(["sweep", {scenario!r}, "--out", {out!r}, "--chunk-size", "50"]))
+"""
+
+
+def test_ctrl_c_during_the_first_compile_exits_promptly_with_130_and_resumes(scenario, tmp_path):
+    out, mark = tmp_path / "cc.zarr", tmp_path / "compiling"
+    script = tmp_path / "cli.py"
+    script.write_text(_CLI_RUNNER.format(tests=str(Path(__file__).parent), scenario=str(scenario),
+                                         out=str(out)))  # fmt: skip
+    env = dict(os.environ, SWEEP_TEST_MARK=str(mark), SWEEP_TEST_COMPILE_S="30")
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not mark.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no compile started"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=25)  # the stand-in compile lasts 30 s: swallowed, it would run on
+    stderr = proc.stderr.read().decode()
+    assert rc == 130, stderr
+    assert time.monotonic() - t0 < 10
+    assert "Exception ignored" not in stderr and "run the same command again" in stderr
+    resumed = run_sweep(scenario, out, engine=fake_engine)
+    assert resumed.n_computed == 900
+    run_sweep(scenario, tmp_path / "whole.zarr", engine=fake_engine)
+    assert_same(arrays(tmp_path / "whole.zarr"), arrays(out))
+
+
+def test_aplasia_is_stored_per_patient_even_without_taplasia_among_the_metrics(scenario,
+                                                                               tmp_path):  # fmt: skip
+    out = tmp_path / "apl.zarr"
+    run_sweep(scenario, out, engine=fake_engine)
+    ds = open_store(out)
+    assert ds.APLASIA.dtype == bool and "TAPLASIA" not in ds
+    ok = ds.status.values == 0
+    odd = (ds.patient.values % 2 == 1)[None, None, :]  # fake_engine: odd patients aplastic
+    assert np.array_equal(ds.APLASIA.values, ok & odd)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="select on a pipe")
+def test_ctrl_c_during_a_real_first_numba_compile_exits_promptly(scenario, tmp_path):
+    """The real thing: a fresh numba and cartkin cache, SIGINT while the sweep's first compile
+    runs (today llvmlite swallowed it and the sweep ran to completion)."""
+    import select
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               CARTKIN_CACHE_DIR=str(tmp_path / "kernels"))  # fmt: skip
+    out = tmp_path / "real.zarr"
+    cmd = [sys.executable, "-m", "cartkin.cli", "sweep", str(scenario), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    deadline, seen = time.monotonic() + 180, b""
+    while b"compiling the sle_cart kernel" not in seen:  # said 1 s into the first compile
+        assert proc.poll() is None and time.monotonic() < deadline, seen.decode()
+        if select.select([proc.stderr], [], [], 0.1)[0]:
+            seen += os.read(proc.stderr.fileno(), 4096)
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=60)
+    stderr = seen.decode() + proc.stderr.read().decode()
+    assert rc == 130, stderr
+    assert time.monotonic() - t0 < 5
+    assert "Exception ignored" not in stderr and "run the same command again" in stderr
+    assert "kernel ready" not in stderr  # interrupted inside the compile, not after it

@@ -5,6 +5,10 @@
 ``scenario.clearance_model``; ``"patient.egfr_ml_min_173m2"`` may take the value ``"dialysis"``
 (the ``[sweep.dialysis]`` schedule). A kidney-function axis replaces the base patient's kidney
 function.
+
+In the store such an eGFR axis stays numeric: the dialysis arm's eGFR coordinate is NaN and a
+boolean coordinate ``patient.dialysis`` along the same dimension marks it, so
+``ds.sel({"patient.egfr_ml_min_173m2": 60})`` selects by number.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from cartkin.patient import Patient
 from cartkin.regimen import CarTDose, Lymphodepletion
 from cartkin.scenario import _KIDNEY_KEYS, _SCENARIO_KEYS, _SOLVER_KEYS
 
-__all__ = ["DIALYSIS", "Axis", "apply_axis_value", "parse_axes"]
+__all__ = ["DIALYSIS", "DIALYSIS_COORD", "Axis", "apply_axis_value", "axis_attrs", "parse_axes"]
 
 _SECTIONS = {
     "patient": tuple(f.name for f in dataclasses.fields(Patient)),
@@ -32,6 +36,33 @@ _SECTIONS = {
     "solver": tuple(_SOLVER_KEYS),
 }
 DIALYSIS = "dialysis"
+#: Name of the boolean store coordinate that marks the dialysis arm of an eGFR axis.
+DIALYSIS_COORD = "patient.dialysis"
+
+#: long_name and units of the common axis keys (store attributes and figure labels); other
+#: keys fall back to the model's parameter table or to the unit suffix of the key.
+AXIS_ATTRS = {
+    "cart.cells_per_kg": ("CAR-T dose", "cells/kg"),
+    "cart.flat_cells": ("CAR-T dose", "cells"),
+    "patient.egfr_ml_min_173m2": ("eGFR", "mL/min/1.73m2"),
+    "patient.crcl_ml_min": ("creatinine clearance", "mL/min"),
+    "patient.serum_creatinine_mg_dl": ("serum creatinine", "mg/dL"),
+    "patient.weight_kg": ("body weight", "kg"),
+    "patient.height_cm": ("height", "cm"),
+    "patient.age_years": ("age", "year"),
+    "patient.sex": ("sex", None),
+    "lymphodepletion.flu_mg_m2_per_day": ("fludarabine dose", "mg/m2/day"),
+    "lymphodepletion.flu_rule": ("fludarabine dose rule", None),
+    "lymphodepletion.flu_target_auc_mg_h_per_l": ("fludarabine AUC target", "mg.h/L"),
+    "lymphodepletion.cy_mg_m2": ("cyclophosphamide dose", "mg/m2"),
+    "scenario.clearance_model": ("fludarabine clearance model", None),
+    "scenario.t_end_days": ("horizon after CAR-T infusion", "day"),
+    "solver.method": ("integration method", None),
+    "solver.rtol": ("relative tolerance", "1"),
+    "solver.atol": ("absolute tolerance", "1"),
+}
+_UNIT_SUFFIXES = (("_days", "day"), ("_h", "h"), ("_kg", "kg"), ("_mg_m2", "mg/m2"),
+                  ("_mg_h_per_l", "mg.h/L"), ("_years", "year"), ("_cm", "cm"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,11 +88,37 @@ class Axis:
         """True when every value is a number (the store coordinate is then float64)."""
         return all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.values)
 
+    @property
+    def has_dialysis(self) -> bool:
+        """True for a kidney axis whose values are numbers and ``"dialysis"``."""
+        return DIALYSIS in self.values and all(is_number(v) or v == DIALYSIS for v in self.values)
+
     def coordinate(self) -> np.ndarray:
-        """The store coordinate: float64 for numbers, else the values as strings."""
+        """The store coordinate: float64 for numbers (NaN for ``"dialysis"`` on an eGFR axis
+        that mixes both, see :attr:`has_dialysis`), else the values as strings."""
         if self.numeric:
             return np.asarray(self.values, dtype=np.float64)
+        if self.has_dialysis:
+            return np.asarray([math.nan if v == DIALYSIS else v for v in self.values], np.float64)
         return np.asarray([value_text(v) for v in self.values], dtype=str)
+
+    def dialysis_mask(self) -> np.ndarray:
+        """The ``patient.dialysis`` coordinate: True at the dialysis value (bool, shape (n,))."""
+        return np.asarray([v == DIALYSIS for v in self.values], dtype=bool)
+
+
+def axis_attrs(key: str, model=None) -> tuple[str, str | None]:
+    """(long_name, units) of an axis key; units None for names (strings)."""
+    key = "scenario.clearance_model" if key == "clearance_model" else key
+    if key in AXIS_ATTRS:
+        return AXIS_ATTRS[key]
+    section, _, name = key.partition(".")
+    if section == "parameters" and model is not None and name in model.parameters.names:
+        par = model.parameters[name]
+        unit = "1" if par.unit in ("-", "") else par.unit
+        return f"{name}: {par.description.rstrip('.')}", unit
+    unit = next((u for suffix, u in _UNIT_SUFFIXES if name.endswith(suffix)), "1")
+    return name.replace("_", " "), unit
 
 
 def is_number(value) -> bool:

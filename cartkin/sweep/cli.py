@@ -1,15 +1,17 @@
 """``cartkin sweep`` and ``cartkin report``: added to the main parser by :func:`add_commands`.
 
-``cartkin sweep SCENARIO --out STORE.zarr [--plot DIR] [--workers N] [--scheduler ADDR]
-[--chunk-size K] [--threads T]`` runs (or resumes) a sweep; ``cartkin report STORE [--plot DIR]
-[--format table|json|csv]`` summarises a store. Ctrl-C exits with status 130 after the finished
-chunks are written.
+``cartkin sweep SCENARIO --out STORE.zarr [--n-patients N] [--plot DIR] [--workers N]
+[--scheduler ADDR] [--chunk-size K] [--threads T]`` runs (or resumes) a sweep; ``cartkin report STORE [--plot DIR]
+[--format table|json|csv] [--paired AXIS[=VALUE]] [--width COLUMNS]`` summarises a store (the
+table fits the terminal, 100 columns when not a terminal; csv and json hold every column).
+Ctrl-C exits with status 130 after the finished chunks are written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -47,6 +49,8 @@ def add_commands(sub):
                     help="run on a local Dask cluster of N worker processes")  # fmt: skip
     sw.add_argument("--scheduler", metavar="ADDR",
                     help="run on a running Dask cluster (tcp://host:8786)")  # fmt: skip
+    sw.add_argument("--n-patients", type=_positive_int, metavar="N",
+                    help="virtual patients per grid point (default: the scenario's n_patients)")  # fmt: skip
     sw.add_argument("--chunk-size", type=_positive_int, metavar="K",
                     help="virtual patients per chunk (default 10000)")  # fmt: skip
     sw.add_argument("--threads", type=_positive_int, metavar="T", help="numba threads per chunk")
@@ -57,6 +61,13 @@ def add_commands(sub):
     rp.add_argument("store", type=Path, help="store written by `cartkin sweep`")
     rp.add_argument("--format", choices=("table", "json", "csv"), default="table",
                     help="table (text), json (schema in the README) or csv (one row per point)")  # fmt: skip
+    rp.add_argument("--paired", metavar="AXIS[=VALUE]",
+                    help="compare B-cell recovery patient by patient with the same patients at "
+                    "VALUE of AXIS (default its first value), e.g. "
+                    "patient.egfr_ml_min_173m2=120")  # fmt: skip
+    rp.add_argument("--width", type=_positive_int, metavar="COLUMNS",
+                    help="widest table line (default: the terminal's width, 100 when not a "
+                    "terminal)")  # fmt: skip
     rp.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
     rp.add_argument("--debug", **hidden)
     sw.set_defaults(run=run_command)
@@ -82,7 +93,8 @@ def _sweep(args) -> int:
         return 2
     try:
         run = run_sweep(
-            args.scenario, args.out, chunk_size=args.chunk_size, workers=args.workers,
+            args.scenario, args.out, chunk_size=args.chunk_size, n_patients=args.n_patients,
+            workers=args.workers,
             scheduler=args.scheduler, threads=args.threads,
             progress=False if args.quiet else None,
         )  # fmt: skip
@@ -91,8 +103,8 @@ def _sweep(args) -> int:
         return 130
     print(
         f"cartkin sweep: {run.n_total} virtual patients in {run.store}; computed "
-        f"{run.n_computed} now in {run.seconds:.1f} s ({run.patients_per_s:.0f} patients/s), "
-        f"{run.n_failed} failed",
+        f"{run.n_computed} now in {run.seconds:.1f} s ({run.patients_per_s:.0f} patients/s, "
+        f"after {run.compile_seconds:.1f} s of kernel compile or load), {run.n_failed} failed",
         file=sys.stderr,
     )
     if args.plot is not None:
@@ -101,18 +113,37 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from cartkin.sweep.report import summarize
+    from cartkin.errors import ScenarioError
+    from cartkin.sweep.report import DEFAULT_WIDTH, summarize
 
     summary = summarize(args.store)
+    paired = None
+    if args.paired:
+        axis, _, value = args.paired.partition("=")
+        try:
+            paired = summary.paired(axis, _number_or_text(value) if value else None)
+        except ValueError as exc:
+            raise ScenarioError(f"--paired {args.paired}: {exc}") from None
     if args.format == "json":
-        print(json.dumps(summary.to_dict(), indent=2, allow_nan=False))
+        print(json.dumps(summary.to_dict(paired), indent=2, allow_nan=False))
     elif args.format == "csv":
-        sys.stdout.write(summary.to_csv())
+        sys.stdout.write(summary.to_csv(paired))
     else:
-        print(summary.to_table())
+        width = args.width
+        if width is None:
+            width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns if sys.stdout.isatty() \
+                else DEFAULT_WIDTH  # fmt: skip
+        print(summary.to_table(width=width, paired=paired))
     if args.plot is not None:
         _plots(args.store, args.plot, summary)
     return 0
+
+
+def _number_or_text(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _plots(store, directory, summary=None) -> None:

@@ -15,30 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from cartkin.kidney import AUC_MARKS_MG_H_PER_L
+from cartkin.sweep.axes import AXIS_ATTRS
+from cartkin.sweep.spec import METRIC_LONG_NAMES
 
-__all__ = ["bands", "heatmap", "plot_all", "probability_map", "trajectories"]
+__all__ = ["bands", "heatmap", "plot_all", "probability_map", "recovery", "trajectories"]
 
 #: What each metric is, for figure titles (definitions in cartkin.metrics).
-METRIC_TITLES = {
-    "CMAX": "peak CAR-T",
-    "TMAX": "time of the CAR-T peak",
-    "CMAX_COPIES": "peak transgene copies",
-    "CMAX_PCT_T": "peak CAR-T share of T cells",
-    "AUC0_28D": "CAR-T AUC days 0-28",
-    "CLST": "last CAR-T level >= LLOQ",
-    "TLST": "time of the last CAR-T level >= LLOQ",
-    "PERSIST": "CAR-T persistence >= LLOQ",
-    "B_NADIR": "B-cell nadir",
-    "B_TNADIR": "time of the B-cell nadir",
-    "TAPLASIA": "time to B-cell aplasia",
-    "APLASIA_DUR": "B-cell aplasia duration",
-    "TRECOV": "time to B-cell recovery",
-    "IL6_MAX": "IL-6 peak",
-    "IL6_TMAX": "time of the IL-6 peak",
-    "IL6_T_ABOVE": "time with IL-6 above threshold",
-    "ADSDNA_D90_PCT": "anti-dsDNA at day 90, % of day 0",
-    "FLU_AUC": "cumulative fludarabine AUC",
-}
+METRIC_TITLES = METRIC_LONG_NAMES
 
 _PROBABILITIES = {
     "p_flu_auc_in_window": "P(FLU_AUC in {lo:g}-{hi:g} mg.h/L)",
@@ -62,6 +45,11 @@ def _numeric(values) -> bool:
     return np.asarray(values).dtype.kind == "f"
 
 
+def _vtext(value) -> str:
+    """An axis value as text: numbers with %g ("120", "1e+05"), names as they are."""
+    return f"{value:g}" if isinstance(value, float | np.floating) else str(value)
+
+
 def _edges(values, log):
     v = np.log10(values) if log else np.asarray(values, dtype=float)
     if v.size == 1:
@@ -81,25 +69,12 @@ def _axis_positions(summary, k):
     if monotonic:
         return values.astype(float), _edges(values, log), log, None
     idx = np.arange(values.size, dtype=float)
-    labels = [f"{x:g}" if _numeric(values) else str(x) for x in values]
+    labels = [_vtext(x) for x in values]
     return idx, _edges(idx, False), False, labels
 
 
-_AXIS_LABELS = {
-    "cart.cells_per_kg": "CAR-T dose (cells/kg)",
-    "cart.flat_cells": "CAR-T dose (cells)",
-    "patient.egfr_ml_min_173m2": "eGFR (mL/min/1.73 m2)",
-    "patient.crcl_ml_min": "CrCL (mL/min)",
-    "patient.serum_creatinine_mg_dl": "serum creatinine (mg/dL)",
-    "patient.weight_kg": "body weight (kg)",
-    "patient.age_years": "age (years)",
-    "lymphodepletion.flu_mg_m2_per_day": "fludarabine (mg/m2/day)",
-    "lymphodepletion.flu_rule": "fludarabine dose rule",
-    "lymphodepletion.flu_target_auc_mg_h_per_l": "fludarabine AUC target (mg.h/L)",
-    "lymphodepletion.cy_mg_m2": "cyclophosphamide (mg/m2)",
-    "clearance_model": "fludarabine clearance model",
-    "scenario.clearance_model": "fludarabine clearance model",
-}
+_AXIS_LABELS = {k: f"{name} ({unit})" if unit else name for k, (name, unit) in AXIS_ATTRS.items()}
+_AXIS_LABELS["clearance_model"] = _AXIS_LABELS["scenario.clearance_model"]
 
 
 def _label(name: str) -> str:
@@ -117,7 +92,7 @@ def _slice(summary, x, y, fixed):
             continue
         i = fixed.get(name, 0)
         index.append(i)
-        value = f"{values[i]:g}" if _numeric(values) else str(values[i])
+        value = _vtext(values[i])
         held.append(f"{_label(name).split(' (')[0]} = {value}")
     return tuple(index), held
 
@@ -178,7 +153,8 @@ def heatmap(summary, metric, x=None, y=None, stat="median", fixed=None, ax=None)
         A stored metric (``"TRECOV"``).
     x, y : str, optional
         Axis names (default: the first two axes).
-    stat : {"median", "q05", "q95"}
+    stat : {"median", "q05", "q95"}, or for TRECOV "KM_median", "KM_q25", "KM_q75" (the
+        censored recovery time, :mod:`cartkin.sweep.recovery`)
     fixed : dict, optional
         ``{axis name: index}`` for further axes (default index 0).
     ax : matplotlib Axes, optional
@@ -193,15 +169,37 @@ def heatmap(summary, metric, x=None, y=None, stat="median", fixed=None, ax=None)
     fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 4.8))
     ax = ax or fig.add_subplot()
     mesh, cx, cy = _mesh(ax, summary, z, xi, yi, cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label=f"{metric} {stat} ({summary.metrics[metric]})")
+    label = stat.replace("KM_", "Kaplan-Meier ")
+    fig.colorbar(mesh, ax=ax, label=f"{metric} {label} ({summary.metrics[metric]})")
+    if stat.startswith("KM_") and z.size <= 150:  # P(aplasia) beside each recovery time
+        p, _ = _grid(summary, "p_aplasia", xi, yi, fixed)
+        for i, xv in enumerate(cx):
+            for j, yv in enumerate(cy):
+                if np.isfinite(p[i, j]):
+                    ax.text(xv, yv, f"P(apl)\n{p[i, j]:.2f}", ha="center", va="center",
+                            fontsize=6, color="white")  # fmt: skip
     _iso_auc(ax, summary, xi, yi, fixed, cx, cy)
-    title = (
-        f"{metric} ({METRIC_TITLES.get(metric, metric)}): {stat} over "
-        f"{int(summary.attrs['n_patients'])} virtual patients per point"
-    )
-    ax.set_title(title + (f"\n{', '.join(held)}" if held else ""), fontsize=9)
+    what = METRIC_TITLES.get(metric, metric).split(" (")[0]
+    if stat.startswith("KM_"):
+        title = (
+            f"{metric} ({what}): Kaplan-Meier {stat[3:]} over all solved patients of "
+            f"{summary.patients_per_point} per point (censored at the horizon, never aplastic "
+            "= day 0; blank: not reached); in each cell P(B-cell aplasia)"
+        )
+    else:
+        title = (
+            f"{metric} ({what}): {stat} over the solved patients where it is defined, of "
+            f"{summary.patients_per_point} virtual patients per point"
+        )
+    ax.set_title(_wrap(title) + (f"\n{', '.join(held)}" if held else ""), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _wrap(text: str, width: int = 75) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def probability_map(summary, field="p_flu_auc_in_window", x=None, y=None, fixed=None, ax=None):
@@ -256,7 +254,7 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
         med = summary.fields[f"{metric}_median"][index]
         q05 = summary.fields[f"{metric}_q05"][index]
         q95 = summary.fields[f"{metric}_q95"][index]
-        name = None if hv is None else f"{hv:g}" if _numeric(hue_values) else str(hv)
+        name = None if hv is None else _vtext(hv)
         (line,) = ax.plot(cx, med, marker="o", ms=3, label=name)
         if len(hue_values) <= 3:
             ax.fill_between(cx, q05, q95, color=line.get_color(), alpha=0.2, lw=0)
@@ -271,10 +269,75 @@ def bands(summary, metric, x=None, hue=None, fixed=None, ax=None):
     ax.set_ylabel(f"{metric} ({summary.metrics[metric]})")
     if hi is not None:
         ax.legend(title=_label(summary.axes[hi][0]), fontsize=7, title_fontsize=7)
-    ax.set_title(f"{metric} ({METRIC_TITLES.get(metric, metric)}): median and 5-95% band"
+    ax.set_title(_wrap(f"{metric} ({METRIC_TITLES.get(metric, metric).split(' (')[0]}): median "
+                       "and 5-95% band over the solved patients where it is defined, of "
+                       f"{summary.patients_per_point} virtual patients per point")
                  + (f"\n{', '.join(held)}" if held else ""),
                  fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def recovery(summary, x=None, hue=None, fixed=None):
+    """B-cell recovery as a censored time (Kaplan-Meier median and quartiles, left) beside the
+    probability of B-cell aplasia (right), along one axis, one line per value of ``hue``.
+
+    Every solved patient counts (:mod:`cartkin.sweep.recovery`: never aplastic = recovered at
+    day 0, not recovered by the horizon = censored); a quantile not reached by the horizon is
+    drawn at the horizon as an open triangle. Arguments as in :func:`bands`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    xi = _axis_index(summary, x, 0)
+    hi = _axis_index(summary, hue, 1 if len(summary.axes) > 1 else None)
+    fig, (ax, ap) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    cx, _, logx, lx = _axis_positions(summary, xi)
+    hue_values = summary.axes[hi][1] if hi is not None else [None]
+    _, held = _slice(summary, xi, hi, fixed)
+    f = summary.fields
+    for h, hv in enumerate(hue_values):
+        fix = dict(fixed or {})
+        if hi is not None:
+            fix[summary.axes[hi][0]] = h
+        index, _ = _slice(summary, xi, None, fix)
+        horizon = summary.horizon_days[index]
+        name = None if hv is None else _vtext(hv)
+        med = f["TRECOV_KM_median"][index]
+        (line,) = ax.plot(cx, med, marker="o", ms=3, label=name)
+        color = line.get_color()
+        q25 = f["TRECOV_KM_q25"][index]
+        q75 = np.where(np.isnan(f["TRECOV_KM_q75"][index]), horizon, f["TRECOV_KM_q75"][index])
+        if len(hue_values) <= 3:
+            ax.fill_between(cx, q25, q75, color=color, alpha=0.2, lw=0)
+        else:
+            for q in (q25, q75):
+                ax.plot(cx, q, color=color, lw=0.8, ls="--", alpha=0.7)
+        open_ = np.isnan(med) & np.isfinite(f["TRECOV_n_censored"][index])
+        if open_.any():
+            ax.plot(cx[open_], horizon[open_], ls="none", marker="^", mfc="none", color=color)
+        ap.plot(cx, f["p_aplasia"][index], marker="o", ms=3, color=color, label=name)
+    for a in (ax, ap):
+        if logx:
+            a.set_xscale("log")
+        if lx:
+            a.set_xticks(cx, lx)
+        a.set_xlabel(_label(summary.axes[xi][0]))
+        a.grid(alpha=0.3)
+    ax.set_ylabel("days from infusion to B-cell recovery")
+    ax.set_title("TRECOV, Kaplan-Meier median and quartiles (censored at the horizon; never\n"
+                 "aplastic = day 0; not reached by the horizon: drawn there, median as a "
+                 "triangle)", fontsize=8)  # fmt: skip
+    ap.set_ylim(-0.02, 1.02)
+    ap.set_ylabel("P(B-cell aplasia)")
+    ap.set_title("probability of B-cell aplasia within the horizon", fontsize=8)
+    if hi is not None:
+        ax.legend(title=_label(summary.axes[hi][0]), fontsize=7, title_fontsize=7)
+    fig.suptitle(f"B-cell recovery over {summary.patients_per_point} virtual patients per point"
+                 + (f"; {', '.join(held)}" if held else ""), fontsize=9)  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -313,7 +376,7 @@ def trajectories(summary, fixed=None):
             color = colors[i % len(colors)]
             if y.size:
                 ax.plot(t, y.T, color=color, lw=0.4, alpha=0.25)
-                name = None if v is None else f"{v:.3g}" if _numeric(values0) else str(v)
+                name = None if v is None else f"{v:.3g}" if _numeric(values0) else _vtext(v)
                 ax.plot(t, np.median(y, axis=0), color=color, lw=2, label=name)
                 top[obs] = max(top.get(obs, 0.0), float(np.nanmax(y)))
     for ax, (obs, label) in zip(axes[0], roles, strict=True):
@@ -338,9 +401,10 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
 
     With two or more axes: one heatmap per metric over the first two axes and the probability
     maps, for each combination of the further axes' values (the first ``max_panels``
-    combinations; file names end in ``__<axis>=<value>``). With one or more axes: one band plot
-    per metric along the first axis (one line per value of the second, further axes at their
-    first value).
+    combinations; file names end in ``__<axis>=<value>``), plus the Kaplan-Meier median of the
+    censored B-cell recovery time (``heatmap_TRECOV_KM``) and P(aplasia). With one or more
+    axes: one band plot per metric along the first axis (one line per value of the second,
+    further axes at their first value) and ``recovery_km.png`` (KM recovery beside P(aplasia)).
     """
     plt = _plt()
     directory = Path(directory)
@@ -358,19 +422,24 @@ def plot_all(summary, directory, max_panels: int = 4) -> list[Path]:
         combos = list(itertools.product(*(range(len(v)) for _, v, _ in extra)))[:max_panels]
         for combo in combos:
             fixed = {name: i for (name, _, _), i in zip(extra, combo, strict=True)}
-            tag = "".join(f"__{_slug(name)}={_slug(str(v[i]) if not _numeric(v) else f'{v[i]:g}')}"
+            tag = "".join(f"__{_slug(name)}={_slug(_vtext(v[i]))}"
                           for (name, v, _), i in zip(extra, combo, strict=True))  # fmt: skip
             for m in summary.metrics:
                 save(heatmap(summary, m, fixed=fixed), f"heatmap_{m}{tag}.png")
+            if summary.has_km:
+                save(heatmap(summary, "TRECOV", stat="KM_median", fixed=fixed),
+                     f"heatmap_TRECOV_KM{tag}.png")  # fmt: skip
             maps = ["p_failed"]
             maps += ["p_flu_auc_in_window"] if "FLU_AUC" in summary.metrics else []
-            maps += ["p_aplasia"] if "TAPLASIA" in summary.metrics else []
+            maps += ["p_aplasia"] if np.isfinite(summary.fields["p_aplasia"]).any() else []
             maps += ["p_recovery_by_day"] if "TRECOV" in summary.metrics else []
             for field in maps:
                 save(probability_map(summary, field, fixed=fixed), f"{field}{tag}.png")
     if summary.axes:
         for m in summary.metrics:
             save(bands(summary, m), f"bands_{m}.png")
+        if summary.has_km:
+            save(recovery(summary), "recovery_km.png")
     if int(summary.attrs.get("trajectories", 0)) > 0:
         save(trajectories(summary), "trajectories.png")
     return written

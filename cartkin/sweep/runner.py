@@ -57,7 +57,11 @@ class SweepRun:
     n_failed : int
         Patients with a failure status computed by this call.
     seconds : float
-        Wall time of the computing part of this call.
+        Wall time of the computing part of this call, without ``compile_seconds``.
+    compile_seconds : float
+        Wall time of the warm-up before it: one patient through the engine, which compiles
+        the kernel on first use (or loads it from numba's cache). 0 on a Dask cluster, whose
+        workers load their kernels inside ``seconds``.
     """
 
     store: Path
@@ -65,6 +69,7 @@ class SweepRun:
     n_computed: int
     n_failed: int
     seconds: float
+    compile_seconds: float = 0.0
 
     @property
     def patients_per_s(self) -> float:
@@ -96,7 +101,8 @@ def compute_chunk(
     Returns
     -------
     dict
-        ``{metric: (n,) float64, "status": (n,) int, "error": str or None}``, plus
+        ``{metric: (n,) float64, "status": (n,) int, "error": str or None}`` (metrics:
+        ``sweep.engine_metrics``; the store derives ``APLASIA`` from TAPLASIA), plus
         ``"trajectories"`` (``{observable: (m, n_t)}``, ``"status"``) when the chunk holds some
         of the first ``sweep.trajectories`` patients.
     """
@@ -109,12 +115,12 @@ def compute_chunk(
     n = stop - start
     try:
         pop = draw_population(sweep, point, start, stop)
-        out = engine(pop, sweep.metrics, threads=threads)
-        result = {m: np.asarray(out[m], dtype=np.float64) for m in sweep.metrics}
+        out = engine(pop, sweep.engine_metrics, threads=threads)
+        result = {m: np.asarray(out[m], dtype=np.float64) for m in sweep.engine_metrics}
         result["status"] = np.asarray(out["status"], dtype=np.int64)
         result["error"] = None
     except Exception as exc:  # recorded per patient, counted in the report
-        result = {m: np.full(n, np.nan) for m in sweep.metrics}
+        result = {m: np.full(n, np.nan) for m in sweep.engine_metrics}
         result["status"] = np.full(n, ENGINE_ERROR, dtype=np.int64)
         result["error"] = f"{type(exc).__name__}: {exc}"
     if start < sweep.trajectories:
@@ -138,6 +144,7 @@ def run_sweep(
     out,
     *,
     chunk_size: int | None = None,
+    n_patients: int | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     threads: int | None = None,
@@ -156,6 +163,9 @@ def run_sweep(
         resumed (only missing chunks are computed); one of another scenario is refused.
     chunk_size : int, optional
         Patients per chunk for a new store (default ``DEFAULT_CHUNK_SIZE``).
+    n_patients : int, optional
+        Virtual patients per grid point instead of the scenario's ``n_patients``
+        (:func:`cartkin.sweep.spec.load_sweep`); a resumed store must have the same number.
     workers : int, optional
         Start a local Dask cluster with this many worker processes.
     scheduler : str, optional
@@ -183,7 +193,12 @@ def run_sweep(
         On Ctrl-C, after the finished chunks are written.
     """
     log = log or sys.stderr
-    sweep = scenario if isinstance(scenario, Sweep) else load_sweep(scenario)
+    if isinstance(scenario, Sweep):
+        sweep = scenario
+        if n_patients is not None and n_patients != sweep.n_patients:
+            sweep = sweep_from_text(sweep.text, sweep.source, n_patients=n_patients)
+    else:
+        sweep = load_sweep(scenario, n_patients=n_patients)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ScenarioError(f"--chunk-size {chunk_size!r}: expected an integer >= 1")
     if workers is not None and workers < 1:
@@ -230,15 +245,17 @@ def run_sweep(
                       f"{result['error']}", file=log)  # fmt: skip
         bar.update(n)
 
-    t0 = time.perf_counter()
+    timing = {"compile": 0.0, "start": time.perf_counter()}
+    stop = threading.Event()
     try:
         if workers is None and scheduler is None:
-            _run_local(sweep, store, todo, finish, engine, threads)
+            _in_thread(_run_local, sweep, store, todo, finish, engine, threads, stop, timing, log)
         else:
             from cartkin.sweep.dask import run_on_dask
 
             run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
     except KeyboardInterrupt:
+        stop.set()  # the compute thread writes nothing more
         bar.close()
         writer.close()  # flush the finished chunks
         raise SweepInterrupted(
@@ -246,19 +263,72 @@ def run_sweep(
             f"{out}; run the same command again to compute the rest"
         ) from None
     except BaseException:
+        stop.set()
         writer.close()
         raise
     writer.close()
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - timing["start"]
     bar.close()
-    return SweepRun(Path(out), sweep.n_total, counts["computed"], counts["failed"], seconds)
+    return SweepRun(Path(out), sweep.n_total, counts["computed"], counts["failed"], seconds,
+                    timing["compile"])  # fmt: skip
 
 
-def _run_local(sweep, store, todo, finish, engine, threads):
+def _in_thread(target, *args) -> None:
+    """Run ``target(*args)`` in a daemon thread while this (main) thread waits for it.
+
+    Ctrl-C is delivered to the main thread. Had the compute run here, a Ctrl-C during numba's
+    first compile would land inside an llvmlite callback, which prints "Exception ignored"
+    and swallows it, and the sweep would run on. Waiting here, the KeyboardInterrupt reaches
+    :func:`run_sweep` at once; the compute thread is told to stop (and writes nothing more) and
+    ends with the process.
+    """
+    error = []
+
+    def run():
+        try:
+            target(*args)
+        except BaseException as exc:  # re-raised in the main thread
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name="sweep-compute", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if error:
+        raise error[0]
+
+
+def _run_local(sweep, store, todo, finish, engine, threads, stop, timing, log):
     threads = threads or os.cpu_count() or 1
+    if not todo:
+        return
+    # warm-up: the first patient of the first chunk compiles (or loads) the kernels, timed
+    # apart so that the reported rate is the compute's; its result is discarded
+    g, j = todo[0]
+    start = store.chunk_range(j)[0]
+    t0 = time.perf_counter()
+    note = threading.Timer(1.0, lambda: print(
+        f"cartkin sweep: compiling the {sweep.model.name} kernel (first run only; Ctrl-C stops "
+        "it)", file=log, flush=True))  # fmt: skip
+    note.daemon = True
+    note.start()  # said only when the warm-up takes long, i.e. compiles
+    try:
+        compute_chunk(sweep.text, sweep.source, g, start, start + 1, engine, threads)
+    finally:
+        note.cancel()
+    timing["compile"] = time.perf_counter() - t0
+    timing["start"] = time.perf_counter()
+    if timing["compile"] > 1.0:
+        print(f"cartkin sweep: {sweep.model.name} kernel ready in {timing['compile']:.1f} s "
+              "(compiled on first use, then cached)", file=log)  # fmt: skip
     for g, j in todo:
-        start, stop = store.chunk_range(j)
-        finish(g, j, compute_chunk(sweep.text, sweep.source, g, start, stop, engine, threads))
+        if stop.is_set():
+            return
+        start, end = store.chunk_range(j)
+        result = compute_chunk(sweep.text, sweep.source, g, start, end, engine, threads)
+        if stop.is_set():
+            return
+        finish(g, j, result)
 
 
 class _Writer:

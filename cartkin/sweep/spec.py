@@ -49,11 +49,40 @@ from cartkin.patient import DialysisSchedule
 from cartkin.scenario import _check_keys, scenario_from_dict
 from cartkin.sweep.axes import Axis, apply_axis_value, is_number, parse_axes, value_text
 
-__all__ = ["FLU_CLEARANCE", "METRIC_UNITS", "Axis", "Sweep", "load_sweep", "sweep_from_text"]
+__all__ = [
+    "FLU_CLEARANCE",
+    "METRIC_LONG_NAMES",
+    "METRIC_UNITS",
+    "Axis",
+    "Sweep",
+    "load_sweep",
+    "sweep_from_text",
+]
 
 #: Metrics a sweep can store, with their units (definitions in :mod:`cartkin.metrics`; these
 #: are the in-kernel metrics of :data:`cartkin.batch.METRIC_NAMES`).
 METRIC_UNITS = {name: unit for name, (unit, _) in METRIC_NAMES.items()}
+#: What each metric is (store ``long_name`` and figure titles; definitions in cartkin.metrics).
+METRIC_LONG_NAMES = {
+    "CMAX": "peak CAR-T level in blood",
+    "TMAX": "time of the CAR-T peak after infusion",
+    "CMAX_COPIES": "peak CAR-T transgene copies per ug DNA",
+    "CMAX_PCT_T": "peak CAR-T share of T cells",
+    "AUC0_28D": "CAR-T area under the curve, days 0-28",
+    "CLST": "last CAR-T level at or above the LLOQ",
+    "TLST": "time of the last CAR-T level at or above the LLOQ",
+    "PERSIST": "time with CAR-T at or above the LLOQ after infusion",
+    "B_NADIR": "lowest B-cell count after infusion",
+    "B_TNADIR": "time of the B-cell nadir",
+    "TAPLASIA": "time to B-cell aplasia (first B-cell count below the threshold)",
+    "APLASIA_DUR": "B-cell aplasia duration (TRECOV - TAPLASIA)",
+    "TRECOV": "time to B-cell recovery (first return to the threshold after aplasia)",
+    "IL6_MAX": "IL-6 peak",
+    "IL6_TMAX": "time of the IL-6 peak",
+    "IL6_T_ABOVE": "time with IL-6 above its threshold",
+    "ADSDNA_D90_PCT": "anti-dsDNA at day 90 as % of day 0",
+    "FLU_AUC": "cumulative fludarabine (F-ara-A) AUC",
+}
 _ROLE_OF = {name: role for name, (_, role) in METRIC_NAMES.items() if role not in (None, "cart")}
 
 #: Name of the variability entry on the fludarabine clearance (not a model parameter).
@@ -141,6 +170,31 @@ class Sweep:
         return t if math.isclose(t[-1], t_end) else np.append(t, t_end)
 
     @property
+    def tracks_aplasia(self) -> bool:
+        """True when the model has a B-cell observable: the store then holds ``APLASIA``."""
+        return bool(self.model.roles.get("b_cells"))
+
+    @property
+    def engine_metrics(self) -> tuple[str, ...]:
+        """The metrics asked of the engine: :attr:`metrics`, plus TAPLASIA (from which
+        ``APLASIA`` is derived) when the store tracks aplasia and it is not listed."""
+        if self.tracks_aplasia and "TAPLASIA" not in self.metrics:
+            return (*self.metrics, "TAPLASIA")
+        return self.metrics
+
+    @property
+    def title(self) -> str:
+        """The scenario name with the sweep's actual sizes (store and figure titles)."""
+        return (
+            f"{self.base.name}: {self.n_points} grid points x {self.n_patients:,} virtual "
+            f"patients = {self.n_total:,}"
+        )
+
+    def horizon_days(self, g: int) -> float:
+        """The horizon (last output day) of grid point ``g``: the censoring time of TRECOV."""
+        return float(self.points[g].t_days[-1])
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """Grid shape, one entry per axis."""
         return tuple(len(a.values) for a in self.axes)
@@ -183,12 +237,17 @@ class Sweep:
             ) from None
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path, n_patients: int | None = None) -> Sweep:
     """Read a scenario file with a ``[sweep]`` table and validate it.
 
     Parameters
     ----------
     path : str or Path
+    n_patients : int, optional
+        Virtual patients per grid point instead of the file's ``n_patients`` (``cartkin sweep
+        --n-patients``). Patient k's draws do not depend on it (common random numbers), so a
+        smaller sweep holds the first patients of the larger one. ``trajectories`` is capped
+        at it.
 
     Returns
     -------
@@ -202,10 +261,12 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such scenario file")
-    return sweep_from_text(path.read_text(encoding="utf-8"), source=str(path))
+    return sweep_from_text(
+        path.read_text(encoding="utf-8"), source=str(path), n_patients=n_patients
+    )
 
 
-def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
+def sweep_from_text(text: str, source: str = "<scenario>", n_patients: int | None = None) -> Sweep:
     """:func:`load_sweep` for a scenario given as TOML text; ``source`` names it in errors."""
     try:
         data = tomllib.loads(text)
@@ -229,7 +290,11 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
     for key in ("n_patients", "seed"):
         if key not in table:
             raise ScenarioError(f"{where} missing required key {key!r}")
-    n_patients = _integer(where, "n_patients", table["n_patients"], 1, _MAX_PATIENTS)
+    if n_patients is None:
+        n_patients = _integer(where, "n_patients", table["n_patients"], 1, _MAX_PATIENTS)
+    else:
+        _integer(where, "n_patients", table["n_patients"], 1, _MAX_PATIENTS)
+        n_patients = _integer(source + ":", "--n-patients", n_patients, 1, _MAX_PATIENTS)
     seed = _integer(where, "seed", table["seed"], 0, 2**64 - 1)
     model = base.model
     metrics = _metrics(where, table.get("metrics"), model)
@@ -250,6 +315,8 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
             f"{where} recovery_by_day = {recovery_day!r}: expected a number of days > 0, e.g. 180"
         )
     trajectories = _integer(where, "trajectories", table.get("trajectories", 0), 0, 1000)
+    if n_patients != table["n_patients"]:
+        trajectories = min(trajectories, n_patients)
     if trajectories > n_patients:
         raise ScenarioError(
             f"{where} trajectories = {trajectories}: expected at most n_patients = {n_patients}"

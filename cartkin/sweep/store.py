@@ -1,27 +1,43 @@
 """The result store of a sweep: one Zarr group that xarray opens as a Dataset.
 
-Layout (``xarray.open_zarr(path, mask_and_scale=False)`` or :func:`open_store`)::
+Layout (``xarray.open_zarr(path)``, or :func:`open_store`; the metadata are consolidated, so
+xarray opens it in one read and without warnings)::
 
     dimensions   one per axis, named after its dotted key ("cart.cells_per_kg", ...), then
                  "patient" (virtual patient index) and "patient_chunk" (for chunk_done)
-    coordinates  each axis's values (float64, or strings for names and "dialysis"); patient
-    variables    one per metric, float64 (axes..., patient), attrs units and long_name;
-                 NaN where the metric is not reached (e.g. no B-cell recovery by the horizon)
-                 or the patient failed (see status)
+    coordinates  each axis's values: float64 for numbers, strings for names; an eGFR axis with
+                 a "dialysis" arm stays numeric (NaN at the dialysis arm) and the boolean
+                 coordinate "patient.dialysis" along it marks that arm, so
+                 ds.sel({"patient.egfr_ml_min_173m2": 60}) and
+                 ds.where(ds["patient.dialysis"].compute(), drop=True) both work (open_store
+                 loads that coordinate, so .compute() is not needed there); patient
+    variables    one per metric, float64 (axes..., patient); NaN where the metric is not
+                 reached (e.g. no B-cell recovery by the horizon) or the patient failed
+                 APLASIA (axes..., patient) bool: B cells fell below the B-cell threshold
+                 (TAPLASIA defined) within the horizon; models with a B-cell observable only;
+                 False for failed patients (read it with status)
+                 horizon_days (axes...) float64: last simulated day of each grid point, the
+                 censoring time of TRECOV (cartkin.sweep.recovery)
                  status (axes..., patient) int16: 0 solved, < 0 failed (cartkin.ode.Status,
                  -100 engine error), -32768 not computed yet
                  chunk_done (axes..., patient_chunk) uint8: 1 once a chunk is written
                  with [sweep] trajectories = m: traj_<observable> (axes..., traj_patient,
                  t_days) float64 and traj_status (axes..., traj_patient) for patients 0..m-1
-    attributes   scenario_text, scenario_hash (SHA-256), scenario_file, seed, n_patients,
-                 chunk_size, metrics, variability, model, cartkin_version, ...
+    attributes   every variable and coordinate has long_name (a description) and units ("1"
+                 for dimensionless numbers, flags and booleans; none on text coordinates); the group has title (with the actual
+                 sizes), scenario_text, scenario_hash (SHA-256), scenario_file, seed,
+                 n_patients, chunk_size, metrics, variability, model, cartkin_version, ...
 
 Chunks are (1, ..., 1, chunk_size): one grid point and a run of patients, the unit of work.
 A chunk's arrays are written concurrently (one round trip to zarr's event loop): 9 ms per chunk
 of 10,000 patients x 8 metrics here instead of about 90 ms one array at a time.
 A chunk's data are written before its ``chunk_done`` flag and each Zarr chunk file is replaced
 atomically, so a sweep killed at any moment leaves a store whose flagged chunks are complete;
-rerunning the same command computes only the unflagged ones.
+rerunning the same command computes only the unflagged ones. The consolidated metadata are
+written once at creation; chunk writes change no metadata.
+
+Layout 1 (cartkin before this layout: eGFR coordinate as text, no APLASIA) is refused with a
+message; rerun the sweep into a new store.
 """
 
 from __future__ import annotations
@@ -32,12 +48,31 @@ from pathlib import Path
 import numpy as np
 
 from cartkin.errors import ScenarioError
-from cartkin.sweep.spec import METRIC_UNITS, Sweep
+from cartkin.sweep.axes import DIALYSIS_COORD, axis_attrs
+from cartkin.sweep.spec import METRIC_LONG_NAMES, METRIC_UNITS, Sweep
 
-__all__ = ["NOT_RUN", "SweepStore", "open_store"]
+__all__ = ["APLASIA", "NOT_RUN", "STORE_VERSION", "SweepStore", "check_layout", "open_store"]
 
 NOT_RUN = -32768
-STORE_VERSION = 1
+#: Store layout version (attribute ``cartkin_sweep_store``); 1: eGFR as text, no APLASIA.
+STORE_VERSION = 2
+#: Name of the per-patient aplasia flag in the store.
+APLASIA = "APLASIA"
+
+
+def check_layout(path, attrs, action: str = "read") -> None:
+    """Raise ScenarioError unless ``attrs`` are those of a store of this layout version."""
+    version = attrs.get("cartkin_sweep_store")
+    if version == STORE_VERSION:
+        return
+    if isinstance(version, int) and version < STORE_VERSION:
+        raise ScenarioError(
+            f"{path}: a sweep store of layout {version}, written by an older cartkin (its eGFR "
+            f"coordinate is text and it has no APLASIA); this cartkin cannot {action} it: run "
+            "the sweep again into a new --out (or delete the old store)"
+        )
+    raise ScenarioError(f"{path}: not a cartkin sweep store (no cartkin_sweep_store attribute "
+                        f"{STORE_VERSION})")  # fmt: skip
 
 
 class SweepStore:
@@ -52,7 +87,13 @@ class SweepStore:
         self.sweep = sweep
         self.chunk_size = chunk_size
         self.n_chunks = -(-sweep.n_patients // chunk_size)
-        self._arrays = {name: group[name] for name in (*sweep.metrics, "status", "chunk_done")}
+        names = (
+            *sweep.metrics,
+            "status",
+            "chunk_done",
+            *([APLASIA] if sweep.tracks_aplasia else []),
+        )
+        self._arrays = {name: group[name] for name in names}
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -84,10 +125,11 @@ class SweepStore:
                     f"--out {path}: exists and is not a cartkin sweep store ({exc}); choose "
                     "another path or delete it"
                 ) from None
-            if attrs.get("cartkin_sweep_store") != STORE_VERSION:
+            if "cartkin_sweep_store" not in attrs:
                 raise ScenarioError(
                     f"--out {path}: exists and is not a cartkin sweep store; choose another path"
                 )
+            check_layout(f"--out {path}", attrs, "resume")
             if attrs.get("scenario_hash") != sweep.scenario_hash:
                 raise ScenarioError(
                     f"--out {path}: the store holds a sweep of another scenario (file "
@@ -95,11 +137,19 @@ class SweepStore:
                     f"...) but {sweep.source} has sha256 {sweep.scenario_hash[:12]}...; results "
                     "are never mixed: write to a new --out or delete the old store"
                 )
+            if int(attrs["n_patients"]) != sweep.n_patients:
+                raise ScenarioError(
+                    f"--out {path}: the store holds {attrs['n_patients']} virtual patients per "
+                    f"grid point, not {sweep.n_patients}: resume it with --n-patients "
+                    f"{attrs['n_patients']}, or write to a new --out"
+                )
             return cls(path, group, sweep, int(attrs["chunk_size"]))
         return cls._create(path, sweep, chunk_size)
 
     @classmethod
     def _create(cls, path: Path, sweep: Sweep, chunk_size: int) -> SweepStore:
+        import warnings
+
         import zarr
 
         from cartkin import __version__
@@ -110,7 +160,8 @@ class SweepStore:
         group.attrs.update(
             {
                 "cartkin_sweep_store": STORE_VERSION,
-                "title": sweep.base.name,
+                "title": sweep.title,
+                "scenario_name": sweep.base.name,
                 "scenario_file": sweep.source,
                 "scenario_text": sweep.text,
                 "scenario_hash": sweep.scenario_hash,
@@ -130,34 +181,57 @@ class SweepStore:
         )
         dims = [a.key for a in sweep.axes]
         shape = sweep.shape
+        # non-dimension coordinates, named in each variable's CF "coordinates" attribute
+        extra = " ".join(DIALYSIS_COORD for a in sweep.axes if a.has_dialysis)
         for axis in sweep.axes:
             coord = axis.coordinate()
-            arr = group.create_array(
-                axis.key,
-                shape=coord.shape,
-                dtype=coord.dtype if axis.numeric else str,
-                dimension_names=[axis.key],
-            )
+            numeric = coord.dtype.kind == "f"
+            arr = group.create_array(axis.key, shape=coord.shape, dtype=coord.dtype if numeric
+                                     else str, dimension_names=[axis.key])  # fmt: skip
             arr[...] = coord
+            long_name, units = axis_attrs(axis.key, sweep.model)
+            if axis.has_dialysis:
+                long_name += f" (NaN on hemodialysis: see {DIALYSIS_COORD})"
+            arr.attrs.update(_attrs(long_name, units if numeric else None))
+            if axis.has_dialysis:
+                mark = group.create_array(DIALYSIS_COORD, shape=coord.shape, dtype="bool",
+                                          dimension_names=[axis.key])  # fmt: skip
+                mark[...] = axis.dialysis_mask()
+                mark.attrs.update(_attrs("on hemodialysis (the [sweep.dialysis] schedule)", "1"))
         patient = group.create_array(
             "patient", shape=(sweep.n_patients,), dtype="int64", dimension_names=["patient"]
         )
         patient[...] = np.arange(sweep.n_patients)
-        patient.attrs["long_name"] = "virtual patient index"
+        patient.attrs.update(_attrs("virtual patient index (the same patient at every grid "
+                                    "point: common random numbers)", "1"))  # fmt: skip
+        horizon = group.create_array("horizon_days", shape=shape, dtype="float64",
+                                     dimension_names=dims)  # fmt: skip
+        horizon[...] = np.reshape([sweep.horizon_days(g) for g in range(sweep.n_points)], shape)
+        horizon.attrs.update(_attrs("last simulated day after CAR-T infusion (censoring time of "
+                                    "TRECOV)", "day", extra))  # fmt: skip
         chunks = (*(1 for _ in shape), chunk_size)
         for name in sweep.metrics:
             arr = group.create_array(
                 name, shape=(*shape, sweep.n_patients), dtype="float64", chunks=chunks,
                 fill_value=np.nan, dimension_names=[*dims, "patient"],
             )  # fmt: skip
-            arr.attrs.update({"units": METRIC_UNITS[name], "long_name": name})
+            arr.attrs.update(_attrs(METRIC_LONG_NAMES[name], METRIC_UNITS[name], extra))
+            arr.attrs["metric"] = name
+        if sweep.tracks_aplasia:
+            arr = group.create_array(
+                APLASIA, shape=(*shape, sweep.n_patients), dtype="bool", chunks=chunks,
+                fill_value=False, dimension_names=[*dims, "patient"],
+            )  # fmt: skip
+            arr.attrs.update(_attrs("B-cell aplasia reached within the horizon (B cells below "
+                                    "the B-cell threshold; False where status != 0)", "1",
+                                    extra))  # fmt: skip
         status = group.create_array(
             "status", shape=(*shape, sweep.n_patients), dtype="int16", chunks=chunks,
             fill_value=NOT_RUN, dimension_names=[*dims, "patient"],
         )  # fmt: skip
+        status.attrs.update(_attrs("solver status (0 solved, < 0 failed)", "1", extra))
         status.attrs.update(
             {
-                "long_name": "solver status",
                 "flag_values": [0, -1, -2, -3, -4, -5, -100, NOT_RUN],
                 "flag_meanings": "success max_steps step_underflow non_finite stiff singular "
                 "engine_error not_computed",
@@ -168,22 +242,30 @@ class SweepStore:
             chunks=(*(1 for _ in shape), n_chunks), fill_value=0,
             dimension_names=[*dims, "patient_chunk"],
         )  # fmt: skip
-        done.attrs["long_name"] = f"1 when the chunk of {chunk_size} patients is written"
+        done.attrs.update(_attrs(f"1 when the chunk of {chunk_size} patients is written", "1",
+                                 extra))  # fmt: skip
         if sweep.trajectories:
-            cls._create_trajectories(group, sweep, dims)
+            cls._create_trajectories(group, sweep, dims, extra)
+        with warnings.catch_warnings():
+            # zarr notes that consolidated metadata are not yet in the Zarr v3 spec; zarr and
+            # xarray read them, and without them xarray warns on every open
+            warnings.filterwarnings("ignore", message="Consolidated metadata", module="zarr")
+            zarr.consolidate_metadata(str(path))
+        group = zarr.open_group(str(path), mode="r+")
         return cls(path, group, sweep, chunk_size)
 
     @staticmethod
-    def _create_trajectories(group, sweep: Sweep, dims) -> None:
+    def _create_trajectories(group, sweep: Sweep, dims, extra) -> None:
         t = sweep.trajectory_t_days
         m = sweep.trajectories
         coord = group.create_array("t_days", shape=t.shape, dtype="float64",
                                    dimension_names=["t_days"])  # fmt: skip
         coord[...] = t
-        coord.attrs.update({"units": "day", "long_name": "days after CAR-T infusion"})
+        coord.attrs.update(_attrs("days after CAR-T infusion", "day"))
         idx = group.create_array("traj_patient", shape=(m,), dtype="int64",
                                  dimension_names=["traj_patient"])  # fmt: skip
         idx[...] = np.arange(m)
+        idx.attrs.update(_attrs("virtual patient index of the stored trajectories", "1"))
         shape = sweep.shape
         for obs in sweep.model.observables:
             arr = group.create_array(
@@ -191,12 +273,12 @@ class SweepStore:
                 chunks=(*(1 for _ in shape), m, t.size), fill_value=np.nan,
                 dimension_names=[*dims, "traj_patient", "t_days"],
             )  # fmt: skip
-            arr.attrs.update({"units": obs.unit, "long_name": obs.description})
+            arr.attrs.update(_attrs(obs.description, obs.unit, extra))
         status = group.create_array(
             "traj_status", shape=(*shape, m), dtype="int16", chunks=(*(1 for _ in shape), m),
             fill_value=NOT_RUN, dimension_names=[*dims, "traj_patient"],
         )  # fmt: skip
-        status.attrs["long_name"] = "solver status of the stored trajectories"
+        status.attrs.update(_attrs("solver status of the stored trajectories", "1", extra))
 
     # -- chunks -----------------------------------------------------------------------------------
     def chunk_range(self, j: int) -> tuple[int, int]:
@@ -210,13 +292,21 @@ class SweepStore:
         return flags.reshape(self.sweep.n_points, self.n_chunks).astype(bool)
 
     def write(self, point: int, j: int, result: dict) -> None:
-        """Store chunk ``j`` of grid point ``point`` and flag it done (data first)."""
+        """Store chunk ``j`` of grid point ``point`` and flag it done (data first).
+
+        ``result`` holds ``sweep.engine_metrics`` and ``status`` (:func:`cartkin.sweep.runner.compute_chunk`).
+        """
         start, stop = self.chunk_range(j)
         index = self.sweep.index(point)
         region = (*index, slice(start, stop))
         writes = [(self._arrays[m], region, np.asarray(result[m], dtype=np.float64))
                   for m in self.sweep.metrics]  # fmt: skip
         writes.append((self._arrays["status"], region, np.asarray(result["status"], np.int16)))
+        if APLASIA in self._arrays:
+            # aplasia reached <=> TAPLASIA defined (the sweep uses one B-cell threshold for
+            # aplasia and recovery, cartkin.sweep.population.batch_engine)
+            aplasia = (np.asarray(result["status"]) == 0) & ~np.isnan(result["TAPLASIA"])
+            writes.append((self._arrays[APLASIA], region, aplasia))
         traj = result.get("trajectories")
         if traj is not None:
             sub = (*index, slice(start, start + traj["status"].size))
@@ -225,6 +315,16 @@ class SweepStore:
             writes.append((self.group["traj_status"], sub, np.asarray(traj["status"], np.int16)))
         _write_all(writes)
         self._arrays["chunk_done"][(*index, j)] = 1  # only once the data are on disk
+
+
+def _attrs(long_name: str, units: str | None, coordinates: str = "") -> dict:
+    """Variable attributes: long_name, units (numbers only) and the CF ``coordinates`` list."""
+    out = {"long_name": long_name}
+    if units is not None:
+        out["units"] = units
+    if coordinates:
+        out["coordinates"] = coordinates
+    return out
 
 
 def _write_all(writes) -> None:
@@ -260,9 +360,10 @@ def open_store(path):
     if not path.exists():
         raise ScenarioError(f"{path}: no such sweep store")
     try:
-        ds = xr.open_zarr(str(path), mask_and_scale=False, consolidated=False)
+        ds = xr.open_zarr(str(path), mask_and_scale=False)
     except Exception as exc:
         raise ScenarioError(f"{path}: not a cartkin sweep store ({exc})") from None
-    if ds.attrs.get("cartkin_sweep_store") != STORE_VERSION:
-        raise ScenarioError(f"{path}: not a cartkin sweep store (no cartkin_sweep_store attribute)")
+    check_layout(path, ds.attrs)
+    if DIALYSIS_COORD in ds.coords:  # small; loaded so that ds.where(ds[...]) works directly
+        ds = ds.assign_coords({DIALYSIS_COORD: ds[DIALYSIS_COORD].load()})
     return ds
