@@ -36,7 +36,7 @@ def _run_python(code, env_extra, timeout=600):
         cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]), stderr=out.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +114,9 @@ def test_fresh_process_loads_builtin_kernel_from_cache(tmp_path):
     assert cold["hits"] == 0 and cold["misses"] >= 1
     assert warm["hits"] >= 1 and warm["misses"] == 0
     assert warm["last"] == cold["last"] and warm["file"] == cold["file"]
+    # the compile is announced with its time, and only when it happens
+    assert "compiling cart4 (first run only)" in cold["stderr"]
+    assert "compiled cart4 in" in cold["stderr"] and "compil" not in warm["stderr"]
     # import + load + solve; a cold start compiles for several seconds
     assert warm["seconds"] < cold["seconds"] / 3
 
