@@ -80,12 +80,16 @@ def _make_listener():
     return Listener
 
 
-def _Listener():  # noqa: N802 - built lazily so importing this module does not import numba
+def _Listener():  # the class is built lazily: importing this module does not import numba
     return _make_listener()()
 
 
 def bar(total: int, desc: str, *, unit: str = "it", force: bool | None = None):
-    """A tqdm progress bar on stderr (a no-op object when stderr is not a terminal).
+    """A progress bar on stderr, for use as a context manager.
+
+    On a terminal (or with ``force=True``) a tqdm bar; elsewhere (a log file, a pipe) one line
+    when the stage starts and one with its time when it ends, so a log still shows where a run
+    spends its time.
 
     Parameters
     ----------
@@ -96,10 +100,32 @@ def bar(total: int, desc: str, *, unit: str = "it", force: bool | None = None):
     unit : str
         Unit of a step.
     force : bool, optional
-        Draw even when stderr is not a terminal (True) or never (False); default: a terminal.
+        A tqdm bar even when stderr is not a terminal (True); default: on a terminal.
     """
-    from tqdm import tqdm
+    if force or (force is None and sys.stderr.isatty()):
+        from tqdm import tqdm
 
-    disable = not sys.stderr.isatty() if force is None else not force
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
-                leave=False, dynamic_ncols=True)  # fmt: skip
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                    dynamic_ncols=True)  # fmt: skip
+    return _Lines(total, desc)
+
+
+class _Lines:
+    """The plain-text stand-in of a bar: a start line and an end line with the time."""
+
+    def __init__(self, total, desc):
+        self.total, self.desc, self.n = total, desc, 0
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        print(f"{self.desc} ...", file=sys.stderr, flush=True)
+        return self
+
+    def update(self, n=1):
+        self.n += n
+
+    def __exit__(self, *exc):
+        took = time.perf_counter() - self.t0
+        print(f"{self.desc}: {self.n} of {self.total} done in {took:.1f} s", file=sys.stderr,
+              flush=True)  # fmt: skip
+        return False

@@ -104,7 +104,7 @@ def test_saem_finds_the_exact_maximum_likelihood(linear_fit):
     res, (mu, omega2, sigma), _, _ = linear_fit
     assert abs(math.log(res.estimates["cmax"]["value"]) - mu) < 0.01
     assert res.omega["cmax"]["omega2"] == pytest.approx(omega2, rel=0.05)
-    assert res.estimates["sigma_add"]["value"] == pytest.approx(sigma, rel=0.02)
+    assert res.estimates[f"{OBS}.sigma_add"]["value"] == pytest.approx(sigma, rel=0.02)
 
 
 def test_importance_sampling_reproduces_the_exact_likelihood(linear_fit):
@@ -112,7 +112,7 @@ def test_importance_sampling_reproduces_the_exact_likelihood(linear_fit):
     theta = (
         math.log(res.estimates["cmax"]["value"]),
         res.omega["cmax"]["omega2"],
-        res.estimates["sigma_add"]["value"],
+        res.estimates[f"{OBS}.sigma_add"]["value"],
     )
     exact = -2.0 * _exact_loglik(theta, z, y)
     assert res.loglik_mc_se < 0.5
@@ -138,7 +138,7 @@ def test_louis_standard_errors_match_the_exact_hessian(linear_fit):
     cmax = res.estimates["cmax"]
     assert cmax["se"] / cmax["value"] == pytest.approx(se_mu, rel=0.15)
     assert res.omega["cmax"]["se"] == pytest.approx(se_omega2, rel=0.15)
-    assert res.estimates["sigma_add"]["se"] == pytest.approx(se_sigma, rel=0.15)
+    assert res.estimates[f"{OBS}.sigma_add"]["se"] == pytest.approx(se_sigma, rel=0.15)
 
 
 def test_npde_are_standard_normal_under_the_true_model(linear_fit):
@@ -195,7 +195,7 @@ def test_round_trip_recovers_typical_values_and_variances(small_round_trip):
         assert 0.4 < omega[name] < 2.25, (name, omega)
     assert abs(typical["foldx"]) < 0.4
     assert 0.3 < omega["foldx"] < 2.7
-    assert res.estimates["sigma_add"]["value"] == pytest.approx(0.3, rel=0.2)
+    assert res.estimates[f"{OBS}.sigma_add"]["value"] == pytest.approx(0.3, rel=0.2)
 
 
 def test_ebes_correlate_with_true_individual_parameters(small_round_trip):
@@ -538,8 +538,8 @@ def test_sle_cart_cohort_from_a_nonmem_dataset():
     r = np.corrcoef(np.log(res.ebes["rho"]), np.log(truth["rho"].to_numpy()))[0, 1]
     assert r > 0.9
     # residual sd used to simulate the file: 0.748 (CAR-T), 0.30 (B cells) on the log scale
-    assert res.estimates["sigma_add:cart_cells_per_ul"]["value"] == pytest.approx(0.748, rel=0.15)
-    assert res.estimates["sigma_add:b_cells_per_ul"]["value"] == pytest.approx(0.30, rel=0.15)
+    assert res.estimates["cart_cells_per_ul.sigma_add"]["value"] == pytest.approx(0.748, rel=0.15)
+    assert res.estimates["b_cells_per_ul.sigma_add"]["value"] == pytest.approx(0.30, rel=0.15)
 
 
 def test_cli_population_fit_json_and_figures(tmp_path, capsys, monkeypatch):

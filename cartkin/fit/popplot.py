@@ -40,27 +40,36 @@ def plot_convergence(result) -> Figure:
 
 
 def plot_gof(result) -> Figure:
-    """Observed vs PRED and vs IPRED (log axes; censored records as open triangles at the
-    limit), and IWRES against time."""
+    """Goodness of fit, one row per observable (each on its own axes and scale): observed vs
+    PRED and vs IPRED (log axes, line of identity; censored records as open triangles at the
+    limit), and IWRES against time with its 95% reference lines (+/- 1.96)."""
     c = result.columns
-    cens = c["cens"] != 0
-    fig = Figure(figsize=(11.0, 3.6), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, key in zip(axes[:2], ("pred", "ipred"), strict=True):
-        ax.loglog(c[key][~cens], c["dv"][~cens], "o", ms=3, alpha=0.6, label="observed")
-        ax.loglog(c[key][cens], c["dv"][cens], "v", ms=4, mfc="none", label="censored (limit)")
-        finite = c[key][np.isfinite(c[key]) & (c[key] > 0)]
-        lim = [min(finite.min(), c["dv"].min()), max(finite.max(), c["dv"].max())]
-        ax.plot(lim, lim, "k-", lw=0.8)
-        ax.set_xlabel(key.upper())
-        ax.set_ylabel("DV")
-    axes[0].legend(frameon=False, fontsize=8)
-    axes[2].plot(c["time"], c["iwres"], "o", ms=3, alpha=0.6)
-    axes[2].axhline(0, color="k", lw=0.8)
-    for v in (-1.96, 1.96):
-        axes[2].axhline(v, color="0.5", ls="--", lw=0.8)
-    axes[2].set_xlabel("time (days)")
-    axes[2].set_ylabel("IWRES")
+    names = list(dict.fromkeys(np.asarray(c["observable"]).tolist()))
+    fig = Figure(figsize=(11.0, 3.3 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), 3, squeeze=False)
+    for row, name in zip(axes, names, strict=True):
+        sel = np.asarray(c["observable"]) == name
+        cens = (c["cens"] != 0) & sel
+        kept = (c["cens"] == 0) & sel
+        for ax, key in zip(row[:2], ("pred", "ipred"), strict=True):
+            ax.loglog(c[key][kept], c["dv"][kept], "o", ms=3, alpha=0.6, label="observed")
+            ax.loglog(c[key][cens], c["dv"][cens], "v", ms=4, mfc="none", label="censored (limit)")
+            x = c[key][sel]
+            finite = x[np.isfinite(x) & (x > 0)]
+            dv = c["dv"][sel]
+            if finite.size:
+                lim = [min(finite.min(), dv.min()), max(finite.max(), dv.max())]
+                ax.plot(lim, lim, "k-", lw=0.8)
+            ax.set_xlabel(key.upper())
+            ax.set_ylabel(f"DV: {name}")
+        row[0].legend(frameon=False, fontsize=8)
+        row[2].plot(c["time"][sel], c["iwres"][sel], "o", ms=3, alpha=0.6)
+        row[2].axhline(0, color="k", lw=0.8)
+        for v in (-1.96, 1.96):
+            row[2].axhline(v, color="0.5", ls="--", lw=0.8)
+        row[2].set_xlabel("time (days)")
+        row[2].set_ylabel(f"IWRES: {name}")
+    fig.suptitle(f"Goodness of fit ({result.model})", fontsize=10)
     return fig
 
 
