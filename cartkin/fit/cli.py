@@ -20,7 +20,7 @@ EXIT_NOT_CONVERGED = 3
 #: File name of the run record written with the figures (the role of NONMEM's .ext file).
 RUN_RECORD = "run_record.csv"
 #: SAEM settings shown in --help (cartkin.fit._saem.SAEMOptions; kept equal by a test)
-_SAEM_DEFAULTS = {"n_explore": 300, "n_average": 100, "n_chains": 2}
+_SAEM_DEFAULTS = {"n_explore": 200, "n_average": 100, "n_chains": 1}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -59,8 +59,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--chains", type=int, default=None,
                    help="--population: MCMC chains per subject (default "
                    f"{_SAEM_DEFAULTS['n_chains']})")  # fmt: skip
-    p.add_argument("--ids-per-page", type=int, default=16, metavar="N",
-                   help="subjects per page of the individual-fit figures (default 16)")
+    p.add_argument(
+        "--ids-per-page",
+        type=int,
+        default=16,
+        metavar="N",
+        help="subjects per page of the individual-fit figures (default 16)",
+    )
     p.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )

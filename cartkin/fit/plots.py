@@ -369,7 +369,13 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
         y = prof["objective"].to_numpy(float)
         y = y - np.nanmin(y)
         ax.plot(x, y, "o-", ms=3, color=_PRED_COLOR)
-        ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"{level:.0%} (chi2 1 df)" if chi2_line else f"{level:.0%} ({threshold:.2f})")
+        ax.axhline(
+            threshold,
+            color="grey",
+            ls="--",
+            lw=1,
+            label=f"{level:.0%} (chi2 1 df)" if chi2_line else f"{level:.0%} ({threshold:.2f})",
+        )
         if estimates and name in estimates:
             ax.axvline(estimates[name], color=_IPRED_COLOR, lw=1.2, label="estimate")
         if intervals and name in intervals:
@@ -586,9 +592,7 @@ def write_figures(result, directory, *, simulations=None, ids_per_page=16, dpi=1
             if {"pred", "ipred"} & set(sub.columns):
                 figures[f"observed_vs_predicted_{tag}"] = plot_observed_vs_predicted(sub)
             if residual is not None and np.isfinite(sub[residual].to_numpy(float)).any():
-                figures[f"residuals_vs_time_{tag}"] = plot_residuals_vs_time(
-                    sub, residual=residual
-                )
+                figures[f"residuals_vs_time_{tag}"] = plot_residuals_vs_time(sub, residual=residual)
             if simulations is not None:
                 figures[f"vpc_{tag}"] = plot_vpc(sub, simulations, observable=name or None)
     profiles = getattr(result, "profiles", None)
