@@ -186,7 +186,8 @@ def outcome_outlook(scenario, spec, contexts, arm, result) -> dict | None:
             reported[(name, float(t["day"]))] = t["mean"]
     method = (
         f"range: min-max over {len(result.profile_sets)} parameter sets (the estimate and every "
-        "profile point within 3.84 of the optimum), simulated to the last day in one batch call; "
+        f"profile point within {result.profile_threshold:.2f} of the optimum), simulated to the "
+        "last day in one batch call; "
         "a profile-based envelope, not a predictive interval: no between-patient or residual "
         "variability, no joint combinations off the profile paths"
     )

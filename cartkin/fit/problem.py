@@ -144,6 +144,8 @@ class Problem:
             raise DataError("nothing to fit: no observations and no targets")
 
         free = list(free)
+        if not free:
+            raise ScenarioError("no free parameters: give at least one model parameter in free")
         for name in free:
             if name not in table:
                 raise ScenarioError(
