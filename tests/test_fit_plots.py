@@ -186,7 +186,9 @@ def test_individual_fit_pages_draw_every_id_faceted_by_observable(predictions):
     assert ax_b.get_ylim()[1] > 10 * ax_c.get_ylim()[1]
 
 
-def test_write_figures_draws_dense_curves_over_the_whole_time_range(predictions, tmp_path):
+def test_write_figures_draws_dense_curves_over_the_whole_time_range(
+    predictions, tmp_path, monkeypatch
+):
     from types import SimpleNamespace
 
     t = np.linspace(0.0, 180.0, 241)
@@ -202,11 +204,9 @@ def test_write_figures_draws_dense_curves_over_the_whole_time_range(predictions,
         drawn["lines"] = [len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines()]
         return fig
 
-    plots.plot_individual_fits = spy
-    try:
-        plots.write_figures(result, tmp_path, ids_per_page=16)
-    finally:
-        plots.plot_individual_fits = original
+    monkeypatch.setattr(plots, "plot_individual_fits", spy)
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: None)  # drawing only
+    plots.write_figures(result, tmp_path, ids_per_page=16)
     assert drawn["lines"] and min(drawn["lines"]) == t.size  # the curves, not 9 visit times
 
 
@@ -249,3 +249,20 @@ def test_pred_corrected_vpc_equals_vpc_when_pred_is_constant_in_each_bin(predict
         np.testing.assert_allclose(a, b, rtol=1e-12)
     with pytest.raises(ValueError, match="pred_corrected=True needs a 'pred' column"):
         plots.plot_vpc(obs, sims.drop(columns="pred"), pred_corrected=True)
+
+
+def test_population_gof_is_faceted_by_observable(predictions):
+    from types import SimpleNamespace
+
+    from cartkin.fit import popplot
+
+    table = _two_observables(predictions)
+    columns = {k: table[k].to_numpy() for k in ("id", "time", "observable", "dv", "pred",
+                                                "ipred", "cens")}  # fmt: skip
+    columns["iwres"] = (np.log(table["dv"]) - np.log(table["ipred"])).to_numpy() / 0.5
+    fig = popplot.plot_gof(SimpleNamespace(columns=columns, model="test"))
+    assert len(fig.axes) == 6  # one row of three panels per observable
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels[0] == "DV: cart_cells_per_ul" and labels[3] == "DV: b_cells_per_ul"
+    # CAR-T and B cells never share an axis: each row spans its own observable's range
+    assert fig.axes[3].get_ylim()[1] > 10 * fig.axes[0].get_ylim()[1]

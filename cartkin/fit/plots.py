@@ -198,7 +198,8 @@ def plot_individual_fits(
                 label = name if n_obs > 1 else f"{name} {f'[{unit}]' if unit else ''}".strip()
                 ax.set_ylabel(label, fontsize=7)
             ax.tick_params(labelsize=7)
-            ax.set_xlabel("days after CAR-T infusion", fontsize=7)
+            if k >= len(ids) - ncols and j == n_obs - 1:  # the lowest panel of its column
+                ax.set_xlabel("days after CAR-T infusion", fontsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), fontsize=8)
     if title:
