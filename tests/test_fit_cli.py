@@ -145,6 +145,10 @@ def test_fit_usage_errors(files, capsys):
     assert "free parameter 'alpah'" in capsys.readouterr().err
     assert main(["fit", str(scenario)]) == 2
     assert "nothing to fit" in capsys.readouterr().err
+    assert main(["fit", str(scenario), str(data), "--burn-in", "50"]) == 2
+    assert "--burn-in sets the SAEM run of a population fit" in capsys.readouterr().err
+    assert main(["fit", str(scenario), str(data), "--population", "--chains", "0"]) == 2
+    assert "--chains 0: expected an integer >= 1" in capsys.readouterr().err
 
 
 def test_fit_table_errors_name_the_key():

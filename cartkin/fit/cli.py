@@ -44,7 +44,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=None, help="number of starts (default 8)")
     p.add_argument("--seed", type=int, default=None, help="seed of the start design (default 0)")
     p.add_argument("--no-profile", action="store_true", help="skip profile-likelihood intervals")
-    p.add_argument("--figure", type=Path, metavar="DIR", help="write figures into this folder")
+    p.add_argument("--figure", type=Path, metavar="DIR",
+                   help=f"write the figures and the run record ({RUN_RECORD}) into this folder")  # fmt: skip
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON result here")
     p.add_argument("--require-convergence", action="store_true",
@@ -105,6 +106,12 @@ def run(args) -> int:
     options.update(theta=arm.theta)
     if getattr(scenario, "outcomes", None) is not None:
         options.update(outcome_settings=scenario.outcomes)
+    saem_flags = [f for f in ("burn_in", "iterations", "chains") if getattr(args, f) is not None]
+    if saem_flags and not args.population:
+        raise ScenarioError(
+            f"--{saem_flags[0].replace('_', '-')} sets the SAEM run of a population fit: "
+            "add --population or drop it"
+        )
     if args.population:
         try:
             from cartkin.fit import population
