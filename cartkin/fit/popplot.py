@@ -74,32 +74,37 @@ def plot_gof(result) -> Figure:
 
 
 def plot_npde(result) -> Figure:
-    """NPDE: histogram against N(0, 1), against time, and a normal QQ plot."""
+    """NPDE, one row per observable: histogram against N(0, 1), against time with the 95%
+    reference lines, and a normal QQ plot."""
     c = result.columns
-    npde = np.asarray(c["npde"], dtype=float)
-    ok = np.isfinite(npde)
-    fig = Figure(figsize=(11.0, 3.4), layout="constrained")
-    axes = fig.subplots(1, 3)
+    npde_all = np.asarray(c["npde"], dtype=float)
+    names = list(dict.fromkeys(np.asarray(c["observable"]).tolist()))
+    fig = Figure(figsize=(11.0, 3.2 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), 3, squeeze=False)
     x = np.linspace(-4, 4, 200)
-    axes[0].hist(npde[ok], bins=25, density=True, alpha=0.6)
-    axes[0].plot(x, norm.pdf(x), "k-", lw=1)
-    axes[0].set_xlabel("NPDE")
-    cens = c["cens"] != 0
-    axes[1].plot(c["time"][ok & ~cens], npde[ok & ~cens], "o", ms=3, alpha=0.6, label="observed")
-    axes[1].plot(
-        c["time"][ok & cens], npde[ok & cens], "v", ms=4, mfc="none", label="censored (imputed)"
-    )
-    for v in (-1.96, 0.0, 1.96):
-        axes[1].axhline(v, color="0.5", ls="--" if v else "-", lw=0.8)
-    axes[1].set_xlabel("time (days)")
-    axes[1].set_ylabel("NPDE")
-    axes[1].legend(frameon=False, fontsize=8)
-    q = np.sort(npde[ok])
-    theo = norm.ppf((np.arange(1, q.size + 1) - 0.5) / max(q.size, 1))
-    axes[2].plot(theo, q, "o", ms=3)
-    axes[2].plot([-4, 4], [-4, 4], "k-", lw=0.8)
-    axes[2].set_xlabel("N(0,1) quantile")
-    axes[2].set_ylabel("NPDE quantile")
+    for row, name in zip(axes, names, strict=True):
+        sel = np.asarray(c["observable"]) == name
+        npde = np.where(sel, npde_all, np.nan)
+        ok = np.isfinite(npde)
+        row[0].hist(npde[ok], bins=25, density=True, alpha=0.6)
+        row[0].plot(x, norm.pdf(x), "k-", lw=1)
+        row[0].set_xlabel(f"NPDE: {name}")
+        cens = c["cens"] != 0
+        row[1].plot(c["time"][ok & ~cens], npde[ok & ~cens], "o", ms=3, alpha=0.6,
+                    label="observed")  # fmt: skip
+        row[1].plot(c["time"][ok & cens], npde[ok & cens], "v", ms=4, mfc="none",
+                    label="censored (imputed)")  # fmt: skip
+        for v in (-1.96, 0.0, 1.96):
+            row[1].axhline(v, color="0.5", ls="--" if v else "-", lw=0.8)
+        row[1].set_xlabel("time (days)")
+        row[1].set_ylabel(f"NPDE: {name}")
+        row[1].legend(frameon=False, fontsize=8)
+        q = np.sort(npde[ok])
+        theo = norm.ppf((np.arange(1, q.size + 1) - 0.5) / max(q.size, 1))
+        row[2].plot(theo, q, "o", ms=3)
+        row[2].plot([-4, 4], [-4, 4], "k-", lw=0.8)
+        row[2].set_xlabel("N(0,1) quantile")
+        row[2].set_ylabel(f"NPDE quantile: {name}")
     return fig
 
 
