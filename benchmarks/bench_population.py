@@ -120,7 +120,7 @@ def run_cohort(n, seed, options, n_is, n_npde, peer=True):
             "objective": res.objective,
             "typical": {k: res.estimates[k]["value"] for k in TYPICAL},
             "omega2": {k: res.omega[k]["omega2"] for k in TYPICAL},
-            "sigma": res.estimates["sigma_add"]["value"],
+            "sigma": res.estimates[f"{OBS}.sigma_add"]["value"],
             "ebe_corr": {
                 k: float(np.corrcoef(np.log(res.ebes[k]), np.log(truth[k]))[0, 1]) for k in TYPICAL
             },

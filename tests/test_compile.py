@@ -23,7 +23,8 @@ from cartkin.models import cart4
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run_python(code, env_extra, timeout=600):
+def _run_python(code, env_extra, timeout=600, stderr=False):
+    """The JSON the code prints last (and its stderr too, with ``stderr=True``)."""
     env = dict(os.environ)
     env.pop("NUMBA_DISABLE_JIT", None)
     env.update(env_extra)
@@ -37,7 +38,8 @@ def _run_python(code, env_extra, timeout=600):
         cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return (result, out.stderr) if stderr else result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,11 +113,14 @@ print(json.dumps(dict(
 
 def test_fresh_process_loads_builtin_kernel_from_cache(tmp_path):
     env = {"CARTKIN_CACHE_DIR": str(tmp_path / "cartkin"), "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
-    cold = _run_python(CART4_SCRIPT, env)
-    warm = _run_python(CART4_SCRIPT, env)
+    cold, cold_err = _run_python(CART4_SCRIPT, env, stderr=True)
+    warm, warm_err = _run_python(CART4_SCRIPT, env, stderr=True)
     assert cold["hits"] == 0 and cold["misses"] >= 1
     assert warm["hits"] >= 1 and warm["misses"] == 0
     assert warm["last"] == cold["last"] and warm["file"] == cold["file"]
+    # the compile is announced with its time, and only when it happens
+    assert "compiling cart4 (first run only)" in cold_err
+    assert "compiled cart4 in" in cold_err and "compil" not in warm_err
     # import + load + solve; a cold start compiles for several seconds
     assert warm["seconds"] < cold["seconds"] / 3
 

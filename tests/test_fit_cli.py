@@ -145,6 +145,10 @@ def test_fit_usage_errors(files, capsys):
     assert "free parameter 'alpah'" in capsys.readouterr().err
     assert main(["fit", str(scenario)]) == 2
     assert "nothing to fit" in capsys.readouterr().err
+    assert main(["fit", str(scenario), str(data), "--burn-in", "50"]) == 2
+    assert "--burn-in sets the SAEM run of a population fit" in capsys.readouterr().err
+    assert main(["fit", str(scenario), str(data), "--population", "--chains", "0"]) == 2
+    assert "--chains 0: expected an integer >= 1" in capsys.readouterr().err
 
 
 def test_fit_table_errors_name_the_key():
@@ -192,3 +196,37 @@ def test_motivating_case_scenario_carries_the_case_fit(case_fit):
     assert table.value("DIAL_SPW_D0") == 2.5  # reported 2-3/week before CAR-T
     assert table.value("DIAL_SPW_D270") == 1  # reported interval about one week
     assert 2.3 <= table.value("PROT_D270") <= 3.3  # reported about 2.8 g/24h
+
+
+def test_fit_estimates_the_residual_sd_by_default_and_reports_progress(files, capsys, tmp_path):
+    scenario, data = files
+    scenario.write_text(SCENARIO.replace('free_error = "all"\n', ""))  # no free_error key
+    fig = tmp_path / "fig"
+    argv = ["fit", str(scenario), str(data), "--figure", str(fig), "--ids-per-page", "4"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    text, log = captured.out, captured.err
+    assert "transgene_copies_per_ug.sigma_add" in text  # estimated, with SE and interval
+    assert "residual error transgene_copies_per_ug: log sigma_add" in text  # always shown
+    assert "converged (" in text and "starts agree" in text  # the verdict in the table
+    assert "fit: 2 starts" in log and "profiles: 3 parameters" in log  # progress on stderr
+    record = pd.read_csv(fig / "run_record.csv")
+    assert list(record.columns[:3]) == ["phase", "iteration", "objective"]
+    assert list(record["phase"]) == ["start", "start", "final"]
+    assert {"alpha", "beta", "transgene_copies_per_ug.sigma_add"} <= set(record.columns)
+    assert (fig / "individual_fits_page01.png").is_file()
+
+
+def test_require_convergence_exit_status(files, capsys, monkeypatch):
+    from cartkin.fit import cli, estimate
+
+    scenario, data = files
+    argv = ["fit", str(scenario), str(data), "--no-profile", "--format", "json"]
+    monkeypatch.setattr(estimate, "GRAD_TOL", -1.0)  # no start can pass the gradient test
+    assert main(argv) == 0  # a fit that ran exits 0 ...
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["converged"] is False and doc["convergence"].startswith("NOT converged")
+    assert doc["not_converged"] and "optimizer" in doc["not_converged"][0]
+    # ... unless convergence is required
+    assert main([*argv, "--require-convergence"]) == cli.EXIT_NOT_CONVERGED == 3
+    assert "NOT converged" in capsys.readouterr().err

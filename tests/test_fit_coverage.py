@@ -11,7 +11,7 @@ from cartkin.simulate import simulate_context
 
 TRUTH = {"alpha": 0.16, "fb": 0.02, "beta": 0.03}
 SIGMA, LLOQ = 0.4, 50.0
-# 24 records: with 12 the intervals covered only 83-88% (ML's small-sample shortfall, see below)
+# 24 records (with 12 and the chi-square threshold the intervals covered only 83-88%)
 T_DAYS = np.array([2.0, 3, 5, 7, 9, 10, 12, 14, 17, 21, 24, 28, 35, 42, 49, 56, 63, 70, 80,
                    90, 105, 120, 135, 150])  # fmt: skip
 N_SEEDS = 100
@@ -58,18 +58,18 @@ def test_profile_intervals_cover_the_truth_95_percent_with_known_sigma():
 
 
 @pytest.mark.slow
-def test_profile_intervals_with_estimated_sigma_show_the_small_sample_shortfall():
-    """Measured (100 seeds): 0.88-0.89 for every parameter with 24 records, 0.84-0.88 with 12.
-
-    With the residual SD estimated too, ML profile intervals are too narrow in small samples
-    (the ML variance is biased low by about (n - p) / n: with 24 records and 4 parameters the
-    intervals are about 9% too narrow, expected coverage about 0.93), so this test guards the
-    measured level rather than 0.95: a drop below 0.83 means something broke.
+def test_profile_intervals_with_estimated_sigma_reach_nominal_coverage():
+    """With the residual SD estimated too, the chi-square threshold (3.84) gave intervals that
+    covered the truth in only 0.88-0.89 of the seeds (ML's small-sample shortfall: the ML
+    variance is biased low by about (n - p) / n). The F-calibrated threshold
+    (:func:`cartkin.fit.profile.profile_threshold`: about 5 for some 18 uncensored records and
+    4 parameters) measured alpha 0.95, fb 0.91, beta 0.92, SD 0.93 over the same 100
+    seeds; the seeds are fixed, so this guards that level.
     """
     cov, _ = coverage(estimate_sigma=True)
     print("coverage, residual SD estimated:", cov)
     for name, c in cov.items():
-        assert 0.83 <= c <= 1.0, (name, c)
+        assert 0.91 <= c <= 1.0, (name, c)
 
 
 if __name__ == "__main__":

@@ -173,3 +173,41 @@ def test_targets_from_the_published_summary_table():
     assert "Mackensen" in targets[0].source
     with pytest.raises(ScenarioError, match=r"'stein_tmax'.*without a spread"):
         targets_from_summaries(table, ["stein_tmax"])
+
+
+def test_pred_is_the_typical_value_prediction_at_the_estimates():
+    """NONMEM/xpose PRED: at the estimates (not the initial values); a parameter with a prior
+    is at its median (the population's typical value), as for an EBE."""
+    ctx = _context()
+    t = np.array([3.0, 7, 10, 14, 21, 28, 42, 60, 90])
+    truth = {"alpha": 0.25, "beta": 0.01}
+    obs = _records("stein2019", ctx, t, truth, "transgene_copies_per_ug", 0.2, 1.0, seed=4)
+    kw = {"starts": 1, "profile": False}
+    ml = fit("stein2019", {0: ctx}, obs, ["alpha", "beta"], **kw)
+    pred = np.array([r["pred"] for r in ml.predictions])
+    ipred = np.array([r["ipred"] for r in ml.predictions])
+    assert np.allclose(pred, ipred, rtol=1e-12)  # no random effects: PRED = IPRED
+    prior = {"alpha": LogNormalPrior(median=0.16, sd_log=0.3)}
+    mp = fit("stein2019", {0: ctx}, obs, ["alpha", "beta"], priors=prior, **kw)
+    at_median = simulate_context("stein2019", ctx, t, {"alpha": 0.16, "beta": mp["beta"].value})
+    y = at_median.observables["transgene_copies_per_ug"]
+    assert np.allclose([r["pred"] for r in mp.predictions], y, rtol=1e-5)
+
+
+def test_profile_threshold_is_f_calibrated_when_the_residual_sd_is_estimated():
+    from scipy.stats import chi2, f
+
+    from cartkin.fit.problem import Problem
+    from cartkin.fit.profile import profile_threshold
+
+    ctx = _context()
+    t = np.array([3.0, 7, 10, 14, 21, 28, 42, 60, 90, 120])
+    obs = _records("stein2019", ctx, t, {}, "transgene_copies_per_ug", 0.3, 1.0, seed=2)
+    n = int(np.sum(obs["cens"] == 0))
+    known = Problem("stein2019", {0: ctx}, obs, ["alpha", "beta"], free_error=())
+    estimated = Problem("stein2019", {0: ctx}, obs, ["alpha", "beta"])  # SD free by default
+    assert estimated.names[-1] == "transgene_copies_per_ug.sigma_add"
+    assert profile_threshold(known) == pytest.approx(chi2.ppf(0.95, 1))
+    expected = n * math.log1p(f.ppf(0.95, 1, n - 3) / (n - 3))
+    assert profile_threshold(estimated) == pytest.approx(expected)
+    assert profile_threshold(estimated) > chi2.ppf(0.95, 1) + 0.5

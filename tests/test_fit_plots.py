@@ -147,20 +147,79 @@ def test_write_figures_from_a_fit_result_like_object(predictions, tmp_path):
 
     x = np.linspace(0.5, 2.0, 11)
     estimate = SimpleNamespace(name="rho", value=1.2, ci_low=0.9, ci_high=None)
+    table = predictions.assign(wres=predictions["res"] / 0.5)
     result = SimpleNamespace(
-        predictions=predictions.to_dict("records"),
+        predictions=table.to_dict("records"),
         profiles={"rho": {"value": list(x), "objective": list(10 + (x - 1.2) ** 2 * 20)}},
         estimates=[estimate],
     )
-    paths = plots.write_figures(result, tmp_path / "figs", max_ids=3)
+    paths = plots.write_figures(result, tmp_path / "figs", ids_per_page=3)
     names = sorted(p.name for p in paths)
     assert names == [
-        "individual_fits_cart_cells_per_ul.png",
+        "individual_fits_page01.png",  # 5 subjects, 3 per page: every one drawn
+        "individual_fits_page02.png",
         "observed_vs_predicted_cart_cells_per_ul.png",
         "profiles.png",
         "residuals_vs_time_cart_cells_per_ul.png",
     ]
     assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
+
+
+def _two_observables(predictions):
+    b = predictions.assign(observable="b_cells_per_ul", dv=predictions["dv"] * 100,
+                           pred=predictions["pred"] * 100, ipred=predictions["ipred"] * 100)  # fmt: skip
+    return pd.concat([predictions, b], ignore_index=True)
+
+
+def test_individual_fit_pages_draw_every_id_faceted_by_observable(predictions):
+    table = _two_observables(predictions)
+    pages = plots.individual_fit_pages(table, ids_per_page=2, ncols=2)
+    assert len(pages) == 3  # 5 subjects, 2 per page
+    titles = [ax.get_title() for fig in pages for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == 10  # one panel per subject and observable
+    for pid in predictions["id"].unique():
+        assert f"ID {pid}: cart_cells_per_ul" in titles and f"ID {pid}: b_cells_per_ul" in titles
+    assert "page 3 of 3" in pages[-1].get_suptitle()
+    # each observable keeps its own y range (CAR-T and B cells never share an axis)
+    ax_c, ax_b = pages[0].axes[0], pages[0].axes[2]
+    assert "cart" in ax_c.get_title() and "b_cells" in ax_b.get_title()
+    assert ax_b.get_ylim()[1] > 10 * ax_c.get_ylim()[1]
+
+
+def test_write_figures_draws_dense_curves_over_the_whole_time_range(
+    predictions, tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    t = np.linspace(0.0, 180.0, 241)
+    dense = pd.DataFrame([{"id": pid, "time": x, "observable": "cart_cells_per_ul",
+                           "pred": curve(x, 50.0, 1.0), "ipred": curve(x, 30.0, 1.0)}
+                          for pid in predictions["id"].unique() for x in t])  # fmt: skip
+    result = SimpleNamespace(predictions=predictions.to_dict("records"), curves=dense)
+    drawn = {}
+    original = plots.plot_individual_fits
+
+    def spy(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        drawn["lines"] = [len(line.get_xdata()) for ax in fig.axes for line in ax.get_lines()]
+        return fig
+
+    monkeypatch.setattr(plots, "plot_individual_fits", spy)
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: None)  # drawing only
+    plots.write_figures(result, tmp_path, ids_per_page=16)
+    assert drawn["lines"] and min(drawn["lines"]) == t.size  # the curves, not 9 visit times
+
+
+def test_reference_lines_only_on_scaled_residuals(predictions):
+    def dashed(fig):
+        return [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+
+    scaled = predictions.assign(wres=predictions["res"] / 0.5)
+    fig = plots.plot_residuals_vs_time(scaled, residual="wres")
+    assert sorted(line.get_ydata()[0] for line in dashed(fig)) == [-1.96, 1.96]
+    assert "WRES" in fig.axes[0].get_ylabel()
+    # an unscaled log residual gets no +/-1.96 lines (they would claim a 95% range it lacks)
+    assert dashed(plots.plot_residuals_vs_time(predictions, residual="res")) == []
 
 
 def test_pred_corrected_vpc_equals_vpc_when_pred_is_constant_in_each_bin(predictions, tmp_path):
@@ -190,3 +249,20 @@ def test_pred_corrected_vpc_equals_vpc_when_pred_is_constant_in_each_bin(predict
         np.testing.assert_allclose(a, b, rtol=1e-12)
     with pytest.raises(ValueError, match="pred_corrected=True needs a 'pred' column"):
         plots.plot_vpc(obs, sims.drop(columns="pred"), pred_corrected=True)
+
+
+def test_population_gof_is_faceted_by_observable(predictions):
+    from types import SimpleNamespace
+
+    from cartkin.fit import popplot
+
+    table = _two_observables(predictions)
+    columns = {k: table[k].to_numpy() for k in ("id", "time", "observable", "dv", "pred",
+                                                "ipred", "cens")}  # fmt: skip
+    columns["iwres"] = (np.log(table["dv"]) - np.log(table["ipred"])).to_numpy() / 0.5
+    fig = popplot.plot_gof(SimpleNamespace(columns=columns, model="test"))
+    assert len(fig.axes) == 6  # one row of three panels per observable
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels[0] == "DV: cart_cells_per_ul" and labels[3] == "DV: b_cells_per_ul"
+    # CAR-T and B cells never share an axis: each row spans its own observable's range
+    assert fig.axes[3].get_ylim()[1] > 10 * fig.axes[0].get_ylim()[1]

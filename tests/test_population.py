@@ -16,6 +16,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
@@ -104,7 +105,7 @@ def test_saem_finds_the_exact_maximum_likelihood(linear_fit):
     res, (mu, omega2, sigma), _, _ = linear_fit
     assert abs(math.log(res.estimates["cmax"]["value"]) - mu) < 0.01
     assert res.omega["cmax"]["omega2"] == pytest.approx(omega2, rel=0.05)
-    assert res.estimates["sigma_add"]["value"] == pytest.approx(sigma, rel=0.02)
+    assert res.estimates[f"{OBS}.sigma_add"]["value"] == pytest.approx(sigma, rel=0.02)
 
 
 def test_importance_sampling_reproduces_the_exact_likelihood(linear_fit):
@@ -112,7 +113,7 @@ def test_importance_sampling_reproduces_the_exact_likelihood(linear_fit):
     theta = (
         math.log(res.estimates["cmax"]["value"]),
         res.omega["cmax"]["omega2"],
-        res.estimates["sigma_add"]["value"],
+        res.estimates[f"{OBS}.sigma_add"]["value"],
     )
     exact = -2.0 * _exact_loglik(theta, z, y)
     assert res.loglik_mc_se < 0.5
@@ -138,7 +139,7 @@ def test_louis_standard_errors_match_the_exact_hessian(linear_fit):
     cmax = res.estimates["cmax"]
     assert cmax["se"] / cmax["value"] == pytest.approx(se_mu, rel=0.15)
     assert res.omega["cmax"]["se"] == pytest.approx(se_omega2, rel=0.15)
-    assert res.estimates["sigma_add"]["se"] == pytest.approx(se_sigma, rel=0.15)
+    assert res.estimates[f"{OBS}.sigma_add"]["se"] == pytest.approx(se_sigma, rel=0.15)
 
 
 def test_npde_are_standard_normal_under_the_true_model(linear_fit):
@@ -195,7 +196,7 @@ def test_round_trip_recovers_typical_values_and_variances(small_round_trip):
         assert 0.4 < omega[name] < 2.25, (name, omega)
     assert abs(typical["foldx"]) < 0.4
     assert 0.3 < omega["foldx"] < 2.7
-    assert res.estimates["sigma_add"]["value"] == pytest.approx(0.3, rel=0.2)
+    assert res.estimates[f"{OBS}.sigma_add"]["value"] == pytest.approx(0.3, rel=0.2)
 
 
 def test_ebes_correlate_with_true_individual_parameters(small_round_trip):
@@ -287,7 +288,6 @@ def test_batch_engine_and_reference_loop_give_the_same_fit():
 
 
 def test_cli_entry_takes_contexts_and_a_table(tiny_cohort):
-    import pandas as pd
 
     from cartkin.fit import population
 
@@ -510,7 +510,6 @@ def test_round_trip_spread_over_seeds():
 @pytest.mark.slow
 def test_sle_cart_cohort_from_a_nonmem_dataset():
     """sle_cart on the shipped synthetic NONMEM-style cohort (2 observables, censoring)."""
-    import pandas as pd
 
     import cartkin
     import cartkin.data
@@ -538,21 +537,18 @@ def test_sle_cart_cohort_from_a_nonmem_dataset():
     r = np.corrcoef(np.log(res.ebes["rho"]), np.log(truth["rho"].to_numpy()))[0, 1]
     assert r > 0.9
     # residual sd used to simulate the file: 0.748 (CAR-T), 0.30 (B cells) on the log scale
-    assert res.estimates["sigma_add:cart_cells_per_ul"]["value"] == pytest.approx(0.748, rel=0.15)
-    assert res.estimates["sigma_add:b_cells_per_ul"]["value"] == pytest.approx(0.30, rel=0.15)
+    assert res.estimates["cart_cells_per_ul.sigma_add"]["value"] == pytest.approx(0.748, rel=0.15)
+    assert res.estimates["b_cells_per_ul.sigma_add"]["value"] == pytest.approx(0.30, rel=0.15)
 
 
 def test_cli_population_fit_json_and_figures(tmp_path, capsys, monkeypatch):
     from cartkin.cli import main
     from cartkin.fit import population
 
-    # the command line runs the default 300 iterations; a short run keeps this test fast
+    # a short run (--burn-in/--iterations) and few samples keep this test fast
     full = population.fit
-    short = SAEMOptions(n_burn=2, n_explore=20, n_average=10, seed=0)
     monkeypatch.setattr(
-        population,
-        "fit",
-        lambda *a, **k: full(*a, options=short, n_is_samples=50, n_npde_sims=50, **k),
+        population, "fit", lambda *a, **k: full(*a, n_is_samples=50, n_npde_sims=50, **k)
     )
 
     subjects, _ = synthetic_cohort(
@@ -588,14 +584,54 @@ def test_cli_population_fit_json_and_figures(tmp_path, capsys, monkeypatch):
         "json",
         "--figure",
         str(out),
+        "--burn-in",
+        "20",
+        "--iterations",
+        "10",
     ]
     assert main(argv) == 0
-    data = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
     assert data["kind"] == "population" and set(data["omega"]) == {"cmax", "alpha"}
     assert len(data["predictions"]) == 36
+    # the FitResult schema: label, n_records, n_free, "<observable>.sigma_add"
+    assert data["label"] and data["n_records"] == 36 and data["n_free"] == 5
+    assert f"{OBS}.sigma_add" in data["estimates"]
+    assert data["options"]["n_explore"] == 20 and data["options"]["n_average"] == 10
+    assert isinstance(data["not_converged"], list) and "drifting" in data
+    # an iteration line per SAEM block on stderr, every iteration in the run record
+    assert "SAEM   25/35 explore -2LL(cond)" in captured.err
+    assert "SAEM   35/35 average -2LL(cond)" in captured.err
+    record = pd.read_csv(out / "run_record.csv")
+    assert len(record) == 5 + 20 + 10 + 1 and record["phase"].iloc[-1] == "final"
+    assert {"iteration", "objective", "cmax", "omega2_cmax", f"{OBS}.sigma_add"} <= set(record)
+    assert record["objective"].notna().all()
     names = {p.name for p in out.iterdir()}
-    assert {"convergence.png", "gof.png", "npde.png"} <= names
+    assert {"convergence.png", "gof.png", "npde.png", "individual_fits_page01.png"} <= names
     assert any(n.startswith("vpc") for n in names)
+
+
+def test_cli_saem_defaults_shown_in_help_are_the_options_defaults():
+    from cartkin.fit import cli
+
+    defaults = SAEMOptions()
+    for key, value in cli._SAEM_DEFAULTS.items():
+        assert getattr(defaults, key) == value, key
+
+
+def test_convergence_verdict_names_drift_and_iterations_needed():
+    from cartkin.fit._saem import convergence_verdict
+
+    options = SAEMOptions(n_burn=0, n_explore=200, n_average=10)
+    k = np.arange(210.0)
+    steady = 1.0 + 0.01 * np.sin(k)
+    settling = 2.0 + 3.0 * np.exp(-k / 80.0)  # still moving at the end of the phase
+    traj = np.column_stack([steady, settling])
+    ok, note, more = convergence_verdict(traj, options, ("a", "b"), np.array([True, True]))
+    assert not ok and list(more) == ["b"] and more["b"] >= 50
+    assert "NOT converged" in note and "b (about" in note and "--burn-in" in note
+    ok, _, more = convergence_verdict(traj[:, :1], options, ("a",), np.array([True]))
+    assert ok and more == {}
 
 
 def test_benchmark_quick_run(tmp_path):

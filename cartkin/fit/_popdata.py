@@ -315,7 +315,13 @@ class Predictor:
             self.n_solves += int(rows.size)
         return out
 
-    def _grid_batch(self, values, subject):
+    def dense(self, values: np.ndarray, subject: np.ndarray, t_days: np.ndarray) -> np.ndarray:
+        """Predictions of every row on the grid ``t_days`` (one batch call; figures),
+        shape (n_rows, n_t, n_observables); NaN where a solve failed."""
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        return self._grid_batch(values, np.asarray(subject, dtype=np.int64), t_days)
+
+    def _grid_batch(self, values, subject, t_days=None):
         """All rows in one compiled call of the batch engine (docs/design.md section 5)."""
         from cartkin import batch
 
@@ -324,7 +330,8 @@ class Predictor:
         theta = dict(self.fixed)
         theta.update({name: values[:, j] for j, name in enumerate(self.free)})
         inds = batch.individualize(self.model, theta, self._bctx.take(subject))
-        sol = batch.solve(self.model, inds, self.data.t_grid, threads=self.threads, **self.options)
+        t_days = self.data.t_grid if t_days is None else t_days
+        sol = batch.solve(self.model, inds, t_days, threads=self.threads, **self.options)
         obs = batch.observe(self.model, inds, sol)
         out = np.stack([obs[name] for name in self.data.observables], axis=-1)
         out[sol.status != 0] = np.nan

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from cartkin.errors import DataError, ScenarioError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["EXIT_NOT_CONVERGED", "RUN_RECORD", "add_parser", "run"]
+
+#: Exit status of a fit that ran but did not converge, with ``--require-convergence``.
+EXIT_NOT_CONVERGED = 3
+#: File name of the run record written with the figures (the role of NONMEM's .ext file).
+RUN_RECORD = "run_record.csv"
+#: SAEM settings shown in --help (cartkin.fit._saem.SAEMOptions; kept equal by a test)
+_SAEM_DEFAULTS = {"n_explore": 200, "n_average": 100, "n_chains": 1}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -37,9 +44,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--starts", type=int, default=None, help="number of starts (default 8)")
     p.add_argument("--seed", type=int, default=None, help="seed of the start design (default 0)")
     p.add_argument("--no-profile", action="store_true", help="skip profile-likelihood intervals")
-    p.add_argument("--figure", type=Path, metavar="DIR", help="write figures into this folder")
+    p.add_argument("--figure", type=Path, metavar="DIR",
+                   help=f"write the figures and the run record ({RUN_RECORD}) into this folder")  # fmt: skip
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON result here")
+    p.add_argument("--require-convergence", action="store_true",
+                   help=f"exit with status {EXIT_NOT_CONVERGED} when the fit ran but did not "
+                   "converge (default: a fit that ran exits 0 and says so in its output)")  # fmt: skip
+    p.add_argument("--burn-in", type=int, default=None, metavar="K1",
+                   help="--population: SAEM exploratory iterations, step size 1 (Monolix K1, "
+                   f"nlmixr2 nBurn; default {_SAEM_DEFAULTS['n_explore']})")  # fmt: skip
+    p.add_argument("--iterations", type=int, default=None, metavar="K2",
+                   help="--population: SAEM averaging iterations, step size 1/k (Monolix K2, "
+                   f"nlmixr2 nEm; default {_SAEM_DEFAULTS['n_average']})")  # fmt: skip
+    p.add_argument("--chains", type=int, default=None,
+                   help="--population: MCMC chains per subject (default "
+                   f"{_SAEM_DEFAULTS['n_chains']})")  # fmt: skip
+    p.add_argument(
+        "--ids-per-page",
+        type=int,
+        default=16,
+        metavar="N",
+        help="subjects per page of the individual-fit figures (default 16)",
+    )
     p.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
@@ -79,6 +106,12 @@ def run(args) -> int:
     options.update(theta=arm.theta)
     if getattr(scenario, "outcomes", None) is not None:
         options.update(outcome_settings=scenario.outcomes)
+    saem_flags = [f for f in ("burn_in", "iterations", "chains") if getattr(args, f) is not None]
+    if saem_flags and not args.population:
+        raise ScenarioError(
+            f"--{saem_flags[0].replace('_', '-')} sets the SAEM run of a population fit: "
+            "add --population or drop it"
+        )
     if args.population:
         try:
             from cartkin.fit import population
@@ -86,11 +119,14 @@ def run(args) -> int:
             raise ScenarioError(
                 "--population needs cartkin.fit.population, which this build does not have"
             ) from None
+        saem = population.SAEMOptions(seed=int(seed), **_saem_settings(args))
         result = population.fit(scenario.model, contexts, observations, free, starts=starts,
-                                seed=seed, **options)  # fmt: skip
+                                seed=seed, options=saem, log_every=LOG_EVERY,
+                                **options)  # fmt: skip
     else:
         result = fit(scenario.model, contexts, observations, free, starts=starts, seed=seed,
-                     profile=spec.profile and not args.no_profile, **options)  # fmt: skip
+                     profile=spec.profile and not args.no_profile, progress=True,
+                     **options)  # fmt: skip
     outlook = None
     if spec.predict_days and not args.population:
         outlook = outcome_outlook(scenario, spec, contexts, arm, result)
@@ -109,8 +145,30 @@ def run(args) -> int:
         if outlook is not None:
             print(outlook["text"])
     if args.figure is not None:
-        write_figures(result, args.figure)
+        write_figures(result, args.figure, ids_per_page=args.ids_per_page)
+    if not result.converged:
+        print(f"cartkin fit: {result.convergence}", file=sys.stderr)
+        if args.require_convergence:
+            return EXIT_NOT_CONVERGED
     return 0
+
+
+#: SAEM iterations between two progress lines of a population fit
+LOG_EVERY = 25
+
+
+def _saem_settings(args) -> dict:
+    """SAEMOptions fields given on the command line (validated there)."""
+    out = {}
+    for flag, key in (("burn_in", "n_explore"), ("iterations", "n_average"),
+                      ("chains", "n_chains")):  # fmt: skip
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if value < 1:
+            raise ScenarioError(f"--{flag.replace('_', '-')} {value}: expected an integer >= 1")
+        out[key] = value
+    return out
 
 
 def outcome_outlook(scenario, spec, contexts, arm, result) -> dict | None:
@@ -135,7 +193,8 @@ def outcome_outlook(scenario, spec, contexts, arm, result) -> dict | None:
             reported[(name, float(t["day"]))] = t["mean"]
     method = (
         f"range: min-max over {len(result.profile_sets)} parameter sets (the estimate and every "
-        "profile point within 3.84 of the optimum), simulated to the last day in one batch call; "
+        f"profile point within {result.profile_threshold:.2f} of the optimum), simulated to the "
+        "last day in one batch call; "
         "a profile-based envelope, not a predictive interval: no between-patient or residual "
         "variability, no joint combinations off the profile paths"
     )
@@ -160,14 +219,21 @@ def read_data(path, scenario, arm):
     return contexts, ds.observations
 
 
-def write_figures(result, directory: Path) -> list[Path]:
-    """The fit's figures (:func:`cartkin.fit.plots.write_figures`) into ``directory``."""
+def write_figures(result, directory: Path, ids_per_page: int = 16) -> list[Path]:
+    """The fit's figures (:func:`cartkin.fit.plots.write_figures`) and its run record
+    (:data:`RUN_RECORD`, :meth:`run_record`) into ``directory``."""
     from cartkin.fit import plots
 
+    if ids_per_page < 1:
+        raise ScenarioError(f"--ids-per-page {ids_per_page}: expected an integer >= 1")
     if getattr(result, "kind", None) == "population":
-        paths = result.write_figures(directory)  # adds VPC, convergence and NPDE figures
+        # adds VPC, convergence and NPDE figures
+        paths = result.write_figures(directory, ids_per_page=ids_per_page)
     else:
-        paths = plots.write_figures(result, directory)
+        paths = plots.write_figures(result, directory, ids_per_page=ids_per_page)
+    record = Path(directory) / RUN_RECORD
+    result.run_record().to_csv(record, index=False)
+    paths.append(record)
     for p in paths:
         print(f"wrote {p}", file=sys.stderr)
     return paths

@@ -42,7 +42,7 @@ from scipy.stats import norm, qmc
 
 from cartkin.fit.lockstep import run_lockstep
 from cartkin.fit.problem import Problem
-from cartkin.fit.profile import profile_all
+from cartkin.fit.profile import profile_all, profile_threshold
 from cartkin.fit.result import Estimate, FitResult, prediction_records
 
 __all__ = ["fit", "fit_problem", "hessian", "minimize_objective"]
@@ -58,7 +58,7 @@ PRIOR_SHARE = 0.1
 
 
 def fit(model, contexts, observations=None, free=(), *, starts=8, seed=0, profile=True,
-        **problem_options) -> FitResult:  # fmt: skip
+        progress=False, **problem_options) -> FitResult:  # fmt: skip
     """Fit free parameters of ``model`` to observations and/or summary targets.
 
     Parameters
@@ -76,19 +76,23 @@ def fit(model, contexts, observations=None, free=(), *, starts=8, seed=0, profil
         Seed of the start design.
     profile : bool or sequence of str
         Profile-likelihood intervals for every free parameter (True), none, or those named.
+    progress : bool
+        Progress bars on stderr for the starts and the profiles (drawn on a terminal; elsewhere
+        one line per stage).
     **problem_options
         ``theta, error_models, free_error, priors, bounds, targets, target_id, solver`` (see
-        :class:`cartkin.fit.problem.Problem`).
+        :class:`cartkin.fit.problem.Problem`). Every residual SD of an observable with data is
+        estimated unless ``free_error`` says otherwise (``free_error=()`` fixes them).
 
     Returns
     -------
     FitResult
     """
     problem = Problem(model, contexts, observations, free, **problem_options)
-    return fit_problem(problem, starts=starts, seed=seed, profile=profile)
+    return fit_problem(problem, starts=starts, seed=seed, profile=profile, progress=progress)
 
 
-def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResult:
+def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True, progress=False) -> FitResult:
     """:func:`fit` for a built :class:`Problem`."""
     if not (isinstance(starts, int) and starts >= 1):
         raise ValueError(f"starts = {starts!r}: expected an integer >= 1")
@@ -96,7 +100,9 @@ def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResul
     x0s = start_points(problem, starts, seed)
     f0s = problem.objective(x0s)  # one batched call for the whole design
     # all starts side by side, their simulations merged into shared batch calls
-    runs = run_lockstep(problem, [partial(minimize_objective, problem, x0) for x0 in x0s])
+    tasks = [partial(minimize_objective, problem, x0) for x0 in x0s]
+    with _bar(progress, len(tasks), f"fit: {len(tasks)} starts", "start") as bar:
+        runs = run_lockstep(problem, _counted(tasks, bar))
     best = int(np.argmin([r["objective"] for r in runs]))
     x_hat = runs[best]["x"]
     table = _start_table(problem, x0s, f0s, runs, best)
@@ -106,10 +112,13 @@ def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResul
     profiles = {}
     names = problem.names if profile is True else list(profile or ())
     if names:
-        profiles = profile_all(problem, x_hat, runs[best]["objective"], se_log, names)
+        with _bar(progress, len(names), f"profiles: {len(names)} parameters", "profile") as bar:
+            profiles = profile_all(problem, x_hat, runs[best]["objective"], se_log, names,
+                                   wrap=lambda tasks: _counted(tasks, bar))  # fmt: skip
     estimates = _estimates(problem, x_hat, se_log, flags, profiles)
 
-    curves = problem.simulate(np.vstack([problem.x_init, x_hat]))
+    rows = np.vstack([typical_values(problem, x_hat), x_hat])  # PRED, IPRED
+    curves = problem.simulate(rows)
     result = FitResult(
         model=problem.model.name,
         estimates=estimates,
@@ -121,7 +130,9 @@ def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResul
         starts=table,
         starts_agree=sum(r["agrees"] for r in table),
         predictions=prediction_records(problem, curves, x_hat),
-        error_models={k: v.to_dict() for k, v in problem.error_models_for(x_hat).items()},
+        error_models={
+            k: _scalars(em.to_dict()) for k, em in problem.error_models_for(x_hat).items()
+        },
         targets=[dict(t.to_dict(), label=t.label) for t in problem.targets],
         target_values=_target_values(problem, curves),
         profiles={k: v["curve"] for k, v in profiles.items()},
@@ -129,16 +140,65 @@ def fit_problem(problem: Problem, *, starts=8, seed=0, profile=True) -> FitResul
         elapsed_s=time.perf_counter() - t_start,
         notes=[n for r in profiles.values() for n in r.get("notes", [])],
         profile_sets=_profile_sets(problem, x_hat, runs[best]["objective"], profiles),
+        profile_threshold=profile_threshold(problem),
+        fixed_error=_fixed_error(problem),
+        curves=problem.dense_curves(rows) if problem.n_obs else {},
     )
     return result
 
 
-def _profile_sets(problem, x_hat, f_hat, profiles, level=0.95) -> list[dict]:
-    """The estimate and the profile points whose objective is within ``chi2(1).ppf(level)``
-    of the optimum, as dicts of free parameter values (natural scale)."""
-    from scipy.stats import chi2
+def typical_values(problem: Problem, x_hat) -> np.ndarray:
+    """The log-scale row behind PRED: the estimates, with every parameter that has a prior at
+    its prior median (the population's typical value; the estimate is then the patient's, as
+    an EBE is). Without priors PRED equals IPRED, as in NONMEM for a model without ETAs."""
+    x = np.array(x_hat, dtype=np.float64)
+    for k, name in enumerate(problem.model_free):
+        if name in problem.priors:
+            x[k] = problem.priors[name].mu_log
+    return np.clip(x, problem.lower, problem.upper)
 
-    delta = float(chi2.ppf(level, 1))
+
+def _scalars(d: dict) -> dict:
+    """An error model's dict with its (1, 1)-shaped parameter lists as plain floats."""
+    return {k: v if k == "kind" else float(np.ravel(v)[0]) for k, v in d.items()}
+
+
+def _fixed_error(problem) -> dict:
+    """``{"<observable>.<sigma>": value}`` of the residual-error parameters held fixed."""
+    free = set(problem.error_free)
+    return {f"{obs}.{p}": float(getattr(em, p)) for obs, em in problem.error_models.items()
+            for p in em.parameter_names if (obs, p) not in free}  # fmt: skip
+
+
+def _bar(progress, total, desc, unit):
+    """A progress bar (:func:`cartkin._progress.bar`) or a do-nothing context."""
+    import contextlib
+
+    if not progress:
+        return contextlib.nullcontext(None)
+    from cartkin._progress import bar
+
+    return bar(total, desc, unit=unit)
+
+
+def _counted(tasks, bar):
+    """The tasks, each advancing ``bar`` by one when it finishes (bar None: unchanged)."""
+    if bar is None:
+        return tasks
+
+    def done(task):
+        out = task()
+        bar.update(1)
+        return out
+
+    return [partial(done, t) for t in tasks]
+
+
+def _profile_sets(problem, x_hat, f_hat, profiles, level=0.95) -> list[dict]:
+    """The estimate and the profile points whose objective is within the profile threshold
+    (:func:`cartkin.fit.profile.profile_threshold`) of the optimum, as dicts of free parameter
+    values (natural scale)."""
+    delta = profile_threshold(problem, level)
     rows = [x_hat] + [
         x for r in profiles.values() for x, f in r.get("sets", []) if f - f_hat <= delta
     ]

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 __all__ = [
+    "individual_fit_pages",
     "plot_individual_fits",
     "plot_observed_vs_predicted",
     "plot_profiles",
@@ -110,69 +111,137 @@ def plot_individual_fits(
     *,
     curves=None,
     observable=None,
+    observables=None,
     ids=None,
     ncols=4,
     log=True,
     unit="",
+    title=None,
 ) -> Figure:
-    """One panel per subject: observations, censored records and the fitted curves.
+    """One panel per subject and observable: observations, censored records, PRED and IPRED.
 
     Parameters
     ----------
     predictions : pandas.DataFrame
         The predictions table (module docstring).
     curves : pandas.DataFrame, optional
-        Dense curves ``id, time, observable, ipred[, pred]``; without it the predictions at the
-        observation times are joined by lines.
+        Dense curves ``id, time, observable, ipred[, pred]`` over the whole time range (peaks
+        between visits show); without it the predictions at the observation times are joined
+        by lines.
     observable : str, optional
         Which observable to draw (default: the first in the table).
+    observables : sequence of str, optional
+        Draw these observables, one row of panels each under every subject (facets); overrides
+        ``observable``.
     ids : sequence of str, optional
         Subjects to draw, in order (default: all, in table order).
     ncols : int
-        Panels per row.
+        Subjects per row.
     log : bool
-        Log-scale y axis (the CAR-T habit).
+        Log-scale y axes (the CAR-T habit).
     unit : str
-        Unit for the y label.
+        Unit for the y label (one observable only).
+    title : str, optional
+        Figure title (for example the page and the IDs it holds).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    frame, observable = _select(_table(predictions), observable)
-    ids = list(dict.fromkeys(frame["id"])) if ids is None else [str(i) for i in ids]
+    table = _table(predictions)
+    if observables is None:
+        _, first = _select(table, observable)
+        observables = [first]
+    else:
+        observables = [_select(table, name)[1] for name in observables]
+    ids = list(dict.fromkeys(table["id"])) if ids is None else list(ids)
+    ids = [str(i) for i in ids]
     if not ids:
         raise ValueError("plot_individual_fits: no subjects to draw")
     dense = None
     if curves is not None:
-        dense, _ = _select(_table(curves.assign(dv=np.nan), "curves"), observable)
+        curves = curves if isinstance(curves, pd.DataFrame) else pd.DataFrame(curves)
+        dense = _table(curves.assign(dv=np.nan), "curves")
+    n_obs = len(observables)
     ncols = max(1, min(ncols, len(ids)))
-    nrows = math.ceil(len(ids) / ncols)
-    fig = Figure(figsize=(3.0 * ncols, 2.4 * nrows), layout="constrained")
+    block_rows = math.ceil(len(ids) / ncols)
+    nrows = block_rows * n_obs
+    fig = Figure(figsize=(3.0 * ncols, 2.2 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        if k >= len(ids):
-            ax.set_visible(False)
-            continue
-        pid = ids[k]
-        sub = frame[frame["id"].astype(str) == pid].sort_values("time")
-        line = sub if dense is None else dense[dense["id"].astype(str) == pid].sort_values("time")
-        for col, color, label in (("pred", _PRED_COLOR, "PRED"), ("ipred", _IPRED_COLOR, "IPRED")):
-            if col in line:
-                y = line[col].to_numpy(float)
-                y = np.where(y > 0, y, np.nan) if log else y
-                ax.plot(line["time"], y, color=color, lw=1.2, label=label)
-        _observed(ax, sub, "time", log=log)
-        if log:
-            ax.set_yscale("log")
-        ax.set_title(f"ID {pid}", fontsize=9)
-        if k % ncols == 0:
-            ax.set_ylabel(f"{observable} {f'[{unit}]' if unit else ''}".strip(), fontsize=8)
-        if k >= len(ids) - ncols:
-            ax.set_xlabel("days after CAR-T infusion", fontsize=8)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for k, pid in enumerate(ids):
+        for j, name in enumerate(observables):
+            ax = axes[(k // ncols) * n_obs + j, k % ncols]
+            ax.set_visible(True)
+            sub = table[(table["id"].astype(str) == pid)]
+            if "observable" in sub:
+                sub = sub[sub["observable"] == name]
+            sub = sub.sort_values("time")
+            line = sub
+            if dense is not None:
+                line = dense[dense["id"].astype(str) == pid]
+                if "observable" in line:
+                    line = line[line["observable"] == name]
+                line = line.sort_values("time")
+            styles = (("pred", _PRED_COLOR, "PRED", "--"), ("ipred", _IPRED_COLOR, "IPRED", "-"))
+            for col, color, label, ls in styles:
+                if col in line:
+                    y = line[col].to_numpy(float)
+                    y = np.where(y > 0, y, np.nan) if log else y
+                    ax.plot(line["time"], y, color=color, lw=1.2, ls=ls, label=label)
+            _observed(ax, sub, "time", log=log)
+            if log:
+                ax.set_yscale("log")
+            ax.set_title(f"ID {pid}" + (f": {name}" if n_obs > 1 else ""), fontsize=8)
+            if k % ncols == 0:
+                label = name if n_obs > 1 else f"{name} {f'[{unit}]' if unit else ''}".strip()
+                ax.set_ylabel(label, fontsize=7)
+            ax.tick_params(labelsize=7)
+            if k >= len(ids) - ncols and j == n_obs - 1:  # the lowest panel of its column
+                ax.set_xlabel("days after CAR-T infusion", fontsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
+
+
+def individual_fit_pages(predictions, *, curves=None, ids_per_page=16, ncols=4, log=True):
+    """Individual fits of every subject over as many pages as needed, faceted by observable.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The predictions table (module docstring).
+    curves : pandas.DataFrame, optional
+        Dense curves (see :func:`plot_individual_fits`).
+    ids_per_page : int
+        Subjects per page.
+    ncols : int
+        Subjects per row.
+    log : bool
+        Log-scale y axes.
+
+    Returns
+    -------
+    list of matplotlib.figure.Figure
+        One page per ``ids_per_page`` subjects, titled with the IDs it holds.
+    """
+    if ids_per_page < 1:
+        raise ValueError(f"ids_per_page = {ids_per_page!r}: expected an integer >= 1")
+    table = _table(predictions)
+    ids = list(dict.fromkeys(table["id"].astype(str)))
+    names = list(dict.fromkeys(table["observable"])) if "observable" in table else None
+    pages = math.ceil(len(ids) / ids_per_page)
+    out = []
+    for p in range(pages):
+        chunk = ids[p * ids_per_page : (p + 1) * ids_per_page]
+        title = (f"Individual fits, page {p + 1} of {pages}: IDs {chunk[0]}-{chunk[-1]} "
+                 f"({len(chunk)} of {len(ids)} subjects)")  # fmt: skip
+        out.append(plot_individual_fits(table, curves=curves, observables=names, ids=chunk,
+                                        ncols=ncols, log=log, title=title))  # fmt: skip
+    return out
 
 
 def plot_observed_vs_predicted(predictions, *, observable=None, log=True) -> Figure:
@@ -203,12 +272,26 @@ def plot_observed_vs_predicted(predictions, *, observable=None, log=True) -> Fig
     return fig
 
 
+#: names of the scaled residuals (standard normal under the model), in the order figures use
+SCALED_RESIDUALS = ("npde", "cwres", "wres", "iwres")
+_RESIDUAL_LABELS = {
+    "npde": "NPDE",
+    "cwres": "CWRES",
+    "wres": "WRES (= CWRES = IWRES without random effects)",
+    "iwres": "IWRES",
+    "res": "log(DV) - log(IPRED)",
+}
+
+
 def plot_residuals_vs_time(
     predictions, *, residual="res", observable=None, band=1.96, n_bins=8
 ) -> Figure:
     """Residuals against time with a zero line, +/- ``band`` and a binned median.
 
-    Censored records (if they carry a residual) are drawn as open markers.
+    The +/- 1.96 lines are the 95% range of a scaled residual (``npde``, ``cwres``, ``wres``,
+    ``iwres``: standard normal under the model); for an unscaled one they are drawn only when
+    ``band`` is given explicitly for it. Censored records (if they carry a residual) are
+    drawn as open markers.
     """
     frame, observable = _select(_table(predictions), observable)
     if residual not in frame:
@@ -230,20 +313,23 @@ def plot_residuals_vs_time(
             label="below limit",
         )
     ax.axhline(0.0, color="grey", lw=1)
-    for sign in (-1, 1):
-        ax.axhline(sign * band, color="grey", lw=0.8, ls="--")
+    if band and residual in SCALED_RESIDUALS:
+        for sign in (-1, 1):
+            ax.axhline(sign * band, color="grey", lw=0.8, ls="--")
     if len(kept) >= 2 * n_bins:
         edges = np.unique(np.quantile(kept["time"], np.linspace(0, 1, n_bins + 1)))
         which = np.clip(np.searchsorted(edges, kept["time"], side="right") - 1, 0, len(edges) - 2)
         med = kept.groupby(which).agg(t=("time", "median"), r=(residual, "median"))
         ax.plot(med["t"], med["r"], color=_IPRED_COLOR, lw=1.5, label="binned median")
     ax.set_xlabel("days after CAR-T infusion")
-    ax.set_ylabel(f"{residual} ({observable})" if observable else residual)
+    name = _RESIDUAL_LABELS.get(residual, residual)
+    ax.set_ylabel(f"{name} ({observable})" if observable else name)
     ax.legend(fontsize=8)
     return fig
 
 
-def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols=3) -> Figure:
+def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols=3,
+                  threshold=None) -> Figure:  # fmt: skip
     """Likelihood profiles: change in -2 log-likelihood against each parameter's value.
 
     Parameters
@@ -257,10 +343,14 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
         Profile confidence limits (vertical dashed lines; NaN ends are not drawn).
     level : float
         Confidence level of the threshold line: the chi-square(1) quantile (3.84 at 0.95).
+    threshold : float, optional
+        The fit's own threshold (``FitResult.profile_threshold``: larger than the chi-square
+        quantile when a residual SD was estimated), overriding ``level``'s.
     """
     if not profiles:
         raise ValueError("plot_profiles: no profiles to draw")
-    threshold = float(stats.chi2.ppf(level, 1))
+    chi2_line = threshold is None
+    threshold = float(stats.chi2.ppf(level, 1)) if chi2_line else float(threshold)
     names = list(profiles)
     ncols = max(1, min(ncols, len(names)))
     nrows = math.ceil(len(names) / ncols)
@@ -280,7 +370,13 @@ def plot_profiles(profiles, *, estimates=None, intervals=None, level=0.95, ncols
         y = prof["objective"].to_numpy(float)
         y = y - np.nanmin(y)
         ax.plot(x, y, "o-", ms=3, color=_PRED_COLOR)
-        ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"{level:.0%} (chi2 1 df)")
+        ax.axhline(
+            threshold,
+            color="grey",
+            ls="--",
+            lw=1,
+            label=f"{level:.0%} (chi2 1 df)" if chi2_line else f"{level:.0%} ({threshold:.2f})",
+        )
         if estimates and name in estimates:
             ax.axvline(estimates[name], color=_IPRED_COLOR, lw=1.2, label="estimate")
         if intervals and name in intervals:
@@ -449,52 +545,63 @@ def _quantiles(values, quantiles):
     return ordered[ranks]
 
 
-def write_figures(result, directory, *, simulations=None, max_ids=24, dpi=100) -> list[Path]:
+def write_figures(result, directory, *, simulations=None, ids_per_page=16, dpi=100) -> list[Path]:
     """Write every figure a fit result supports as PNG files; return their paths.
 
     Parameters
     ----------
     result : object
         Anything with ``predictions`` (records or a DataFrame: the predictions table) and,
-        optionally, ``profiles`` (``{name: {value, objective}}``) and ``estimates`` (a list of
-        objects or a ``{name: {value, ci_low, ci_high}}`` dict), as ``FitResult`` has.
+        optionally, ``curves`` (dense ``id, time, observable, pred, ipred``), ``profiles``
+        (``{name: {value, objective}}``), ``estimates`` (a list of objects or a ``{name:
+        {value, ci_low, ci_high}}`` dict) and ``profile_threshold``, as ``FitResult`` has.
     directory : str or Path
         Created if needed.
     simulations : pandas.DataFrame, optional
         VPC replicates (``replicate, time, dv[, observable]``); a VPC per observable when given.
-    max_ids : int
-        At most this many subjects in the individual-fit figure (the first in table order).
+    ids_per_page : int
+        Subjects per page of the individual fits (every subject is drawn).
     dpi : int
 
     Returns
     -------
     list of Path
-        ``individual_fits_<observable>.png``, ``observed_vs_predicted_<observable>.png``,
-        ``residuals_vs_time_<observable>.png``, ``profiles.png``, ``vpc_<observable>.png``.
+        ``individual_fits_page<k>.png`` (all subjects, faceted by observable),
+        ``observed_vs_predicted_<observable>.png``, ``residuals_vs_time_<observable>.png``
+        (the first scaled residual the table has: NPDE, CWRES, WRES, IWRES), ``profiles.png``,
+        ``vpc_<observable>.png``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     figures = {}
     records = getattr(result, "predictions", None)
     table = pd.DataFrame(records) if records is not None else pd.DataFrame()
+    curves = getattr(result, "curves", None)
+    curves = pd.DataFrame(curves) if curves is not None and len(curves) else None
     if not table.empty:
         table = _table(table)
+        if "id" in table:
+            pages = individual_fit_pages(table, curves=curves, ids_per_page=ids_per_page)
+            width = max(2, len(str(len(pages))))
+            for k, fig in enumerate(pages):
+                figures[f"individual_fits_page{k + 1:0{width}d}"] = fig
+        residual = next((c for c in SCALED_RESIDUALS if c in table
+                         and np.isfinite(table[c].to_numpy(float)).any()), None)  # fmt: skip
         for name in dict.fromkeys(table.get("observable", pd.Series([""]))):
             tag = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)) or "dv"
             sub = table[table["observable"] == name] if "observable" in table else table
-            ids = list(dict.fromkeys(sub["id"]))[:max_ids] if "id" in sub else None
-            if ids:
-                figures[f"individual_fits_{tag}"] = plot_individual_fits(sub, ids=ids)
             if {"pred", "ipred"} & set(sub.columns):
                 figures[f"observed_vs_predicted_{tag}"] = plot_observed_vs_predicted(sub)
-            if "res" in sub and np.isfinite(sub["res"].to_numpy(float)).any():
-                figures[f"residuals_vs_time_{tag}"] = plot_residuals_vs_time(sub)
+            if residual is not None and np.isfinite(sub[residual].to_numpy(float)).any():
+                figures[f"residuals_vs_time_{tag}"] = plot_residuals_vs_time(sub, residual=residual)
             if simulations is not None:
                 figures[f"vpc_{tag}"] = plot_vpc(sub, simulations, observable=name or None)
     profiles = getattr(result, "profiles", None)
     if profiles:
         estimates, intervals = _estimates(getattr(result, "estimates", None))
-        figures["profiles"] = plot_profiles(profiles, estimates=estimates, intervals=intervals)
+        figures["profiles"] = plot_profiles(profiles, estimates=estimates, intervals=intervals,
+                                            threshold=getattr(result, "profile_threshold",
+                                                              None))  # fmt: skip
     paths = []
     for name, fig in figures.items():
         path = directory / f"{name}.png"

@@ -40,57 +40,71 @@ def plot_convergence(result) -> Figure:
 
 
 def plot_gof(result) -> Figure:
-    """Observed vs PRED and vs IPRED (log axes; censored records as open triangles at the
-    limit), and IWRES against time."""
+    """Goodness of fit, one row per observable (each on its own axes and scale): observed vs
+    PRED and vs IPRED (log axes, line of identity; censored records as open triangles at the
+    limit), and IWRES against time with its 95% reference lines (+/- 1.96)."""
     c = result.columns
-    cens = c["cens"] != 0
-    fig = Figure(figsize=(11.0, 3.6), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, key in zip(axes[:2], ("pred", "ipred"), strict=True):
-        ax.loglog(c[key][~cens], c["dv"][~cens], "o", ms=3, alpha=0.6, label="observed")
-        ax.loglog(c[key][cens], c["dv"][cens], "v", ms=4, mfc="none", label="censored (limit)")
-        finite = c[key][np.isfinite(c[key]) & (c[key] > 0)]
-        lim = [min(finite.min(), c["dv"].min()), max(finite.max(), c["dv"].max())]
-        ax.plot(lim, lim, "k-", lw=0.8)
-        ax.set_xlabel(key.upper())
-        ax.set_ylabel("DV")
-    axes[0].legend(frameon=False, fontsize=8)
-    axes[2].plot(c["time"], c["iwres"], "o", ms=3, alpha=0.6)
-    axes[2].axhline(0, color="k", lw=0.8)
-    for v in (-1.96, 1.96):
-        axes[2].axhline(v, color="0.5", ls="--", lw=0.8)
-    axes[2].set_xlabel("time (days)")
-    axes[2].set_ylabel("IWRES")
+    names = list(dict.fromkeys(np.asarray(c["observable"]).tolist()))
+    fig = Figure(figsize=(11.0, 3.3 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), 3, squeeze=False)
+    for row, name in zip(axes, names, strict=True):
+        sel = np.asarray(c["observable"]) == name
+        cens = (c["cens"] != 0) & sel
+        kept = (c["cens"] == 0) & sel
+        for ax, key in zip(row[:2], ("pred", "ipred"), strict=True):
+            ax.loglog(c[key][kept], c["dv"][kept], "o", ms=3, alpha=0.6, label="observed")
+            ax.loglog(c[key][cens], c["dv"][cens], "v", ms=4, mfc="none", label="censored (limit)")
+            x = c[key][sel]
+            finite = x[np.isfinite(x) & (x > 0)]
+            dv = c["dv"][sel]
+            if finite.size:
+                lim = [min(finite.min(), dv.min()), max(finite.max(), dv.max())]
+                ax.plot(lim, lim, "k-", lw=0.8)
+            ax.set_xlabel(key.upper())
+            ax.set_ylabel(f"DV: {name}")
+        row[0].legend(frameon=False, fontsize=8)
+        row[2].plot(c["time"][sel], c["iwres"][sel], "o", ms=3, alpha=0.6)
+        row[2].axhline(0, color="k", lw=0.8)
+        for v in (-1.96, 1.96):
+            row[2].axhline(v, color="0.5", ls="--", lw=0.8)
+        row[2].set_xlabel("time (days)")
+        row[2].set_ylabel(f"IWRES: {name}")
+    fig.suptitle(f"Goodness of fit ({result.model})", fontsize=10)
     return fig
 
 
 def plot_npde(result) -> Figure:
-    """NPDE: histogram against N(0, 1), against time, and a normal QQ plot."""
+    """NPDE, one row per observable: histogram against N(0, 1), against time with the 95%
+    reference lines, and a normal QQ plot."""
     c = result.columns
-    npde = np.asarray(c["npde"], dtype=float)
-    ok = np.isfinite(npde)
-    fig = Figure(figsize=(11.0, 3.4), layout="constrained")
-    axes = fig.subplots(1, 3)
+    npde_all = np.asarray(c["npde"], dtype=float)
+    names = list(dict.fromkeys(np.asarray(c["observable"]).tolist()))
+    fig = Figure(figsize=(11.0, 3.2 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), 3, squeeze=False)
     x = np.linspace(-4, 4, 200)
-    axes[0].hist(npde[ok], bins=25, density=True, alpha=0.6)
-    axes[0].plot(x, norm.pdf(x), "k-", lw=1)
-    axes[0].set_xlabel("NPDE")
-    cens = c["cens"] != 0
-    axes[1].plot(c["time"][ok & ~cens], npde[ok & ~cens], "o", ms=3, alpha=0.6, label="observed")
-    axes[1].plot(
-        c["time"][ok & cens], npde[ok & cens], "v", ms=4, mfc="none", label="censored (imputed)"
-    )
-    for v in (-1.96, 0.0, 1.96):
-        axes[1].axhline(v, color="0.5", ls="--" if v else "-", lw=0.8)
-    axes[1].set_xlabel("time (days)")
-    axes[1].set_ylabel("NPDE")
-    axes[1].legend(frameon=False, fontsize=8)
-    q = np.sort(npde[ok])
-    theo = norm.ppf((np.arange(1, q.size + 1) - 0.5) / max(q.size, 1))
-    axes[2].plot(theo, q, "o", ms=3)
-    axes[2].plot([-4, 4], [-4, 4], "k-", lw=0.8)
-    axes[2].set_xlabel("N(0,1) quantile")
-    axes[2].set_ylabel("NPDE quantile")
+    for row, name in zip(axes, names, strict=True):
+        sel = np.asarray(c["observable"]) == name
+        npde = np.where(sel, npde_all, np.nan)
+        ok = np.isfinite(npde)
+        row[0].hist(npde[ok], bins=25, density=True, alpha=0.6)
+        row[0].plot(x, norm.pdf(x), "k-", lw=1)
+        row[0].set_xlabel(f"NPDE: {name}")
+        cens = c["cens"] != 0
+        row[1].plot(c["time"][ok & ~cens], npde[ok & ~cens], "o", ms=3, alpha=0.6,
+                    label="observed")  # fmt: skip
+        row[1].plot(c["time"][ok & cens], npde[ok & cens], "v", ms=4, mfc="none",
+                    label="censored (imputed)")  # fmt: skip
+        for v in (-1.96, 0.0, 1.96):
+            row[1].axhline(v, color="0.5", ls="--" if v else "-", lw=0.8)
+        row[1].set_xlabel("time (days)")
+        row[1].set_ylabel(f"NPDE: {name}")
+        row[1].legend(frameon=False, fontsize=8)
+        q = np.sort(npde[ok])
+        theo = norm.ppf((np.arange(1, q.size + 1) - 0.5) / max(q.size, 1))
+        row[2].plot(theo, q, "o", ms=3)
+        row[2].plot([-4, 4], [-4, 4], "k-", lw=0.8)
+        row[2].set_xlabel("N(0,1) quantile")
+        row[2].set_ylabel(f"NPDE quantile: {name}")
     return fig
 
 

@@ -28,8 +28,8 @@ class PopulationFitResult:
     estimates : dict
         ``{name: {"value", "unit", "se", "ci_low", "ci_high"}}``: typical values (natural
         scale, at the covariates' medians), covariate exponents (``"<param>~<covariate>"``)
-        and residual-error parameters (``"<sigma_add|sigma_prop>"`` with one observable, else
-        ``"<sigma>:<observable>"``). ``se`` None where not computed; 95% Wald intervals on the
+        and residual-error parameters (``"<observable>.sigma_add"`` / ``".sigma_prop"``, the
+        single-patient FitResult's names). ``se`` None where not computed; 95% Wald intervals on the
         estimation scale.
     omega : dict
         ``{param: {"omega2", "se", "cv_percent", "shrinkage"}}`` for parameters with
@@ -54,6 +54,12 @@ class PopulationFitResult:
         How convergence was judged and the result.
     trajectory : numpy.ndarray, shape (n_iterations, n_pop)
         Population parameters after every iteration (``trajectory_names``).
+    trajectory_objective : numpy.ndarray, shape (n_iterations,)
+        -2 log-likelihood of the data at each iteration's MCMC sample (the conditional -2LL,
+        averaged over chains; not the marginal ``objective``).
+    drifting : dict
+        ``{parameter: more exploratory iterations}`` for the parameters the convergence test
+        found drifting (empty when converged).
     """
 
     model: str
@@ -80,6 +86,61 @@ class PopulationFitResult:
     options: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     replicates: np.ndarray | None = field(default=None, repr=False)
+    trajectory_objective: np.ndarray | None = field(default=None, repr=False)
+    drifting: dict = field(default_factory=dict)
+    #: dense PRED/IPRED curves per subject (``id, time, observable, pred, ipred``) for the
+    #: individual-fit figures; not in the JSON
+    curves: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        """What the estimate is, in words (the FitResult ``label``)."""
+        return "population maximum-likelihood estimate (SAEM, nonlinear mixed effects)"
+
+    @property
+    def n_records(self) -> int:
+        """Observation records fitted (FitResult's name for ``n_obs``)."""
+        return self.n_obs
+
+    @property
+    def n_free(self) -> int:
+        """Estimated population parameters (FitResult's name for ``n_parameters``)."""
+        return self.n_parameters
+
+    @property
+    def not_converged(self) -> list[str]:
+        """The drifting parameters with the exploratory iterations each still needs."""
+        out = [f"{k}: drifting, about {n} more exploratory iterations"
+               for k, n in self.drifting.items()]  # fmt: skip
+        if not out and not self.converged:
+            out.append(self.convergence)
+        return out
+
+    def run_record(self):
+        """The run record (the role of NONMEM's .ext file): a pandas DataFrame with one row per
+        SAEM iteration: ``iteration`` (1-based), ``phase`` ("mcmc", "explore", "average"),
+        ``objective`` (-2LL of the data at that iteration's sample, ``trajectory_objective``),
+        then every population parameter (``trajectory_names``: typical values, covariate
+        exponents, ``omega2_<param>``, ``<observable>.sigma_add``); a last row ``phase``
+        "final" with the marginal -2LL by importance sampling and the final estimates."""
+        import pandas as pd
+
+        o = self.options
+        n = self.trajectory.shape[0]
+        k = np.arange(n)
+        phase = np.where(k < o["n_burn"], "mcmc",
+                         np.where(k < o["n_burn"] + o["n_explore"], "explore", "average"))  # fmt: skip
+        objective = (
+            self.trajectory_objective
+            if self.trajectory_objective is not None
+            else np.full(n, np.nan)
+        )
+        frame = pd.DataFrame({"iteration": k + 1, "phase": phase, "objective": objective})
+        values = pd.DataFrame(self.trajectory, columns=list(self.trajectory_names))
+        frame = pd.concat([frame, values], axis=1)
+        final = {"iteration": n, "phase": "final", "objective": self.objective}
+        final.update({name: self.trajectory[-1, j] for j, name in enumerate(self.trajectory_names)})
+        return pd.concat([frame, pd.DataFrame([final])], ignore_index=True)
 
     @property
     def kind(self) -> str:
@@ -106,13 +167,14 @@ class PopulationFitResult:
             }
         )
 
-    def write_figures(self, directory) -> list:
+    def write_figures(self, directory, ids_per_page: int = 16) -> list:
         """Every figure: the fit figures of :func:`cartkin.fit.plots.write_figures` (individual
         fits, observed vs predicted, residuals, VPC from the replicates) and the population ones
         of :func:`cartkin.fit.popplot.write_figures` (convergence, GOF, NPDE)."""
         from cartkin.fit import plots, popplot
 
-        paths = plots.write_figures(self, directory, simulations=self.simulations())
+        paths = plots.write_figures(self, directory, simulations=self.simulations(),
+                                    ids_per_page=ids_per_page)  # fmt: skip
         return paths + popplot.write_figures(self, directory)
 
     @property
@@ -141,6 +203,7 @@ class PopulationFitResult:
         ]
         return {
             "kind": "population",
+            "label": self.label,
             "method": "SAEM",
             "model": self.model,
             "estimates": {
@@ -154,10 +217,14 @@ class PopulationFitResult:
             "aic": _jsonable(self.aic),
             "bic": _jsonable(self.bic),
             "n_parameters": self.n_parameters,
+            "n_free": self.n_free,
             "n_subjects": self.n_subjects,
+            "n_records": self.n_records,
             "n_obs": self.n_obs,
             "converged": bool(self.converged),
             "convergence": self.convergence,
+            "not_converged": self.not_converged,
+            "drifting": dict(self.drifting),
             "acceptance": {k: _jsonable(v) for k, v in self.acceptance.items()},
             "methods": self.methods,
             "elapsed_s": _jsonable(self.elapsed_s),
@@ -200,8 +267,11 @@ class PopulationFitResult:
             )
         lines.append(
             f"-2LL {self.objective:.2f} (IS, MC se {self.loglik_mc_se:.2f}); AIC "
-            f"{self.aic:.2f}; BIC {self.bic:.2f}; converged: {self.converged}"
+            f"{self.aic:.2f}; BIC {self.bic:.2f}; converged: {'yes' if self.converged else 'NO'}"
         )
+        lines.append(f"convergence: {self.convergence}")
+        lines.extend(f"not converged: {item}" for item in self.not_converged)
+        lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
 
@@ -220,10 +290,10 @@ def _jsonable(v):
 
 
 def error_names(state):
-    many = len(state.data.observables) > 1
+    """``"<observable>.<sigma>"``: the names the single-patient fit uses (README "Fitting")."""
     for obs in state.data.observables:
         for p in state.error_models[obs].parameter_names:
-            yield f"{p}:{obs}" if many else p
+            yield f"{obs}.{p}"
 
 
 def estimates_table(model, state, free, cov_names, cov_refs, se):

@@ -83,6 +83,7 @@ def fit_population(
     engine: str = "batch",
     threads: int | None = 1,
     progress=None,
+    log_every: int | None = None,
 ) -> PopulationFitResult:
     """Fit a cohort with a nonlinear mixed-effects model by SAEM.
 
@@ -130,6 +131,10 @@ def fit_population(
         None uses numba's setting.
     progress : callable, optional
         ``progress(iteration, n_iterations)``.
+    log_every : int, optional
+        Print an iteration line to stderr every ``log_every`` iterations and at each phase's
+        end: iteration, phase, conditional -2LL of the current sample, population parameters
+        (the run record, :meth:`PopulationFitResult.run_record`, keeps every iteration).
 
     Returns
     -------
@@ -189,7 +194,8 @@ def fit_population(
     state = SAEMState(data, predictor, transform, design, iiv, beta, omega2, error_models)
     rng = np.random.default_rng(options.seed)
     fisher = FisherAccumulator(state) if standard_errors else None
-    run = run_saem(state, options, rng, progress=progress, hook=fisher)
+    run = run_saem(state, options, rng, progress=progress, hook=fisher,
+                   log=_iteration_logger(log_every, options, free))  # fmt: skip
 
     # after convergence: EBEs, -2LL, NPDE, predictions
     cond_sd = np.sqrt(run["cond_var"])
@@ -231,7 +237,7 @@ def fit_population(
             for n in traj_names
         ]
     )
-    converged, note = convergence_verdict(run["trajectory"], options, traj_names, check)
+    converged, note, drifting = convergence_verdict(run["trajectory"], options, traj_names, check)
     converged = bool(converged and np.isfinite(objective))
     valid = state.valid
     iwres_values = iwres(state, ipred)
@@ -247,6 +253,7 @@ def fit_population(
         "iwres": iwres_values[valid],
         "npde": npde_values,
     }
+    curves = _dense_curves(data, predictor, transform, state.mean_phi(), ebe_phi)
     ebe_values = transform.to_value(ebe_phi)
     ebes = {"id": np.array(data.ids)}
     ebes.update({name: ebe_values[:, j] for j, name in enumerate(free)})
@@ -292,6 +299,9 @@ def fit_population(
         ),
         trajectory=run["trajectory"],
         trajectory_names=traj_names,
+        trajectory_objective=run["objective"],
+        drifting=drifting,
+        curves=curves,
         acceptance=run["acceptance"],
         methods=methods,
         elapsed_s=time.perf_counter() - t_start,
@@ -318,6 +328,46 @@ def fit_population(
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+def _dense_curves(data, predictor, transform, mean_phi, ebe_phi, n_points=241) -> dict:
+    """PRED (typical values, covariates applied) and IPRED (EBEs) of every subject on a dense
+    grid over the data's time range, as a long table ``id, time, observable, pred, ipred``
+    (the individual-fit figures; one batch call)."""
+    t = np.union1d(np.linspace(0.0, float(data.t_days.max()), n_points), data.t_days)
+    n = data.n
+    values = transform.to_value(np.vstack([mean_phi, ebe_phi]))
+    y = predictor.dense(values, np.tile(np.arange(n), 2), t)  # (2n, n_t, n_obs)
+    names = list(data.observables)
+    ids = np.array(data.ids, dtype=object)
+    return {
+        "id": np.tile(np.repeat(ids, t.size), len(names)),
+        "time": np.tile(t, n * len(names)),
+        "observable": np.repeat(np.array(names), n * t.size),
+        "pred": np.concatenate([y[:n, :, k].ravel() for k in range(len(names))]),
+        "ipred": np.concatenate([y[n:, :, k].ravel() for k in range(len(names))]),
+    }
+
+
+def _iteration_logger(every, options, free):
+    """``log`` for :func:`run_saem`: one stderr line every ``every`` iterations and at the end
+    of each phase (None: no lines)."""
+    import sys
+
+    if not every:
+        return None
+    ends = {options.n_burn - 1, options.n_burn + options.n_explore - 1}
+    t0 = time.perf_counter()
+    d = len(free)
+
+    def log(k, n_total, phase, objective, snapshot):
+        if (k + 1) % every and k not in ends and k != n_total - 1:
+            return
+        values = " ".join(f"{n} {v:.4g}" for n, v in zip(free, snapshot[:d], strict=True))
+        print(f"SAEM {k + 1:>4}/{n_total} {phase:<7} -2LL(cond) {objective:.2f}  {values}  "
+              f"[{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)  # fmt: skip
+
+    return log
+
+
 def _names(table, names, what):
     if isinstance(names, str):
         names = [names]

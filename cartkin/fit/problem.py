@@ -98,8 +98,9 @@ class Problem:
     error_models : mapping of str to ErrorModel, optional
         Per observable; default ``ErrorModel("log", sigma_add=0.5)`` (assumption: about Stein
         2019's residual variance of 0.56 on the log scale, sd 0.75, rounded down for flow).
-    free_error : sequence of str
-        Error parameters to estimate, as ``"<observable>.sigma_add"``; ``"all"`` for every one.
+    free_error : sequence of str or "all"
+        Error parameters to estimate, as ``"<observable>.sigma_add"``; ``"all"`` (the default)
+        for every one of the observables with data; ``()`` to hold them at their given values.
     priors : mapping of str to LogNormalPrior
         Priors of free model parameters (MAP); the others are flat on the log scale.
     bounds : mapping of str to (float, float)
@@ -120,7 +121,7 @@ class Problem:
     """
 
     def __init__(self, model, contexts, observations=None, free=(), *, theta=None,
-                 error_models=None, free_error=(), priors=None, bounds=None, targets=(),
+                 error_models=None, free_error="all", priors=None, bounds=None, targets=(),
                  target_id=None, grid_step_days=0.25, horizon_days=None, solver=None,
                  outcome_settings=None):  # fmt: skip
         self.model = models.get(model)
@@ -143,6 +144,8 @@ class Problem:
             raise DataError("nothing to fit: no observations and no targets")
 
         free = list(free)
+        if not free:
+            raise ScenarioError("no free parameters: give at least one model parameter in free")
         for name in free:
             if name not in table:
                 raise ScenarioError(
@@ -309,6 +312,42 @@ class Problem:
         # derived lupus outcomes (SLEDAI-2K, dialysis need) for OUTCOME targets, all sets at once
         return add_outcome_curves(self.model, self.t_days, curves, self.targets,
                                   self.outcome_settings)  # fmt: skip
+
+    def dense_curves(self, x, labels=("pred", "ipred"), n_points=241) -> dict:
+        """Model curves of the observed observables for rows ``x`` on a dense grid over the
+        data's time range (``n_points`` even steps from 0 to the last record, plus the record
+        times): the individual-fit figures draw these, so peaks between visits show.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Columns ``id, time, observable`` and one column per row of ``x`` named by
+            ``labels`` (a long table: one entry per subject, time and observable).
+        """
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        names = sorted(set(self.obs_name.tolist()))
+        if not names:
+            return {}
+        end = float(self.obs_time.max())
+        t = np.union1d(np.linspace(0.0, end, n_points), self.obs_time)
+        theta = {k: np.full(x.shape[0], v) for k, v in self.theta.items()}
+        for k, name in enumerate(self.model_free):
+            theta[name] = np.exp(x[:, k])
+        if self._bctx is None:
+            from cartkin.batch import BatchContext
+
+            self._bctx = BatchContext.from_contexts(self.contexts)
+        curves = predict(self.model, self.contexts, t, theta, names, solver=self.solver,
+                         bctx=self._bctx)  # fmt: skip
+        n_pat = len(self.contexts)
+        out = {
+            "id": np.tile(np.repeat(np.array(self.ids, dtype=object), t.size), len(names)),
+            "time": np.tile(t, n_pat * len(names)),
+            "observable": np.repeat(np.array(names), n_pat * t.size),
+        }
+        for r, label in enumerate(labels):
+            out[label] = np.concatenate([curves[name][r].ravel() for name in names])
+        return out
 
     def record_predictions(self, curves) -> np.ndarray:
         """Predictions at every observation, shape (n_sets, n_obs)."""

@@ -8,13 +8,18 @@ JSON schema of :meth:`FitResult.to_json` (documented in README "Fitting"):
   prior}}``; ``se`` from the Hessian (delta method), ``ci_low``/``ci_high`` the 95% profile
   interval; null where not available (flat profile, singular Hessian, at a bound).
 - ``objective`` (-2 log-likelihood of data and targets), ``objective_prior`` (-2 log prior),
-  ``aic``, ``bic``, ``n_records``, ``n_free``, ``converged``, ``starts_agree``, ``starts``
-  (per-start table), ``unidentified`` (names), ``error_models``, ``targets``,
-  ``target_values``, ``profiles``, ``notes``, ``elapsed_s``.
+  ``aic``, ``bic``, ``n_records``, ``n_free``, ``converged``, ``convergence`` (the verdict in
+  words), ``not_converged`` (what did not converge: the best start, profiles that found a lower
+  objective or did not close), ``starts_agree``, ``starts`` (per-start table), ``unidentified``
+  (names), ``error_models``, ``fixed_error`` (residual-error parameters held fixed,
+  ``{"<observable>.sigma_add": value}``), ``targets``, ``target_values``, ``profiles``,
+  ``profile_threshold`` (the -2LL rise that ends a profile interval), ``notes``, ``elapsed_s``.
 - ``predictions``: records ``{id, time, observable, dv, pred, ipred, cens, limit, res, wres}``:
-  ``pred`` at the initial values (prior medians: the typical patient), ``ipred`` at the
-  estimates, ``res`` = log(dv) - log(ipred) (NaN -> null when censored), ``wres`` the residual
-  on the error model's scale divided by its SD.
+  ``pred`` the typical-value prediction at the estimates (parameters with a prior at its
+  median, the others at their estimates; without priors equal to ``ipred``, as NONMEM's PRED
+  for a model without random effects), ``ipred`` at the estimates, ``res`` = log(dv) -
+  log(ipred) (NaN -> null when censored), ``wres`` the residual on the error model's scale
+  divided by its SD (with no random effects WRES, CWRES and IWRES coincide).
 """
 
 from __future__ import annotations
@@ -71,6 +76,13 @@ class FitResult:
     #: free parameter values (natural scale) of the estimate and of every profile point within
     #: the profiles' 95% threshold: the sets behind prediction ranges (cartkin.fit.outlook)
     profile_sets: list[dict] = field(default_factory=list)
+    #: rise of -2LL that ends a 95% profile interval (cartkin.fit.profile.profile_threshold)
+    profile_threshold: float = 3.841458820694124
+    #: residual-error parameters held fixed, ``{"<observable>.<sigma>": value}``
+    fixed_error: dict = field(default_factory=dict)
+    #: dense model curves for the individual-fit figures: columns ``id, time, observable,
+    #: pred, ipred`` (:meth:`cartkin.fit.problem.Problem.dense_curves`; not in the JSON)
+    curves: dict = field(default_factory=dict, repr=False)
 
     def __getitem__(self, name) -> Estimate:
         for e in self.estimates:
@@ -95,6 +107,54 @@ class FitResult:
     def unidentified(self) -> list[str]:
         return [e.name for e in self.estimates if not e.identifiable]
 
+    def run_record(self):
+        """The run record (the role of NONMEM's .ext file) as a pandas DataFrame: one row per
+        start (``phase`` "start", ``iteration`` the start number, ``objective`` its final
+        -2LL of data and targets plus -2 log prior, ``initial_objective``, ``converged``,
+        ``n_iter``, then every free parameter's final value) and a last row ``phase``
+        "final" with the estimate (``objective`` -2LL of data and targets)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.starts:
+            row = {"phase": "start", "iteration": r["start"], "objective": r["objective"],
+                   "initial_objective": r["initial_objective"], "converged": r["converged"],
+                   "n_iter": r["n_iter"]}  # fmt: skip
+            row.update(r["final"])
+            rows.append(row)
+        final = {"phase": "final", "iteration": len(self.starts), "objective": self.objective,
+                 "initial_objective": math.nan, "converged": self.converged,
+                 "n_iter": math.nan}  # fmt: skip
+        final.update(self.values)
+        rows.append(final)
+        return pd.DataFrame(rows)
+
+    @property
+    def not_converged(self) -> list[str]:
+        """What did not converge: the best start, profiles that found a lower objective or
+        did not close (empty when everything did)."""
+        out = []
+        if not self.converged:
+            best = min(self.starts, key=lambda r: r["objective"]) if self.starts else {}
+            out.append(
+                "optimizer: the best start stopped before its gradient test passed"
+                + (f" after {best['n_iter']} iterations" if "n_iter" in best else "")
+            )
+        out.extend(n for n in self.notes if "lower objective" in n)
+        for e in self.estimates:
+            if "did not rise" in e.note:
+                out.append(f"profile of {e.name}: {e.note}")
+        return out
+
+    @property
+    def convergence(self) -> str:
+        """The convergence verdict in one sentence."""
+        bad = self.not_converged
+        agree = f"{self.starts_agree} of {len(self.starts)} starts agree with the best"
+        if not bad:
+            return f"converged ({agree})"
+        return f"NOT converged ({agree}): " + "; ".join(bad)
+
     @property
     def label(self) -> str:
         return {"scenario": SCENARIO_LABEL, "map": "maximum a posteriori estimate",
@@ -107,9 +167,11 @@ class FitResult:
                           for e in self.estimates},
             "objective": self.objective, "objective_prior": self.objective_prior,
             "aic": self.aic, "bic": self.bic, "n_records": self.n_records, "n_free": self.n_free,
-            "converged": self.converged, "starts_agree": self.starts_agree,
+            "converged": self.converged, "convergence": self.convergence,
+            "not_converged": self.not_converged, "starts_agree": self.starts_agree,
             "n_starts": len(self.starts), "unidentified": self.unidentified,
-            "error_models": self.error_models, "targets": self.targets,
+            "error_models": self.error_models, "fixed_error": self.fixed_error,
+            "targets": self.targets, "profile_threshold": self.profile_threshold,
             "target_values": self.target_values, "starts": self.starts,
             "profiles": self.profiles, "notes": self.notes, "elapsed_s": self.elapsed_s,
             "predictions": self.predictions,
@@ -133,10 +195,13 @@ class FitResult:
             f"-2LL {self.objective:.4f}  (-2 log prior {self.objective_prior:.4f})  AIC "
             f"{self.aic:.3f}  BIC {self.bic:.3f}  records {self.n_records}"
         )
-        lines.append(
-            f"converged: {'yes' if self.converged else 'NO'}; {self.starts_agree} of "
-            f"{len(self.starts)} starts agree with the best; {self.elapsed_s:.2f} s"
-        )
+        for obs, em in sorted(self.error_models.items()):
+            sigmas = ", ".join(
+                f"{k} {_f(v)}" + (" (fixed)" if f"{obs}.{k}" in self.fixed_error else "")
+                for k, v in em.items() if k != "kind"
+            )  # fmt: skip
+            lines.append(f"residual error {obs}: {em.get('kind')} {sigmas}")
+        lines.append(f"{self.convergence}; {self.elapsed_s:.2f} s")
         for t in self.target_values:
             lines.append(
                 f"target {t['label']}: fitted {_f(t['fitted'])} (initial {_f(t['initial'])})"

@@ -5,7 +5,7 @@ values) plus::
 
     [fit]
     free = ["rho", "delta_M"]            # model parameters to estimate (log scale)
-    free_error = "all"                   # or ["cart_cells_per_ul.sigma_add"]; default none
+    free_error = "all"                   # the default; or ["cart_cells_per_ul.sigma_add"]; [] fixes them
     starts = 8                           # multistart design size (CLI --starts overrides)
     seed = 0                             # design seed (CLI --seed overrides)
     profile = true                       # profile-likelihood intervals
@@ -54,7 +54,7 @@ class FitSpec:
     """The parsed ``[fit]`` table (empty defaults when the scenario has none)."""
 
     free: list = field(default_factory=list)
-    free_error: list | str = field(default_factory=list)
+    free_error: list | str = "all"  # every residual SD estimated unless the table says otherwise
     starts: int = 8
     seed: int = 0
     profile: bool = True
@@ -106,7 +106,7 @@ def fit_spec_from_dict(raw: dict, where: str = "[fit]") -> FitSpec:
     if not isinstance(free, list) or not all(isinstance(x, str) for x in free):
         raise ScenarioError(f"{where} free = {free!r}: expected a list of parameter names")
     spec.free = free
-    fe = raw.get("free_error", [])
+    fe = raw.get("free_error", "all")
     if not (fe == "all" or (isinstance(fe, list) and all(isinstance(x, str) for x in fe))):
         raise ScenarioError(f'{where} free_error = {fe!r}: expected "all" or a list of names')
     spec.free_error = fe
