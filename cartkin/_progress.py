@@ -26,7 +26,7 @@ def watch_kernel(kernel, label: str) -> None:
     Parameters
     ----------
     kernel : module
-        A kernel module built by :mod:`cartkin._compile`.
+        A kernel module built by :mod:`cartkin.kernel.build`.
     label : str
         The model's name as the user knows it (for example ``sle_cart_v1``).
     """
@@ -49,7 +49,7 @@ def model_label(rhs) -> str:
     func = getattr(rhs, "py_func", rhs)
     module = getattr(func, "__module__", None) or "model"
     name = module.rsplit(".", 1)[-1]
-    if name.startswith("_cartkin_user_"):  # cartkin._compile.USER_PREFIX + stem + hash
+    if name.startswith("_cartkin_user_"):  # cartkin.kernel.build.USER_PREFIX + stem + hash
         name = name[len("_cartkin_user_") :].rsplit("_", 1)[0]
     return name
 

@@ -253,7 +253,9 @@ def run_sweep(
         else:
             from cartkin.sweep.dask import run_on_dask
 
-            run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
+            run_on_dask(
+                sweep, store, todo, finish, engine, threads, workers, scheduler, compute_chunk
+            )
     except KeyboardInterrupt:
         stop.set()  # the compute thread writes nothing more
         bar.close()
