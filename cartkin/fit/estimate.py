@@ -168,12 +168,12 @@ def _fixed_error(problem) -> dict:
 
 
 def _bar(progress, total, desc, unit):
-    """A progress bar (:func:`cartkin._progress.bar`) or a do-nothing context."""
+    """A progress bar (:func:`cartkin.progress.bar`) or a do-nothing context."""
     import contextlib
 
     if not progress:
         return contextlib.nullcontext(None)
-    from cartkin._progress import bar
+    from cartkin.progress import bar
 
     return bar(total, desc, unit=unit)
 

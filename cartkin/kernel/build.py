@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit
 from numba.core.dispatcher import Dispatcher
 
-from cartkin import _progress
+from cartkin import progress
 
 TEMPLATE_PATH = Path(__file__).with_name("template.py")
 BUILTIN_PREFIX = "cartkin.models."
@@ -113,7 +113,7 @@ def get_kernel(rhs, jac=None, roles=None, family="all"):
         if kernel is None:
             kernel = _build(rhs, jac, roles, family)
             _kernels[key] = kernel
-            _progress.watch_kernel(kernel, _progress.model_label(rhs))  # "compiling ..." line
+            progress.watch_kernel(kernel, progress.model_label(rhs))  # "compiling ..." line
             if kernel.WITH_ERK and kernel.WITH_ROS:  # an in-memory kernel serves every method
                 for other in FAMILIES:
                     _kernels.setdefault((rhs, jac, roles, other), kernel)
