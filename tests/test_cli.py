@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,59 @@ def test_models_and_show(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "sle_cart" in out and "stein2019" in out
-    assert main(["show", "stein2019"]) == 0
+    assert main(["show", "stein2019", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "| parameter | default | unit |" in out
     assert "Stein" in out
+
+
+@pytest.mark.parametrize("name", ["sle_cart", "stein2019", "sle_cart_v1"])
+def test_show_table_fits_100_columns_and_defines_its_symbols(name, capsys):
+    from cartkin import modeldoc
+
+    assert main(["show", name]) == 0  # capsys: not a terminal, so 100 columns
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert modeldoc.undefined_symbols(name) == []
+    equations = out.split("\nEquations\n")[1].split("\nOther symbols")[0]
+    defined = {s.symbol for s in modeldoc.symbols(name)}
+    for word in set(re.findall(r"\b[A-Za-z_]\w*\b", equations)) - {"if", "else"}:
+        symbol = word if word in defined else word[1:]  # dX: the derivative of state X
+        assert symbol in defined, f"{name}: {word} printed but not defined"
+        assert re.search(rf"^{re.escape(symbol)}\s", out, re.M), f"{symbol} has no table row"
+
+
+def test_show_narrow_table_and_json(capsys):
+    from cartkin import modeldoc
+
+    text = modeldoc.to_text("sle_cart", width=60)
+    assert max(len(line) for line in text.splitlines()) <= 60
+    assert main(["show", "sle_cart", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["name"] == "sle_cart" and len(doc["states"]) == 23
+    assert {d["symbol"] for d in doc["derived"]} >= {"V_1", "k_10", "s_I", "k_IC", "GFR_cap"}
+    assert all(d["unit"] and d["description"] for d in doc["derived"])
+
+
+def test_undefined_symbols_are_reported():
+    from cartkin import modeldoc, models
+
+    model = models.get("stein2019")
+    fake = models.Model(
+        "fake_doc_model", model.description, model.states, model.parameters,
+        model.observables, model.rhs, lambda v, c: None, {"cart": "cart_cells_per_ul"},
+        model.equations + "\ndQ = k_mystery * E\n", derived=("t_infusion", "rho", "t_switch"),
+    )  # fmt: skip
+    assert modeldoc.undefined_symbols(fake) == ["dQ", "k_mystery", "rho", "t_infusion", "t_switch"]
+
+
+def test_version(capsys):
+    import cartkin
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cartkin {cartkin.__version__}"
 
 
 def test_errors_are_one_line_and_nonzero(tmp_path, capsys):

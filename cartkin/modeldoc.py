@@ -1,0 +1,419 @@
+"""A model described for people: every symbol defined, as a terminal table, Markdown or JSON.
+
+``cartkin show MODEL`` and the documentation site's model pages (``docs/gen_models.py``) both
+read a model through this module, which only uses the public :class:`cartkin.models.Model`
+interface (``states``, ``parameters``, ``observables``, ``derived``, ``equations``), so the
+output follows the model code.
+
+Every identifier in a model's equations is one of: a state (its symbol), a parameter of the
+table, an intermediate defined by an earlier equation line, a derived kernel value (computed per
+patient by ``individualize``) or the time ``t``. Derived values have no description in the
+``Model`` interface; a model may give them as ``Model.symbols`` (``{symbol: (unit,
+description)}``), and the built-in models' are in :data:`DERIVED` below.
+:func:`undefined_symbols` lists the identifiers that none of these defines (empty for every
+built-in model: a test keeps it so).
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import shutil
+import sys
+import textwrap
+from dataclasses import asdict, dataclass
+
+__all__ = [
+    "DERIVED",
+    "Symbol",
+    "equation_lines",
+    "symbols",
+    "terminal_width",
+    "to_json",
+    "to_markdown",
+    "to_text",
+    "undefined_symbols",
+]
+
+#: Derived kernel values of the built-in models: ``{model: {symbol: (unit, definition)}}``.
+#: The definitions restate the model files' docstrings (section "Initial state, dosing and
+#: derived entries"); a model that carries ``Model.symbols`` needs no entry here.
+DERIVED: dict[str, dict[str, tuple[str, str]]] = {
+    "sle_cart": {
+        "V_1": (
+            "L",
+            "F-ara-A central volume of distribution (kidney.fludarabine_pk_parameters "
+            "at the eGFR of lymphodepletion)",
+        ),
+        "k_10": ("1/day", "F-ara-A elimination rate constant: 24 x clearance (L/h) / V_1"),
+        "k_12": (
+            "1/day",
+            "F-ara-A transfer rate central -> first peripheral: 24 x "
+            "intercompartmental clearance (L/h) / V_1",
+        ),
+        "k_21": (
+            "1/day",
+            "F-ara-A transfer rate first peripheral -> central: 24 x "
+            "intercompartmental clearance (L/h) / first peripheral volume (L)",
+        ),
+        "k_13": (
+            "1/day",
+            "F-ara-A transfer rate central -> second peripheral: 24 x "
+            "second intercompartmental clearance (L/h) / V_1",
+        ),
+        "k_31": (
+            "1/day",
+            "F-ara-A transfer rate second peripheral -> central: 24 x "
+            "second intercompartmental clearance (L/h) / second peripheral volume (L)",
+        ),
+        "k_D": (
+            "1/day",
+            "F-ara-A removal rate during a dialysis session, "
+            "-ln(1 - flu_removal_fraction) / session duration",
+        ),
+        "s_I": ("pg/mL/day", "IL-15 production rate, k_I * I_0"),
+        "k_I_el": ("1/day", "IL-15 clearance not by lymphocytes, (1 - f_I_cons) * k_I"),
+        "k_cons": ("uL/(cells*day)", "IL-15 consumption per lymphocyte/uL, f_I_cons * k_I / K_N"),
+        "s_IL6": ("pg/mL/day", "IL-6 basal production rate, k_IL6_ref * IL6_0"),
+        "k_IC": (
+            "1/day",
+            "C3 consumption rate by immune complexes at A = A_0, k_Q * (Q_norm / Q_0 - 1)",
+        ),
+        "GFR_cap": (
+            "mL/min/1.73m2",
+            "kidney function of the nephrons left after the "
+            "irreversible loss, max(egfr_0, GFR_norm * (1 - f_irr_max * CI / 12))",
+        ),
+        "J_0": ("-", "reversible kidney injury at the start, 1 - egfr_0 / GFR_cap"),
+        "k_inj": ("1/day", "kidney injury rate, k_heal * J_0 / ((1 - J_0) * L_0 / 24)"),
+        "f_Uc": ("-", "chronic (irreversible) share of proteinuria, CI / 12"),
+        "egfr_0": ("mL/min/1.73m2", "the patient's eGFR at lymphodepletion (covariate)"),
+        "t0": ("day", "start of the simulation: the first lymphodepletion or CAR-T day, <= 0"),
+        "C_E0": ("cells/uL", "blood CAR-T level right after the first dose (for reports)"),
+    },
+    "sle_cart_v1": {
+        "LD": (
+            "-",
+            "lymphodepletion depth, 0-1: min(1, E_max AUC / (AUC_50 + AUC) + "
+            "E_cy Cy / (Cy_50 + Cy)), AUC the fludarabine AUC (mg.h/L), Cy the total "
+            "cyclophosphamide dose (mg/m2)",
+        ),
+        "k_IL6": (
+            "1/day",
+            "IL-6 elimination rate at the patient's kidney function "
+            "(kidney.il6_elimination_rate_per_day)",
+        ),
+        "C_E0": ("cells/uL", "blood CAR-T level right after the first dose (for reports)"),
+    },
+    "stein2019": {
+        "t_infusion": ("day", "day of the (first) CAR-T infusion"),
+        "rho": ("1/day", "expansion rate, ln(foldx) / tmax"),
+        "t_switch": ("day", "day of the peak, t_infusion + tmax"),
+    },
+}
+
+#: Names that may appear in equation text without being model symbols.
+_BUILTIN_NAMES = frozenset(
+    {"t", "exp", "log", "sqrt", "min", "max", "abs", "math", "np", "ln", "tanh", "pow"}
+)
+_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*(.+?)\s*$")
+_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One symbol of a model's equations.
+
+    Parameters
+    ----------
+    symbol : str
+        As written in the equations ("C_E").
+    kind : str
+        ``state``, ``parameter``, ``derived`` (per patient, from covariates and the table),
+        ``intermediate`` (defined by an equation line) or ``time``.
+    unit : str
+        Unit ("-" for dimensionless, "" where the unit follows from the definition).
+    description : str
+        What it is; for an intermediate, its defining expression.
+    """
+
+    symbol: str
+    kind: str
+    unit: str
+    description: str
+
+
+def equation_lines(model) -> list[tuple[str, str]]:
+    """The assignment lines of ``model.equations`` as ``(left, right)`` pairs, in order.
+
+    Lines that are not plain assignments (``if P < 0.5:``, ``else:``) are returned as
+    ``("", line)``.
+    """
+    out = []
+    for raw in model.equations.strip("\n").splitlines():
+        if not raw.strip():
+            continue
+        m = _ASSIGN.match(raw)
+        out.append((m.group(1), m.group(2)) if m else ("", raw.strip()))
+    return out
+
+
+def _derived_info(model) -> dict[str, tuple[str, str]]:
+    own = getattr(model, "symbols", None)
+    if isinstance(own, dict):
+        return dict(own)
+    return DERIVED.get(model.name, {})
+
+
+def symbols(model) -> list[Symbol]:
+    """Every symbol the model's equations use, defined: states, parameters, derived, intermediate.
+
+    Parameters
+    ----------
+    model : cartkin.models.Model or str
+        A model or a registered model name.
+
+    Returns
+    -------
+    list of Symbol
+        States in kernel order, then the parameter table, then derived values, then
+        intermediates in equation order, then ``t`` if the equations use it.
+    """
+    from cartkin import models
+
+    model = models.get(model)
+    out = [Symbol(s.symbol, "state", s.unit, f"{s.description} (`{s.name}`)") for s in model.states]
+    out += [Symbol(p.name, "parameter", p.unit, p.description) for p in model.parameters]
+    info = _derived_info(model)
+    for name in model.derived:
+        unit, text = info.get(name, ("", ""))
+        out.append(Symbol(name, "derived", unit, text))
+    known = {s.symbol for s in out}
+    state_syms = {s.symbol for s in model.states}
+    for left, right in equation_lines(model):
+        if left and left not in known and not _is_derivative(left, state_syms):
+            out.append(Symbol(left, "intermediate", "", right))
+            known.add(left)
+    if "t" in _identifiers(model.equations):
+        out.append(Symbol("t", "time", "day", "time since CAR-T infusion"))
+    return out
+
+
+def _is_derivative(left: str, state_syms) -> bool:
+    return left.startswith("d") and left[1:] in state_syms
+
+
+def _identifiers(text: str) -> set[str]:
+    # numbers like 1.0e-3 contain "e" followed by digits: drop them before scanning names
+    text = re.sub(r"\b\d+(\.\d*)?([eE][-+]?\d+)?\b", " ", text)
+    return {w for w in _IDENT.findall(text) if not keyword.iskeyword(w)}
+
+
+def undefined_symbols(model) -> list[str]:
+    """Identifiers in ``model.equations`` that no state, parameter, derived value or line defines.
+
+    Also lists derived values without a description. Empty for a fully documented model.
+    """
+    from cartkin import models
+
+    model = models.get(model)
+    defined = {s.symbol: s for s in symbols(model)}
+    state_syms = {s.symbol for s in model.states}
+    missing = set()
+    for left, right in equation_lines(model):
+        names = _identifiers(right)
+        if left and not (left in defined or _is_derivative(left, state_syms)):
+            missing.add(left)
+        missing |= {n for n in names if n not in defined and n not in _BUILTIN_NAMES}
+    missing |= {s.symbol for s in defined.values() if s.kind == "derived" and not s.description}
+    return sorted(missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output forms
+# ---------------------------------------------------------------------------------------------
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def to_json(model) -> str:
+    """The model as JSON: name, description, states, parameters, derived values, intermediates,
+    observables, roles and the equations text."""
+    from cartkin import models
+
+    model = models.get(model)
+    syms = symbols(model)
+    doc = {
+        "name": model.name,
+        "description": model.description.strip(),
+        "states": [
+            {"name": s.name, "symbol": s.symbol, "unit": s.unit, "description": s.description}
+            for s in model.states
+        ],
+        "parameters": [
+            {
+                "name": p.name,
+                "default": p.default,
+                "unit": p.unit,
+                "lower": p.lower,
+                "upper": p.upper,
+                "description": p.description,
+                "source": p.source,
+            }
+            for p in model.parameters
+        ],
+        "derived": [asdict(s) for s in syms if s.kind == "derived"],
+        "intermediates": [asdict(s) for s in syms if s.kind in ("intermediate", "time")],
+        "observables": [
+            {"name": o.name, "unit": o.unit, "description": o.description}
+            for o in model.observables
+        ],
+        "roles": {k: v for k, v in model.roles.items() if v is not None},
+        "equations": model.equations.strip("\n"),
+    }
+    return json.dumps(doc, indent=2)
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(model) -> str:
+    """The model as Markdown: states, equations, other symbols, parameters, observables."""
+    from cartkin import models
+
+    model = models.get(model)
+    syms = symbols(model)
+    lines = [f"# {model.name}", "", model.description.strip(), "", "## States", ""]
+    lines += ["| symbol | state | unit | description |", "|---|---|---|---|"]
+    lines += [
+        f"| `{s.symbol}` | {s.name} | {s.unit} | {_md_cell(s.description)} |" for s in model.states
+    ]
+    lines += ["", "## Equations", "", "```text", model.equations.strip("\n"), "```", ""]
+    other = [s for s in syms if s.kind in ("derived", "intermediate", "time")]
+    if other:
+        lines += [
+            "## Other symbols",
+            "",
+            "| symbol | kind | unit | definition |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{s.symbol}` | {s.kind} | {s.unit or '(from definition)'} | "
+            f"{_md_cell(s.description)} |"
+            for s in other
+        ]
+        lines.append("")
+    lines += ["## Parameters", "", model.parameters.to_markdown()]
+    lines += ["## Observables", "", "| observable | unit | description |", "|---|---|---|"]
+    lines += [f"| `{o.name}` | {o.unit} | {_md_cell(o.description)} |" for o in model.observables]
+    return "\n".join(lines) + "\n"
+
+
+def terminal_width(stream=None) -> int:
+    """Columns to fill: the terminal's width when ``stream`` is a terminal, else 100.
+
+    Parameters
+    ----------
+    stream : file, optional
+        Defaults to ``sys.stdout``.
+
+    Returns
+    -------
+    int
+        Between 40 and the terminal width (at most 100 when not attached to a terminal).
+    """
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        return max(40, shutil.get_terminal_size((100, 24)).columns)
+    return 100
+
+
+def _table(headers: list[str], rows: list[list[str]], width: int) -> list[str]:
+    """A plain-text table whose lines are at most ``width`` characters (cells wrap)."""
+    n = len(headers)
+    natural = [max([len(headers[j])] + [len(str(r[j])) for r in rows]) for j in range(n)]
+    widths = list(natural)
+    budget = width - 2 * (n - 1)
+    while sum(widths) > budget:
+        j = max(range(n), key=lambda k: widths[k])
+        if widths[j] <= 6:
+            break
+        widths[j] -= 1
+    out = []
+    for cells in [headers, *rows]:
+        wrapped = [
+            textwrap.wrap(str(c), widths[j], break_long_words=True, break_on_hyphens=False) or [""]
+            for j, c in enumerate(cells)
+        ]
+        for k in range(max(len(w) for w in wrapped)):
+            parts = [(w[k] if k < len(w) else "").ljust(widths[j]) for j, w in enumerate(wrapped)]
+            out.append("  ".join(parts).rstrip())
+        if cells is headers:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def _wrap_equation(raw: str, width: int) -> list[str]:
+    """One equation line wrapped to ``width``, continuation lines indented under its right side."""
+    indent = raw[: len(raw) - len(raw.lstrip())]
+    m = _ASSIGN.match(raw)
+    head, body = (f"{indent}{m.group(1)} = ", m.group(2)) if m else (indent, raw.strip())
+    return textwrap.wrap(
+        body,
+        width,
+        initial_indent=head,
+        subsequent_indent=" " * min(len(head), width // 3),
+        break_on_hyphens=False,
+    ) or [""]
+
+
+def to_text(model, width: int | None = None) -> str:
+    """The model as plain-text tables at most ``width`` columns wide (default: the terminal's).
+
+    Every symbol printed in the equations is defined in the tables that follow them.
+    """
+    from cartkin import models
+
+    model = models.get(model)
+    width = terminal_width() if width is None else max(40, int(width))
+    syms = symbols(model)
+    out = [model.name, "=" * len(model.name)]
+    out += [*textwrap.wrap(" ".join(model.description.split()), width), ""]
+    out += ["States (time in days; d<X> = dX/dt)", ""]
+    out += _table(
+        ["symbol", "state", "unit", "description"],
+        [[s.symbol, s.name, s.unit, s.description] for s in model.states],
+        width,
+    )
+    out += ["", "Equations", ""]
+    for raw in model.equations.strip("\n").splitlines():
+        out += _wrap_equation(raw, width)
+    other = [s for s in syms if s.kind in ("derived", "intermediate", "time")]
+    if other:
+        out += ["", "Other symbols (derived: computed per patient)", ""]
+        out += _table(
+            ["symbol", "kind", "unit", "definition"],
+            [[s.symbol, s.kind, s.unit or "-", s.description] for s in other],
+            width,
+        )
+    out += ["", "Parameters (sources: --format markdown)", ""]
+    out += _table(
+        ["name", "default", "unit", "bounds", "description"],
+        [
+            [p.name, _num(p.default), p.unit, f"[{_num(p.lower)}, {_num(p.upper)}]", p.description]
+            for p in model.parameters
+        ],
+        width,
+    )
+    out += ["", "Observables", ""]
+    out += _table(
+        ["observable", "unit", "description"],
+        [[o.name, o.unit, o.description] for o in model.observables],
+        width,
+    )
+    return "\n".join(out) + "\n"
