@@ -13,6 +13,7 @@
 # fit to trust.
 
 # %%
+import numpy as np
 import pandas as pd
 
 import cartkin
@@ -64,8 +65,6 @@ fig = plot_gof(result)
 # The truth of these synthetic patients, for comparison (geometric means of the 12):
 
 # %%
-import numpy as np
-
 truth = pd.read_csv(cartkin.data.example_path("synthetic_cohort_truth.csv"), comment="#")
 sub = truth[truth["ID"].between(1, 12)]
 for name in ("rho", "delta_M"):

@@ -18,6 +18,8 @@
 # content, so the first process compiles it and an edited file is compiled afresh.
 
 # %%
+import numpy as np
+
 import cartkin
 from cartkin import metrics, modeldoc, plot
 
@@ -39,8 +41,6 @@ print(modeldoc.to_text(model, width=90)[:1800])
 # compiles the model's integrator.
 
 # %%
-import numpy as np
-
 patient = cartkin.Patient(
     weight_kg=60.0, height_cm=165.0, age_years=30.0, sex="female", egfr_ml_min_173m2=100.0
 )

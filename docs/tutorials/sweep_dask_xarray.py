@@ -12,6 +12,7 @@
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
@@ -19,7 +20,9 @@ from cartkin.sweep import open_store, run_sweep, summarize
 
 base = Path("scenarios/sweep_dose_kidney.toml").read_text()
 base = base[: base.index("[sweep]")]  # the scenario tables, without the full-size sweep
-small = base + """
+small = (
+    base
+    + """
 [sweep]
 n_patients = 200
 seed = 20261129
@@ -37,6 +40,7 @@ flu_clearance = 0.0516
 delta_E = 0.91
 delta_M = 0.86
 """
+)
 work = Path(tempfile.mkdtemp())
 scenario = work / "small_sweep.toml"
 scenario.write_text(small)
@@ -89,8 +93,6 @@ median_cmax = ds["CMAX"].median("patient").compute()
 print(median_cmax.to_pandas().round(3))
 
 # %%
-import matplotlib.pyplot as plt
-
 fig, ax = plt.subplots(figsize=(6, 3.2))
 for kidney in ds["patient.egfr_ml_min_173m2"].values:
     sel = ds["TRECOV"].sel({"patient.egfr_ml_min_173m2": kidney})
@@ -98,8 +100,12 @@ for kidney in ds["patient.egfr_ml_min_173m2"].values:
     dose = ds["cart.cells_per_kg"].values
     ax.plot(dose, q.sel(quantile=0.5), marker="o", label=f"eGFR {kidney}")
     ax.fill_between(dose, q.sel(quantile=0.05), q.sel(quantile=0.95), alpha=0.15)
-ax.set(xscale="log", xlabel="CAR-T dose (cells/kg)", ylabel="TRECOV (day)",
-       title="B-cell recovery: median and 5-95% of virtual patients")
+ax.set(
+    xscale="log",
+    xlabel="CAR-T dose (cells/kg)",
+    ylabel="TRECOV (day)",
+    title="B-cell recovery: median and 5-95% of virtual patients",
+)
 ax.legend(fontsize=8)
 
 # %% [markdown]
