@@ -86,7 +86,7 @@ def equations_tex(model) -> str | None:
     out = []
     for block in (defs, odes):
         if block:
-            body = " \\\\\n".join(block)
+            body = " \\\\[6pt]\n".join(block)
             out.append(f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$")
     return "\n\n".join(out)
 
@@ -338,7 +338,11 @@ KEY_NOTES: dict[str, dict[str, tuple[str, str, str]]] = {
         "seed": ("integer", "0", "seed of the start design; CLI `--seed`"),
         "profile": ("boolean", "true", "compute profile-likelihood 95% intervals"),
         "grid_step_days": ("float, day", "0.25", "grid step for summary targets"),
-        "horizon_days": ("float, day", "365", "grid end for summary targets"),
+        "horizon_days": (
+            "float, day",
+            "365",
+            "grid end for summary targets (unset: 365 days or the last target day)",
+        ),
         "predict_days": (
             "list of float, day",
             "[]",
@@ -382,7 +386,7 @@ KEY_NOTES: dict[str, dict[str, tuple[str, str, str]]] = {
         "trajectory_step_days": ("float, day", "-", "spacing of stored trajectories"),
         "axes": (
             "table",
-            "required",
+            "{}",
             '`"dotted.scenario.key" = [values]` or '
             '`{ from, to, n }` / `{ log_from, to, n }`; `"dialysis"` as a kidney value '
             "uses [sweep.dialysis]",
@@ -506,6 +510,63 @@ def scenario_key_lists() -> dict[str, tuple[str, ...]]:
     }
 
 
+def _fmt_default(value) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt_default(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def code_defaults() -> dict[str, dict[str, str]]:
+    """Defaults the parsers fill in, read from the code (a minimal table parsed, or dataclass
+    defaults), for the tables documented through :data:`KEY_NOTES`."""
+    from cartkin.fit.spec import FitSpec
+    from cartkin.outcomes import KDOQI_STEPWISE, OutcomeSettings, SledaiSettings
+    from cartkin.sweep.spec import sweep_from_text
+
+    fit = FitSpec()
+    fit_defaults = {f.name: getattr(fit, f.name) for f in dataclasses.fields(FitSpec)}
+    fit_defaults["error"] = fit_defaults.pop("error_models")
+    fit_defaults["target"] = fit_defaults.pop("targets")
+    minimal = (
+        '[scenario]\nmodel = "sle_cart"\nt_end_days = 100.0\n[patient]\nweight_kg = 70\n'
+        'height_cm = 170\nage_years = 40\nsex = "female"\negfr_ml_min_173m2 = 90\n[cart]\n'
+        "cells_per_kg = 1e6\n[sweep]\nn_patients = 10\nseed = 1\n"
+    )
+    sweep = sweep_from_text(minimal)
+    outcomes = OutcomeSettings()
+    sledai = SledaiSettings()
+    return {
+        "fit": {k: _fmt_default(v) for k, v in fit_defaults.items()},
+        "sweep": {
+            "metrics": "all of the model's (sle_cart: " + ", ".join(sweep.metrics) + ")",
+            "flu_auc_window_mg_h_per_l": _fmt_default(sweep.flu_auc_window_mg_h_per_l),
+            "recovery_by_day": _fmt_default(sweep.recovery_by_day),
+            "trajectories": _fmt_default(sweep.trajectories),
+            "trajectory_step_days": _fmt_default(sweep.trajectory_step_days),
+        },
+        "outcomes": {
+            "days": _fmt_default(outcomes.days),
+            "dialysis_schedule": _fmt_default(outcomes.dialysis_schedule),
+            "stable_fraction": _fmt_default(outcomes.stable_fraction),
+            "dialysis_free_ml_min_173m2": _fmt_default(KDOQI_STEPWISE.dialysis_free_ml_min_173m2),
+        },
+        "outcomes.sledai": {
+            f.name: _fmt_default(getattr(sledai, f.name))
+            for f in dataclasses.fields(SledaiSettings)
+        },
+    }
+
+
 def scenario_page() -> str:
     """docs/reference/scenario.md: every table and key of a scenario file."""
     from cartkin import scenario
@@ -533,8 +594,14 @@ def scenario_page() -> str:
             for k, (t, d) in spec.items()
         ]
 
+    defaults = code_defaults()
+
     def noted(table):
-        return [(k, *KEY_NOTES[table].get(k, ("?", "?", "NOT DOCUMENTED"))) for k in keys[table]]
+        rows = []
+        for k in keys[table]:
+            kind, default, text = KEY_NOTES[table].get(k, ("?", "?", "NOT DOCUMENTED"))
+            rows.append((k, kind, defaults.get(table, {}).get(k, default), text))
+        return rows
 
     out = [
         "# Scenario file",
