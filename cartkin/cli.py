@@ -109,7 +109,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     add_sweep_commands(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
-    show.add_argument("model", help="model name (see `cartkin models`)")
+    show.add_argument("model", help="model name (see `cartkin models`) or model file (.py)")
     show.add_argument(
         "--format",
         choices=("table", "markdown", "json"),
@@ -217,7 +217,8 @@ def _show_args(args) -> int:
 def _show(name: str, fmt: str = "markdown") -> int:
     from cartkin import modeldoc, models
 
-    model = models.get(name)
+    # a model file (as in a scenario's `model = "file.py"`) or a registered name
+    model = models.load(name) if Path(name).suffix in (".py", ".xml", ".sbml") else models.get(name)
     if fmt == "json":
         print(modeldoc.to_json(model))
         return 0

@@ -25,9 +25,11 @@ import textwrap
 from dataclasses import asdict, dataclass
 
 __all__ = [
+    "CONTEXT_NAMES",
     "DERIVED",
+    "EquationLine",
     "Symbol",
-    "equation_lines",
+    "parse_equations",
     "symbols",
     "terminal_width",
     "to_json",
@@ -113,11 +115,46 @@ DERIVED: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 
-#: Names that may appear in equation text without being model symbols.
+#: Names that may appear in equation text without being model symbols (functions, ``math``).
 _BUILTIN_NAMES = frozenset(
-    {"t", "exp", "log", "sqrt", "min", "max", "abs", "math", "np", "ln", "tanh", "pow"}
-)
+    {"exp", "log", "log1p", "sqrt", "min", "max", "abs", "clip", "isfinite", "where", "math",
+     "np", "ln", "tanh", "pow"}
+)  # fmt: skip
+
+#: What the per-patient names a model description may use mean (cartkin.models.description:
+#: COVARIATES, the dosing summaries, ``dose``, ``duration``, ``t_start``); the unit of a
+#: covariate is the suffix of its name.
+CONTEXT_NAMES: dict[str, tuple[str, str]] = {
+    "weight_kg": ("kg", "body weight (covariate)"),
+    "height_cm": ("cm", "height (covariate)"),
+    "age_years": ("years", "age (covariate)"),
+    "bsa_m2": ("m2", "body surface area (covariate, cartkin.kidney)"),
+    "egfr_ml_min_173m2": ("mL/min/1.73m2", "eGFR at lymphodepletion (covariate)"),
+    "crcl_ml_min": ("mL/min", "creatinine clearance (covariate)"),
+    "flu_auc_mg_h_per_l": ("mg.h/L", "cumulative fludarabine AUC of the regimen (cartkin.kidney)"),
+    "flu_cl_l_h": ("L/h", "F-ara-A clearance at the patient's kidney function"),
+    "flu_v1_l": ("L", "F-ara-A central volume"),
+    "flu_v2_l": ("L", "F-ara-A first peripheral volume"),
+    "flu_v3_l": ("L", "F-ara-A second peripheral volume"),
+    "flu_q2_l_h": ("L/h", "F-ara-A intercompartmental clearance, first peripheral"),
+    "flu_q3_l_h": ("L/h", "F-ara-A intercompartmental clearance, second peripheral"),
+    "flu_dose_factor": ("-", "fludarabine dose basis factor of the clearance model"),
+    "cy_mg_m2_total": ("mg/m2", "total cyclophosphamide dose"),
+    "dialysis_duration_h": ("h", "length of a dialysis session"),
+    "flu_removal_fraction": ("-", "share of F-ara-A removed by one dialysis session"),
+    "il6_elimination_per_day": ("1/day", "IL-6 elimination rate at the patient's kidney function"),
+    "dose": (
+        "",
+        "the dose of one event of the input's schedule (CAR-T: cells; fludarabine: mg; "
+        "cyclophosphamide: mg/m2; dialysis: 1 per session)",
+    ),
+    "duration": ("day", "duration of one event of the input's schedule"),
+    "t_start": ("day", "start of the integration (0, or the first lymphodepletion day)"),
+}
 _ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*(.+?)\s*$")
+_SUMMARY = re.compile(r"^(?:(first|last)_(\w+)_(day|dose)|n_(\w+))$")
+_RATE = re.compile(r"^d/dt\(\s*(\w+)\s*\)$")
+_INPUT = re.compile(r"^([^:=]+):\s*(\w+)\s*(\+=|-=|=)\s*(.+?)(?:\s+(?:over|during) each \w+)?$")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
@@ -131,7 +168,8 @@ class Symbol:
         As written in the equations ("C_E").
     kind : str
         ``state``, ``parameter``, ``derived`` (per patient, from covariates and the table),
-        ``intermediate`` (defined by an equation line) or ``time``.
+        ``intermediate`` (defined by an equation line), ``input`` (a covariate or dosing
+        quantity the regimen supplies) or ``time``.
     unit : str
         Unit ("-" for dimensionless, "" where the unit follows from the definition).
     description : str
@@ -144,30 +182,114 @@ class Symbol:
     description: str
 
 
-def equation_lines(model) -> list[tuple[str, str]]:
-    """The assignment lines of ``model.equations`` as ``(left, right)`` pairs, in order.
+@dataclass(frozen=True)
+class EquationLine:
+    """One line of a model's equations text.
 
-    Lines that are not plain assignments (``if P < 0.5:``, ``else:``) are returned as
-    ``("", line)``.
+    Parameters
+    ----------
+    kind : str
+        ``intermediate`` (``x = ...``), ``rate`` (``d/dt(X) = ...`` or ``dX = ...``),
+        ``derived`` (a per-patient kernel entry), ``initial`` (a state at the start), ``input``
+        (what a dosing event adds to a state) or ``other`` (control flow such as ``if``).
+    left : str
+        The name defined (for ``rate``, ``initial`` and ``input``: the state symbol).
+    right : str
+        The expression.
+    raw : str
+        The line as written.
     """
+
+    kind: str
+    left: str
+    right: str
+    raw: str
+
+
+def parse_equations(model) -> list[EquationLine]:
+    """The lines of ``model.equations``, classified (comments and blank lines dropped).
+
+    Reads both forms: hand-written models (``dX = ...``) and models built from a
+    :class:`cartkin.models.Description` (``d/dt(X) = ...`` with ``# per patient``,
+    ``# initial state`` and ``# inputs`` sections).
+    """
+    states = {s.symbol for s in model.states}
+    section = "equations"
     out = []
     for raw in model.equations.strip("\n").splitlines():
-        if not raw.strip():
+        stripped = raw.strip()
+        if stripped.startswith("#"):
+            head = stripped.lower()
+            if "per patient" in head:
+                section = "derived"
+            elif "initial" in head:
+                section = "initial"
+            elif "input" in head:
+                section = "input"
             continue
-        m = _ASSIGN.match(raw)
-        out.append((m.group(1), m.group(2)) if m else ("", raw.strip()))
+        text = stripped.split("#", 1)[0].strip() if section != "equations" else stripped
+        if not text:
+            continue
+        if section == "input":
+            m = _INPUT.match(text)
+            out.append(
+                EquationLine("input", m[2], m[4], raw)
+                if m
+                else EquationLine("other", "", text, raw)
+            )
+            continue
+        m = _ASSIGN.match(text) or re.match(r"^\s*(d/dt\(\s*\w+\s*\))\s*=\s*(.+?)\s*$", text)
+        if not m:
+            out.append(EquationLine("other", "", text, raw))
+            continue
+        left, right = m.group(1), m.group(2)
+        rate = _RATE.match(left)
+        if rate:
+            out.append(EquationLine("rate", rate[1], right, raw))
+        elif section == "derived":
+            out.append(EquationLine("derived", left, right, raw))
+        elif section == "initial":
+            out.append(EquationLine("initial", left, right, raw))
+        elif left.startswith("d") and left[1:] in states:
+            out.append(EquationLine("rate", left[1:], right, raw))
+        else:
+            out.append(EquationLine("intermediate", left, right, raw))
     return out
 
 
 def _derived_info(model) -> dict[str, tuple[str, str]]:
+    """``{name: (unit, definition)}`` of the derived kernel entries, from the best source."""
+    info = dict(DERIVED.get(model.name, {}))
+    for line in parse_equations(model):
+        if line.kind == "derived":
+            info.setdefault(line.left, ("", f"= {line.right}"))
+    description = getattr(model, "description_", None)
+    for line in getattr(description, "derived", ()) or ():
+        text = getattr(line, "description", "") or ""
+        definition = f"{text}: {line.expression}" if text else f"= {line.expression}"
+        info[line.name] = (getattr(line, "unit", "") or "", definition)
     own = getattr(model, "symbols", None)
     if isinstance(own, dict):
-        return dict(own)
-    return DERIVED.get(model.name, {})
+        info.update(own)
+    return info
+
+
+def _context_symbol(name: str) -> Symbol | None:
+    if name in CONTEXT_NAMES:
+        unit, text = CONTEXT_NAMES[name]
+        return Symbol(name, "input", unit, text)
+    m = _SUMMARY.match(name)
+    if m:
+        if m[4]:
+            return Symbol(name, "input", "-", f"number of {m[4]} events")
+        what = "day" if m[3] == "day" else "dose"
+        unit = "day" if m[3] == "day" else ""
+        return Symbol(name, "input", unit, f"{m[1]} {m[2]} {what} of the regimen")
+    return None
 
 
 def symbols(model) -> list[Symbol]:
-    """Every symbol the model's equations use, defined: states, parameters, derived, intermediate.
+    """Every symbol the model's equations use, defined.
 
     Parameters
     ----------
@@ -178,7 +300,8 @@ def symbols(model) -> list[Symbol]:
     -------
     list of Symbol
         States in kernel order, then the parameter table, then derived values, then
-        intermediates in equation order, then ``t`` if the equations use it.
+        intermediates in equation order, then covariates and dosing quantities the regimen
+        supplies, then ``t`` if the equations use it.
     """
     from cartkin import models
 
@@ -190,18 +313,22 @@ def symbols(model) -> list[Symbol]:
         unit, text = info.get(name, ("", ""))
         out.append(Symbol(name, "derived", unit, text))
     known = {s.symbol for s in out}
-    state_syms = {s.symbol for s in model.states}
-    for left, right in equation_lines(model):
-        if left and left not in known and not _is_derivative(left, state_syms):
-            out.append(Symbol(left, "intermediate", "", right))
-            known.add(left)
-    if "t" in _identifiers(model.equations):
+    lines = parse_equations(model)
+    for line in lines:
+        if line.kind == "intermediate" and line.left not in known:
+            out.append(Symbol(line.left, "intermediate", "", line.right))
+            known.add(line.left)
+    used = set()
+    for line in lines:
+        used |= _identifiers(line.right)
+    for name in sorted(used - known):
+        sym = _context_symbol(name)
+        if sym is not None:
+            out.append(sym)
+            known.add(name)
+    if "t" in used and "t" not in known:
         out.append(Symbol("t", "time", "day", "time since CAR-T infusion"))
     return out
-
-
-def _is_derivative(left: str, state_syms) -> bool:
-    return left.startswith("d") and left[1:] in state_syms
 
 
 def _identifiers(text: str) -> set[str]:
@@ -211,22 +338,23 @@ def _identifiers(text: str) -> set[str]:
 
 
 def undefined_symbols(model) -> list[str]:
-    """Identifiers in ``model.equations`` that no state, parameter, derived value or line defines.
-
-    Also lists derived values without a description. Empty for a fully documented model.
-    """
+    """Identifiers in ``model.equations`` that no state, parameter, derived value, line or
+    input defines, and derived values without a description. Empty for a documented model."""
     from cartkin import models
 
     model = models.get(model)
-    defined = {s.symbol: s for s in symbols(model)}
-    state_syms = {s.symbol for s in model.states}
+    syms = symbols(model)
+    defined = {s.symbol for s in syms}
+    states = {s.symbol for s in model.states}
     missing = set()
-    for left, right in equation_lines(model):
-        names = _identifiers(right)
-        if left and not (left in defined or _is_derivative(left, state_syms)):
-            missing.add(left)
-        missing |= {n for n in names if n not in defined and n not in _BUILTIN_NAMES}
-    missing |= {s.symbol for s in defined.values() if s.kind == "derived" and not s.description}
+    for line in parse_equations(model):
+        if line.kind in ("rate", "initial", "input") and line.left not in states:
+            missing.add(line.left)
+        if line.kind == "other":
+            continue  # control flow: its names are checked on the assignment lines it guards
+        missing |= {n for n in _identifiers(line.right) if n not in defined}
+    missing -= _BUILTIN_NAMES
+    missing |= {s.symbol for s in syms if s.kind == "derived" and not s.description}
     return sorted(missing)
 
 
@@ -267,6 +395,7 @@ def to_json(model) -> str:
         ],
         "derived": [asdict(s) for s in syms if s.kind == "derived"],
         "intermediates": [asdict(s) for s in syms if s.kind in ("intermediate", "time")],
+        "inputs": [asdict(s) for s in syms if s.kind == "input"],
         "observables": [
             {"name": o.name, "unit": o.unit, "description": o.description}
             for o in model.observables
@@ -293,7 +422,7 @@ def to_markdown(model) -> str:
         f"| `{s.symbol}` | {s.name} | {s.unit} | {_md_cell(s.description)} |" for s in model.states
     ]
     lines += ["", "## Equations", "", "```text", model.equations.strip("\n"), "```", ""]
-    other = [s for s in syms if s.kind in ("derived", "intermediate", "time")]
+    other = [s for s in syms if s.kind in ("derived", "intermediate", "input", "time")]
     if other:
         lines += [
             "## Other symbols",
@@ -384,7 +513,10 @@ def to_text(model, width: int | None = None) -> str:
     syms = symbols(model)
     out = [model.name, "=" * len(model.name)]
     out += [*textwrap.wrap(" ".join(model.description.split()), width), ""]
-    out += ["States (time in days; d<X> = dX/dt)", ""]
+    out += [
+        *textwrap.wrap("States (time t in days; dX or d/dt(X): the rate of change of X)", width),
+        "",
+    ]
     out += _table(
         ["symbol", "state", "unit", "description"],
         [[s.symbol, s.name, s.unit, s.description] for s in model.states],
@@ -393,9 +525,10 @@ def to_text(model, width: int | None = None) -> str:
     out += ["", "Equations", ""]
     for raw in model.equations.strip("\n").splitlines():
         out += _wrap_equation(raw, width)
-    other = [s for s in syms if s.kind in ("derived", "intermediate", "time")]
+    other = [s for s in syms if s.kind in ("derived", "intermediate", "input", "time")]
     if other:
-        out += ["", "Other symbols (derived: computed per patient)", ""]
+        head = "Other symbols (derived: per patient; input: from the patient and regimen)"
+        out += ["", *textwrap.wrap(head, width), ""]
         out += _table(
             ["symbol", "kind", "unit", "definition"],
             [[s.symbol, s.kind, s.unit or "-", s.description] for s in other],

@@ -67,27 +67,43 @@ def tex_expression(text: str, names) -> str:
     return sympy.latex(expr, order="none", symbol_names=symbol_names, mul_symbol="dot")
 
 
+def _aligned(rows) -> str:
+    body = " \\\\[6pt]\n".join(rows)
+    return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
+
+
 def equations_tex(model) -> str | None:
-    """The model's equations as display math, or None if they are not plain assignments."""
+    """The model's equations as display math, or None if they hold control flow (``if``)."""
     from cartkin import modeldoc
 
-    lines = modeldoc.equation_lines(model)
-    if any(not left for left, _ in lines):
+    lines = modeldoc.parse_equations(model)
+    if any(line.kind == "other" for line in lines):
         return None
-    names = {s.symbol for s in modeldoc.symbols(model)} | {left for left, _ in lines}
-    states = {s.symbol for s in model.states}
-    defs, odes = [], []
-    for left, right in lines:
-        rhs = tex_expression(right, names)
-        if left.startswith("d") and left[1:] in states:
-            odes.append(f"\\frac{{d{tex_symbol(left[1:])}}}{{dt}} &= {rhs}")
+    names = {s.symbol for s in modeldoc.symbols(model)} | {line.left for line in lines}
+    blocks: dict[str, list[str]] = {"intermediate": [], "rate": [], "derived": [], "initial": []}
+    inputs = []
+    for line in lines:
+        rhs = tex_expression(line.right, names)
+        sym = tex_symbol(line.left)
+        if line.kind == "rate":
+            blocks["rate"].append(f"\\frac{{d{sym}}}{{dt}} &= {rhs}")
+        elif line.kind == "initial":
+            blocks["initial"].append(f"{sym}(t_0) &= {rhs}")
+        elif line.kind == "input":
+            schedule = line.raw.split(":", 1)[0].strip()
+            inputs.append(f"- {schedule}: \\({sym} \\mathrel{{+}}= {rhs}\\)")
         else:
-            defs.append(f"{tex_symbol(left)} &= {rhs}")
+            blocks[line.kind].append(f"{sym} &= {rhs}")
     out = []
-    for block in (defs, odes):
-        if block:
-            body = " \\\\[6pt]\n".join(block)
-            out.append(f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$")
+    titles = {"derived": "Per patient (computed once from covariates, dosing and the table):",
+              "initial": "Initial state (other states start at 0):"}  # fmt: skip
+    for kind in ("intermediate", "rate", "derived", "initial"):
+        if blocks[kind]:
+            if kind in titles:
+                out.append(titles[kind])
+            out.append(_aligned(blocks[kind]))
+    if inputs:
+        out.append("Dosing events (the regimen supplies days and doses):\n\n" + "\n".join(inputs))
     return "\n\n".join(out)
 
 

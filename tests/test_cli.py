@@ -72,18 +72,19 @@ def test_models_and_show(capsys):
 
 @pytest.mark.parametrize("name", ["sle_cart", "stein2019", "sle_cart_v1"])
 def test_show_table_fits_100_columns_and_defines_its_symbols(name, capsys):
-    from cartkin import modeldoc
+    from cartkin import modeldoc, models
 
     assert main(["show", name]) == 0  # capsys: not a terminal, so 100 columns
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 100
     assert modeldoc.undefined_symbols(name) == []
-    equations = out.split("\nEquations\n")[1].split("\nOther symbols")[0]
     defined = {s.symbol for s in modeldoc.symbols(name)}
-    for word in set(re.findall(r"\b[A-Za-z_]\w*\b", equations)) - {"if", "else"}:
-        symbol = word if word in defined else word[1:]  # dX: the derivative of state X
-        assert symbol in defined, f"{name}: {word} printed but not defined"
-        assert re.search(rf"^{re.escape(symbol)}\s", out, re.M), f"{symbol} has no table row"
+    for line in modeldoc.parse_equations(models.get(name)):
+        words = set(re.findall(r"\b[A-Za-z_]\w*\b", re.sub(r"\d+\.?\d*e[-+]?\d+", "", line.right)))
+        words |= {line.left} if line.left else set()
+        for word in words - modeldoc._BUILTIN_NAMES - {"if", "else"}:
+            assert word in defined, f"{name}: {word} printed but not defined"
+            assert re.search(rf"^{re.escape(word)}\s", out, re.M), f"{word} has no table row"
 
 
 def test_show_narrow_table_and_json(capsys):
@@ -109,6 +110,12 @@ def test_undefined_symbols_are_reported():
     )  # fmt: skip
     # k_mystery is used but never defined; the derived values have no description
     assert modeldoc.undefined_symbols(fake) == ["k_mystery", "rho", "t_infusion", "t_switch"]
+
+
+def test_show_a_model_file(capsys):
+    assert main(["show", str(Path(__file__).parents[1] / "examples" / "my_model.py")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("my_model\n") and "weight_kg" in out and "dose" in out
 
 
 def test_version(capsys):
