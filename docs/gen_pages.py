@@ -147,9 +147,13 @@ def _calibration_section(name: str) -> list[str]:
     script = data.get("script") or data.get("command") or ""
     out += [f"From `{rel}`" + (f", written by `{script}`." if script else "."), ""]
     if "targets" in data and "achieved" in data and isinstance(data["targets"], dict):
-        out += ["| target | published | model (calibrated) |", "|---|---|---|"]
+        sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
+        out += ["| target | published | model (calibrated) | source |", "|---|---|---|---|"]
         for key, value in data["targets"].items():
-            out.append(f"| {key} | {_num(value)} | {_num(data['achieved'].get(key))} |")
+            out.append(
+                f"| {key} | {_num(value)} | {_num(data['achieved'].get(key))} | "
+                f"{_cell(sources.get(key, ''))} |"
+            )
         out.append("")
     if isinstance(data.get("estimates"), dict):
         first = next(iter(data["estimates"].values()), None)
@@ -172,24 +176,29 @@ def _calibration_section(name: str) -> list[str]:
             f"- {_cell(t.get('label', ''))}: {_cell(t.get('source', ''))}" for t in data["targets"]
         ]
         out.append("")
-    if isinstance(data.get("fixed"), dict):
-        fixed = ", ".join(f"`{k}` = {_num(v)}" for k, v in data["fixed"].items())
-        out += [f"Held fixed during the calibration: {fixed}.", ""]
+    for key in ("fixed", "fixed_from_sources"):
+        if isinstance(data.get(key), dict) and data[key]:
+            fixed = ", ".join(f"`{k}` = {_num(v)}" for k, v in data[key].items())
+            out += [f"Held fixed during the calibration: {fixed}.", ""]
     if data.get("unidentified"):
         out += ["Not identified by the calibration targets:", ""]
         out += [f"- {_cell(u)}" for u in data["unidentified"]]
         out.append("")
     out += ["## Validation", ""]
     validation = data.get("validation")
+    extra = path.with_name(f"{name}_validation.json")
+    if validation is None and extra.is_file():
+        validation = json.loads(extra.read_text(encoding="utf-8"))
+        out += [f"From `{extra.relative_to(ROOT).as_posix()}`:", ""]
     if isinstance(validation, list) and validation:
         keys = list(validation[0])
         out += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         out += ["| " + " | ".join(_num(row.get(k)) for k in keys) + " |" for row in validation]
     else:
         out.append(
-            "The calibration file records no validation against data not used for calibration "
-            "(no per-patient published time course was available; see "
-            "`cartkin/data/examples/README.md`)."
+            "No validation against data not used for the calibration is recorded "
+            f"(`{rel}` has no `validation` rows and there is no `{name}_validation.json` beside "
+            "it)."
         )
     return [*out, ""]
 

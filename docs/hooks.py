@@ -74,6 +74,20 @@ def _gen_pages():
     return module
 
 
+def on_config(config, **kwargs):
+    """The Models section of the navigation lists every registered model (one page each)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from cartkin import models
+
+    for section in config["nav"] or []:
+        if isinstance(section, dict) and "Models" in section:
+            section["Models"] = ["models/index.md"] + [
+                {name: f"models/{name}.md"} for name in models.available()
+            ]
+    return config
+
+
 def on_pre_build(config, **kwargs):
     """Regenerate the model, scenario and benchmark pages; warn about undocumented names."""
     _gen_pages().main([])
