@@ -126,8 +126,17 @@ def _num(x) -> str:
 
 
 def calibration_file(name: str) -> Path | None:
-    """The calibration file of a built-in model, if it has one."""
+    """The calibration file of a built-in model, if it has one: the ``CALIBRATION_FILE`` its
+    module names, else ``<name>_calibration.json`` or ``calibration/<name>.json``."""
+    import importlib
+
     models_dir = ROOT / "cartkin" / "models"
+    if (models_dir / f"{name}.py").is_file():
+        declared = getattr(
+            importlib.import_module(f"cartkin.models.{name}"), "CALIBRATION_FILE", None
+        )
+        if declared is not None and Path(declared).is_file():
+            return Path(declared).resolve()
     for path in (
         models_dir / f"{name}_calibration.json",
         models_dir / "calibration" / f"{name}.json",
@@ -186,7 +195,7 @@ def _calibration_section(name: str) -> list[str]:
         out.append("")
     out += ["## Validation", ""]
     validation = data.get("validation")
-    extra = path.with_name(f"{name}_validation.json")
+    extra = path.with_name(f"{path.stem}_validation.json")
     if validation is None and extra.is_file():
         validation = json.loads(extra.read_text(encoding="utf-8"))
         out += [f"From `{extra.relative_to(ROOT).as_posix()}`:", ""]
@@ -197,7 +206,7 @@ def _calibration_section(name: str) -> list[str]:
     else:
         out.append(
             "No validation against data not used for the calibration is recorded "
-            f"(`{rel}` has no `validation` rows and there is no `{name}_validation.json` beside "
+            f"(`{rel}` has no `validation` rows and there is no `{path.stem}_validation.json` beside "
             "it)."
         )
     return [*out, ""]

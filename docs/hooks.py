@@ -82,9 +82,18 @@ def on_config(config, **kwargs):
 
     for section in config["nav"] or []:
         if isinstance(section, dict) and "Models" in section:
-            section["Models"] = ["models/index.md"] + [
-                {name: f"models/{name}.md"} for name in models.available()
-            ]
+            names = list(models.available())
+            # other pages in docs/models (e.g. a model's science notes) follow the model pages
+            others = sorted(
+                p.name
+                for p in (ROOT / "docs" / "models").glob("*.md")
+                if p.stem not in names and p.name != "index.md"
+            )
+            section["Models"] = (
+                ["models/index.md"]
+                + [{name: f"models/{name}.md"} for name in names]
+                + [f"models/{other}" for other in others]
+            )
     return config
 
 
