@@ -34,9 +34,9 @@ for res in results:
     )
 
 # %% [markdown]
-# `nan` means the metric was not reached within the horizon (here: at the lowest dose the
-# B cells never fell below the aplasia threshold of 10 cells/uL, so there is no recovery to
-# time); `table.as_dicts()` gives each metric's note saying why.
+# `nan` means the metric was not reached within the horizon: TRECOV is `nan` when the B cells
+# never fell below the aplasia threshold of 10 cells/uL (nothing to recover from) or had not
+# come back by the end; `table.as_dicts()` gives each metric's note saying which.
 #
 # `plot.plot_comparison` draws the arms on shared axes: CAR-T cells, B cells (with the aplasia
 # threshold) and IL-6.
