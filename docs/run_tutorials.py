@@ -9,7 +9,8 @@ Each tutorial is a Python script in the jupytext "percent" format (``# %%`` star
 ``# %% [markdown]`` a text cell whose lines start with ``# ``), so it also opens as a notebook
 (``jupytext --to ipynb``). This script runs the cells in order in one namespace, from the
 repository root, and writes ``docs/tutorials/<name>.md``: the text, the code, what each cell
-printed and the figures it drew (saved as ``docs/tutorials/figures/<name>_<k>.png``). A cell
+printed and the figures it drew (saved as ``docs/tutorials/figures/<name>_<k>.png``); a text
+line ``@include PATH`` shows that file of the repository as a code block. A cell
 that raises stops the run with exit status 1, so CI fails on a broken tutorial.
 """
 
@@ -48,6 +49,17 @@ def cells(text: str) -> list[tuple[str, str]]:
     return result
 
 
+def _includes(text: str) -> str:
+    """Replace each line ``@include PATH`` (relative to the repository root) by the file, as a
+    Python code block, so the page shows the file as it is."""
+
+    def block(m):
+        body = (ROOT / m.group(1)).read_text(encoding="utf-8").rstrip("\n")
+        return f"```python\n{body}\n```"
+
+    return re.sub(r"^@include (\S+)$", block, text, flags=re.M)
+
+
 def run(path: Path) -> float:
     """Run one tutorial, write its page and figures; returns the seconds it took."""
     import matplotlib
@@ -71,7 +83,7 @@ def run(path: Path) -> float:
     start = time.perf_counter()
     for k, (kind, source) in enumerate(cells(path.read_text(encoding="utf-8"))):
         if kind == "markdown":
-            page += [source, ""]
+            page += [_includes(source), ""]
             continue
         page += ["```python", source, "```", ""]
         buffer = io.StringIO()

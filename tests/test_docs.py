@@ -116,8 +116,11 @@ def test_every_tutorial_has_a_page_in_the_nav():
 
 
 def test_tutorial_cells_split_like_jupytext():
-    cells = _load("run_tutorials").cells("# %% [markdown]\n# # Title\n# text\n\n# %%\nx = 1\n")
+    runner = _load("run_tutorials")
+    cells = runner.cells("# %% [markdown]\n# # Title\n# text\n\n# %%\nx = 1\n")
     assert cells == [("markdown", "# Title\ntext"), ("code", "x = 1")]
+    shown = runner._includes("see\n@include examples/my_model.py\n")
+    assert shown.startswith("see\n```python\n") and "MODEL = Description(" in shown
 
 
 def test_model_pages_typeset_every_equation(gen):

@@ -14,9 +14,7 @@
 # This tutorial uses `examples/my_model.py`, a three-state CAR-T / B-cell model whose values
 # are illustrative assumptions (a demonstration, not a calibrated model):
 #
-# ```python
-# --8<-- "examples/my_model.py"
-# ```
+# @include examples/my_model.py
 
 # %%
 import numpy as np
