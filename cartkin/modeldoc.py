@@ -1,15 +1,16 @@
 """A model described for people: every symbol defined, as a terminal table, Markdown or JSON.
 
-``cartkin show MODEL`` and the documentation site's model pages (``docs/gen_models.py``) both
+``cartkin show MODEL`` and the documentation site's model pages (``docs/gen_pages.py``) both
 read a model through this module, which only uses the public :class:`cartkin.models.Model`
-interface (``states``, ``parameters``, ``observables``, ``derived``, ``equations``), so the
-output follows the model code.
+interface (``states``, ``parameters``, ``observables``, ``derived``, ``equations`` and, for a
+model built from a :class:`cartkin.models.Description`, that description), so the output
+follows the model code.
 
 Every identifier in a model's equations is one of: a state (its symbol), a parameter of the
-table, an intermediate defined by an earlier equation line, a derived kernel value (computed per
-patient by ``individualize``) or the time ``t``. Derived values have no description in the
-``Model`` interface; a model may give them as ``Model.symbols`` (``{symbol: (unit,
-description)}``), and the built-in models' are in :data:`DERIVED` below.
+table, an intermediate defined by an equation line, a derived kernel value (computed per
+patient: its defining line of the description), a covariate or dosing quantity the patient and
+regimen supply (:data:`CONTEXT_NAMES`), or the time ``t``. A hand-written model may describe its
+derived values as ``Model.symbols`` (``{symbol: (unit, description)}``).
 :func:`undefined_symbols` lists the identifiers that none of these defines (empty for every
 built-in model: a test keeps it so).
 """
@@ -26,7 +27,6 @@ from dataclasses import asdict, dataclass
 
 __all__ = [
     "CONTEXT_NAMES",
-    "DERIVED",
     "EquationLine",
     "Symbol",
     "parse_equations",
@@ -37,83 +37,6 @@ __all__ = [
     "to_text",
     "undefined_symbols",
 ]
-
-#: Derived kernel values of the built-in models: ``{model: {symbol: (unit, definition)}}``.
-#: The definitions restate the model files' docstrings (section "Initial state, dosing and
-#: derived entries"); a model that carries ``Model.symbols`` needs no entry here.
-DERIVED: dict[str, dict[str, tuple[str, str]]] = {
-    "sle_cart": {
-        "V_1": (
-            "L",
-            "F-ara-A central volume of distribution (kidney.fludarabine_pk_parameters "
-            "at the eGFR of lymphodepletion)",
-        ),
-        "k_10": ("1/day", "F-ara-A elimination rate constant: 24 x clearance (L/h) / V_1"),
-        "k_12": (
-            "1/day",
-            "F-ara-A transfer rate central -> first peripheral: 24 x "
-            "intercompartmental clearance (L/h) / V_1",
-        ),
-        "k_21": (
-            "1/day",
-            "F-ara-A transfer rate first peripheral -> central: 24 x "
-            "intercompartmental clearance (L/h) / first peripheral volume (L)",
-        ),
-        "k_13": (
-            "1/day",
-            "F-ara-A transfer rate central -> second peripheral: 24 x "
-            "second intercompartmental clearance (L/h) / V_1",
-        ),
-        "k_31": (
-            "1/day",
-            "F-ara-A transfer rate second peripheral -> central: 24 x "
-            "second intercompartmental clearance (L/h) / second peripheral volume (L)",
-        ),
-        "k_D": (
-            "1/day",
-            "F-ara-A removal rate during a dialysis session, "
-            "-ln(1 - flu_removal_fraction) / session duration",
-        ),
-        "s_I": ("pg/mL/day", "IL-15 production rate, k_I * I_0"),
-        "k_I_el": ("1/day", "IL-15 clearance not by lymphocytes, (1 - f_I_cons) * k_I"),
-        "k_cons": ("uL/(cells*day)", "IL-15 consumption per lymphocyte/uL, f_I_cons * k_I / K_N"),
-        "s_IL6": ("pg/mL/day", "IL-6 basal production rate, k_IL6_ref * IL6_0"),
-        "k_IC": (
-            "1/day",
-            "C3 consumption rate by immune complexes at A = A_0, k_Q * (Q_norm / Q_0 - 1)",
-        ),
-        "GFR_cap": (
-            "mL/min/1.73m2",
-            "kidney function of the nephrons left after the "
-            "irreversible loss, max(egfr_0, GFR_norm * (1 - f_irr_max * CI / 12))",
-        ),
-        "J_0": ("-", "reversible kidney injury at the start, 1 - egfr_0 / GFR_cap"),
-        "k_inj": ("1/day", "kidney injury rate, k_heal * J_0 / ((1 - J_0) * L_0 / 24)"),
-        "f_Uc": ("-", "chronic (irreversible) share of proteinuria, CI / 12"),
-        "egfr_0": ("mL/min/1.73m2", "the patient's eGFR at lymphodepletion (covariate)"),
-        "t0": ("day", "start of the simulation: the first lymphodepletion or CAR-T day, <= 0"),
-        "C_E0": ("cells/uL", "blood CAR-T level right after the first dose (for reports)"),
-    },
-    "sle_cart_v1": {
-        "LD": (
-            "-",
-            "lymphodepletion depth, 0-1: min(1, E_max AUC / (AUC_50 + AUC) + "
-            "E_cy Cy / (Cy_50 + Cy)), AUC the fludarabine AUC (mg.h/L), Cy the total "
-            "cyclophosphamide dose (mg/m2)",
-        ),
-        "k_IL6": (
-            "1/day",
-            "IL-6 elimination rate at the patient's kidney function "
-            "(kidney.il6_elimination_rate_per_day)",
-        ),
-        "C_E0": ("cells/uL", "blood CAR-T level right after the first dose (for reports)"),
-    },
-    "stein2019": {
-        "t_infusion": ("day", "day of the (first) CAR-T infusion"),
-        "rho": ("1/day", "expansion rate, ln(foldx) / tmax"),
-        "t_switch": ("day", "day of the peak, t_infusion + tmax"),
-    },
-}
 
 #: Names that may appear in equation text without being model symbols (functions, ``math``).
 _BUILTIN_NAMES = frozenset(
@@ -259,11 +182,11 @@ def parse_equations(model) -> list[EquationLine]:
 
 def _derived_info(model) -> dict[str, tuple[str, str]]:
     """``{name: (unit, definition)}`` of the derived kernel entries, from the best source."""
-    info = dict(DERIVED.get(model.name, {}))
+    description = getattr(model, "description_", None)
+    info: dict[str, tuple[str, str]] = {}
     for line in parse_equations(model):
         if line.kind == "derived":
             info.setdefault(line.left, ("", f"= {line.right}"))
-    description = getattr(model, "description_", None)
     for line in getattr(description, "derived", ()) or ():
         text = getattr(line, "description", "") or ""
         definition = f"{text}: {line.expression}" if text else f"= {line.expression}"

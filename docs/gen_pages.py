@@ -522,19 +522,31 @@ def _table_md(title: str, intro: str, rows) -> list[str]:
     return [*out, ""]
 
 
+def _schema():
+    """The module holding the scenario keys: ``cartkin.config`` (or ``cartkin.scenario``)."""
+    try:
+        from cartkin import config
+
+        return config, "{}_KEYS", "TOP_LEVEL_KEYS"
+    except ImportError:  # the layout before cartkin/config.py
+        from cartkin import scenario
+
+        return scenario, "_{}_KEYS", "_TOP_LEVEL"
+
+
 def scenario_key_lists() -> dict[str, tuple[str, ...]]:
     """The keys each scenario table accepts, read from the code that validates it."""
-    from cartkin import scenario
     from cartkin.data import spec as data_spec
     from cartkin.fit import spec as fit_spec
     from cartkin.outcomes import report
     from cartkin.sweep import spec as sweep_spec
 
+    schema, keys, top = _schema()
     return {
-        "top": tuple(scenario._TOP_LEVEL),
-        "scenario": tuple(scenario._SCENARIO_KEYS),
-        "solver": tuple(scenario._SOLVER_KEYS),
-        "variant": tuple(scenario._VARIANT_KEYS),
+        "top": tuple(getattr(schema, top)),
+        "scenario": tuple(getattr(schema, keys.format("SCENARIO"))),
+        "solver": tuple(getattr(schema, keys.format("SOLVER"))),
+        "variant": tuple(getattr(schema, keys.format("VARIANT"))),
         "data": tuple(data_spec._KEYS),
         "fit": tuple(fit_spec._KEYS),
         "sweep": tuple(sweep_spec._SWEEP_KEYS),
@@ -603,9 +615,7 @@ def code_defaults() -> dict[str, dict[str, str]]:
 
 def scenario_page() -> str:
     """docs/reference/scenario.md: every table and key of a scenario file."""
-    from cartkin import scenario
-    from cartkin.patient import DialysisSchedule, Patient
-    from cartkin.regimen import CarTDose, Lymphodepletion
+    from cartkin import CarTDose, DialysisSchedule, Lymphodepletion, Patient, scenario
 
     keys = scenario_key_lists()
     # defaults of [scenario] and [solver]: what the loader fills in for a minimal file
@@ -621,8 +631,10 @@ def scenario_page() -> str:
     }
     types = {str: "string", float: "float", int: "integer", bool: "boolean"}
 
+    schema, key_name, _ = _schema()
+
     def keyed(table):
-        spec = getattr(scenario, f"_{table.upper()}_KEYS")
+        spec = getattr(schema, key_name.format(table.upper()))
         return [
             (k, types.get(t, t.__name__), filled.get(k, "required" if k == "model" else "-"), d)
             for k, (t, d) in spec.items()

@@ -107,10 +107,13 @@ def test_undefined_symbols_are_reported():
     fake = models.Model(
         "fake_doc_model", model.description, model.states, model.parameters,
         model.observables, model.rhs, lambda v, c: None, {"cart": "cart_cells_per_ul"},
-        model.equations + "\ndQ = k_mystery * E\n", derived=("t_infusion", "rho", "t_switch"),
+        "growth = rho * E\ndE = growth - k_mystery * E\ndM = 0.0\ndP = 0.0\n",
+        derived=("rho",),
     )  # fmt: skip
-    # k_mystery is used but never defined; the derived values have no description
-    assert modeldoc.undefined_symbols(fake) == ["k_mystery", "rho", "t_infusion", "t_switch"]
+    # k_mystery is used but never defined; the derived rho has no description
+    assert modeldoc.undefined_symbols(fake) == ["k_mystery", "rho"]
+    fake.symbols = {"rho": ("1/day", "expansion rate")}
+    assert modeldoc.undefined_symbols(fake) == ["k_mystery"]
 
 
 def test_show_a_model_file(capsys):

@@ -69,8 +69,7 @@ def _outside(text):
 
 
 def test_stated_ranges_are_enforced(gen):
-    from cartkin.patient import DialysisSchedule, Patient
-    from cartkin.regimen import CarTDose, Lymphodepletion
+    from cartkin import CarTDose, DialysisSchedule, Lymphodepletion, Patient
 
     person = dict(weight_kg=70.0, height_cm=170.0, age_years=40.0, sex="female")
     bases = {
