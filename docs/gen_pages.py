@@ -361,8 +361,8 @@ KEY_NOTES: dict[str, dict[str, tuple[str, str, str]]] = {
         "free_error": (
             '"all" or list',
             "[]",
-            "residual-error parameters to estimate, e.g. "
-            '["cart_cells_per_ul.sigma_add"]; default: fixed',
+            'residual-error parameters to estimate: "all", or a list such as '
+            '["cart_cells_per_ul.sigma_add"]; [] holds them fixed',
         ),
         "starts": (
             "integer",

@@ -94,17 +94,20 @@ print(median_cmax.to_pandas().round(3))
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.2))
-for kidney in ds["patient.egfr_ml_min_173m2"].values:
-    sel = ds["TRECOV"].sel({"patient.egfr_ml_min_173m2": kidney})
-    q = sel.quantile([0.05, 0.5, 0.95], dim="patient", skipna=True).compute()
-    dose = ds["cart.cells_per_kg"].values
-    ax.plot(dose, q.sel(quantile=0.5), marker="o", label=f"eGFR {kidney}")
+kidney_axis = "patient.egfr_ml_min_173m2"
+dose = ds["cart.cells_per_kg"].values
+for i, kidney in enumerate(ds[kidney_axis].values):
+    # the dialysis arm of an eGFR axis is "dialysis" (or NaN with a patient.dialysis flag)
+    label = "dialysis" if str(kidney) in ("dialysis", "nan") else f"eGFR {float(kidney):g}"
+    trecov = ds["TRECOV"].isel({kidney_axis: i})
+    q = trecov.quantile([0.05, 0.5, 0.95], dim="patient", skipna=True).compute()
+    ax.plot(dose, q.sel(quantile=0.5), marker="o", label=label)
     ax.fill_between(dose, q.sel(quantile=0.05), q.sel(quantile=0.95), alpha=0.15)
 ax.set(
     xscale="log",
     xlabel="CAR-T dose (cells/kg)",
     ylabel="TRECOV (day)",
-    title="B-cell recovery: median and 5-95% of virtual patients",
+    title="B-cell recovery (among recovered patients): median and 5-95%",
 )
 ax.legend(fontsize=8)
 
