@@ -97,6 +97,35 @@ def on_config(config, **kwargs):
     return config
 
 
+def _nav_paths(items) -> set[str]:
+    out = set()
+    for item in items or []:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        if isinstance(value, list):
+            out |= _nav_paths(value)
+        elif isinstance(value, str):
+            out.add(value)
+    return out
+
+
+def _title(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem.replace("_", " ")
+
+
+def _add_unlisted_guides(config) -> None:
+    """Pages at the top of docs/ or in docs/guides/ that the nav does not name join Guides."""
+    listed = _nav_paths(config["nav"])
+    docs = ROOT / "docs"
+    pages = sorted(docs.glob("*.md")) + sorted((docs / "guides").glob("*.md"))
+    missing = [p for p in pages if p.relative_to(docs).as_posix() not in listed]
+    for section in config["nav"] or []:
+        if isinstance(section, dict) and "Guides" in section:
+            section["Guides"] += [{_title(p): p.relative_to(docs).as_posix()} for p in missing]
+
+
 def on_pre_build(config, **kwargs):
     """Regenerate the model, scenario and benchmark pages; warn about undocumented names."""
     _gen_pages().main([])
