@@ -75,7 +75,8 @@ def _gen_pages():
 
 
 def on_config(config, **kwargs):
-    """The Models section of the navigation lists every registered model (one page each)."""
+    """The Models section of the navigation lists every registered model (one page each), and
+    pages the nav does not name join their section."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from cartkin import models
@@ -94,6 +95,7 @@ def on_config(config, **kwargs):
                 + [{name: f"models/{name}.md"} for name in names]
                 + [f"models/{other}" for other in others]
             )
+    _add_unlisted_guides(config)
     return config
 
 
