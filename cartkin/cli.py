@@ -5,7 +5,9 @@
 ``cartkin fit SCENARIO [DATA]`` fit free parameters to data and/or summary targets
                                (:mod:`cartkin.fit.cli`).
 ``cartkin models``             list the models.
-``cartkin show MODEL``         a model's states, equations and parameter table with sources.
+``cartkin show MODEL``         a model's states, equations, symbols and parameters: a table that
+                               fits the terminal (``--format markdown|json`` for the rest).
+``cartkin --version``          the installed version.
 
 Errors exit with status 2 (bad input) or 1 (solver failure) and a one-line message; ``--debug``
 shows the traceback. Output paths (directory exists, figure format known) are checked before
@@ -30,6 +32,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -68,6 +71,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         prog="cartkin", description="CAR-T cellular kinetics: simulate scenarios, inspect models."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"cartkin {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sim = sub.add_parser("simulate", help="simulate a scenario file and print its metrics")
@@ -105,7 +109,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     add_sweep_commands(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
-    show.add_argument("model", help="model name (see `cartkin models`)")
+    show.add_argument("model", help="model name (see `cartkin models`) or model file (.py)")
+    show.add_argument(
+        "--format",
+        choices=("table", "markdown", "json"),
+        default="table",
+        help="table: fits the terminal (100 columns when not attached to one); markdown adds "
+        "the parameter sources and outcome rules; json for scripts",
+    )
     show.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
@@ -199,32 +210,39 @@ def _models() -> int:
     return 0
 
 
+def _version() -> str:
+    from cartkin import __version__
+
+    return __version__
+
+
 def _show_args(args) -> int:
-    return _show(args.model)
+    return _show(args.model, getattr(args, "format", "markdown"))
 
 
-def _show(name: str) -> int:
-    from cartkin import models
+def _show(name: str, fmt: str = "markdown") -> int:
+    from cartkin import modeldoc, models
 
-    model = models.get(name)
-    print(f"# {model.name}\n\n{model.description.strip()}\n")
-    print("## States\n")
-    print("| state | symbol | unit | description |\n|---|---|---|---|")
-    for s in model.states:
-        print(f"| {s.name} | {s.symbol} | {s.unit} | {s.description} |")
-    print("\n## Equations\n")
-    print(model.equations.strip("\n"))
-    print("\n## Parameters\n")
-    print(model.parameters.to_markdown())
-    print("\n## Observables\n")
-    print("| observable | unit | description |\n|---|---|---|")
-    for o in model.observables:
-        print(f"| {o.name} | {o.unit} | {o.description} |")
+    # a model file (as in a scenario's `model = "file.py"`) or a registered name
+    model = models.load(name) if Path(name).suffix in (".py", ".xml", ".sbml") else models.get(name)
+    if fmt == "json":
+        print(modeldoc.to_json(model))
+        return 0
     from cartkin.outcomes import describe, has_outcomes
 
-    if has_outcomes(model):
+    rules = describe() if has_outcomes(model) else ""
+    if fmt == "table":
+        width = modeldoc.terminal_width()
+        sys.stdout.write(modeldoc.to_text(model, width))
+        if rules:
+            print("\nLupus nephritis outcomes (cartkin.outcomes defaults)\n")
+            for line in rules.splitlines():
+                print("\n".join(textwrap.wrap(line, width, subsequent_indent="    ")))
+        return 0
+    sys.stdout.write(modeldoc.to_markdown(model))
+    if rules:
         print("\n## Lupus nephritis outcomes (cartkin.outcomes defaults)\n")
-        print(describe())
+        print(rules)
     return 0
 
 

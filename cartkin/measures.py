@@ -96,6 +96,7 @@ class MetricTable:
 
     @property
     def names(self) -> list[str]:
+        """Metric names in table order."""
         return [m.name for m in self._metrics]
 
     def value(self, name: str) -> float:

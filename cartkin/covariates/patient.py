@@ -193,6 +193,8 @@ class Patient:
     dialysis : DialysisSchedule or dict, optional
         Dialysis-dependent patient. A dict is converted with ``DialysisSchedule(**dialysis)``.
 
+    Notes
+    -----
     Exactly one of ``egfr_ml_min_173m2``, ``crcl_ml_min`` and ``serum_creatinine_mg_dl`` must be
     given, unless the patient is on dialysis: then at most one of ``egfr_ml_min_173m2`` and
     ``crcl_ml_min`` (residual function) may be given, and serum creatinine is refused (it is not

@@ -338,6 +338,7 @@ class LogNormalPrior:
         return self.median * math.exp(-q), self.median * math.exp(q)
 
     def to_dict(self) -> dict:
+        """``{"median", "sd_log", "source"}`` (JSON and TOML form)."""
         return {"median": self.median, "sd_log": self.sd_log, "source": self.source}
 
 

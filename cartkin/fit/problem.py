@@ -281,6 +281,7 @@ class Problem:
     # -- evaluation ----------------------------------------------------------------------------
     @property
     def n_free(self) -> int:
+        """Number of free model parameters."""
         return len(self.names)
 
     def values(self, x) -> dict[str, np.ndarray]:
@@ -460,6 +461,7 @@ class Problem:
         return self.n_obs + len(self.targets)
 
     def describe_prior(self, name) -> LogNormalPrior | None:
+        """The prior of free parameter ``name``, or None."""
         return self.priors.get(name)
 
 

@@ -97,14 +97,17 @@ class FitResult:
 
     @property
     def aic(self) -> float:
+        """Akaike information criterion: objective + 2 n_free."""
         return self.objective + 2.0 * self.n_free
 
     @property
     def bic(self) -> float:
+        """Bayesian information criterion: objective + n_free ln(n_records)."""
         return self.objective + self.n_free * math.log(max(self.n_records, 1))
 
     @property
     def unidentified(self) -> list[str]:
+        """Names of the estimates flagged as not identifiable."""
         return [e.name for e in self.estimates if not e.identifiable]
 
     def run_record(self):
@@ -157,10 +160,12 @@ class FitResult:
 
     @property
     def label(self) -> str:
+        """What the result is, in words (an estimate, or a scenario consistent with a case)."""
         return {"scenario": SCENARIO_LABEL, "map": "maximum a posteriori estimate",
                 "ml": "maximum-likelihood estimate"}[self.kind]  # fmt: skip
 
     def to_dict(self) -> dict:
+        """The result as plain JSON-ready data (the fit JSON schema)."""
         return _clean({
             "model": self.model, "kind": self.kind, "label": self.label,
             "estimates": {e.name: {k: v for k, v in asdict(e).items() if k != "name"}

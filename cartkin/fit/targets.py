@@ -230,6 +230,7 @@ class Target:
         return np.where(np.isfinite(out), out, 1e10)
 
     def to_dict(self) -> dict:
+        """The target as plain data (JSON and TOML form)."""
         keys = ("metric", "kind", "mean", "sd", "lower", "upper", "log", "observable", "day",
                 "threshold", "quantity", "source")  # fmt: skip
         return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, "")}

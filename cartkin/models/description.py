@@ -316,10 +316,12 @@ class Description:
     # -- names --------------------------------------------------------------------------------
     @property
     def state_symbols(self) -> tuple[str, ...]:
+        """State symbols in kernel order."""
         return tuple(s.symbol for s in self.states)
 
     @property
     def derived_names(self) -> tuple[str, ...]:
+        """Names of the derived (per-patient) kernel entries, in the order written."""
         return tuple(line.name for line in self.derived)
 
     @property

@@ -163,10 +163,12 @@ class Summary:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Grid shape: the number of values of each axis."""
         return tuple(len(v) for _, v, _ in self.axes)
 
     @property
     def complete(self) -> bool:
+        """True when every patient of every grid point has been computed."""
         total = int(self.attrs["n_patients"]) * math.prod(self.shape)
         return int(self.fields["n_computed"].sum()) == total
 

@@ -73,6 +73,7 @@ class SweepRun:
 
     @property
     def patients_per_s(self) -> float:
+        """Patients computed per second of this call."""
         return self.n_computed / self.seconds if self.seconds > 0 else float("nan")
 
 
