@@ -19,6 +19,7 @@ In one run, on 1 thread, for the virtual patients of ``bench_sweep.py`` at the s
 Usage::
 
     python benchmarks/profile_step.py [--patients 2000]
+    python benchmarks/profile_step.py --quick    # smoke run: 40 patients, 2,000 calls per piece
 """
 
 from __future__ import annotations
@@ -60,10 +61,14 @@ def _timed(fn, *args):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--patients", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 40 patients, fewer calls")
     args = ap.parse_args(argv)
+    global REPS
+    if args.quick:
+        args.patients, REPS = 40, 2000
     model = models.get("sle_cart")
     inds = tiled(model, batch.individualize(model, None, batch.BatchContext.from_contexts(
-        population(256))), args.patients)  # fmt: skip
+        population(min(256, args.patients)))), args.patients)  # fmt: skip
     kernel = batch._kernel(model)
     n = model.n_states
 
