@@ -160,8 +160,8 @@ def main(argv=None) -> int:
     first_s = time.perf_counter() - t0
     run_peer(patient, regimen, obs, x0s[:1])
     t_ck, res = timed(lambda: run_cartkin(patient, regimen, obs, False), args.repeats)
-    t_prof, res_prof = (np.nan, res) if args.quick else timed(
-        lambda: run_cartkin(patient, regimen, obs, True), 1
+    t_prof, res_prof = (
+        (np.nan, res) if args.quick else timed(lambda: run_cartkin(patient, regimen, obs, True), 1)
     )
     t_peer, (peer_vals, peer_sigma, n_sim_peer) = timed(
         lambda: run_peer(patient, regimen, obs, x0s), args.repeats
@@ -206,9 +206,7 @@ def main(argv=None) -> int:
         v = list(vals.values())
         lines.append(f"| {label} | {t:.3g} | {n} | " + " | ".join(f"{x:.4g}" for x in v)
                      + f" | {m3:.3f} |")  # fmt: skip
-    lines.append(
-        "| truth | | | " + " | ".join(f"{TRUTH[n]:.4g}" for n in FREE) + f" | {SIGMA} | |"
-    )
+    lines.append("| truth | | | " + " | ".join(f"{TRUTH[n]:.4g}" for n in FREE) + f" | {SIGMA} | |")
     lines.append("")
     lines.append(f"ratio peer / cartkin: {t_peer / t_ck:.2f}x; cartkin with profile intervals: "
                  f"{t_prof:.3g} s; first fit in a process (compile/cache load): {first_s:.3g} s; "

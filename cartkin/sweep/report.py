@@ -102,6 +102,7 @@ class Summary:
             "variability_omega2": json.loads(a.get("variability_omega2", "{}")),
             "flu_auc_window_mg_h_per_l": list(a["flu_auc_window_mg_h_per_l"]),
             "recovery_by_day": float(a["recovery_by_day"]),
+            "solver": json.loads(a["solver"]) if "solver" in a else None,
             "axes": [
                 {"name": n, "values": [_plain(x) for x in v], "log": log} for n, v, log in self.axes
             ],
@@ -166,6 +167,7 @@ class Summary:
             f"{'' if self.complete else ', INCOMPLETE: rerun the sweep to finish'})\n"
             f"metrics: median [5th, 95th percentile] over solved patients; FLU_AUC window "
             f"{list(a['flu_auc_window_mg_h_per_l'])} mg.h/L\n"
+            + (_solver_line(json.loads(a["solver"])) + "\n" if "solver" in a else "")
         )
         return head + "\n".join(line.rstrip() for line in lines)
 
@@ -265,3 +267,14 @@ def _fmt(value) -> str:
     if math.isnan(value):
         return "-"
     return f"{value:.3g}"
+
+
+def _solver_line(solver: dict) -> str:
+    """The store's solver setting in one line (method, tolerances, verified metric error)."""
+    err = solver.get("worst_metric_error")
+    verified = (f"verified worst metric error {err:.1e}" if err is not None
+                else "metric error not verified")  # fmt: skip
+    return (
+        f"solver: {solver['method']}, rtol {solver['rtol']:g}, atol {solver['atol']:g} "
+        f"({solver.get('origin', '?')} setting; {verified})"
+    )

@@ -95,6 +95,7 @@ class SweepStore:
                     f"...) but {sweep.source} has sha256 {sweep.scenario_hash[:12]}...; results "
                     "are never mixed: write to a new --out or delete the old store"
                 )
+            _check_same_solver(path, attrs, sweep)
             return cls(path, group, sweep, int(attrs["chunk_size"]))
         return cls._create(path, sweep, chunk_size)
 
@@ -126,6 +127,7 @@ class SweepStore:
                 "trajectories": sweep.trajectories,
                 "log_axes": [a.key for a in sweep.axes if a.log],
                 "cartkin_version": __version__,
+                "solver": sweep.solver.to_json(),
             }
         )
         dims = [a.key for a in sweep.axes]
@@ -266,3 +268,20 @@ def open_store(path):
     if ds.attrs.get("cartkin_sweep_store") != STORE_VERSION:
         raise ScenarioError(f"{path}: not a cartkin sweep store (no cartkin_sweep_store attribute)")
     return ds
+
+
+def _check_same_solver(path, attrs, sweep) -> None:
+    """Refuse to resume a store computed with other solver options (the shipped sweep setting
+    of a model can change between cartkin versions while the scenario text does not)."""
+    if "solver" not in attrs:
+        return
+    stored = json.loads(attrs["solver"])
+    now = sweep.solver.options()
+    if {k: stored[k] for k in now} != now:
+        raise ScenarioError(
+            f"--out {path}: the store was computed with solver {stored['method']} rtol "
+            f"{stored['rtol']:g} atol {stored['atol']:g} but {sweep.source} now runs with "
+            f"{now['method']} rtol {now['rtol']:g} atol {now['atol']:g} ({sweep.solver.origin} "
+            "setting); results are never mixed: write to a new --out, or put the stored options "
+            "in a [solver] table to resume"
+        )
