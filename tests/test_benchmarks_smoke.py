@@ -88,6 +88,8 @@ QUICK = [
                  id="bench_sweep_pipeline", marks=pytest.mark.slow),
     pytest.param("bench_population.py", ["--out", "{tmp}"], "cartkin: mean time",
                  id="bench_population"),
+    pytest.param("bench_rosenbrock.py", ["--out", "{tmp}"], "cheapest point with error",
+                 id="bench_rosenbrock", marks=pytest.mark.slow),
 ]
 # fmt: on
 
