@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cartkin import models
@@ -76,9 +77,17 @@ def test_sweep_without_solver_table_gets_the_shipped_setting(tmp_path):
     assert sweep.solver.origin == "shipped"
     assert sweep.solver.options() == expected
     assert sweep.solver.worst_metric_error == entry["worst_metric_error"]
-    # every grid point, and the options the engines are called with, carry it
+    assert sweep.solver.atol_states == entry.get("atol_states", {})
+    # every grid point carries it, and the engines get it with the per-state tolerances
     assert all({k: pt.solver[k] for k in expected} == expected for pt in sweep.points)
-    assert _solver(draw_population(sweep, 1, 0, 5)) == expected
+    engine = _solver(draw_population(sweep, 1, 0, 5))
+    assert (engine["method"], engine["rtol"]) == (entry["method"], entry["rtol"])
+    model = models.get("sle_cart")
+    atol = np.broadcast_to(engine["atol"], (model.n_states,))
+    for name in model.state_names:
+        assert atol[model.state_index(name)] == entry.get("atol_states", {}).get(
+            name, entry["atol"]
+        )
 
 
 def test_solver_table_overrides(tmp_path):
@@ -86,7 +95,8 @@ def test_solver_table_overrides(tmp_path):
     assert sweep.solver.origin == "scenario"
     assert sweep.solver.options() == {"method": "tsit5", "rtol": 1e-6, "atol": 1e-10}
     assert sweep.solver.worst_metric_error is None  # not the measured setting: not verified
-    assert _solver(draw_population(sweep, 0, 0, 3))["method"] == "tsit5"
+    assert _solver(draw_population(sweep, 0, 0, 3)) == {"method": "tsit5", "rtol": 1e-6,
+                                                        "atol": 1e-10}  # fmt: skip
 
 
 def test_changed_model_falls_back_to_the_single_simulation_default(tmp_path, monkeypatch):
@@ -107,10 +117,12 @@ def test_store_records_the_setting_and_report_prints_it(tmp_path, capsys):
     assert (solver["method"], solver["rtol"], solver["atol"]) == (
         entry["method"], entry["rtol"], entry["atol"])  # fmt: skip
     assert solver["origin"] == "shipped"
+    assert solver["atol_states"] == entry.get("atol_states", {})
     assert solver["worst_metric_error"] == entry["worst_metric_error"]
     assert main(["report", str(out)]) == 0
     table = capsys.readouterr().out
-    assert f"solver: {entry['method']}, rtol {entry['rtol']:g}" in table
+    assert f"solver: {entry['method']}, rtol {entry['rtol']:g}, atol {entry['atol']:g}" in table
+    assert all(f"{k} {v:g}" in table for k, v in entry.get("atol_states", {}).items())
     assert f"verified worst metric error {entry['worst_metric_error']:.1e}" in table
 
 
@@ -122,3 +134,17 @@ def test_resume_with_other_solver_options_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_solver_module, "_settings", lambda: changed)
     with pytest.raises(ScenarioError, match="results are never mixed"):
         run_sweep(path, out, engine=fake_engine)
+
+
+def test_shipped_setting_store_is_identical_across_chunk_sizes_and_threads(tmp_path):
+    """The real engine at the shipped setting (per-state atol included): chunking and threads
+    do not change a bit."""
+    import zarr
+
+    path = write(tmp_path)
+    a = run_sweep(path, tmp_path / "a.zarr", chunk_size=20, threads=1)
+    run_sweep(path, tmp_path / "b.zarr", chunk_size=7, threads=2)
+    assert a.n_failed == 0 and a.n_computed == 40
+    ga, gb = zarr.open_group(str(tmp_path / "a.zarr")), zarr.open_group(str(tmp_path / "b.zarr"))
+    for name in ("CMAX", "TRECOV", "status"):
+        assert np.array_equal(ga[name][...], gb[name][...], equal_nan=True), name

@@ -274,7 +274,8 @@ def _solver_line(solver: dict) -> str:
     err = solver.get("worst_metric_error")
     verified = (f"verified worst metric error {err:.1e}" if err is not None
                 else "metric error not verified")  # fmt: skip
+    per_state = "".join(f", {k} {v:g}" for k, v in solver.get("atol_states", {}).items())
     return (
-        f"solver: {solver['method']}, rtol {solver['rtol']:g}, atol {solver['atol']:g} "
-        f"({solver.get('origin', '?')} setting; {verified})"
+        f"solver: {solver['method']}, rtol {solver['rtol']:g}, atol {solver['atol']:g}"
+        f"{per_state} ({solver.get('origin', '?')} setting; {verified})"
     )

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["SETTINGS_FILE", "SolverSetting", "model_fingerprint", "shipped_setting",
            "sweep_solver"]  # fmt: skip
@@ -52,6 +54,9 @@ class SolverSetting:
         reference on the curve's virtual patients (dimensionless); None when not measured.
     note : str
         One sentence for the report: how the setting was chosen and verified.
+    atol_states : dict of str to float
+        Absolute tolerances of single states (by state name, in the state's unit) that replace
+        ``atol`` for them; empty for a scenario's own ``[solver]`` table.
     """
 
     method: str
@@ -60,15 +65,28 @@ class SolverSetting:
     origin: str
     worst_metric_error: float | None
     note: str
+    atol_states: dict = field(default_factory=dict)
 
     def options(self) -> dict:
-        """``method``, ``rtol``, ``atol``: keyword arguments of the batch engine."""
+        """``method``, ``rtol``, scalar ``atol``: the scenario's ``[solver]`` keys."""
         return {"method": self.method, "rtol": self.rtol, "atol": self.atol}
+
+    def engine_options(self, model) -> dict:
+        """Keyword arguments of the batch engine: ``atol`` one per state of ``model`` when the
+        setting has per-state tolerances."""
+        out = self.options()
+        if self.atol_states:
+            atol = np.full(model.n_states, self.atol)
+            for name, value in self.atol_states.items():
+                atol[model.state_index(name)] = value
+            out["atol"] = atol
+        return out
 
     def to_json(self) -> str:
         """The store attribute ``solver`` (a JSON object)."""
-        return json.dumps({**self.options(), "origin": self.origin,
-                           "worst_metric_error": self.worst_metric_error, "note": self.note})  # fmt: skip
+        return json.dumps({**self.options(), "atol_states": self.atol_states,
+                           "origin": self.origin, "worst_metric_error": self.worst_metric_error,
+                           "note": self.note})  # fmt: skip
 
     def describe(self) -> str:
         """One line for ``cartkin report``."""
@@ -77,8 +95,9 @@ class SolverSetting:
             if self.worst_metric_error is not None
             else "metric error not verified"
         )
-        return (f"solver: {self.method}, rtol {self.rtol:g}, atol {self.atol:g} ({self.origin}; "
-                f"{err}) {self.note}").rstrip()  # fmt: skip
+        per_state = "".join(f", {k} {v:g}" for k, v in self.atol_states.items())
+        return (f"solver: {self.method}, rtol {self.rtol:g}, atol {self.atol:g}{per_state} "
+                f"({self.origin}; {err}) {self.note}").rstrip()  # fmt: skip
 
 
 def model_fingerprint(model) -> str:
@@ -108,8 +127,9 @@ def shipped_setting(model) -> SolverSetting | None:
         f"relative error over {', '.join(curve.get('metrics', []))} on "
         f"{curve.get('patients', '?')} virtual patients against {curve.get('reference', '?')}"
     )
+    atol_states = {k: float(v) for k, v in entry.get("atol_states", {}).items()}
     return SolverSetting(entry["method"], float(entry["rtol"]), float(entry["atol"]), "shipped",
-                         float(entry["worst_metric_error"]), note)  # fmt: skip
+                         float(entry["worst_metric_error"]), note, atol_states)  # fmt: skip
 
 
 def sweep_solver(model, table: dict | None) -> SolverSetting:
@@ -129,7 +149,8 @@ def sweep_solver(model, table: dict | None) -> SolverSetting:
     """
     shipped = shipped_setting(model)
     if table is not None:
-        same = shipped is not None and shipped.options() == {k: table[k] for k in FALLBACK}
+        same = (shipped is not None and not shipped.atol_states
+                and shipped.options() == {k: table[k] for k in FALLBACK})  # fmt: skip
         return SolverSetting(
             table["method"], float(table["rtol"]), float(table["atol"]), "scenario",
             shipped.worst_metric_error if same else None,

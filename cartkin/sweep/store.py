@@ -276,8 +276,8 @@ def _check_same_solver(path, attrs, sweep) -> None:
     if "solver" not in attrs:
         return
     stored = json.loads(attrs["solver"])
-    now = sweep.solver.options()
-    if {k: stored[k] for k in now} != now:
+    now = {**sweep.solver.options(), "atol_states": sweep.solver.atol_states}
+    if {k: stored.get(k, {}) for k in now} != now:
         raise ScenarioError(
             f"--out {path}: the store was computed with solver {stored['method']} rtol "
             f"{stored['rtol']:g} atol {stored['atol']:g} but {sweep.source} now runs with "
