@@ -8,7 +8,7 @@ matrix and sparse LU (``_ros_matrix`` with the step rescaled to the method's gam
 norm and Gustafsson step controller (exponent ``1/(q+1)`` for an error estimate of order q), and
 Hairer's starting step at every stop, as the kernel does. Variants:
 
-- ``rodas5``: Di Marzo's Rodas5 (the kernel's tableau, ``cartkin._integrators`` ``ROS_*``);
+- ``rodas5``: Di Marzo's Rodas5 (the kernel's own tableau, ``ROS_*``);
 - ``rodas4``: Hairer-Wanner Rodas4 (``cartkin._rodas4``);
 - ``... keep-h``: the same, but after a stop the step size continues from the last accepted
   step (capped by the segment) instead of Hairer's starting step.
@@ -54,15 +54,9 @@ GRID = np.arange(0.0, HORIZON + 1e-9, 0.25)
 
 
 def rodas5_tableau():
-    """The kernel's Rodas5 tableau (read from the template text, where it is defined)."""
-    from cartkin import _compile
-
-    src = Path(_compile.__file__).with_name("_integrators.py").read_text()
-    start = src.index("ROS_GAMMA = ")
-    stop = src.index("# ====", start)
-    ns = {"np": np}
-    exec(src[start:stop], ns)  # the package's own tableau constants
-    return (ns["ROS_GAMMA"], ns["ROS_A"], ns["ROS_C"], ns["ROS_CT"], ns["ROS_D"], ns["ROS_H"], 5)
+    """The kernel's Rodas5 tableau (module globals ``ROS_*`` of the compiled sle_cart kernel)."""
+    k = batch._kernel(models.get("sle_cart"))
+    return (float(k.ROS_GAMMA), k.ROS_A, k.ROS_C, k.ROS_CT, k.ROS_D, k.ROS_H, 5)
 
 
 def rodas4_tableau():
