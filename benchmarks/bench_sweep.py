@@ -348,7 +348,9 @@ def write_settings(model, best, n_patients, budget, curve):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes and subsets (smoke run)")
-    ap.add_argument("--model", choices=("v2", "v1"), default="v2", help="sle_cart version")
+    ap.add_argument("--model", default="v2",
+                    help="v2 (sle_cart), v1 (sle_cart_v1 with a benchmark Jacobian) or the name of "
+                         "a registered model with sle_cart's inputs, e.g. sle_cart_v3")  # fmt: skip
     ap.add_argument("--sizes", default=None, help="comma-separated population sizes")
     ap.add_argument("--unique", type=int, default=None, help="distinct individualized patients")
     ap.add_argument("--chunk", type=int, default=10_000, help="patients per kernel call")
@@ -357,10 +359,12 @@ def main(argv=None):
     ap.add_argument("--write-settings", action="store_true",
                     help="with --curve: write the chosen setting to the shipped settings file")  # fmt: skip
     ap.add_argument("--metric-rtol", type=float, default=3e-4, help="accepted metric error")
+    ap.add_argument("--compare-scalar-atol", action="store_true",
+                    help="also time the setting without its per-state tolerances")  # fmt: skip
     ap.add_argument("--out", default=str(HERE / "results"), help="output folder")
     args = ap.parse_args(argv)
-    if args.write_settings and not (args.curve and args.model == "v2"):
-        ap.error("--write-settings needs --curve and the registered model (--model v2)")
+    if args.write_settings and not (args.curve and args.model != "v1"):
+        ap.error("--write-settings needs --curve and a registered model (not --model v1)")
     sizes = [int(float(s)) for s in (args.sizes or ("400" if args.quick else "1e4,1e5")).split(",")]
     n_unique = args.unique or (8 if args.quick else 256)
     n_err = 16 if args.quick else 128  # patients of the error check / curve
@@ -375,7 +379,7 @@ def main(argv=None):
     print(f"population: {n_unique} unique patients -> sizes {sizes}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
     t0 = time.perf_counter()
-    ctxs = population(n_unique, lymphodepletion=args.model == "v2")
+    ctxs = population(n_unique, lymphodepletion=args.model != "v1")
     t_ctx = (time.perf_counter() - t0) / n_unique
     if args.model == "v1":
         name = "sle_cart_v1"
@@ -383,8 +387,8 @@ def main(argv=None):
         model_jac = sle_cart_with_extras(with_jac=True)
         registered = model  # the registered v1 has no Jacobian
     else:
-        name = "sle_cart"
-        model_jac = registered = cartkin.models.get("sle_cart")
+        name = "sle_cart" if args.model == "v2" else args.model
+        model_jac = registered = cartkin.models.get(name)
         model = copy.copy(model_jac)
         model.jac = None
     bctx = batch.BatchContext.from_contexts(ctxs)
@@ -411,10 +415,12 @@ def main(argv=None):
     report["shipped_setting"] = json.loads(shipped.to_json())
     setting = shipped
     if args.curve:
-        per_state = STATE_ATOL.get(registered.name, {})
-        variants = [("rodas5+jac", model_jac, "rodas5", args.model == "v2", {}),
-                    *((("rodas5+jac+state-atol", model_jac, "rodas5", args.model == "v2",
-                        per_state),) if per_state else ()),
+        per_state = {k: v for k, v in STATE_ATOL.get(registered.name, {}).items()
+                     if k in registered.state_names}  # fmt: skip
+        reg = args.model != "v1"
+        variants = [("rodas5+jac", model_jac, "rodas5", reg, {}),
+                    *((("rodas5+jac+state-atol", model_jac, "rodas5", reg, per_state),)
+                      if per_state else ()),
                     ("rodas5", model, "rodas5", args.model == "v1", {}),
                     ("auto", model, "auto", False, {})]  # fmt: skip
         curve = measure_curve(variants, sub, ref, args.chunk,
@@ -454,6 +460,25 @@ def main(argv=None):
             print(f"  engine n={n:>8} threads={threads}: {sec:7.2f} s, {n / sec:9.0f} patients/s, "
                   f"CPU {1e6 * cpu / n:6.0f} us/patient, peak traced memory {peak_mb:.1f} MB")  # fmt: skip
     report["throughput"] = rows
+    if args.compare_scalar_atol and setting.atol_states:
+        # the same setting without its per-state tolerances (the setting shipped before them),
+        # timed in the same run: the gain of the per-state tolerances under the same load
+        scalar = {**opts, "atol": setting.atol}
+        pop = tiled(model, inds, sizes[-1])
+        base = {"steps_per_patient": steps_per_patient(registered, sub, **scalar),
+                "steps_per_patient_setting": steps_per_patient(registered, sub, **opts)}  # fmt: skip
+        for threads in thread_counts:
+            for label, o in (("setting", opts), ("scalar atol", scalar)):
+                _, sec, cpu = run_metrics(registered, pop, args.chunk, cpu=True,
+                                          names=SWEEP_METRICS[:-1], t_end_days=HORIZON_DAYS,
+                                          threads=threads, **o)  # fmt: skip
+                base[f"{label}, {threads} thread(s)"] = {"patients_per_s": pop.n / sec,
+                                                         "cpu_us_per_patient": 1e6 * cpu / pop.n}  # fmt: skip
+                print(f"  {label:<11} n={pop.n} threads={threads}: {pop.n / sec:9.0f} patients/s, "
+                      f"CPU {1e6 * cpu / pop.n:6.0f} us/patient")  # fmt: skip
+        print(f"  steps/patient: {base['steps_per_patient_setting']:.1f} with the per-state atol, "
+              f"{base['steps_per_patient']:.1f} with atol {setting.atol:g} for every state")  # fmt: skip
+        report["scalar_atol_comparison"] = base
     engine = {t: max(r["patients_per_s"] for r in rows if r["n"] == sizes[-1] and r["threads"] == t)
               for t in thread_counts}  # fmt: skip
     engine_cpu = min(r["cpu_us_per_patient"] for r in rows if r["n"] == sizes[-1])
