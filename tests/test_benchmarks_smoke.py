@@ -90,6 +90,8 @@ QUICK = [
                  id="bench_population"),
     pytest.param("bench_rosenbrock.py", ["--out", "{tmp}"], "cheapest point with error",
                  id="bench_rosenbrock", marks=pytest.mark.slow),
+    pytest.param("bench_lanes.py", ["--out", "{tmp}"], "bit-identical: True",
+                 id="bench_lanes", marks=pytest.mark.slow),
 ]
 # fmt: on
 

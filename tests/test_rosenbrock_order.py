@@ -78,7 +78,7 @@ def slopes(run, tab, hs):
     errs = []
     for h in hs:
         y_out, cnt = run(tab, Y0[None, :], np.zeros(1), P[None, :], np.full((1, 1), np.inf),
-                         np.zeros((1, 1, 2)), np.zeros(1, np.int64), t_eval, 1e-6, 1e-9, False,
+                         np.zeros((1, 1, 2)), np.zeros(1, np.int64), t_eval, 1e-6, np.full(2, 1e-9), False,
                          h)  # fmt: skip
         assert cnt[0, 1] == 0 and cnt[0, 0] == math.ceil(T_END / h - 1e-9)
         errs.append(np.abs(y_out[0] - ref).max(axis=1))
