@@ -43,6 +43,8 @@ def quick_run(tmp_path_factory):
     return out
 
 
+# bench_solvers --quick times 15 methods: minutes on a loaded machine, so slow
+@pytest.mark.slow
 def test_quick_run_writes_all_outputs(quick_run):
     for name in ("solvers.json", "solvers.md", "work_precision.png"):
         path = quick_run / name
@@ -50,6 +52,7 @@ def test_quick_run_writes_all_outputs(quick_run):
     assert (quick_run / "work_precision.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_quick_run_rows_have_finite_numbers(quick_run):
     results = json.loads((quick_run / "solvers.json").read_text())
     rows = {r["key"]: r for r in results["problems"]["cart4"]["rows"]}
