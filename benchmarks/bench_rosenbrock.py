@@ -9,7 +9,7 @@ norm and Gustafsson step controller (exponent ``1/(q+1)`` for an error estimate 
 Hairer's starting step at every stop, as the kernel does. Variants:
 
 - ``rodas5``: Di Marzo's Rodas5 (the kernel's own tableau, ``ROS_*``);
-- ``rodas4``: Hairer-Wanner Rodas4 (``cartkin._rodas4``);
+- ``rodas4``: Hairer-Wanner Rodas4 (``cartkin.kernel.rodas4``);
 - ``... keep-h``: the same, but after a stop the step size continues from the last accepted
   step (capped by the segment) instead of Hairer's starting step.
 
@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from cartkin import batch, models  # noqa: E402
-from cartkin._rodas4 import ROD4_A, ROD4_C, ROD4_CT, ROD4_D, ROD4_GAMMA, ROD4_H  # noqa: E402
+from cartkin.kernel.rodas4 import ROD4_A, ROD4_C, ROD4_CT, ROD4_D, ROD4_GAMMA, ROD4_H  # noqa: E402
 
 HORIZON = 270.0
 GRID = np.arange(0.0, HORIZON + 1e-9, 0.25)

@@ -1,4 +1,4 @@
-"""Convergence order of the Rosenbrock tableaus (Rodas4 of cartkin._rodas4, the kernel's Rodas5)
+"""Convergence order of the Rosenbrock tableaus (Rodas4 of cartkin.kernel.rodas4, the kernel's Rodas5)
 through the tableau-driven stepper of benchmarks/bench_rosenbrock.py, fixed steps, against an
 independent oracle (scipy DOP853 at rtol 1e-13 on the same equations typed again in numpy)."""
 

@@ -1,10 +1,10 @@
 """Tableau of Rodas4, a 4(3) stiffly accurate L-stable Rosenbrock method, for the kernel.
 
 E. Hairer, G. Wanner, "Solving Ordinary Differential Equations II: Stiff and
-Differential-Algebraic Problems", 2nd ed., Springer 1996, section IV.7, Table 7.2 ("RODAS",
-6 stages, order 4 with an embedded order-3 solution, gamma = 1/4), in the transformed ("u")
-form of section IV.7 (eq. 7.25) that the kernel's Rodas5 uses (``ROS_*`` in
-``cartkin/_integrators.py``):
+Differential-Algebraic Problems", 2nd ed., Springer 1996, section IV.7 (the method of the RODAS
+code: 6 stages, order 4 with an embedded order-3 solution, gamma = 1/4), in the transformed
+("u") form of that section, which the kernel's Rodas5 uses (``ROS_*`` in
+``cartkin/kernel/template.py``):
 
     (I/(h gamma) - J) u_i = f(t + c_i h, y + sum_j A_ij u_j) + sum_j (C_ij / h) u_j + h d_i f_t
 
