@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cartkin import models  # noqa: E402
+from cartkin.covariates.patient import Patient  # noqa: E402
+from cartkin.covariates.regimen import Regimen, build_context  # noqa: E402
 from cartkin.fit.estimate import fit_problem, start_points  # noqa: E402
 from cartkin.fit.problem import Problem  # noqa: E402
-from cartkin.patient import Patient  # noqa: E402
-from cartkin.regimen import Regimen, build_context  # noqa: E402
 from cartkin.simulate import simulate  # noqa: E402
 
 FREE = ("rho", "delta_E", "delta_M")

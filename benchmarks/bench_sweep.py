@@ -58,16 +58,17 @@ from pathlib import Path
 import numba
 import numpy as np
 
+import cartkin
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from sle_cart_extras import sle_cart_with_extras  # noqa: E402
 
-import cartkin  # noqa: E402
 from cartkin import batch, metrics  # noqa: E402
-from cartkin.patient import Patient  # noqa: E402
-from cartkin.regimen import Lymphodepletion, Regimen, build_context  # noqa: E402
+from cartkin.covariates.patient import Patient  # noqa: E402
+from cartkin.covariates.regimen import Lymphodepletion, Regimen, build_context  # noqa: E402
 from cartkin.sweep.solver import SolverSetting, sweep_solver  # noqa: E402
 
 HORIZON_DAYS = 270.0
