@@ -532,8 +532,9 @@ def main(argv=None):
 
     out = Path(args.out) / ("quick" if args.quick else "")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(report, indent=1))
-    print(f"wrote {out / 'sweep.json'}")
+    name = "sweep_curve.json" if args.curve else "sweep.json"  # a curve run keeps sweep.json
+    (out / name).write_text(json.dumps(report, indent=1))
+    print(f"wrote {out / name}")
     return report
 
 
