@@ -95,12 +95,23 @@ def population(n_unique, seed=20261129, lymphodepletion=True):
     return ctxs
 
 
+#: Log-normal between-patient variability (omega^2) applied to kernel entries that are table
+#: parameters no derived entry depends on. sle_cart: rho 0.3, delta_E 0.9 (benchmark choices);
+#: stein2019: alpha 0.91, beta 0.86, the omega^2 of the stein2019 test sweep
+#: (tests/test_sweep_engine.py; Stein 2019; foldx is left out: the derived rho depends on it).
+#: Other models: the sle_cart entries they have.
+VARIABILITY = {"stein2019": (("alpha", 0.91), ("beta", 0.86))}
+
+
 def tiled(model, inds, n, seed=1):
-    """``n`` patients: the unique ones repeated, with log-normal variability on rho, delta_E."""
+    """``n`` patients: the unique ones repeated, with log-normal variability (VARIABILITY)."""
     rng = np.random.default_rng(seed)
     out = inds.take(np.arange(n) % inds.n)
     p = out.p.copy()
-    for name, omega2 in (("rho", 0.3), ("delta_E", 0.9)):
+    table = {par.name for par in model.parameters}
+    for name, omega2 in VARIABILITY.get(model.name, (("rho", 0.3), ("delta_E", 0.9))):
+        if name not in model.kernel_names or name not in table:  # another model: not varied
+            continue
         k = model.kernel_names.index(name)
         par = model.parameters[name]
         p[:, k] = np.clip(
@@ -124,9 +135,14 @@ def run_metrics(model, inds, chunk, cpu=False, **kw):
     return (res, seconds, cpu_s) if cpu else (res, seconds)
 
 
+def compared(ref):
+    """The metrics of COMPARED that the model has."""
+    return [name for name in COMPARED if name in ref]
+
+
 def relative_errors(got, ref):
     errs = {}
-    for name in COMPARED:
+    for name in compared(ref):
         a, b = got[name], ref[name]
         both = np.isfinite(a) & np.isfinite(b)
         mismatch = int(np.count_nonzero(np.isfinite(a) != np.isfinite(b)))
@@ -315,7 +331,7 @@ def choose(curve, budget):
     return min(ok, key=lambda c: (c["steps_per_patient"], -c["rtol"])) if ok else None
 
 
-def write_settings(model, best, n_patients, budget, curve):
+def write_settings(model, best, n_patients, budget, curve, metrics_compared):
     """Write the chosen setting of ``model`` into cartkin/models/solver_settings.json."""
     from cartkin.sweep.solver import SETTINGS_FILE, model_fingerprint
 
@@ -332,9 +348,10 @@ def write_settings(model, best, n_patients, budget, curve):
         "jacobian": "analytic" if model.jac is not None else "finite differences",
         "worst_metric_error": float(f"{best['worst_rel_error']:.3g}"),
         "fingerprint": model_fingerprint(model),
-        "command": "python benchmarks/bench_sweep.py --curve --write-settings",
+        "command": "python benchmarks/bench_sweep.py --curve --write-settings"
+        + ("" if model.name == "sle_cart" else f" --model {model.name}"),
         "curve": {
-            "metrics": list(COMPARED),
+            "metrics": list(metrics_compared),
             "patients": n_patients,
             "reference": f"{REF['method']} rtol {REF['rtol']:g} atol {REF['atol']:g}",
             "error_budget": budget,
@@ -435,7 +452,9 @@ def main(argv=None):
         print(f"  chosen from the curve: {best['method']} rtol {best['rtol']:g} "
               f"(worst metric error {best['worst_rel_error']:.1e})")  # fmt: skip
         if args.write_settings:
-            print(f"  wrote {write_settings(registered, best, sub.n, args.metric_rtol, curve)}")
+            print(
+                f"  wrote {write_settings(registered, best, sub.n, args.metric_rtol, curve, compared(ref))}"
+            )
     opts = setting.engine_options(registered)
     got, _ = run_metrics(registered, sub, args.chunk, t_end_days=HORIZON_DAYS, threads=1, **opts)
     worst, mism, fails, _ = worst_error(got, ref)
@@ -447,12 +466,13 @@ def main(argv=None):
 
     # -- throughput
     rows = []
+    sweep_metrics = [m for m in SWEEP_METRICS[:-1] if m in ref]
     for n in sizes:
         pop = tiled(model, inds, n)
         for threads in thread_counts:
             tracemalloc.start()
             _, sec, cpu = run_metrics(registered, pop, args.chunk, cpu=True,
-                                      names=SWEEP_METRICS[:-1], t_end_days=HORIZON_DAYS,
+                                      names=sweep_metrics, t_end_days=HORIZON_DAYS,
                                       threads=threads, **opts)  # fmt: skip
             peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
@@ -471,7 +491,7 @@ def main(argv=None):
         for threads in thread_counts:
             for label, o in (("setting", opts), ("scalar atol", scalar)):
                 _, sec, cpu = run_metrics(registered, pop, args.chunk, cpu=True,
-                                          names=SWEEP_METRICS[:-1], t_end_days=HORIZON_DAYS,
+                                          names=sweep_metrics, t_end_days=HORIZON_DAYS,
                                           threads=threads, **o)  # fmt: skip
                 base[f"{label}, {threads} thread(s)"] = {"patients_per_s": pop.n / sec,
                                                          "cpu_us_per_patient": 1e6 * cpu / pop.n}  # fmt: skip
@@ -486,12 +506,16 @@ def main(argv=None):
 
     # -- peers (subsets, per patient)
     peers = []
-    i_ce, i_cm = (model.state_symbols.index(s) for s in ("C_E", "C_M"))
-    plain = make_plain_prange(model.rhs, i_ce, i_cm)
-    pop = tiled(model, inds, 200 if args.quick else 20000)
-    plain(pop.y0[:2], pop.t0[:2], pop.p[:2], pop.t_stops[:2], pop.jumps[:2], pop.n_stops[:2],
-          HORIZON_DAYS, 1e-6, 1e-9)  # fmt: skip
-    for threads in thread_counts:
+    has_cart = {"C_E", "C_M"} <= set(model.state_symbols)
+    if has_cart:
+        i_ce, i_cm = (model.state_symbols.index(s) for s in ("C_E", "C_M"))
+        plain = make_plain_prange(model.rhs, i_ce, i_cm)
+        pop = tiled(model, inds, 200 if args.quick else 20000)
+        plain(pop.y0[:2], pop.t0[:2], pop.p[:2], pop.t_stops[:2], pop.jumps[:2], pop.n_stops[:2],
+              HORIZON_DAYS, 1e-6, 1e-9)  # fmt: skip
+    else:
+        print(f"  (no plain Dormand-Prince peer: {name} has no C_E, C_M states)")
+    for threads in thread_counts if has_cart else ():
         numba.set_num_threads(threads)
         c0, t0 = time.process_time(), time.perf_counter()
         _, steps = plain(pop.y0, pop.t0, pop.p, pop.t_stops, pop.jumps, pop.n_stops, HORIZON_DAYS,
@@ -523,7 +547,7 @@ def main(argv=None):
     report["load_average_end"] = os.getloadavg()[0]
     print(f"  batch engine at n={sizes[-1]}: " + ", ".join(
         f"{v:.0f} patients/s on {t} thread(s)" for t, v in engine.items()) +
-        f"; {engine_cpu:.0f} us CPU per patient (all of {', '.join(SWEEP_METRICS)})")  # fmt: skip
+        f"; {engine_cpu:.0f} us CPU per patient (all of {', '.join(sweep_metrics)}, FLU_AUC)")  # fmt: skip
     print(f"  {'peer':<92} {'patients/s':>10} {'engine is (same threads)':>25} {'CPU ratio':>10}")
     for peer in peers:
         print(f"  {peer['peer']:<92} {peer['patients_per_s']:10.0f} "

@@ -54,15 +54,17 @@ def shipped_entry(name="sle_cart"):
     return json.loads(SETTINGS_FILE.read_text())[name]
 
 
-def test_shipped_setting_is_measured_for_the_current_model():
-    """Fails when sle_cart changes (a recalibration) without the curve being measured again:
-    run `python benchmarks/bench_sweep.py --curve --write-settings`."""
-    entry = shipped_entry()
-    model = models.get("sle_cart")
+@pytest.mark.parametrize("name", sorted(json.loads(SETTINGS_FILE.read_text())))
+def test_shipped_setting_is_measured_for_the_current_model(name):
+    """Fails when a model changes (a recalibration) without its curve being measured again:
+    run `python benchmarks/bench_sweep.py --model NAME --curve --write-settings`."""
+    entry = shipped_entry(name)
+    model = models.get(name)
     assert entry["fingerprint"] == model_fingerprint(model), (
-        "sle_cart changed since its sweep setting was measured; rerun "
-        "benchmarks/bench_sweep.py --curve --write-settings"
+        f"{name} changed since its sweep setting was measured; rerun "
+        f"benchmarks/bench_sweep.py --model {name} --curve --write-settings"
     )
+    assert set(entry.get("atol_states", {})) <= set(model.state_names)
     assert entry["worst_metric_error"] <= entry["curve"]["error_budget"]
     assert entry["rtol"] > 1e-8  # looser than the single-simulation default: the point of it
     # the chosen point is on its own curve, and no looser rtol of that method met the budget
