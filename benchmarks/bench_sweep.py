@@ -39,6 +39,8 @@ Usage::
     python benchmarks/bench_sweep.py             # 1e4 and 1e5 patients (1e6: --sizes 1e6)
     python benchmarks/bench_sweep.py --curve --write-settings --sizes 1e4   # re-measure the
                                                  # shipped sweep setting (after a model change)
+    python benchmarks/bench_sweep.py --verify-scenario scenarios/sweep_dose_kidney.toml
+                                                 # its setting's metric error over its own grid
 """
 
 from __future__ import annotations
@@ -362,6 +364,40 @@ def write_settings(model, best, n_patients, budget, curve, metrics_compared):
     return SETTINGS_FILE
 
 
+def verify_scenario(path, per_point, log=print):
+    """Worst relative metric error of a sweep scenario's own setting (its [solver] table or the
+    shipped one) against rodas5 at rtol 1e-10, on patients 0..per_point-1 of every grid point
+    (the same draws, through the sweep's own engine)."""
+    import dataclasses
+
+    from cartkin.sweep import load_sweep
+    from cartkin.sweep.population import batch_engine, draw_population
+
+    sweep = load_sweep(path)
+    ref_sweep = dataclasses.replace(
+        sweep, solver=SolverSetting(REF["method"], REF["rtol"], REF["atol"], "reference", None, "")
+    )
+    names = [m for m in sweep.metrics if m != "FLU_AUC"]
+    worst = {m: 0.0 for m in names}
+    mismatch = failed = 0
+    for g in range(sweep.n_points):
+        got = batch_engine(draw_population(sweep, g, 0, per_point), names, threads=1)
+        ref = batch_engine(draw_population(ref_sweep, g, 0, per_point), names, threads=1)
+        failed += int(np.count_nonzero(got["status"]))
+        for m in names:
+            a, b = got[m], ref[m]
+            both = np.isfinite(a) & np.isfinite(b)
+            mismatch += int(np.count_nonzero(np.isfinite(a) != np.isfinite(b)))
+            rel = np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), 1e-12)
+            worst[m] = max(worst[m], float(rel.max()) if rel.size else 0.0)
+    log(f"{path}: {sweep.solver.describe().split(' (')[0]}; {sweep.n_points} grid points x "
+        f"{per_point} patients against {REF['method']} rtol {REF['rtol']:g}: NaN mismatches "
+        f"{mismatch}, failed {failed}")  # fmt: skip
+    for m, e in sorted(worst.items(), key=lambda kv: -kv[1]):
+        log(f"  {m:<16} worst relative error {e:.1e}")
+    return worst, mismatch, failed
+
+
 # ---------------------------------------------------------------------------------------------
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -380,7 +416,17 @@ def main(argv=None):
     ap.add_argument("--compare-scalar-atol", action="store_true",
                     help="also time the setting without its per-state tolerances")  # fmt: skip
     ap.add_argument("--out", default=str(HERE / "results"), help="output folder")
+    ap.add_argument(
+        "--verify-scenario",
+        type=Path,
+        default=None,
+        help="only: the metric error of this sweep scenario's setting over its grid",
+    )
+    ap.add_argument("--per-point", type=int, default=8, help="patients per grid point to verify")
     args = ap.parse_args(argv)
+    if args.verify_scenario is not None:
+        worst, mismatch, failed = verify_scenario(args.verify_scenario, args.per_point)
+        return {"worst": worst, "nan_mismatch": mismatch, "failed": failed}
     if args.write_settings and not (args.curve and args.model != "v1"):
         ap.error("--write-settings needs --curve and a registered model (not --model v1)")
     sizes = [int(float(s)) for s in (args.sizes or ("400" if args.quick else "1e4,1e5")).split(",")]
