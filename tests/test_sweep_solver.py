@@ -150,3 +150,15 @@ def test_shipped_setting_store_is_identical_across_chunk_sizes_and_threads(tmp_p
     ga, gb = zarr.open_group(str(tmp_path / "a.zarr")), zarr.open_group(str(tmp_path / "b.zarr"))
     for name in ("CMAX", "TRECOV", "status"):
         assert np.array_equal(ga[name][...], gb[name][...], equal_nan=True), name
+
+
+def test_store_from_before_recorded_settings_is_not_resumed_at_the_new_default(tmp_path):
+    import zarr
+
+    path = write(tmp_path)
+    out = tmp_path / "s.zarr"
+    run_sweep(path, out, chunk_size=10, engine=fake_engine)
+    group = zarr.open_group(str(out), mode="r+")
+    del group.attrs["solver"]  # as written before the setting was recorded
+    with pytest.raises(ScenarioError, match="predates recorded solver settings"):
+        run_sweep(path, out, engine=fake_engine)

@@ -274,6 +274,16 @@ def _check_same_solver(path, attrs, sweep) -> None:
     """Refuse to resume a store computed with other solver options (the shipped sweep setting
     of a model can change between cartkin versions while the scenario text does not)."""
     if "solver" not in attrs:
+        # a store from before the setting was recorded: a scenario without [solver] was then
+        # computed at the single-simulation default, which a sweep no longer uses
+        if sweep.solver.origin != "scenario":
+            raise ScenarioError(
+                f"--out {path}: the store predates recorded solver settings; {sweep.source} has "
+                "no [solver] table, so it was computed at the single-simulation default "
+                "(rodas5, rtol 1e-8), while a sweep without [solver] now runs at the "
+                f"{sweep.solver.origin} setting ({sweep.solver.method}, rtol "
+                f"{sweep.solver.rtol:g}); results are never mixed: write to a new --out"
+            )
         return
     stored = json.loads(attrs["solver"])
     now = {**sweep.solver.options(), "atol_states": sweep.solver.atol_states}
