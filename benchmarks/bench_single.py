@@ -278,8 +278,19 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="fresh CLI processes timed")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of warm-simulate timing")
     parser.add_argument("--top", type=int, default=12, help="import offenders listed")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "single.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON file (default results/single.json; --quick: results/quick/)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 1 process")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.rounds = 1, 1
+    if args.out is None:
+        results = ROOT / "benchmarks" / "results"
+        args.out = (results / "quick" if args.quick else results) / "single.json"
 
     import numba
 

@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/bench_sweep_pipeline.py [SCENARIO] [--sizes 10000,100000] [--no-dask]
         [--modes engine,sweep1,sweep,dask1,dask2]
+    python benchmarks/bench_sweep_pipeline.py --quick   # smoke run: 400 patients, no Dask
 
 Without SCENARIO a stein2019 dose x eGFR sweep is generated (the model with in-kernel metrics
 at the time of writing); ``n_patients`` of the scenario is replaced to reach each size.
@@ -110,7 +111,7 @@ def _run(mode: str, path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", nargs="?", type=Path)
     parser.add_argument("--sizes", default="10000,100000")
@@ -121,11 +122,15 @@ def main() -> int:
         help="comma-separated: engine, sweep, sweep1, dask1, dask2",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 400 patients, modes engine and sweep, -> OUT/quick/")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.modes, args.out = "400", "engine,sweep", args.out / "quick"
     text = args.scenario.read_text() if args.scenario else DEFAULT
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        warm = _scenario(text, 1000, Path(tmp))
+        warm = _scenario(text, 400 if args.quick else 1000, Path(tmp))
         _run("engine", warm)  # load or compile the kernel once
         for n in (int(x) for x in args.sizes.split(",")):
             path = _scenario(text, n, Path(tmp))

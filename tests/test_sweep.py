@@ -251,7 +251,7 @@ def test_report_json_schema_and_table(scenario, tmp_path, capsys):
     expected = {"store", "title", "scenario_file", "scenario_hash", "model", "seed",
                 "cartkin_version", "n_patients_per_point", "variability_omega2",
                 "flu_auc_window_mg_h_per_l", "recovery_by_day", "axes", "metrics",
-                "n_computed", "n_failed", "complete", "points"}  # fmt: skip
+                "n_computed", "n_failed", "complete", "points", "solver"}  # fmt: skip
     assert set(report) == expected
     assert report["seed"] == 20261129 and report["complete"] is True
     assert report["metrics"] == {"CMAX": "cells/uL", "TMAX": "day", "TRECOV": "day",

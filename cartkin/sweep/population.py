@@ -191,7 +191,10 @@ def draw_population(sweep: Sweep, point: int, start: int, stop: int) -> Populati
 
 
 def _solver(pop: Population) -> dict:
-    return dict(pop.scenario.solver)
+    """The engine's solver options: the sweep's setting (per-state atol included), else the
+    grid point's [solver] table."""
+    setting = pop.sweep.solver
+    return setting.engine_options(pop.sweep.model) if setting else dict(pop.scenario.solver)
 
 
 def _t_end(pop: Population) -> float:

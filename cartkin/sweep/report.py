@@ -219,6 +219,7 @@ class Summary:
             "variability_omega2": json.loads(a.get("variability_omega2", "{}")),
             "flu_auc_window_mg_h_per_l": list(a["flu_auc_window_mg_h_per_l"]),
             "recovery_by_day": float(a["recovery_by_day"]),
+            "solver": json.loads(a["solver"]) if "solver" in a else None,
             "axes": [
                 {"name": n, "values": [_plain(x) for x in v], "log": log} for n, v, log in self.axes
             ],
@@ -319,6 +320,7 @@ class Summary:
             f"{'' if self.complete else '; INCOMPLETE: rerun the sweep to finish'}. Metrics: "
             "median [5th, 95th percentile] over solved patients; FLU_AUC window "
             f"{list(a['flu_auc_window_mg_h_per_l'])} mg.h/L."
+            + (f" {_solver_line(json.loads(a['solver']))}." if "solver" in a else "")
         )
         if self.has_km:
             head += (" TRECOV KM: Kaplan-Meier median [quartiles] of the time from infusion to "
@@ -475,3 +477,15 @@ def _km_cell(f, index, horizon) -> str:
         v = float(f[f"TRECOV_KM_{s}"][index])
         cells.append(f">{horizon:g}" if math.isnan(v) else _fmt(v))
     return f"{cells[0]} [{cells[1]}, {cells[2]}]"
+
+
+def _solver_line(solver: dict) -> str:
+    """The store's solver setting in one line (method, tolerances, verified metric error)."""
+    err = solver.get("worst_metric_error")
+    verified = (f"verified worst metric error {err:.1e}" if err is not None
+                else "metric error not verified")  # fmt: skip
+    per_state = "".join(f", {k} {v:g}" for k, v in solver.get("atol_states", {}).items())
+    return (
+        f"solver: {solver['method']}, rtol {solver['rtol']:g}, atol {solver['atol']:g}"
+        f"{per_state} ({solver.get('origin', '?')} setting; {verified})"
+    )

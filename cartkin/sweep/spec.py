@@ -49,6 +49,7 @@ from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
 from cartkin.scenario import scenario_from_dict
 from cartkin.sweep.axes import Axis, apply_axis_value, is_number, parse_axes, value_text
+from cartkin.sweep.solver import SolverSetting, sweep_solver
 
 __all__ = [
     "FLU_CLEARANCE",
@@ -139,6 +140,9 @@ class Sweep:
         Patients (indices 0 .. trajectories - 1 at every grid point) whose observables are
         stored on ``trajectory_t_days``.
     trajectory_step_days : float
+    solver : SolverSetting
+        The solver options of every grid point: the scenario's ``[solver]`` table, or without
+        one the model's measured sweep setting (:mod:`cartkin.sweep.solver`).
     """
 
     source: str
@@ -154,6 +158,7 @@ class Sweep:
     recovery_by_day: float
     trajectories: int = 0
     trajectory_step_days: float = 1.0
+    solver: SolverSetting | None = None
     _raw: dict = field(repr=False, default_factory=dict)
     _dialysis: dict | None = field(repr=False, default=None)
 
@@ -286,6 +291,11 @@ def sweep_from_text(text: str, source: str = "<scenario>", n_patients: int | Non
             "each variant's differences into an axis"
         )
     base = scenario_from_dict(raw, source=source)
+    # no [solver] table: the model's measured sweep setting, not the single-simulation default
+    solver = sweep_solver(base.model, base.solver if "solver" in raw else None)
+    if "solver" not in raw:
+        raw["solver"] = solver.options()
+        base = scenario_from_dict(raw, source=source)
     where = f"{source}: [sweep]"
     check_keys(source, "sweep", table, _SWEEP_KEYS)
     for key in ("n_patients", "seed"):
@@ -359,6 +369,7 @@ def sweep_from_text(text: str, source: str = "<scenario>", n_patients: int | Non
         recovery_by_day=float(recovery_day),
         trajectories=trajectories,
         trajectory_step_days=float(step),
+        solver=solver,
         _raw=raw,
         _dialysis=dialysis,
     )

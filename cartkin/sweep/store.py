@@ -143,6 +143,7 @@ class SweepStore:
                     f"grid point, not {sweep.n_patients}: resume it with --n-patients "
                     f"{attrs['n_patients']}, or write to a new --out"
                 )
+            _check_same_solver(path, attrs, sweep)
             return cls(path, group, sweep, int(attrs["chunk_size"]))
         return cls._create(path, sweep, chunk_size)
 
@@ -177,6 +178,7 @@ class SweepStore:
                 "trajectories": sweep.trajectories,
                 "log_axes": [a.key for a in sweep.axes if a.log],
                 "cartkin_version": __version__,
+                "solver": sweep.solver.to_json(),
             }
         )
         dims = [a.key for a in sweep.axes]
@@ -367,3 +369,30 @@ def open_store(path):
     if DIALYSIS_COORD in ds.coords:  # small; loaded so that ds.where(ds[...]) works directly
         ds = ds.assign_coords({DIALYSIS_COORD: ds[DIALYSIS_COORD].load()})
     return ds
+
+
+def _check_same_solver(path, attrs, sweep) -> None:
+    """Refuse to resume a store computed with other solver options (the shipped sweep setting
+    of a model can change between cartkin versions while the scenario text does not)."""
+    if "solver" not in attrs:
+        # a store from before the setting was recorded: a scenario without [solver] was then
+        # computed at the single-simulation default, which a sweep no longer uses
+        if sweep.solver.origin != "scenario":
+            raise ScenarioError(
+                f"--out {path}: the store predates recorded solver settings; {sweep.source} has "
+                "no [solver] table, so it was computed at the single-simulation default "
+                "(rodas5, rtol 1e-8), while a sweep without [solver] now runs at the "
+                f"{sweep.solver.origin} setting ({sweep.solver.method}, rtol "
+                f"{sweep.solver.rtol:g}); results are never mixed: write to a new --out"
+            )
+        return
+    stored = json.loads(attrs["solver"])
+    now = {**sweep.solver.options(), "atol_states": sweep.solver.atol_states}
+    if {k: stored.get(k, {}) for k in now} != now:
+        raise ScenarioError(
+            f"--out {path}: the store was computed with solver {stored['method']} rtol "
+            f"{stored['rtol']:g} atol {stored['atol']:g} but {sweep.source} now runs with "
+            f"{now['method']} rtol {now['rtol']:g} atol {now['atol']:g} ({sweep.solver.origin} "
+            "setting); results are never mixed: write to a new --out, or put the stored options "
+            "in a [solver] table to resume"
+        )
