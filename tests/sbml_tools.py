@@ -26,7 +26,8 @@ def roadrunner_run(sbml_text: str, t_days, ids, *, amounts=()):
     rr.integrator.maximum_num_steps = 10**6
     species = set(rr.model.getFloatingSpeciesIds()) | set(rr.model.getBoundarySpeciesIds())
     rr.timeCourseSelections = [
-        "time", *(f"[{i}]" if i in species and i not in amounts else i for i in ids)
+        "time",
+        *(f"[{i}]" if i in species and i not in amounts else i for i in ids),
     ]
     out = rr.simulate(times=np.asarray(t_days, dtype=float))
     return np.asarray(out)[:, 1:]
@@ -50,9 +51,7 @@ def scipy_solve(ode, t_days, rtol=1e-11, atol=1e-13):
     rhs = sympy.lambdify([TIME, states], [expand(ode.rhs[s]) for s in ode.states], "numpy")
     y = np.array([float(expand(ode.initial[s]).subs({TIME: 0.0})) for s in ode.states])
     t_eval = np.asarray(t_days, dtype=float)
-    events = sorted(
-        ((float(e.time.subs(subs)), e) for e in ode.events), key=lambda pair: pair[0]
-    )
+    events = sorted(((float(e.time.subs(subs)), e) for e in ode.events), key=lambda pair: pair[0])
     cuts = [t for t, _ in events if t_eval[0] < t < t_eval[-1]]
     out = np.empty((t_eval.size, y.size))
     t_now = t_eval[0]
@@ -66,12 +65,19 @@ def scipy_solve(ode, t_days, rtol=1e-11, atol=1e-13):
         if k < len(bounds) - 1:
             sel &= t_eval < t_next
         sol = solve_ivp(
-            lambda t, yy: rhs(t, yy), (t_now, t_next), y, method="LSODA", t_eval=t_eval[sel],
-            rtol=rtol, atol=atol, dense_output=False,
+            lambda t, yy: rhs(t, yy),
+            (t_now, t_next),
+            y,
+            method="LSODA",
+            t_eval=t_eval[sel],
+            rtol=rtol,
+            atol=atol,
+            dense_output=False,
         )
         out[sel] = sol.y.T
-        end = solve_ivp(lambda t, yy: rhs(t, yy), (t_now, t_next), y, method="LSODA",
-                        rtol=rtol, atol=atol)
+        end = solve_ivp(
+            lambda t, yy: rhs(t, yy), (t_now, t_next), y, method="LSODA", rtol=rtol, atol=atol
+        )
         y = end.y[:, -1].copy()
         for t_ev, event in events:
             if t_ev == t_next and k < len(bounds) - 1:

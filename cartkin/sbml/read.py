@@ -77,7 +77,10 @@ def read_sbml(source) -> SbmlModel:
         model = doc.getModel()
     props = libsbml.ConversionProperties()
     props.addOption("expandFunctionDefinitions", True)
-    if model.getNumFunctionDefinitions() and doc.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS:
+    if (
+        model.getNumFunctionDefinitions()
+        and doc.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS
+    ):
         raise ScenarioError(f"{where}: expanding the function definitions failed")
     model = doc.getModel()
     return _Reader(model, where).read()
@@ -161,7 +164,9 @@ class _Reader:
                     "id; cartkin supports initial assignments of compartments, species and "
                     "parameters only"
                 )
-            out.initial_assignments[sym] = self.math(ia.getMath(), f"the initial assignment of {sym!r}")
+            out.initial_assignments[sym] = self.math(
+                ia.getMath(), f"the initial assignment of {sym!r}"
+            )
         for k, rule in enumerate(m.getListOfRules()):
             var = rule.getVariable() if not rule.isAlgebraic() else ""
             if rule.isAlgebraic():
@@ -172,7 +177,9 @@ class _Reader:
                     "ordinary differential equations (rate rules, assignment rules, reactions)"
                 )
             if var not in out.entities:
-                raise self.fail(f"a rule sets {var!r}, which is not a compartment, species or parameter")
+                raise self.fail(
+                    f"a rule sets {var!r}, which is not a compartment, species or parameter"
+                )
             what = f"the {'rate' if rule.isRate() else 'assignment'} rule of {var!r}"
             if var in out.rate_rules or var in out.assignment_rules:
                 raise self.fail(f"{var!r} has more than one rule")
@@ -192,9 +199,7 @@ class _Reader:
         if s.isSetInitialConcentration():
             value = s.getInitialConcentration()
             if amount:  # stored as amount = concentration * size
-                out.initial_assignments.setdefault(
-                    sid, number(value) * sympy.Symbol(comp)
-                )
+                out.initial_assignments.setdefault(sid, number(value) * sympy.Symbol(comp))
                 value = None
         elif s.isSetInitialAmount():
             value = s.getInitialAmount()
@@ -219,8 +224,7 @@ class _Reader:
             raise self.fail(f"reaction {rid!r} has no kinetic law")
         rate = self.math(law.getMath(), f"the kinetic law of reaction {rid!r}")
         local = {
-            sympy.Symbol(lp.getId()): number(lp.getValue())
-            for lp in law.getListOfLocalParameters()
+            sympy.Symbol(lp.getId()): number(lp.getValue()) for lp in law.getListOfLocalParameters()
         }
         rate = rate.xreplace(local) if local else rate
         stoich: dict[str, float] = {}
@@ -245,9 +249,7 @@ class _Reader:
     def event(self, e, out) -> Event:
         eid = e.getId() or e.getMetaId() or f"number {self.model.getListOfEvents().index(e) + 1}"
         if e.isSetDelay():
-            raise self.fail(
-                f"event {eid!r} has a delay; cartkin maps events without delay only"
-            )
+            raise self.fail(f"event {eid!r} has a delay; cartkin maps events without delay only")
         if e.isSetPriority():
             raise self.fail(
                 f"event {eid!r} has a priority; cartkin maps events without priority only"
@@ -259,8 +261,10 @@ class _Reader:
         for ea in e.getListOfEventAssignments():
             var = ea.getVariable()
             if var not in out.entities:
-                raise self.fail(f"event {eid!r} assigns {var!r}, which is not a compartment, "
-                                "species or parameter")
+                raise self.fail(
+                    f"event {eid!r} assigns {var!r}, which is not a compartment, "
+                    "species or parameter"
+                )
             assignments[var] = self.math(ea.getMath(), f"event {eid!r} (assignment of {var!r})")
         return Event(
             eid,
