@@ -127,6 +127,11 @@ class _Reader:
             return ast_to_sympy(math)
         except UnsupportedMath as exc:
             raise self.fail(f"{what} {exc}") from None
+        except (TypeError, ValueError) as exc:  # e.g. a piecewise condition that is a number
+            text = libsbml.formulaToL3String(math)
+            raise self.fail(
+                f"{what} ({text}) cannot be read: {' '.join(str(exc).split())}"
+            ) from None
 
     def units(self, element) -> str:
         info = read_info(element)
