@@ -243,3 +243,48 @@ def test_required_package_and_invalid_files_are_refused(tmp_path):
     bad.write_text(_model().replace('constant="true"/>', "/>", 1))
     with pytest.raises(ScenarioError, match=r"bad.xml: not valid SBML \(\d+ error"):
         read_sbml(bad)
+
+
+# ---------------------------------------------------------------------------- build events ----
+def _dosed_ir():
+    from cartkin.sbml.build import Dose, Quantity, build_ir
+
+    S = sympy.Symbol
+    return build_ir(
+        "dosed",
+        states=[
+            Quantity("X", 0.0, "cells/uL", rate=-S("k") * S("X")),
+            Quantity("P", 0.0, "-", rate=sympy.Integer(0)),
+        ],
+        parameters=[Quantity("k", 0.5, "1/day"), Quantity("d", 2.0, "cells/uL")],
+        observables=[Quantity("obs", 2 * S("X") + S("P"), "cells/uL")],
+        doses=[
+            Dose("dose_0", 0.0, "X", S("d")),
+            Dose("dose_1", 1.0, "X", S("d")),
+            Dose("dose_1b", 1.0, "X", 1.0),
+            Dose("switch", 2.0, "P", 1.0, "set"),
+        ],
+    )
+
+
+def test_build_events_dose_at_start_simultaneous_doses_and_switch():
+    """A dose at the start fires at the start; two doses at one time add up; a switch sets."""
+    pytest.importorskip("roadrunner")
+    text = sbml_string(_dosed_ir())
+    ode = to_ode(read_sbml(text))
+    assert [(e.target, e.kind) for e in ode.events] == [("X", "add"), ("X", "add"), ("P", "set")]
+    t = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    rr = roadrunner_run(text, t, ["X", "P", "obs"])
+    x1 = 2.0 * np.exp(-0.5) + 3.0  # both day-1 doses on top of the decayed first one
+    assert rr[0, 0] == pytest.approx(2.0) and rr[2, 0] == pytest.approx(x1, rel=1e-9)
+    np.testing.assert_allclose(rr[:, 1], [0, 0, 0, 0, 1, 1])
+    np.testing.assert_allclose(scipy_solve(ode, t), rr[:, :2], rtol=1e-8)
+
+
+def test_simultaneous_events_on_one_state_are_refused():
+    text = _model(events=_event(_AT_2, _ADD_1)).replace(
+        "</listOfEvents>",
+        _event(_AT_2, _ADD_1).replace('id="ev"', 'id="ev2"')[len("<listOfEvents>") :],
+    )
+    with pytest.raises(ScenarioError, match="events 'ev' and 'ev2' both assign 'S' at time 2"):
+        to_ode(read_sbml(text))

@@ -72,6 +72,14 @@ class Dose:
     kind: str = "add"
 
 
+def _by_time(doses):
+    """Doses grouped by time (one SBML event per time, so simultaneous doses add up)."""
+    groups: dict[sympy.Expr, list[Dose]] = {}
+    for dose in doses:
+        groups.setdefault(sympy.sympify(dose.time), []).append(dose)
+    return groups.items()
+
+
 def _is_number(expr) -> bool:
     return isinstance(expr, int | float) or (
         isinstance(expr, sympy.Expr) and expr.is_number and expr.is_real is not False
@@ -142,14 +150,25 @@ def build_ir(
             info = {"kind": kind, **q.info}
             ents[q.id] = Entity(q.id, "parameter", None, False, q.unit, q.name, info=info)
             ir.assignment_rules[q.id] = sympy.sympify(q.expr)
-    for dose in doses:
-        x = sympy.Symbol(dose.target)
-        value = sympy.sympify(dose.value)
+    for time, group in _by_time(doses):
+        assignments: dict[str, sympy.Expr] = {}
+        for dose in group:
+            x = sympy.Symbol(dose.target)
+            value = sympy.sympify(dose.value)
+            if dose.kind == "set":
+                if dose.target in assignments:
+                    raise ValueError(
+                        f"doses {', '.join(d.id for d in group)} at time {time} both set "
+                        f"{dose.target!r}"
+                    )
+                assignments[dose.target] = value
+            else:  # simultaneous doses into one state add up
+                assignments[dose.target] = assignments.get(dose.target, x) + value
         ir.events.append(
             Event(
-                dose.id,
-                sympy.Ge(TIME, sympy.sympify(dose.time)),
-                {dose.target: x + value if dose.kind == "add" else value},
+                "_and_".join(dict.fromkeys(d.id for d in group)),
+                sympy.Ge(TIME, time),
+                assignments,
                 initial_value=False,  # a dose at the start time fires at the start
                 persistent=True,
             )

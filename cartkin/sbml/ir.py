@@ -337,6 +337,14 @@ def _timed_events(model, states, rhs, rules) -> list[TimedEvent]:
                     "that add a constant to a state (x = x + c) or set a state without "
                     "dynamics to a constant (x = c)",
                 )
+            for other in out:
+                if other.target == var and sympy.simplify(other.time - t_fire) == 0:
+                    raise _error(
+                        model,
+                        f"events {other.id!r} and {event.id!r} both assign {var!r} at time "
+                        f"{t_fire}; SBML leaves the order of simultaneous events open, so "
+                        "merge them into one event",
+                    )
             out.append(TimedEvent(event.id, t_fire, var, kind, value, not event.initial_value))
     return out
 
