@@ -16,8 +16,9 @@ from sympy.printing.str import StrPrinter
 
 __all__ = ["TIME", "UnsupportedMath", "ast_to_sympy", "formula", "math_ast", "number"]
 
-#: The symbol standing for SBML's ``time`` csymbol in expressions read from or written to SBML.
-TIME = sympy.Symbol("time")
+#: The symbol standing for SBML's ``time`` csymbol in expressions read from or written to SBML
+#: (its name is not a valid SBML id, so it never clashes with a model's own ``time``).
+TIME = sympy.Symbol("<time>")
 
 #: SBML Level 3 Core value of Avogadro's number.
 _AVOGADRO = 6.02214179e23
@@ -175,7 +176,7 @@ class _L3Printer(StrPrinter):
     """sympy -> SBML Level 3 infix formula (libSBML's L3 syntax)."""
 
     def _print_Symbol(self, expr):
-        return expr.name
+        return "time" if expr == TIME else expr.name
 
     def _print_Float(self, expr):
         return repr(float(expr))
