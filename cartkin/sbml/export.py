@@ -1,0 +1,348 @@
+"""A cartkin model (its :class:`~cartkin.models.Description`) for one patient as SBML.
+
+:func:`model_ir` evaluates what is per patient (covariates, dose schedule) for one patient and
+keeps everything else symbolic: table parameters stay SBML parameters, derived entries become
+initial assignments of them, so changing a parameter in an SBML simulator changes the derived
+values as it does in cartkin. :func:`export_sbml` writes the file (``cartkin export``).
+
+Without a scenario the patient is :data:`REPRESENTATIVE` and the doses given at the start of the
+simulation are part of the initial state; with one, every dose is an SBML event.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from cartkin.errors import ScenarioError
+from cartkin.sbml._math import TIME
+from cartkin.sbml._pyexpr import UnsupportedExpression, to_sympy
+from cartkin.sbml.build import Dose, Quantity, build_ir
+from cartkin.sbml.ir import SbmlModel
+from cartkin.sbml.write import write_sbml
+
+__all__ = ["COVARIATE_UNITS", "REPRESENTATIVE", "export_sbml", "model_ir", "sbml_text"]
+
+#: The patient of an export without a scenario (assumption: a representative adult with
+#: normal kidney function, not a patient of any study) and its regimen: cartkin's default
+#: regimen, the Erlangen SLE lymphodepletion (fludarabine 25 mg/m2/day on days -5..-3,
+#: cyclophosphamide 1000 mg/m2 on day -3) and 1e6 CAR-T cells/kg on day 0 (Mackensen A et al.,
+#: Nat Med 2022;28:2124).
+REPRESENTATIVE = {
+    "patient": {
+        "weight_kg": 70.0,
+        "height_cm": 170.0,
+        "age_years": 40.0,
+        "sex": "female",
+        "egfr_ml_min_173m2": 90.0,
+    },
+    "cart_cells_per_kg": 1e6,
+}
+
+#: Units of the per-patient covariates a description may use (cartkin.batch.BatchContext).
+COVARIATE_UNITS = {
+    "weight_kg": "kg",
+    "height_cm": "cm",
+    "age_years": "year",
+    "bsa_m2": "m2",
+    "egfr_ml_min_173m2": "mL/min/1.73m2",
+    "crcl_ml_min": "mL/min",
+    "flu_auc_mg_h_per_l": "mg.h/L",
+    "flu_cl_l_h": "L/h",
+    "flu_v1_l": "L",
+    "flu_v2_l": "L",
+    "flu_v3_l": "L",
+    "flu_q2_l_h": "L/h",
+    "flu_q3_l_h": "L/h",
+    "flu_dose_factor": "-",
+    "cy_mg_m2_total": "mg/m2",
+    "dialysis_duration_h": "h",
+    "flu_removal_fraction": "-",
+    "il6_elimination_per_day": "1/day",
+}
+
+
+def description_of(model):
+    """The :class:`~cartkin.models.Description` a model was built from.
+
+    Raises
+    ------
+    ScenarioError
+        For a hand-written model (a numba ``rhs`` has no symbolic equations to export).
+    """
+    d = getattr(model, "description_", None)
+    if d is None:
+        raise ScenarioError(
+            f"model {model.name!r} is hand-written (a numba rhs, no Description); SBML export "
+            "needs the model written as a cartkin.models.Description"
+        )
+    return d
+
+
+def export_sbml(model, path, *, scenario=None, arm=None) -> SbmlModel:
+    """Write ``model`` as SBML Level 3 Version 2 (``cartkin export``).
+
+    Parameters
+    ----------
+    model : cartkin.models.Model
+        Built from a Description (every built-in model is).
+    path : str or Path
+        File to write.
+    scenario : str or Path, optional
+        Scenario TOML: its patient, regimen and parameter overrides (the base arm, or ``arm``).
+        Its model must be ``model``.
+    arm : str, optional
+        Label of a ``[[variant]]`` of the scenario.
+
+    Returns
+    -------
+    SbmlModel
+        What was written.
+    """
+    if scenario is None:
+        ir = model_ir(model)
+    else:
+        from cartkin.scenario import load_scenario
+
+        sc = load_scenario(scenario)
+        if sc.model.name != model.name:
+            raise ScenarioError(
+                f"{scenario}: the scenario's model is {sc.model.name!r}, not {model.name!r}; "
+                f"export it with `cartkin export {sc.model.name} --scenario {scenario}`"
+            )
+        chosen = sc.base
+        if arm is not None:
+            labels = [v.label for v in sc.arms]
+            if arm not in labels:
+                raise ScenarioError(f"{scenario}: no arm {arm!r}; arms: {', '.join(labels)}")
+            chosen = sc.arms[labels.index(arm)]
+        ir = model_ir(
+            model, chosen.patient, chosen.regimen, chosen.theta, chosen.clearance_model,
+            fold_start_doses=False, label=f"{sc.name} ({chosen.label})" if arm else sc.name,
+        )  # fmt: skip
+    write_sbml(ir, path)
+    return ir
+
+
+def sbml_text(model, *args, **kwargs) -> str:
+    """:func:`model_ir` written as SBML text (same arguments)."""
+    from cartkin.sbml.write import sbml_string
+
+    return sbml_string(model_ir(model, *args, **kwargs))
+
+
+def _representative():
+    from cartkin.patient import Patient
+    from cartkin.regimen import CarTDose, Regimen
+
+    patient = Patient(**REPRESENTATIVE["patient"])
+    return patient, Regimen(cart=CarTDose(cells_per_kg=REPRESENTATIVE["cart_cells_per_kg"]))
+
+
+def model_ir(
+    model,
+    patient=None,
+    regimen=None,
+    theta=None,
+    clearance_model: str = "langenhorst2019",
+    *,
+    fold_start_doses: bool | None = None,
+    label: str = "",
+) -> SbmlModel:
+    """The SBML intermediate form of ``model`` for one patient.
+
+    Parameters
+    ----------
+    model : cartkin.models.Model
+        Built from a Description.
+    patient, regimen : optional
+        :class:`cartkin.Patient` and :class:`cartkin.Regimen`; default :data:`REPRESENTATIVE`.
+    theta : mapping, optional
+        Parameter overrides (checked against the table).
+    clearance_model : str
+        Fludarabine clearance model for the patient's exposure.
+    fold_start_doses : bool, optional
+        Put the doses given at the start time into the initial state instead of events
+        (default: True for the representative patient, False otherwise).
+    label : str
+        What the patient is, for the SBML notes.
+
+    Returns
+    -------
+    SbmlModel
+        SBML time 0 is the start of the simulation: day 0, or for a model that starts at the
+        first dose (``start="first_dose"``) that day; the notes say which.
+    """
+    from cartkin.batch import BatchContext
+    from cartkin.models.assemble import schedules
+    from cartkin.models.description import COVARIATES, SCHEDULES
+    from cartkin.regimen import build_context
+
+    d = description_of(model)
+    if patient is None and regimen is None:
+        patient, regimen = _representative()
+        fold = True if fold_start_doses is None else fold_start_doses
+        label = label or "representative adult (cartkin.sbml.export.REPRESENTATIVE)"
+    elif patient is None or regimen is None:
+        raise ValueError("model_ir: give both patient and regimen, or neither")
+    else:
+        fold = bool(fold_start_doses)
+    values = model.parameters.values(theta)
+    bctx = BatchContext.from_contexts([build_context(patient, regimen, clearance_model)])
+    sched = {k: tuple(np.asarray(a)[0] for a in v) for k, v in schedules(bctx, 1).items()}
+    covariates = {
+        name: float(np.asarray(getattr(bctx, name), dtype=np.float64).reshape(-1)[0])
+        for name in COVARIATES
+    }
+    numbers = _summaries(sched, SCHEDULES)
+    t_start = 0.0
+    if d.start == "first_dose":
+        for item in d.inputs:
+            if hasattr(item, "into") or hasattr(item, "rate"):
+                days, doses, _ = sched[item.schedule]
+                ok = np.isfinite(days) & (doses > 0)
+                if ok.any():
+                    t_start = min(t_start, float(days[ok].min()))
+    numbers["t_start"] = t_start
+
+    symbols = {name: sympy.Symbol(name) for name in model.parameters.names}
+    symbols.update({name: sympy.Symbol(name) for name in covariates})
+    symbols.update({k: sympy.Float(v) if math.isfinite(v) else sympy.nan
+                    for k, v in numbers.items()})  # fmt: skip
+    numeric = dict(values) | covariates | numbers  # for what has no SBML form
+    used: set[str] = set()
+
+    def sym(text, where, extra=None):
+        names = dict(symbols) if extra is None else symbols | extra
+        expr = to_sympy(text, names)
+        used.update(s.name for s in expr.free_symbols)
+        return expr
+
+    derived = []
+    for line in d.derived:
+        try:
+            expr = sym(line.expression, line.where)
+            info = {"kind": "derived", "expression": line.expression}
+        except UnsupportedExpression:
+            expr = sympy.Float(_evaluate(line.expression, numeric))
+            info = {"kind": "derived", "expression": line.expression, "evaluated": "patient"}
+        numeric[line.name] = _evaluate(line.expression, numeric)
+        symbols[line.name] = sympy.Symbol(line.name)
+        derived.append(Quantity(line.name, expr, "", info))
+
+    time_names = {"t": TIME + t_start}
+    intermediates = [
+        Quantity(line.name, sym(line.expression, line.where, time_names), "",
+                 {"kind": "intermediate"})
+        for line in d.intermediates
+    ]  # fmt: skip
+    for line in d.intermediates:
+        symbols[line.name] = sympy.Symbol(line.name)
+    initial = {s: sympy.Integer(0) for s in d.state_symbols}
+    for line in d.initial:
+        initial[line.name] = sym(line.expression, line.where)
+    doses = _doses(d, sched, numeric, sym, t_start)
+    if fold:
+        kept = []
+        for dose in doses:
+            if dose.time == 0 and dose.kind == "add":
+                initial[dose.target] = initial[dose.target] + dose.value
+            else:
+                kept.append(dose)
+        doses = kept
+    states = [
+        Quantity(s.symbol, initial[s.symbol], s.unit,
+                 {"name": s.name, "description": s.description},
+                 rate=sym(d.rates[s.symbol].expression, d.rates[s.symbol].where, time_names),
+                 name=s.name)
+        for s in d.states
+    ]  # fmt: skip
+    role_of = {obs: role for role, obs in d.roles.items() if obs is not None}
+    observables = []
+    for line in d.observables:
+        info = {"description": line.description, "unit": line.unit}
+        if line.name in role_of:
+            info["role"] = role_of[line.name]
+        observables.append(Quantity(line.name, sym(line.expression, line.where), line.unit, info))
+    params = [
+        Quantity(p.name, float(values[p.name]), p.unit, {
+            "description": p.description, "source": p.source,
+            "lower": repr(float(p.lower)), "upper": repr(float(p.upper)), "unit": p.unit,
+        })
+        for p in model.parameters
+    ]  # fmt: skip
+    params += [
+        Quantity(name, value, COVARIATE_UNITS.get(name, ""),
+                 {"kind": "covariate", "description": f"covariate of the exported patient: {label}"})
+        for name, value in covariates.items()
+        if name in used
+    ]  # fmt: skip
+    notes = (
+        f"{d.description.strip()}\n\nExported by cartkin from the model {d.name!r} for "
+        f"{label or 'one patient'}. SBML time is in days; time 0 is day {t_start:g} "
+        "(day 0 is the first CAR-T infusion)."
+    )
+    return build_ir(
+        d.name, name=d.name, notes=notes, states=states, parameters=params, derived=derived,
+        intermediates=intermediates, observables=observables, doses=doses,
+        info={"model": d.name, "t_start_day": repr(t_start),
+              "roles": ";".join(f"{r}={o}" for r, o in d.roles.items() if o is not None)},
+    )  # fmt: skip
+
+
+def _summaries(sched, names) -> dict[str, float]:
+    """first/last day, first dose and count of each schedule (as the description defines)."""
+    out = {}
+    for s in names:
+        days, doses, _ = sched[s]
+        ok = np.isfinite(days) & (doses > 0)
+        first = float(days[ok].min()) if ok.any() else math.nan
+        out[f"first_{s}_day"] = first
+        out[f"last_{s}_day"] = float(days[ok].max()) if ok.any() else math.nan
+        out[f"first_{s}_dose"] = float(doses[ok & (days == first)].sum()) if ok.any() else 0.0
+        out[f"n_{s}"] = float(ok.sum())
+    return out
+
+
+def _evaluate(text: str, numeric) -> float:
+    from cartkin.models.assemble import NUMPY
+
+    env = {"__builtins__": {}}
+    return float(np.asarray(eval(compile(text, "<sbml export>", "eval"), env, NUMPY | numeric)))
+
+
+def _doses(d, sched, numeric, sym, t_start) -> list[Dose]:
+    """The regimen's events of one patient as :class:`Dose` records (times from SBML time 0)."""
+    from cartkin.models.description import Bolus, Infusion
+
+    out: list[Dose] = []
+    for k, item in enumerate(d.inputs):
+        days, doses, duration = sched[item.schedule]
+        ok = np.isfinite(days) & (doses > 0)
+        if getattr(item, "first_only", False) and ok.any():
+            first = np.argmin(np.where(ok, days, np.inf))
+            ok = np.zeros_like(ok)
+            ok[first] = True
+        for q in np.flatnonzero(ok):
+            day, dose = float(days[q]), float(doses[q])
+            local = {"dose": sympy.Float(dose), "day": sympy.Float(day)}
+            if item.when and not _evaluate(item.when, numeric | {"dose": dose, "day": day}):
+                continue
+            tag = f"{item.schedule}_{k}_{q}"
+            if isinstance(item, Bolus):
+                t = sympy.Float(day - t_start)
+                if item.delay:
+                    t = t + sym(item.delay, item.where, local)
+                out.append(Dose(f"{tag}_bolus", t, item.into, sym(item.amount, item.where, local)))
+                continue
+            length = float(np.asarray(duration).reshape(-1)[0])
+            if isinstance(item, Infusion):
+                target, amount = item.rate, sym(item.amount, item.where, local) / length
+            else:
+                target, amount = item.flag, sympy.Integer(1)
+            out.append(Dose(f"{tag}_on", sympy.Float(day - t_start), target, amount))
+            out.append(Dose(f"{tag}_off", sympy.Float(day + length - t_start), target, -amount))
+    return out
