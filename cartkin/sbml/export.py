@@ -12,7 +12,6 @@ simulation are part of the initial state; with one, every dose is an SBML event.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import sympy
