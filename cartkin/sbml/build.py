@@ -76,7 +76,10 @@ def _by_time(doses):
     """Doses grouped by time (one SBML event per time, so simultaneous doses add up)."""
     groups: dict[sympy.Expr, list[Dose]] = {}
     for dose in doses:
-        groups.setdefault(sympy.sympify(dose.time), []).append(dose)
+        time = sympy.sympify(dose.time)
+        if time.is_number:  # 1 and 1.0 are one time (sympy's == tells them apart)
+            time = sympy.Float(float(time))
+        groups.setdefault(time, []).append(dose)
     return groups.items()
 
 

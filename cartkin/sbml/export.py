@@ -247,7 +247,7 @@ def model_ir(
     if fold:
         kept = []
         for dose in doses:
-            if dose.time == 0 and dose.kind == "add":
+            if dose.kind == "add" and dose.time.is_number and float(dose.time) == 0.0:
                 initial[dose.target] = initial[dose.target] + dose.value
             else:
                 kept.append(dose)

@@ -328,7 +328,9 @@ def _timed_events(model, states, rhs, rules) -> list[TimedEvent]:
             uses = {s.name for s in added.free_symbols} & varying
             if not uses:
                 kind, value = "add", added
-            elif rhs.get(var, 0) == 0 and not ({s.name for s in expr.free_symbols} & varying):
+            elif sympy.sympify(rhs.get(var, 0)).is_zero and not (
+                {s.name for s in expr.free_symbols} & varying
+            ):
                 kind, value = "set", expr
             else:
                 raise _error(
@@ -338,7 +340,7 @@ def _timed_events(model, states, rhs, rules) -> list[TimedEvent]:
                     "dynamics to a constant (x = c)",
                 )
             for other in out:
-                if other.target == var and sympy.simplify(other.time - t_fire) == 0:
+                if other.target == var and sympy.simplify(other.time - t_fire).is_zero:
                     raise _error(
                         model,
                         f"events {other.id!r} and {event.id!r} both assign {var!r} at time "

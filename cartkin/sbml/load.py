@@ -13,7 +13,8 @@ is built like any other model (generated right-hand side, analytic Jacobian, ker
 - events at fixed times become stops of the kernel with their jumps (see :class:`_TimedEvents`).
 
 Ids that are reserved in cartkin expressions (``t``, the function names, Python keywords, the
-covariate and dose-schedule names) get a trailing underscore; a warning lists them.
+dose-schedule summaries) get a trailing underscore; a warning lists them. An id equal to a
+covariate name (``weight_kg``) is a table parameter that takes the covariate's place.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def load_sbml(path):
 
 # ---------------------------------------------------------------------------------------------
 def _reserved() -> set[str]:
-    from cartkin.models.description import COVARIATES, FUNCTIONS
+    from cartkin.models.description import FUNCTIONS
 
     schedule = {
         f"{k}_{s}_{w}" if k else f"{w}_{s}"
@@ -90,7 +91,7 @@ def _reserved() -> set[str]:
     }
     return (
         {"t", "t_start", "dose", "day", "math", "numba", "np", "p", "y", "dydt", "J", "out"}
-        | set(FUNCTIONS) | set(COVARIATES) | schedule | set(keyword.kwlist)
+        | set(FUNCTIONS) | schedule | set(keyword.kwlist)
     )  # fmt: skip
 
 
