@@ -28,12 +28,13 @@ import numpy as np
 import sympy
 
 from cartkin.errors import ScenarioError
+from cartkin.models.base import Model, ModelSolution
 from cartkin.sbml._math import TIME
 from cartkin.sbml._pyexpr import UnsupportedExpression, to_python
 from cartkin.sbml.ir import OdeSystem, SbmlModel, to_ode
 from cartkin.sbml.read import read_sbml
 
-__all__ = ["SbmlWarning", "description_from_sbml", "load_sbml"]
+__all__ = ["SbmlImportedModel", "SbmlWarning", "description_from_sbml", "load_sbml"]
 
 
 class SbmlWarning(UserWarning):
@@ -59,7 +60,7 @@ def load_sbml(path):
         The file is missing or invalid, or uses an element cartkin does not translate (the
         message names the file and the element).
     """
-    from cartkin.models import Model, build
+    from cartkin.models.assemble import build
 
     ir = read_sbml(path)
     ode = to_ode(ir)
@@ -67,17 +68,7 @@ def load_sbml(path):
     built = build(description)
     if not events:
         return built
-    timed = _TimedEvents(description, events, built)
-    model = Model(
-        name=built.name, description=built.description, states=built.states,
-        parameters=built.parameters, observables=built.observables, rhs=built.rhs,
-        individualize=timed, roles=built.roles, equations=built.equations,
-        derived=built.derived, jac=built.jac, batch=True, observe_roles=built.observe_roles,
-    )  # fmt: skip
-    for attr in ("description_", "generated", "ignores"):
-        if hasattr(built, attr):
-            setattr(model, attr, getattr(built, attr))
-    return model
+    return _imported_model(built, _TimedEvents(description, events))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,50 +268,43 @@ def _renamed_event(event, rename):
 
 
 class _TimedEvents:
-    """``individualize`` of an imported model: the description's, plus the SBML events.
+    """The SBML events of an imported model as kernel stops and jumps.
 
     Each :class:`~cartkin.sbml.ir.TimedEvent` becomes a stop at its time (from the kernel
     vector of each patient) with a jump of its target: ``value`` for an ``add`` event, and for a
     ``set`` event the value minus the target's value just before (the target has no dynamics
     of its own, so that value is its initial value or the last event's result). An event at or
     before the start fires at the start only if its trigger's ``initialValue`` is false (SBML).
+    Called as ``individualize``: the description's, plus the events.
     """
 
-    def __init__(self, description, events, built):
+    def __init__(self, description, events):
         self.description = description
         self.events = events
-        self.built = built
         names = list(description.kernel_names)
-        self.p_index = {k: i for i, k in enumerate(names)}
         self.s_index = {s: k for k, s in enumerate(description.state_symbols)}
         self.fns = [
-            (
-                sympy.lambdify(names, e.time, "numpy"),
-                sympy.lambdify(names, e.value, "numpy"),
-            )
+            (sympy.lambdify(names, e.time, "numpy"), sympy.lambdify(names, e.value, "numpy"))
             for e in events
         ]
 
-    def __call__(self, values, bctx):
-        from cartkin.batch import BatchIndividuals
-        from cartkin.models.assemble import individualize
-
-        base = individualize(self.description, values, bctx)
-        p = np.asarray(base.p)
-        n, n_states = p.shape[0], base.y0.shape[1]
+    def stops(self, p, t0, y0):
+        """``(t_stops (n, m), jumps (n, m, n_states))`` of the events, sorted by time, padded
+        with +inf, for kernel vectors ``p`` (n, n_kernel), start times ``t0`` (n,) and initial
+        states ``y0`` (n, n_states)."""
+        n, n_states = p.shape[0], y0.shape[1]
         cols = [p[:, k] for k in range(p.shape[1])]
-        times = np.stack([np.broadcast_to(f(*cols), (n,)) for f, _ in self.fns], axis=1)
-        amounts = np.stack([np.broadcast_to(g(*cols), (n,)) for _, g in self.fns], axis=1)
-        t0 = np.asarray(base.t0, dtype=np.float64).reshape(n)
-        fires = np.stack([(times[:, k] > t0) | e.fire_at_start for k, e in enumerate(self.events)],
-                         axis=1)  # fmt: skip
+        with np.errstate(all="ignore"):
+            times = np.stack([np.broadcast_to(f(*cols), (n,)) for f, _ in self.fns], axis=1)
+            amounts = np.stack([np.broadcast_to(g(*cols), (n,)) for _, g in self.fns], axis=1)
+        fires = np.stack(
+            [(times[:, k] > t0) | e.fire_at_start for k, e in enumerate(self.events)], axis=1
+        )
         times = np.maximum(times, t0[:, None])
         order = np.argsort(np.where(fires, times, np.inf), axis=1, kind="stable")
-        y0 = np.array(base.y0, dtype=np.float64)
-        current = y0.copy()
+        current = np.array(y0, dtype=np.float64)
         jumps = np.zeros((n, len(self.events), n_states))
-        rows = np.arange(n)
-        for col in range(len(self.events)):
+        for col in range(len(self.events)):  # events in time order, all patients at once
             k = order[:, col]
             for e_k, event in enumerate(self.events):
                 sel = (k == e_k) & fires[:, e_k]
@@ -331,12 +315,27 @@ class _TimedEvents:
                 if event.kind == "set":
                     amount = amount - current[sel, j]
                 current[sel, j] += amount
-                jumps[rows[sel], col, j] = amount
-        t_ev = np.where(np.take_along_axis(fires, order, axis=1),
-                        np.take_along_axis(times, order, axis=1), np.inf)  # fmt: skip
-        m_base = np.asarray(base.t_stops).shape[1]
-        t_all = np.concatenate([np.asarray(base.t_stops), t_ev], axis=1)
-        j_all = np.concatenate([np.asarray(base.jumps).reshape(n, m_base, n_states), jumps], axis=1)
+                jumps[np.flatnonzero(sel), col, j] = amount
+        t_ev = np.where(
+            np.take_along_axis(fires, order, axis=1), np.take_along_axis(times, order, axis=1),
+            np.inf,
+        )  # fmt: skip
+        return t_ev, jumps
+
+    def __call__(self, values, bctx):
+        from cartkin.batch import BatchIndividuals
+        from cartkin.models.assemble import individualize
+
+        base = individualize(self.description, values, bctx)
+        p = np.asarray(base.p)
+        y0 = np.asarray(base.y0, dtype=np.float64)
+        n, n_states = y0.shape
+        t0 = np.asarray(base.t0, dtype=np.float64).reshape(n)
+        t_ev, jumps = self.stops(p, t0, y0)
+        t_base = np.asarray(base.t_stops).reshape(n, -1)
+        j_base = np.asarray(base.jumps).reshape(n, t_base.shape[1], n_states)
+        t_all = np.concatenate([t_base, t_ev], axis=1)
+        j_all = np.concatenate([j_base, jumps], axis=1)
         merged = np.argsort(t_all, axis=1, kind="stable")
         t_all = np.take_along_axis(t_all, merged, axis=1)
         j_all = np.take_along_axis(j_all, merged[:, :, None], axis=1)
@@ -344,3 +343,45 @@ class _TimedEvents:
         m = int(n_stops.max(initial=0))
         return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_all[:, :m], jumps=j_all[:, :m],
                                 n_stops=n_stops)  # fmt: skip
+
+
+class SbmlImportedModel(Model):
+    """A model read from SBML: its events at fixed times apply in :meth:`solve` too (and, as
+    its ``individualize``, in :func:`cartkin.simulate`, fits and sweeps)."""
+
+    timed: _TimedEvents
+
+    def solve(self, t_days, params=None, y0=None, *, method="rodas5", rtol=1e-8, atol=1e-10,
+              max_steps=100_000) -> ModelSolution:  # fmt: skip
+        """:meth:`cartkin.models.Model.solve` with the SBML events as stops and jumps;
+        integration starts at ``t_days[0]`` (same arguments and result)."""
+        from cartkin.ode import solve_ode
+
+        p, y_default = self.patient_free_inputs(self.parameters.values(params))
+        y = y_default if y0 is None else np.asarray(y0, dtype=np.float64)
+        if y.shape != (self.n_states,):
+            raise ValueError(
+                f"Model {self.name!r}: y0 has shape {y.shape}; expected ({self.n_states},)"
+            )
+        t = np.asarray(t_days, dtype=np.float64)
+        t_ev, jumps = self.timed.stops(p[None, :], t[:1], y[None, :])
+        keep = t_ev[0] <= t[-1]
+        sol = solve_ode(
+            self.rhs, y, t, p, jac=self.jac, method=method, rtol=rtol, atol=atol,
+            max_steps=max_steps, t_stops=t_ev[0][keep], jumps=jumps[0][keep],
+        )  # fmt: skip
+        return ModelSolution(t=sol.t, y=sol.y, state_names=self.state_symbols)
+
+
+def _imported_model(built, timed: _TimedEvents) -> SbmlImportedModel:
+    model = SbmlImportedModel(
+        name=built.name, description=built.description, states=built.states,
+        parameters=built.parameters, observables=built.observables, rhs=built.rhs,
+        individualize=timed, roles=built.roles, equations=built.equations,
+        derived=built.derived, jac=built.jac, batch=True, observe_roles=built.observe_roles,
+    )  # fmt: skip
+    model.timed = timed
+    for attr in ("description_", "generated", "ignores", "patient_free_inputs"):
+        if hasattr(built, attr):
+            setattr(model, attr, getattr(built, attr))
+    return model
