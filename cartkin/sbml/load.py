@@ -134,9 +134,12 @@ def description_from_sbml(ir: SbmlModel, ode: OdeSystem | None = None):
     def name(eid):
         return rename.get(eid, eid)
 
+    used = _used_names(ode)
     table = []
     for eid, value in ode.constants.items():
         ent = ents[eid]
+        if ent.kind == "compartment" and eid not in used:
+            continue  # a compartment size nothing reads (cartkin's unit compartment)
         info = ent.info
         lower = float(info.get("lower", -math.inf))
         upper = float(info.get("upper", math.inf))
@@ -234,6 +237,14 @@ def _cart_role(ir, ode, states, observables, roles):
         stacklevel=4,
     )
     return {**roles, "cart": first}, observables
+
+
+def _used_names(ode: OdeSystem) -> set[str]:
+    """Ids that any expression of the flattened model reads."""
+    exprs = [*ode.rhs.values(), *ode.rules.values(), *ode.derived.values(),
+             *ode.initial.values(), *(e.time for e in ode.events),
+             *(e.value for e in ode.events)]  # fmt: skip
+    return {s.name for e in exprs for s in sympy.sympify(e).free_symbols}
 
 
 def _time_dependent(ode: OdeSystem) -> set[str]:

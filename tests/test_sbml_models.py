@@ -1,0 +1,169 @@
+"""SBML export and import of whole models, cross-checked with libRoadRunner.
+
+For each model: export one patient (doses as SBML events) -> libRoadRunner simulates the file ->
+it matches ``cartkin.simulate`` of the original model; the file imported back
+(``cartkin.models.load``) and solved with ``model.solve`` gives the same states and observables.
+libRoadRunner is an optional test dependency: those checks skip cleanly without it.
+
+Relative differences are ``|a - b| / max(|b|, 1e-6 * max_t |b|)`` per state: values below a
+millionth of the state's peak (B cells killed to 1e-70 cells/uL, far below the solvers'
+absolute tolerances) are compared absolutely, at 1e-12 of the peak.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import libsbml
+import numpy as np
+import pytest
+
+import cartkin
+from cartkin import models
+from cartkin.errors import ScenarioError
+from cartkin.patient import Patient
+from cartkin.regimen import CarTDose, Regimen
+from cartkin.sbml.export import model_ir, sbml_text
+from cartkin.sbml.load import SbmlWarning
+from tests.sbml_tools import roadrunner_run
+
+ROOT = Path(__file__).parent.parent
+HAND = Path(__file__).parent / "data" / "sbml" / "two_compartment_reactions.xml"
+
+#: The cross-check tolerance of issue 14 (relative, libRoadRunner vs cartkin).
+RTOL = 1e-6
+
+#: Model -> output days. Two CAR-T doses (day 0 and day 7) so the files carry events.
+CASES = {
+    str(ROOT / "examples" / "my_model.py"): np.linspace(0.0, 60.0, 31),
+}
+
+
+def _patient_regimen():
+    patient = Patient(weight_kg=62.0, height_cm=165.0, age_years=35.0, sex="female",
+                      egfr_ml_min_173m2=85.0)  # fmt: skip
+    return patient, Regimen(cart=CarTDose(cells_per_kg=1e6, days=(0.0, 7.0), fractions=(0.6, 0.4)))
+
+
+def _model(name):
+    return models.load(name) if name.endswith(".py") else models.get(name)
+
+
+def rel_diff(a, b) -> float:
+    """Largest ``|a - b| / max(|b|, 1e-6 * max_t |b|)`` over times and columns."""
+    a, b = np.atleast_2d(np.asarray(a, float).T).T, np.atleast_2d(np.asarray(b, float).T).T
+    floor = np.maximum(1e-6 * np.max(np.abs(b), axis=0), 1e-300)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), floor)))
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, tmp_path_factory):
+    """(original model, its cartkin.simulate result, exported SBML text, t_days)."""
+    model = _model(request.param)
+    t = CASES[request.param]
+    patient, regimen = _patient_regimen()
+    ref = cartkin.simulate(model, patient, regimen, t, rtol=1e-10, atol=1e-12)
+    text = sbml_text(model, patient, regimen)
+    path = tmp_path_factory.mktemp("sbml") / f"{model.name}.xml"
+    path.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SbmlWarning)
+        imported = models.load(path)
+    return model, ref, text, t, imported
+
+
+def test_exported_file_is_valid_sbml_with_units_and_events(case):
+    model, _, text, _, _ = case
+    doc = libsbml.readSBMLFromString(text)
+    assert doc.getNumErrors(libsbml.LIBSBML_SEV_ERROR) == 0
+    m = doc.getModel()
+    assert (doc.getLevel(), doc.getVersion()) == (3, 2)
+    assert {m.getRule(k).getVariable() for k in range(m.getNumRules()) if m.getRule(k).isRate()} \
+        == set(model.state_symbols)  # fmt: skip
+    for p in model.parameters:
+        el = m.getParameter(p.name)
+        assert el is not None and el.getConstant() and el.getValue() == pytest.approx(p.default)
+    assert m.getNumEvents() >= 1  # the day-7 dose at least
+    assert m.getTimeUnits() and m.getUnitDefinition(m.getTimeUnits()).getName() == "day"
+
+
+def test_round_trip_export_import_gives_the_same_outputs(case):
+    """export -> models.load -> solve: states and observables equal cartkin.simulate's."""
+    model, ref, _, t, imported = case
+    assert imported.state_symbols == model.state_symbols
+    sol = imported.solve(t, rtol=1e-10, atol=1e-12)
+    assert sol.state_names == model.state_symbols
+    assert rel_diff(sol.y, ref.states) < RTOL
+    obs = imported.observe(sol.y, imported.kernel_vector())
+    for name, values in ref.observables.items():
+        assert rel_diff(obs[name], values) < RTOL, name
+    assert imported.parameters.names[: len(model.parameters)] == model.parameters.names
+    assert imported.roles["cart"] == model.roles["cart"]
+
+
+def test_roadrunner_matches_cartkin(case):
+    """The exported file simulated by libRoadRunner equals cartkin (states and observables)."""
+    pytest.importorskip("roadrunner")
+    model, ref, text, t, imported = case
+    obs = list(ref.observables)
+    rr = roadrunner_run(text, t, [*model.state_symbols, *obs])
+    n = model.n_states
+    assert rel_diff(rr[:, :n], ref.states) < RTOL
+    assert rel_diff(rr[:, n:], np.column_stack([ref.observables[o] for o in obs])) < RTOL
+    sol = imported.solve(t, rtol=1e-10, atol=1e-12)
+    assert rel_diff(sol.y, rr[:, :n]) < RTOL
+
+
+def test_representative_export_starts_with_the_dose(case):
+    """Without a scenario the first dose is in the initial state, so the file shows the
+    dynamics when simulated as it is."""
+    model = case[0]
+    ir = model_ir(model)
+    cart = ir.assignment_rules[model.roles["cart"]]
+    assert not any(e.trigger.args[1] == 0 for e in ir.events)  # the day-0 dose is folded
+    assert any(str(s) in {str(x) for x in cart.free_symbols} for s in model.state_symbols)
+    assert ir.initial_assignments  # the dose (and any other non-zero start) as expressions
+
+
+# ----------------------------------------------------------------------------- hand-written ----
+def test_hand_written_sbml_solves_like_roadrunner():
+    """Reactions, assignment rules, a function definition, local parameters and an event."""
+    pytest.importorskip("roadrunner")
+    with pytest.warns(SbmlWarning, match="no observable has the role 'cart'"):
+        model = models.load(HAND)
+    t = np.linspace(0.0, 5.0, 21)
+    sol = model.solve(t, rtol=1e-10, atol=1e-12)
+    assert sol.state_names == ("A_c", "A_p", "M", "R")
+    rr = roadrunner_run(HAND.read_text(), t, list(sol.state_names), amounts={"M"})
+    assert rel_diff(sol.y, rr) < RTOL
+    obs = model.observe(sol.y, model.kernel_vector())
+    rr_obs = roadrunner_run(HAND.read_text(), t, ["effect", "total_drug"])
+    assert rel_diff(np.column_stack([obs["effect"], obs["total_drug"]]), rr_obs) < RTOL
+    # a parameter override reaches the event: without the second dose A_c only falls
+    no_dose = model.solve(t, params={"dose2": 0.0})
+    assert np.all(np.diff(no_dose.y[:, 0]) < 0) and np.any(np.diff(sol.y[:, 0]) > 0)
+
+
+def test_load_refuses_unsupported_sbml_by_element(tmp_path):
+    text = HAND.read_text().replace(
+        '<event id="second_dose" useValuesFromTriggerTime="true">',
+        '<event id="second_dose" useValuesFromTriggerTime="true"><delay><math '
+        'xmlns="http://www.w3.org/1998/Math/MathML"><cn>1</cn></math></delay>',
+    )
+    path = tmp_path / "delayed.xml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=r"delayed.xml: event 'second_dose' has a delay"):
+        models.load(path)
+
+
+# ------------------------------------------------------------------------------------- CLI ----
+def test_cli_export_writes_a_file_and_refuses_a_bad_directory(tmp_path, capsys):
+    from cartkin.cli import main
+
+    out = tmp_path / "model.xml"
+    assert main(["export", str(ROOT / "examples" / "my_model.py"), "--sbml", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert libsbml.readSBMLFromFile(str(out)).getModel().getNumRules() >= 3
+    assert main(["export", "sle_cart", "--sbml", str(tmp_path / "no" / "x.xml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
