@@ -167,3 +167,33 @@ def test_cli_export_writes_a_file_and_refuses_a_bad_directory(tmp_path, capsys):
     assert libsbml.readSBMLFromFile(str(out)).getModel().getNumRules() >= 3
     assert main(["export", "sle_cart", "--sbml", str(tmp_path / "no" / "x.xml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_export_scenario_writes_the_patient_and_its_doses(tmp_path, capsys):
+    from cartkin.cli import main
+
+    scenario = tmp_path / "two_doses.toml"
+    scenario.write_text(
+        "[scenario]\n"
+        'name = "two doses (synthetic test scenario)"\n'
+        f'model = "{(ROOT / "examples" / "my_model.py").as_posix()}"\n'
+        "t_end_days = 30.0\n"
+        "[patient]\n"
+        "weight_kg = 50.0\nheight_cm = 160.0\nage_years = 16.0\n"
+        'sex = "female"\negfr_ml_min_173m2 = 60.0\n'
+        "[cart]\ncells_per_kg = 1.0e5\ndays = [0.0, 3.0]\n"
+        "[parameters]\nrho = 1.5\n"
+    )
+    out = tmp_path / "patient.xml"
+    model = str(ROOT / "examples" / "my_model.py")
+    assert main(["export", model, "--sbml", str(out), "--scenario", str(scenario)]) == 0
+    m = libsbml.readSBMLFromFile(str(out)).getModel()
+    assert m.getParameter("rho").getValue() == 1.5  # the scenario's override
+    assert m.getParameter("weight_kg").getValue() == 50.0  # its patient
+    triggers = sorted(
+        libsbml.formulaToL3String(m.getEvent(k).getTrigger().getMath())
+        for k in range(m.getNumEvents())
+    )
+    assert triggers == ["time >= 0", "time >= 3"]  # both doses are events
+    assert main(["export", "stein2019", "--sbml", str(out), "--scenario", str(scenario)]) == 2
+    assert "the scenario's model is 'my_model', not 'stein2019'" in capsys.readouterr().err
