@@ -254,10 +254,10 @@ def model_ir(
         doses = kept
     states = [
         Quantity(s.symbol, initial[s.symbol], s.unit,
-                 {"name": s.name, "description": s.description},
+                 {"name": s.name, "description": s.description, "state_index": str(k)},
                  rate=sym(d.rates[s.symbol].expression, d.rates[s.symbol].where, time_names),
                  name=s.name)
-        for s in d.states
+        for k, s in enumerate(d.states)
     ]  # fmt: skip
     role_of = {obs: role for role, obs in d.roles.items() if obs is not None}
     observables = []

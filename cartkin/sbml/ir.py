@@ -15,6 +15,7 @@ reaction's kinetic law (substance per time) changes a concentration species by
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import sympy
@@ -144,7 +145,8 @@ class OdeSystem:
     Attributes
     ----------
     states : list of str
-        State ids in document order.
+        State ids in document order (in the order of the cartkin annotation ``state_index``
+        when the file has one).
     rhs : dict of str to sympy.Expr
         d(state)/dt per state, in terms of states, constants, rule variables and :data:`TIME`.
     rules : dict of str to sympy.Expr
@@ -250,6 +252,8 @@ def to_ode(model: SbmlModel) -> OdeSystem:
         or eid in flux
         or (eid in event_targets and eid not in model.assignment_rules)
     ]
+    # a file written by cartkin keeps its state order (species and parameters are listed apart)
+    states.sort(key=lambda sid: float(ents[sid].info.get("state_index", math.inf)))
     for var in event_targets & set(model.assignment_rules):
         event = next(e.id for e in model.events if var in e.assignments)
         raise _error(model, f"event {event!r} assigns {var!r}, which an assignment rule sets")
