@@ -14,7 +14,7 @@ from cartkin.sbml._math import TIME
 
 
 def roadrunner_run(sbml_text: str, t_days, ids, *, amounts=()):
-    """libRoadRunner's values of ``ids`` at ``t_days`` (rtol 1e-12, atol 1e-14).
+    """libRoadRunner's values of ``ids`` at ``t_days`` (rtol 1e-12, atol 1e-14), from time 0.
 
     Species in ``amounts`` are read as amounts; other species as concentrations.
     """
@@ -29,8 +29,10 @@ def roadrunner_run(sbml_text: str, t_days, ids, *, amounts=()):
         "time",
         *(f"[{i}]" if i in species and i not in amounts else i for i in ids),
     ]
-    out = rr.simulate(times=np.asarray(t_days, dtype=float))
-    return np.asarray(out)[:, 1:]
+    t = np.asarray(t_days, dtype=float)
+    start = t[0] != 0.0  # libRoadRunner starts the model at the first time given: start at 0
+    out = np.asarray(rr.simulate(times=np.concatenate([[0.0], t]) if start else t))
+    return out[1:, 1:] if start else out[:, 1:]
 
 
 def scipy_solve(ode, t_days, rtol=1e-11, atol=1e-13):
