@@ -12,6 +12,8 @@ absolute tolerances) are compared absolutely, at 1e-12 of the peak.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -34,10 +36,18 @@ HAND = Path(__file__).parent / "data" / "sbml" / "two_compartment_reactions.xml"
 #: The cross-check tolerance of issue 14 (relative, libRoadRunner vs cartkin).
 RTOL = 1e-6
 
-#: Model -> output days. Two CAR-T doses (day 0 and day 7) so the files carry events.
-CASES = {
-    str(ROOT / "examples" / "my_model.py"): np.linspace(0.0, 60.0, 31),
-}
+#: Models cross-checked in the default run (their kernels are compiled by other tests too) and
+#: the output days. Two CAR-T doses (day 0 and day 7) so that the files carry events.
+MODELS = ("stein2019", "sle_cart_v1", "cart4", str(ROOT / "examples" / "my_model.py"))
+T_DAYS = np.linspace(0.0, 120.0, 61)
+
+#: Round trips (export -> import -> solve): each import compiles a kernel of its own, so only
+#: the smallest runs by default.
+ROUND_TRIPS = (
+    "stein2019",
+    pytest.param("sle_cart_v1", marks=pytest.mark.slow),
+    pytest.param("cart4", marks=pytest.mark.slow),
+)
 
 
 def _patient_regimen():
@@ -57,24 +67,31 @@ def rel_diff(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), floor)))
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def case(request, tmp_path_factory):
-    """(original model, its cartkin.simulate result, exported SBML text, t_days)."""
-    model = _model(request.param)
-    t = CASES[request.param]
+@functools.cache
+def _case(name):
+    """(original model, its cartkin.simulate result, exported SBML text)."""
+    model = _model(name)
     patient, regimen = _patient_regimen()
-    ref = cartkin.simulate(model, patient, regimen, t, rtol=1e-10, atol=1e-12)
-    text = sbml_text(model, patient, regimen)
-    path = tmp_path_factory.mktemp("sbml") / f"{model.name}.xml"
+    ref = cartkin.simulate(model, patient, regimen, T_DAYS, rtol=1e-10, atol=1e-12)
+    return model, ref, sbml_text(model, patient, regimen)
+
+
+@pytest.fixture(params=MODELS)
+def case(request):
+    return _case(request.param)
+
+
+def _imported(name, tmp_path):
+    model, _, text = _case(name)
+    path = tmp_path / f"{model.name}.xml"
     path.write_text(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SbmlWarning)
-        imported = models.load(path)
-    return model, ref, text, t, imported
+        return models.load(path)
 
 
 def test_exported_file_is_valid_sbml_with_units_and_events(case):
-    model, _, text, _, _ = case
+    model, _, text = case
     doc = libsbml.readSBMLFromString(text)
     assert doc.getNumErrors(libsbml.LIBSBML_SEV_ERROR) == 0
     m = doc.getModel()
@@ -88,31 +105,35 @@ def test_exported_file_is_valid_sbml_with_units_and_events(case):
     assert m.getTimeUnits() and m.getUnitDefinition(m.getTimeUnits()).getName() == "day"
 
 
-def test_round_trip_export_import_gives_the_same_outputs(case):
-    """export -> models.load -> solve: states and observables equal cartkin.simulate's."""
-    model, ref, _, t, imported = case
-    assert imported.state_symbols == model.state_symbols
-    sol = imported.solve(t, rtol=1e-10, atol=1e-12)
-    assert sol.state_names == model.state_symbols
-    assert rel_diff(sol.y, ref.states) < RTOL
-    obs = imported.observe(sol.y, imported.kernel_vector())
-    for name, values in ref.observables.items():
-        assert rel_diff(obs[name], values) < RTOL, name
-    assert imported.parameters.names[: len(model.parameters)] == model.parameters.names
-    assert imported.roles["cart"] == model.roles["cart"]
-
-
 def test_roadrunner_matches_cartkin(case):
     """The exported file simulated by libRoadRunner equals cartkin (states and observables)."""
     pytest.importorskip("roadrunner")
-    model, ref, text, t, imported = case
+    model, ref, text = case
     obs = list(ref.observables)
-    rr = roadrunner_run(text, t, [*model.state_symbols, *obs])
+    rr = roadrunner_run(text, T_DAYS, [*model.state_symbols, *obs])
     n = model.n_states
     assert rel_diff(rr[:, :n], ref.states) < RTOL
     assert rel_diff(rr[:, n:], np.column_stack([ref.observables[o] for o in obs])) < RTOL
-    sol = imported.solve(t, rtol=1e-10, atol=1e-12)
-    assert rel_diff(sol.y, rr[:, :n]) < RTOL
+
+
+@pytest.mark.parametrize("name", ROUND_TRIPS)
+def test_round_trip_export_import_gives_the_same_outputs(name, tmp_path):
+    """export -> models.load -> solve: states and observables equal cartkin.simulate's, and
+    libRoadRunner's run of the file equals the imported model's solve."""
+    model, ref, text = _case(name)
+    imported = _imported(name, tmp_path)
+    assert imported.state_symbols == model.state_symbols
+    sol = imported.solve(T_DAYS, rtol=1e-10, atol=1e-12)
+    assert sol.state_names == model.state_symbols
+    assert rel_diff(sol.y, ref.states) < RTOL
+    obs = imported.observe(sol.y, imported.kernel_vector())
+    for obs_name, values in ref.observables.items():
+        assert rel_diff(obs[obs_name], values) < RTOL, obs_name
+    assert imported.parameters.names[: len(model.parameters)] == model.parameters.names
+    assert imported.roles == model.roles
+    if importlib.util.find_spec("roadrunner") is not None:
+        rr = roadrunner_run(text, T_DAYS, list(model.state_symbols))
+        assert rel_diff(sol.y, rr) < RTOL
 
 
 def test_representative_export_starts_with_the_dose(case):
