@@ -149,6 +149,26 @@ def test_representative_export_starts_with_the_dose(case):
     assert cart[0, 0] > 0.0 and cart.max() > 2.0 * cart[0, 0]
 
 
+def test_sle_cart_scenario_with_infusions_matches_roadrunner():
+    """sle_cart (v2) for the hemodialysis case: it starts at the first lymphodepletion day
+    (SBML time 0 is day -5), fludarabine infusions are rate switches (two events each),
+    cyclophosphamide and CAR-T are boluses."""
+    pytest.importorskip("roadrunner")
+    from cartkin.scenario import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "adolescent_hemodialysis_1e5.toml")
+    arm = sc.base
+    ref = cartkin.simulate(
+        sc.model, arm.patient, arm.regimen, T_DAYS, theta=arm.theta,
+        clearance_model=arm.clearance_model, rtol=1e-10, atol=1e-12,
+    )  # fmt: skip
+    ir = model_ir(sc.model, arm.patient, arm.regimen, arm.theta, arm.clearance_model)
+    t_start = float(ir.info["t_start_day"])
+    assert t_start == ref.individual.t0 < 0.0
+    rr = roadrunner_run(sbml_string(ir), T_DAYS - t_start, list(sc.model.state_symbols))
+    assert rel_diff(rr, ref.states) < RTOL
+
+
 # ----------------------------------------------------------------------------- hand-written ----
 def test_hand_written_sbml_solves_like_roadrunner():
     """Reactions, assignment rules, a function definition, local parameters and an event."""
