@@ -131,6 +131,15 @@ def test_round_trip_export_import_gives_the_same_outputs(name, tmp_path):
     for obs_name, values in ref.observables.items():
         assert rel_diff(obs[obs_name], values) < RTOL, obs_name
     assert imported.parameters.names[: len(model.parameters)] == model.parameters.names
+    for p in model.parameters:  # the table survives: value, unit, bounds, source
+        q = imported.parameters[p.name]
+        assert (q.default, q.unit, q.lower, q.upper, q.source) == (
+            p.default,
+            p.unit,
+            p.lower,
+            p.upper,
+            p.source,
+        )
     assert imported.roles == model.roles
     if importlib.util.find_spec("roadrunner") is not None:
         rr = roadrunner_run(text, T_DAYS, list(model.state_symbols))

@@ -112,6 +112,15 @@ def read_info(element) -> dict[str, str]:
     return {}
 
 
+def _value(value: float | None, info: dict[str, str]) -> float | None:
+    """``value``, or the exact one of the cartkin annotation when it rounds to it (libSBML
+    writes 15 significant digits; a value edited since does not match and wins)."""
+    if value is None or "value" not in info:
+        return value
+    exact = float(info["value"])
+    return exact if abs(exact - value) <= 1e-13 * abs(value) else value
+
+
 class _Reader:
     def __init__(self, model, where: str):
         self.model = model
@@ -151,14 +160,16 @@ class _Reader:
         )
         for c in m.getListOfCompartments():
             out.entities[c.getId()] = Entity(
-                c.getId(), "compartment", c.getSize() if c.isSetSize() else None,
+                c.getId(), "compartment",
+                _value(c.getSize() if c.isSetSize() else None, read_info(c)),
                 c.getConstant(), self.units(c), c.getName(), info=read_info(c),
             )  # fmt: skip
         for s in m.getListOfSpecies():
             out.entities[s.getId()] = self.species(s, out)
         for p in m.getListOfParameters():
             out.entities[p.getId()] = Entity(
-                p.getId(), "parameter", p.getValue() if p.isSetValue() else None,
+                p.getId(), "parameter",
+                _value(p.getValue() if p.isSetValue() else None, read_info(p)),
                 p.getConstant(), self.units(p), p.getName(), info=read_info(p),
             )  # fmt: skip
         for ia in m.getListOfInitialAssignments():
@@ -201,13 +212,14 @@ class _Reader:
         comp = s.getCompartment()
         amount = s.getHasOnlySubstanceUnits()
         value = None
+        info = read_info(s)
         if s.isSetInitialConcentration():
-            value = s.getInitialConcentration()
+            value = _value(s.getInitialConcentration(), info)
             if amount:  # stored as amount = concentration * size
                 out.initial_assignments.setdefault(sid, number(value) * sympy.Symbol(comp))
                 value = None
         elif s.isSetInitialAmount():
-            value = s.getInitialAmount()
+            value = _value(s.getInitialAmount(), info)
             if not amount:  # reported as concentration = amount / size
                 out.initial_assignments.setdefault(sid, number(value) / sympy.Symbol(comp))
                 value = None

@@ -154,6 +154,9 @@ class _Writer:
             else:
                 el.setValue(float(ent.value))
         info = dict(ent.info)
+        if ent.value is not None and repr(float(ent.value)) != f"{float(ent.value):.15g}":
+            # libSBML writes 15 significant digits; the exact value rides in the annotation
+            info["value"] = repr(float(ent.value))
         uid = self.unit(ent.units) if ent.units else ""
         if ent.units and (not uid or uid == "dimensionless"):
             info.setdefault("unit", ent.units)  # keep a string SBML units cannot express
