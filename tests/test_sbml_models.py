@@ -195,6 +195,21 @@ def test_hand_written_sbml_solves_like_roadrunner():
     # a parameter override reaches the event: without the second dose A_c only falls
     no_dose = model.solve(t, params={"dose2": 0.0})
     assert np.all(np.diff(no_dose.y[:, 0]) < 0) and np.any(np.diff(sol.y[:, 0]) > 0)
+    # cartkin.simulate applies the events too (the patient does not enter this model)
+    patient, regimen = _patient_regimen()
+    sim = cartkin.simulate(model, patient, regimen, t, rtol=1e-10, atol=1e-12)
+    assert rel_diff(sim.states, rr) < RTOL
+
+
+def test_load_refuses_math_outside_the_expression_language(tmp_path):
+    text = HAND.read_text().replace(
+        "<apply><divide/><ci>A_c</ci><apply><plus/><ci>EC50</ci><ci>A_c</ci></apply></apply>",
+        "<apply><floor/><ci>A_c</ci></apply>",
+    )
+    path = tmp_path / "floor.xml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=r"floor.xml: the assignment rule of 'effect': floor"):
+        models.load(path)
 
 
 def test_load_refuses_unsupported_sbml_by_element(tmp_path):
