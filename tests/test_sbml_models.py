@@ -264,3 +264,18 @@ def test_cli_export_scenario_writes_the_patient_and_its_doses(tmp_path, capsys):
     assert triggers == ["time >= 0", "time >= 3"]  # both doses are events
     assert main(["export", "stein2019", "--sbml", str(out), "--scenario", str(scenario)]) == 2
     assert "the scenario's model is 'my_model', not 'stein2019'" in capsys.readouterr().err
+
+
+def test_an_imported_model_exports_again_with_its_events(tmp_path):
+    """SBML -> cartkin -> SBML keeps the reactions' dynamics (as rate rules) and the event."""
+    pytest.importorskip("roadrunner")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SbmlWarning)
+        model = models.load(HAND)
+    patient, regimen = _patient_regimen()
+    text = sbml_text(model, patient, regimen)
+    assert text.count("<event ") == 1
+    t = np.linspace(0.0, 5.0, 21)
+    again = roadrunner_run(text, t, ["A_c", "A_p", "M", "R"])
+    original = roadrunner_run(HAND.read_text(), t, ["A_c", "A_p", "M", "R"], amounts={"M"})
+    assert rel_diff(again, original) < RTOL

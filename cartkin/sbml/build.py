@@ -63,23 +63,26 @@ class Quantity:
 
 @dataclass
 class Dose:
-    """A change of one state at a fixed time: ``target += value`` (add) or ``target = value``."""
+    """A change of one state at a fixed time: ``target += value`` (add) or ``target = value``;
+    ``fire_at_start``: whether it fires when its time is the start (SBML ``initialValue``
+    false), as a dose on the first day does."""
 
     id: str
     time: sympy.Expr | float
     target: str
     value: sympy.Expr | float
     kind: str = "add"
+    fire_at_start: bool = True
 
 
 def _by_time(doses):
     """Doses grouped by time (one SBML event per time, so simultaneous doses add up)."""
-    groups: dict[sympy.Expr, list[Dose]] = {}
+    groups: dict[tuple, list[Dose]] = {}
     for dose in doses:
         time = sympy.sympify(dose.time)
         if time.is_number:  # 1 and 1.0 are one time (sympy's == tells them apart)
             time = sympy.Float(float(time))
-        groups.setdefault(time, []).append(dose)
+        groups.setdefault((time, dose.fire_at_start), []).append(dose)
     return groups.items()
 
 
@@ -153,7 +156,7 @@ def build_ir(
             info = {"kind": kind, **q.info}
             ents[q.id] = Entity(q.id, "parameter", None, False, q.unit, q.name, info=info)
             ir.assignment_rules[q.id] = sympy.sympify(q.expr)
-    for time, group in _by_time(doses):
+    for (time, at_start), group in _by_time(doses):
         assignments: dict[str, sympy.Expr] = {}
         for dose in group:
             x = sympy.Symbol(dose.target)
@@ -172,7 +175,7 @@ def build_ir(
                 "_and_".join(dict.fromkeys(d.id for d in group)),
                 sympy.Ge(TIME, time),
                 assignments,
-                initial_value=False,  # a dose at the start time fires at the start
+                initial_value=not at_start,  # False: a dose at the start time fires then
                 persistent=True,
             )
         )

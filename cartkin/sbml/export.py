@@ -244,10 +244,14 @@ def model_ir(
     for line in d.initial:
         initial[line.name] = sym(line.expression, line.where)
     doses = _doses(d, sched, numeric, sym, t_start)
+    timed = getattr(model, "timed", None)  # a model imported from SBML: its own events
+    for e in getattr(timed, "events", ()):
+        doses.append(Dose(e.id, e.time, e.target, e.value, e.kind, e.fire_at_start))
     if fold:
         kept = []
         for dose in doses:
-            if dose.kind == "add" and dose.time.is_number and float(dose.time) == 0.0:
+            time = sympy.sympify(dose.time)
+            if dose.kind == "add" and time.is_number and float(time) == 0.0 and dose.fire_at_start:
                 initial[dose.target] = initial[dose.target] + dose.value
             else:
                 kept.append(dose)
@@ -260,11 +264,21 @@ def model_ir(
         for k, s in enumerate(d.states)
     ]  # fmt: skip
     role_of = {obs: role for role, obs in d.roles.items() if obs is not None}
+    by_name = {q.id: q for q in intermediates}
     observables = []
     for line in d.observables:
         info = {"description": line.description, "unit": line.unit}
         if line.name in role_of:
             info["role"] = role_of[line.name]
+        if line.name in by_name:  # an intermediate observed under its own name (SBML imports)
+            if line.expression.strip() != line.name:
+                raise ScenarioError(
+                    f"{line.where}: observable {line.name!r} has the name of an intermediate "
+                    "but another expression; SBML has one id for both"
+                )
+            q = by_name[line.name]
+            q.unit, q.info = line.unit, {**info, "kind": "observable"}
+            continue
         observables.append(Quantity(line.name, sym(line.expression, line.where), line.unit, info))
     params = [
         Quantity(p.name, float(values[p.name]), p.unit, {
