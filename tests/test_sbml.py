@@ -288,3 +288,44 @@ def test_simultaneous_events_on_one_state_are_refused():
     )
     with pytest.raises(ScenarioError, match="events 'ev' and 'ev2' both assign 'S' at time 2"):
         to_ode(read_sbml(text))
+
+
+def test_level2_file_is_converted_and_reads_the_same():
+    doc = libsbml.readSBMLFromFile(str(HAND))
+    assert doc.setLevelAndVersion(2, 4, False)
+    level2 = libsbml.writeSBMLToString(doc)
+    assert 'level="2"' in level2
+    a, b = to_ode(read_sbml(HAND)), to_ode(read_sbml(level2))
+    assert a.states == b.states and a.constants == b.constants
+    for sid in a.states:
+        assert sympy.simplify(a.rhs[sid] - b.rhs[sid]) == 0, sid
+
+
+def test_set_events_become_jumps_from_the_previous_value():
+    """x = c on a parameter without dynamics: the jump is c minus the value before it."""
+    from cartkin.sbml.load import SbmlWarning, _TimedEvents, description_from_sbml
+
+    switch = (
+        "<listOfEvents>"
+        + "".join(
+            f'<event id="{eid}" useValuesFromTriggerTime="true"><trigger initialValue="true" '
+            f'persistent="true">{_MATH.format(f"<apply><geq/>{_TIME}<cn>{t}</cn></apply>")}'
+            f'</trigger><listOfEventAssignments><eventAssignment variable="x">'
+            f"{_MATH.format(f'<cn>{v}</cn>')}</eventAssignment></listOfEventAssignments></event>"
+            for eid, t, v in (("later", 4, 0.3), ("first", 2, 0.1))
+        )
+        + "</listOfEvents>"
+    )
+    text = _model(rate="<apply><times/><ci>k</ci><ci>x</ci><ci>S</ci></apply>", events=switch)
+    text = text.replace('<parameter id="x" value="0" constant="false"/>',
+                        '<parameter id="x" value="0.5" constant="false"/>')  # fmt: skip
+    ir = read_sbml(text)
+    with pytest.warns(SbmlWarning, match="no observable has the role 'cart'"):
+        description, events = description_from_sbml(ir)
+    assert description.state_symbols == ("S", "x")
+    timed = _TimedEvents(description, events)
+    p = np.array([[1.0, 0.5]])  # c, k
+    t_ev, jumps = timed.stops(p, np.zeros(1), np.array([[1.0, 0.5]]))
+    np.testing.assert_allclose(t_ev[0], [2.0, 4.0])
+    np.testing.assert_allclose(jumps[0, :, 1], [0.1 - 0.5, 0.3 - 0.1])
+    assert not jumps[0, :, 0].any()

@@ -65,7 +65,8 @@ def read_sbml(source) -> SbmlModel:
     namespaces = doc.getNamespaces()
     for k in range(namespaces.getNumNamespaces()):
         uri = namespaces.getURI(k)
-        if uri != doc.getSBMLNamespaces().getURI() and doc.getPackageRequired(uri):
+        core = doc.getSBMLNamespaces().getURI()
+        if "/level3/" in uri and uri != core and doc.getPackageRequired(uri):
             raise ScenarioError(
                 f"{where}: the model requires the SBML package {namespaces.getPrefix(k)!r} "
                 f"({uri}), which cartkin does not read (SBML Level 3 Core only)"
