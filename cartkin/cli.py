@@ -6,7 +6,7 @@
                                (:mod:`cartkin.fit.cli`).
 ``cartkin models``             list the models.
 ``cartkin show MODEL``         a model's states, equations and parameter table with sources.
-``cartkin export MODEL --sbml FILE``  the model as SBML Level 3 (:mod:`cartkin.sbml.cli`).
+``cartkin export MODEL --sbml FILE``  the model as SBML Level 3 (:mod:`cartkin.export.cli`).
 
 Errors exit with status 2 (bad input) or 1 (solver failure) and a one-line message; ``--debug``
 shows the traceback. Output paths (directory exists, figure format known) are checked before
@@ -99,8 +99,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
+    from cartkin.export.cli import add_parser as add_export_parser
     from cartkin.fit.cli import add_parser as add_fit_parser
-    from cartkin.sbml.cli import add_parser as add_export_parser
     from cartkin.sweep.cli import add_commands as add_sweep_commands
 
     add_fit_parser(sub)

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cartkin
 from cartkin import models
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Regimen
-from cartkin.sbml.export import sbml_text
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Regimen
+from cartkin.export.sbml import sbml_text
 from tests.sbml_tools import roadrunner_run
 from tests.test_sbml_models import rel_diff
 

@@ -1,6 +1,6 @@
 """Test helpers for the SBML tests: libRoadRunner runs and a scipy solve of an OdeSystem.
 
-The scipy solve is a check of the SBML flattening (cartkin.sbml.ir.to_ode) that shares no code
+The scipy solve is a check of the SBML flattening (cartkin.models.sbml.ir.to_ode) that shares no code
 with cartkin's kernel; libRoadRunner is the independent SBML simulator.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import sympy
 from scipy.integrate import solve_ivp
 
-from cartkin.sbml._math import TIME
+from cartkin.models.sbml.mathml import TIME
 
 
 def roadrunner_run(sbml_text: str, t_days, ids, *, amounts=()):

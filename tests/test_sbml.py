@@ -1,4 +1,4 @@
-"""SBML reading and writing (cartkin.sbml): math, units, the intermediate form, refusals.
+"""SBML reading and writing (cartkin.models.sbml): math, units, the intermediate form, refusals.
 
 The model-level tests (export of the built-in models, import as a cartkin model, libRoadRunner
 cross-checks of ``model.solve``) are in tests/test_sbml_models.py.
@@ -14,11 +14,11 @@ import pytest
 import sympy
 
 from cartkin.errors import ScenarioError
-from cartkin.sbml._math import TIME, ast_to_sympy, formula, math_ast
-from cartkin.sbml._units import parse_unit, unit_definition_id
-from cartkin.sbml.ir import to_ode
-from cartkin.sbml.read import read_sbml
-from cartkin.sbml.write import sbml_string
+from cartkin.models.sbml.ir import to_ode
+from cartkin.models.sbml.mathml import TIME, ast_to_sympy, formula, math_ast
+from cartkin.models.sbml.read import read_sbml
+from cartkin.models.sbml.units import parse_unit, unit_definition_id
+from cartkin.models.sbml.write import sbml_string
 from tests.sbml_tools import roadrunner_run, scipy_solve
 
 DATA = Path(__file__).parent / "data" / "sbml"
@@ -247,7 +247,7 @@ def test_required_package_and_invalid_files_are_refused(tmp_path):
 
 # ---------------------------------------------------------------------------- build events ----
 def _dosed_ir():
-    from cartkin.sbml.build import Dose, Quantity, build_ir
+    from cartkin.models.sbml.parts import Dose, Quantity, build_ir
 
     S = sympy.Symbol
     return build_ir(
@@ -303,7 +303,7 @@ def test_level2_file_is_converted_and_reads_the_same():
 
 def test_set_events_become_jumps_from_the_previous_value():
     """x = c on a parameter without dynamics: the jump is c minus the value before it."""
-    from cartkin.sbml.load import SbmlWarning, _TimedEvents, description_from_sbml
+    from cartkin.models.sbml.load import SbmlWarning, _TimedEvents, description_from_sbml
 
     switch = (
         "<listOfEvents>"

@@ -23,12 +23,12 @@ import pytest
 
 import cartkin
 from cartkin import models
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Regimen
 from cartkin.errors import ScenarioError
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Regimen
-from cartkin.sbml.export import model_ir, sbml_text
-from cartkin.sbml.load import SbmlWarning
-from cartkin.sbml.write import sbml_string
+from cartkin.export.sbml import model_ir, sbml_text
+from cartkin.models.sbml.load import SbmlWarning
+from cartkin.models.sbml.write import sbml_string
 from tests.sbml_tools import roadrunner_run
 
 ROOT = Path(__file__).parent.parent

@@ -173,7 +173,7 @@ def load(path) -> Model:
     ----------
     path : str or Path
         A ``.py`` file defining ``MODEL = cartkin.models.Description(...)`` (or ``Model``),
-        or an SBML Level 3 file (``.xml``, ``.sbml``; see :mod:`cartkin.sbml.load` and
+        or an SBML Level 3 file (``.xml``, ``.sbml``; see :mod:`cartkin.models.sbml.load` and
         docs/sbml.md).
 
     Returns
@@ -189,7 +189,7 @@ def load(path) -> Model:
     from pathlib import Path
 
     if Path(path).suffix.lower() in (".xml", ".sbml"):
-        from cartkin.sbml.load import load_sbml
+        from cartkin.models.sbml.load import load_sbml
 
         return load_sbml(path)
     module = load_module(path)

@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
 def run_export(args) -> int:
     """Run ``cartkin export``; returns the exit status."""
     from cartkin import models
-    from cartkin.sbml.export import export_sbml
+    from cartkin.export.sbml import export_sbml
 
     out = Path(args.sbml)
     if out.parent and not out.parent.exists():

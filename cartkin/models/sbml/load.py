@@ -1,7 +1,7 @@
 """An SBML file as a cartkin model: :func:`load_sbml` (``cartkin.models.load("file.xml")``).
 
-The SBML model is read (:mod:`cartkin.sbml.read`), flattened into differential equations
-(:func:`cartkin.sbml.ir.to_ode`) and written as a :class:`~cartkin.models.Description`, which
+The SBML model is read (:mod:`cartkin.models.sbml.read`), flattened into differential equations
+(:func:`cartkin.models.sbml.ir.to_ode`) and written as a :class:`~cartkin.models.Description`, which
 is built like any other model (generated right-hand side, analytic Jacobian, kernel cache):
 
 - states are the SBML ids (species values are concentrations where the species has
@@ -29,10 +29,10 @@ import sympy
 
 from cartkin.errors import ScenarioError
 from cartkin.models.base import Model, ModelSolution
-from cartkin.sbml._math import TIME
-from cartkin.sbml._pyexpr import UnsupportedExpression, to_python
-from cartkin.sbml.ir import OdeSystem, SbmlModel, to_ode
-from cartkin.sbml.read import read_sbml
+from cartkin.models.sbml.expressions import UnsupportedExpression, to_python
+from cartkin.models.sbml.ir import OdeSystem, SbmlModel, to_ode
+from cartkin.models.sbml.mathml import TIME
+from cartkin.models.sbml.read import read_sbml
 
 __all__ = ["SbmlImportedModel", "SbmlWarning", "description_from_sbml", "load_sbml"]
 
@@ -281,7 +281,7 @@ def _renamed_event(event, rename):
 class _TimedEvents:
     """The SBML events of an imported model as kernel stops and jumps.
 
-    Each :class:`~cartkin.sbml.ir.TimedEvent` becomes a stop at its time (from the kernel
+    Each :class:`~cartkin.models.sbml.ir.TimedEvent` becomes a stop at its time (from the kernel
     vector of each patient) with a jump of its target: ``value`` for an ``add`` event, and for a
     ``set`` event the value minus the target's value just before (the target has no dynamics
     of its own, so that value is its initial value or the last event's result). An event at or
@@ -334,8 +334,8 @@ class _TimedEvents:
         return t_ev, jumps
 
     def __call__(self, values, bctx):
-        from cartkin.batch import BatchIndividuals
         from cartkin.models.assemble import individualize
+        from cartkin.models.base import BatchIndividuals
 
         base = individualize(self.description, values, bctx)
         p = np.asarray(base.p)

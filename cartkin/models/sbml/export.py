@@ -1,12 +1,11 @@
-"""A cartkin model (its :class:`~cartkin.models.Description`) for one patient as SBML.
+"""A model description for one patient as SBML (the core of ``cartkin export``).
 
-:func:`model_ir` evaluates what is per patient (covariates, dose schedule) for one patient and
-keeps everything else symbolic: table parameters stay SBML parameters, derived entries become
-initial assignments of them, so changing a parameter in an SBML simulator changes the derived
-values as it does in cartkin. :func:`export_sbml` writes the file (``cartkin export``).
-
-Without a scenario the patient is :data:`REPRESENTATIVE` and the doses given at the start of the
-simulation are part of the initial state; with one, every dose is an SBML event.
+:func:`model_ir` evaluates what is per patient (covariates, the dose schedule) from a
+:class:`~cartkin.covariates.context.BatchContext` of one patient and keeps everything else
+symbolic: table parameters stay SBML parameters and derived entries become initial assignments
+of them, so changing a parameter in an SBML simulator changes the derived values as it does in
+cartkin. Doses become SBML events (:mod:`cartkin.models.sbml.parts`). The patient, regimen and
+scenario side is :mod:`cartkin.export.sbml`.
 """
 
 from __future__ import annotations
@@ -17,31 +16,16 @@ import numpy as np
 import sympy
 
 from cartkin.errors import ScenarioError
-from cartkin.sbml._math import TIME
-from cartkin.sbml._pyexpr import UnsupportedExpression, to_sympy
-from cartkin.sbml.build import Dose, Quantity, build_ir
-from cartkin.sbml.ir import SbmlModel
-from cartkin.sbml.write import write_sbml
+from cartkin.models.assemble import NUMPY, schedules
+from cartkin.models.description import COVARIATES, SCHEDULES, Bolus, Infusion
+from cartkin.models.sbml.expressions import UnsupportedExpression, to_sympy
+from cartkin.models.sbml.ir import SbmlModel
+from cartkin.models.sbml.mathml import TIME
+from cartkin.models.sbml.parts import Dose, Quantity, build_ir
 
-__all__ = ["COVARIATE_UNITS", "REPRESENTATIVE", "export_sbml", "model_ir", "sbml_text"]
+__all__ = ["COVARIATE_UNITS", "description_of", "model_ir"]
 
-#: The patient of an export without a scenario (assumption: a representative adult with
-#: normal kidney function, not a patient of any study) and its regimen: cartkin's default
-#: regimen, the Erlangen SLE lymphodepletion (fludarabine 25 mg/m2/day on days -5..-3,
-#: cyclophosphamide 1000 mg/m2 on day -3) and 1e6 CAR-T cells/kg on day 0 (Mackensen A et al.,
-#: Nat Med 2022;28:2124).
-REPRESENTATIVE = {
-    "patient": {
-        "weight_kg": 70.0,
-        "height_cm": 170.0,
-        "age_years": 40.0,
-        "sex": "female",
-        "egfr_ml_min_173m2": 90.0,
-    },
-    "cart_cells_per_kg": 1e6,
-}
-
-#: Units of the per-patient covariates a description may use (cartkin.batch.BatchContext).
+#: Units of the per-patient covariates a description may use (BatchContext attributes).
 COVARIATE_UNITS = {
     "weight_kg": "kg",
     "height_cm": "cm",
@@ -81,74 +65,12 @@ def description_of(model):
     return d
 
 
-def export_sbml(model, path, *, scenario=None, arm=None) -> SbmlModel:
-    """Write ``model`` as SBML Level 3 Version 2 (``cartkin export``).
-
-    Parameters
-    ----------
-    model : cartkin.models.Model
-        Built from a Description (every built-in model is).
-    path : str or Path
-        File to write.
-    scenario : str or Path, optional
-        Scenario TOML: its patient, regimen and parameter overrides (the base arm, or ``arm``).
-        Its model must be ``model``.
-    arm : str, optional
-        Label of a ``[[variant]]`` of the scenario.
-
-    Returns
-    -------
-    SbmlModel
-        What was written.
-    """
-    if scenario is None:
-        ir = model_ir(model)
-    else:
-        from cartkin.scenario import load_scenario
-
-        sc = load_scenario(scenario)
-        if sc.model.name != model.name:
-            raise ScenarioError(
-                f"{scenario}: the scenario's model is {sc.model.name!r}, not {model.name!r}; "
-                f"export it with `cartkin export {sc.model.name} --scenario {scenario}`"
-            )
-        chosen = sc.base
-        if arm is not None:
-            labels = [v.label for v in sc.arms]
-            if arm not in labels:
-                raise ScenarioError(f"{scenario}: no arm {arm!r}; arms: {', '.join(labels)}")
-            chosen = sc.arms[labels.index(arm)]
-        ir = model_ir(
-            model, chosen.patient, chosen.regimen, chosen.theta, chosen.clearance_model,
-            fold_start_doses=False, label=f"{sc.name} ({chosen.label})" if arm else sc.name,
-        )  # fmt: skip
-    write_sbml(ir, path)
-    return ir
-
-
-def sbml_text(model, *args, **kwargs) -> str:
-    """:func:`model_ir` written as SBML text (same arguments)."""
-    from cartkin.sbml.write import sbml_string
-
-    return sbml_string(model_ir(model, *args, **kwargs))
-
-
-def _representative():
-    from cartkin.patient import Patient
-    from cartkin.regimen import CarTDose, Regimen
-
-    patient = Patient(**REPRESENTATIVE["patient"])
-    return patient, Regimen(cart=CarTDose(cells_per_kg=REPRESENTATIVE["cart_cells_per_kg"]))
-
-
 def model_ir(
     model,
-    patient=None,
-    regimen=None,
+    bctx,
     theta=None,
-    clearance_model: str = "langenhorst2019",
     *,
-    fold_start_doses: bool | None = None,
+    fold_start_doses: bool = False,
     label: str = "",
 ) -> SbmlModel:
     """The SBML intermediate form of ``model`` for one patient.
@@ -157,15 +79,12 @@ def model_ir(
     ----------
     model : cartkin.models.Model
         Built from a Description.
-    patient, regimen : optional
-        :class:`cartkin.Patient` and :class:`cartkin.Regimen`; default :data:`REPRESENTATIVE`.
+    bctx : cartkin.covariates.context.BatchContext
+        The patient's covariates and dose schedule (one patient).
     theta : mapping, optional
         Parameter overrides (checked against the table).
-    clearance_model : str
-        Fludarabine clearance model for the patient's exposure.
-    fold_start_doses : bool, optional
-        Put the doses given at the start time into the initial state instead of events
-        (default: True for the representative patient, False otherwise).
+    fold_start_doses : bool
+        Put the boluses given at the start time into the initial state instead of events.
     label : str
         What the patient is, for the SBML notes.
 
@@ -173,24 +92,12 @@ def model_ir(
     -------
     SbmlModel
         SBML time 0 is the start of the simulation: day 0, or for a model that starts at the
-        first dose (``start="first_dose"``) that day; the notes say which.
+        first dose (``start="first_dose"``) that day; the notes and ``info["t_start_day"]``
+        say which.
     """
-    from cartkin.batch import BatchContext
-    from cartkin.models.assemble import schedules
-    from cartkin.models.description import COVARIATES, SCHEDULES
-    from cartkin.regimen import build_context
-
     d = description_of(model)
-    if patient is None and regimen is None:
-        patient, regimen = _representative()
-        fold = True if fold_start_doses is None else fold_start_doses
-        label = label or "representative adult (cartkin.sbml.export.REPRESENTATIVE)"
-    elif patient is None or regimen is None:
-        raise ValueError("model_ir: give both patient and regimen, or neither")
-    else:
-        fold = bool(fold_start_doses)
+    fold = fold_start_doses
     values = model.parameters.values(theta)
-    bctx = BatchContext.from_contexts([build_context(patient, regimen, clearance_model)])
     sched = {k: tuple(np.asarray(a)[0] for a in v) for k, v in schedules(bctx, 1).items()}
     covariates = {
         name: float(np.asarray(getattr(bctx, name), dtype=np.float64).reshape(-1)[0])
@@ -321,16 +228,12 @@ def _summaries(sched, names) -> dict[str, float]:
 
 
 def _evaluate(text: str, numeric) -> float:
-    from cartkin.models.assemble import NUMPY
-
     env = {"__builtins__": {}}
     return float(np.asarray(eval(compile(text, "<sbml export>", "eval"), env, NUMPY | numeric)))
 
 
 def _doses(d, sched, numeric, sym, t_start) -> list[Dose]:
     """The regimen's events of one patient as :class:`Dose` records (times from SBML time 0)."""
-    from cartkin.models.description import Bolus, Infusion
-
     out: list[Dose] = []
     for k, item in enumerate(d.inputs):
         days, doses, duration = sched[item.schedule]

@@ -1,4 +1,4 @@
-"""Write an :class:`~cartkin.sbml.ir.SbmlModel` as an SBML Level 3 Version 2 document."""
+"""Write an :class:`~cartkin.models.sbml.ir.SbmlModel` as an SBML Level 3 Version 2 document."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 import libsbml
 
-from cartkin.sbml._math import math_ast
-from cartkin.sbml._units import parse_unit, unit_definition_id
-from cartkin.sbml.ir import SbmlModel
-from cartkin.sbml.read import NAMESPACE
+from cartkin.models.sbml.ir import SbmlModel
+from cartkin.models.sbml.mathml import math_ast
+from cartkin.models.sbml.read import NAMESPACE
+from cartkin.models.sbml.units import parse_unit, unit_definition_id
 
 __all__ = ["sbml_string", "write_sbml"]
 

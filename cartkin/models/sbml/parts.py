@@ -1,6 +1,6 @@
-"""Assemble an :class:`~cartkin.sbml.ir.SbmlModel` from a model's parts (the exporter's core).
+"""Assemble an :class:`~cartkin.models.sbml.ir.SbmlModel` from a model's parts (the exporter's core).
 
-The exporter (:mod:`cartkin.sbml.export`) reads a cartkin model description into the small
+The exporter (:mod:`cartkin.export.sbml`) reads a cartkin model description into the small
 records below; :func:`build_ir` turns them into SBML elements:
 
 - a state whose unit is dimensionless ("-") becomes a non-constant parameter with a rate rule;
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from cartkin.sbml._math import TIME
-from cartkin.sbml.ir import Entity, Event, SbmlModel
+from cartkin.models.sbml.ir import Entity, Event, SbmlModel
+from cartkin.models.sbml.mathml import TIME
 
 __all__ = ["COMPARTMENT", "Dose", "Quantity", "build_ir"]
 

@@ -1,4 +1,4 @@
-"""Read an SBML file into an :class:`~cartkin.sbml.ir.SbmlModel`.
+"""Read an SBML file into an :class:`~cartkin.models.sbml.ir.SbmlModel`.
 
 Read: compartments, species, parameters (with units), initial assignments, assignment and rate
 rules, reactions with kinetic laws (local parameters substituted) and constant stoichiometry,
@@ -19,9 +19,9 @@ import libsbml
 import sympy
 
 from cartkin.errors import ScenarioError
-from cartkin.sbml._math import UnsupportedMath, ast_to_sympy, number
-from cartkin.sbml._units import unit_text
-from cartkin.sbml.ir import Entity, Event, Reaction, SbmlModel
+from cartkin.models.sbml.ir import Entity, Event, Reaction, SbmlModel
+from cartkin.models.sbml.mathml import UnsupportedMath, ast_to_sympy, number
+from cartkin.models.sbml.units import unit_text
 
 __all__ = ["NAMESPACE", "read_info", "read_sbml"]
 

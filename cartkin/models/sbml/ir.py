@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from cartkin.errors import ScenarioError
-from cartkin.sbml._math import TIME, number
+from cartkin.models.sbml.mathml import TIME, number
 
 __all__ = ["Entity", "Event", "OdeSystem", "Reaction", "SbmlModel", "TimedEvent", "to_ode"]
 
