@@ -129,7 +129,7 @@ def model_ir(
     if patient is None and regimen is None:
         patient, regimen = _representative()
         fold = True if fold_start_doses is None else fold_start_doses
-        label = label or "representative adult (cartkin.export.sbml.REPRESENTATIVE)"
+        label = label or "a representative adult (cartkin.export.sbml.REPRESENTATIVE)"
     elif patient is None or regimen is None:
         raise ValueError("model_ir: give both patient and regimen, or neither")
     else:

@@ -235,7 +235,7 @@ def _evaluate(text: str, numeric) -> float:
 def _doses(d, sched, numeric, sym, t_start) -> list[Dose]:
     """The regimen's events of one patient as :class:`Dose` records (times from SBML time 0)."""
     out: list[Dose] = []
-    for k, item in enumerate(d.inputs):
+    for item in d.inputs:
         days, doses, duration = sched[item.schedule]
         ok = np.isfinite(days) & (doses > 0)
         if getattr(item, "first_only", False) and ok.any():
@@ -247,18 +247,22 @@ def _doses(d, sched, numeric, sym, t_start) -> list[Dose]:
             local = {"dose": sympy.Float(dose), "day": sympy.Float(day)}
             if item.when and not _evaluate(item.when, numeric | {"dose": dose, "day": day}):
                 continue
-            tag = f"{item.schedule}_{k}_{q}"
+            tag = f"{item.schedule}_{q + 1}"  # e.g. cart_1_C_E: the first CAR-T dose into C_E
             if isinstance(item, Bolus):
                 t = sympy.Float(day - t_start)
                 if item.delay:
                     t = t + sym(item.delay, item.where, local)
-                out.append(Dose(f"{tag}_bolus", t, item.into, sym(item.amount, item.where, local)))
+                out.append(
+                    Dose(f"{tag}_{item.into}", t, item.into, sym(item.amount, item.where, local))
+                )
                 continue
             length = float(np.asarray(duration).reshape(-1)[0])
             if isinstance(item, Infusion):
                 target, amount = item.rate, sym(item.amount, item.where, local) / length
             else:
                 target, amount = item.flag, sympy.Integer(1)
-            out.append(Dose(f"{tag}_on", sympy.Float(day - t_start), target, amount))
-            out.append(Dose(f"{tag}_off", sympy.Float(day + length - t_start), target, -amount))
+            out.append(Dose(f"{tag}_{target}_on", sympy.Float(day - t_start), target, amount))
+            out.append(
+                Dose(f"{tag}_{target}_off", sympy.Float(day + length - t_start), target, -amount)
+            )
     return out

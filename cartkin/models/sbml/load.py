@@ -73,17 +73,16 @@ def load_sbml(path):
 
 # ---------------------------------------------------------------------------------------------
 def _reserved() -> set[str]:
-    from cartkin.models.description import FUNCTIONS
+    """Names an SBML id cannot keep: the generated code's (cartkin.models.description.RESERVED),
+    the dose-schedule summaries, ``dose``, ``day``, ``t_start`` and Python keywords."""
+    from cartkin.models.description import RESERVED, SCHEDULES
 
     schedule = {
         f"{k}_{s}_{w}" if k else f"{w}_{s}"
-        for s in ("cart", "fludarabine", "cyclophosphamide", "dialysis")
+        for s in SCHEDULES
         for k, w in (("first", "day"), ("last", "day"), ("first", "dose"), ("", "n"))
     }
-    return (
-        {"t", "t_start", "dose", "day", "math", "numba", "np", "p", "y", "dydt", "J", "out"}
-        | set(FUNCTIONS) | schedule | set(keyword.kwlist)
-    )  # fmt: skip
+    return set(RESERVED) | {"t_start", "dose", "day"} | schedule | set(keyword.kwlist)
 
 
 def _renames(ir: SbmlModel) -> dict[str, str]:
