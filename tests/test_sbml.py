@@ -329,3 +329,15 @@ def test_set_events_become_jumps_from_the_previous_value():
     np.testing.assert_allclose(t_ev[0], [2.0, 4.0])
     np.testing.assert_allclose(jumps[0, :, 1], [0.1 - 0.5, 0.3 - 0.1])
     assert not jumps[0, :, 0].any()
+
+
+def test_a_model_without_dynamics_is_refused_and_unused_sizes_are_not_needed():
+    start, end = _model().index("<listOfReactions>"), _model().index("</listOfReactions>")
+    static = _model()[:start] + _model()[end + len("</listOfReactions>") :]
+    with pytest.raises(ScenarioError, match="the model has no dynamics"):
+        to_ode(read_sbml(static))
+    sizeless = _model().replace(
+        "</listOfCompartments>",
+        '<compartment id="unused" spatialDimensions="3" constant="true"/></listOfCompartments>',
+    )
+    assert "unused" not in to_ode(read_sbml(sizeless)).constants

@@ -267,8 +267,15 @@ def to_ode(model: SbmlModel) -> OdeSystem:
             rhs[sid] = model.rate_rules[sid]
         else:
             rhs[sid] = flux.get(sid, sympy.Integer(0))
+    if not states:
+        raise _error(
+            model,
+            "the model has no dynamics (no reactions, rate rules or events change anything); "
+            "cartkin needs at least one state",
+        )
     rules = _order(model, model.assignment_rules, "assignment rules")
     state_set = set(states)
+    read = _names_read(model)
     constants, derived_raw = {}, {}
     for eid, ent in ents.items():
         if eid in state_set or eid in rules:
@@ -277,7 +284,7 @@ def to_ode(model: SbmlModel) -> OdeSystem:
             derived_raw[eid] = model.initial_assignments[eid]
         elif ent.value is not None:
             constants[eid] = float(ent.value)
-        else:
+        elif eid in read:
             raise _error(model, f"{ent.kind} {eid!r} has no value, initial assignment or rule")
     initial = {}
     for sid in states:
@@ -291,6 +298,20 @@ def to_ode(model: SbmlModel) -> OdeSystem:
     _check_initial_order(model, initial, derived, rules, state_set)
     events = _timed_events(model, state_set, rhs, rules)
     return OdeSystem(states, rhs, rules, constants, derived, initial, events)
+
+
+def _names_read(model: SbmlModel) -> set[str]:
+    """Ids that some expression reads, or that hold a species being changed (its compartment)."""
+    exprs = [*model.initial_assignments.values(), *model.assignment_rules.values(),
+             *model.rate_rules.values(), *(r.rate for r in model.reactions)]  # fmt: skip
+    for event in model.events:
+        exprs += [event.trigger, *event.assignments.values()]
+    out = {s.name for e in exprs for s in sympy.sympify(e).free_symbols}
+    for reaction in model.reactions:
+        out |= {model.entities[sid].compartment for sid in reaction.stoichiometry}
+        out |= {model.entities[sid].conversion_factor for sid in reaction.stoichiometry}
+    out |= {model.conversion_factor}
+    return out - {""}
 
 
 def _check_initial_order(model, initial, derived, rules, states):
