@@ -203,7 +203,7 @@ def description_from_sbml(ir: SbmlModel, ode: OdeSystem | None = None):
             roles.setdefault(role, name(obs))
     if "cart" not in roles:
         roles, observables = _cart_role(ir, ode, states, observables, roles)
-    model_name = ir.info.get("model_id") or ir.id
+    model_name = ir.id
     return (
         Description(
             name=model_name,
