@@ -121,16 +121,21 @@ def model_ir(
     numeric = dict(values) | covariates | numbers  # for what has no SBML form
     used: set[str] = set()
 
-    def sym(text, where, extra=None):
+    def sym(text, where, extra=None, strict=True):
         names = dict(symbols) if extra is None else symbols | extra
-        expr = to_sympy(text, names)
+        try:
+            expr = to_sympy(text, names)
+        except UnsupportedExpression as exc:
+            if not strict:
+                raise
+            raise ScenarioError(f"{where}: {text!r}: {exc}; SBML export cannot write it") from None
         used.update(s.name for s in expr.free_symbols)
         return expr
 
     derived = []
     for line in d.derived:
         try:
-            expr = sym(line.expression, line.where)
+            expr = sym(line.expression, line.where, strict=False)
             info = {"kind": "derived", "expression": line.expression}
         except UnsupportedExpression:
             expr = sympy.Float(_evaluate(line.expression, numeric))
