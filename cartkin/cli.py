@@ -7,6 +7,7 @@
 ``cartkin models``             list the models.
 ``cartkin show MODEL``         a model's states, equations, symbols and parameters: a table that
                                fits the terminal (``--format markdown|json`` for the rest).
+``cartkin export MODEL --sbml FILE``  the model as SBML Level 3 (:mod:`cartkin.export.cli`).
 ``cartkin --version``          the installed version.
 
 Errors exit with status 2 (bad input) or 1 (solver failure) and a one-line message; ``--debug``
@@ -102,11 +103,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
 
+    from cartkin.export.cli import add_parser as add_export_parser
     from cartkin.fit.cli import add_parser as add_fit_parser
     from cartkin.sweep.cli import add_commands as add_sweep_commands
 
     add_fit_parser(sub)
     add_sweep_commands(sub)
+    add_export_parser(sub)
     sub.add_parser("models", help="list the available models")
     show = sub.add_parser("show", help="show a model's states, equations and parameters")
     show.add_argument("model", help="model name (see `cartkin models`) or model file (.py)")

@@ -172,7 +172,9 @@ def load(path) -> Model:
     Parameters
     ----------
     path : str or Path
-        A ``.py`` file defining ``MODEL = cartkin.models.Model(...)``.
+        A ``.py`` file defining ``MODEL = cartkin.models.Description(...)`` (or ``Model``),
+        or an SBML Level 3 file (``.xml``, ``.sbml``; see :mod:`cartkin.models.sbml.load` and
+        docs/sbml.md).
 
     Returns
     -------
@@ -184,6 +186,12 @@ def load(path) -> Model:
     ScenarioError
         As :func:`load_module`, or the file defines no ``MODEL``.
     """
+    from pathlib import Path
+
+    if Path(path).suffix.lower() in (".xml", ".sbml"):
+        from cartkin.models.sbml.load import load_sbml
+
+        return load_sbml(path)
     module = load_module(path)
     model = getattr(module, "MODEL", None)
     if isinstance(model, Description):

@@ -1,0 +1,1 @@
+"""``cartkin export``: models in exchange formats (SBML Level 3: :mod:`cartkin.export.sbml`)."""
