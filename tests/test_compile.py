@@ -144,7 +144,6 @@ def test_two_processes_starting_cold_compile_the_kernel_once(tmp_path):
     assert outs[0]["last"] == outs[1]["last"] and outs[0]["file"] == outs[1]["file"]
 
 
-
 EDITED_MODEL = """
 import numba
 
