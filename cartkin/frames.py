@@ -102,7 +102,8 @@ def table_xarray(
     rows = [dict(r) for r in records]
     names = [r[key] for r in rows]
     fields = [f for f in dict.fromkeys(f for r in rows for f in r) if f != key]
-    data_vars, coords = {}, {dim: names}
+    data_vars: dict[str, Any] = {}
+    coords: dict[str, Any] = {dim: names}
     for f in fields:
         column = [r.get(f) for r in rows]
         if all(_is_number(v) for v in column):

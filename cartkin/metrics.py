@@ -91,6 +91,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+    from cartkin.simulate import SimulationResult
+
 __all__ = [
     "Metric",
     "MetricTable",
@@ -131,7 +133,7 @@ class Metric:
 
     def as_dict(self) -> dict:
         """JSON-ready dict; NaN becomes None (JSON has no NaN)."""
-        value = self.value
+        value: float | bool | None = self.value
         if isinstance(value, float) and math.isnan(value):
             value = None
         elif isinstance(value, np.floating | np.integer):
@@ -308,7 +310,7 @@ def log_linear_half_life(t_days, values, t_start: float, t_end: float, min_point
 # The metric table of a simulation
 # ---------------------------------------------------------------------------------------------
 def compute(
-    result,
+    result: SimulationResult,
     *,
     lloq_cells_per_ul: float | None = None,
     lloq_copies_per_ug: float | None = None,
@@ -408,7 +410,9 @@ def compute(
     )  # fmt: skip
     assay, lloq, lloq_unit = _assay(model, lloq_cells_per_ul, lloq_copies_per_ug)
     assay_curve = dense.observables[assay]
-    obs_cart = result.observables[roles["cart"]]
+    cart_name = roles["cart"]
+    assert cart_name is not None  # Model requires a "cart" observable
+    obs_cart = result.observables[cart_name]
     obs_assay = result.observables[assay]
     blq = obs_assay < lloq  # BLQ samples count as 0 in the observed AUC
     auc_obs = (

@@ -230,12 +230,14 @@ class CarTDose:
         """Total CAR-T cells for a patient of ``weight_kg`` kg."""
         if self.cells_per_kg is not None:
             return self.cells_per_kg * weight_kg
+        assert self.flat_cells is not None  # __post_init__ requires one of the two
         return self.flat_cells
 
     def expand(self, weight_kg: float) -> list[tuple[float, float]]:
         """Doses as ``[(day, cells), ...]`` for a patient of ``weight_kg`` kg."""
         total = self.total_cells(weight_kg)
-        return [(d, total * f) for d, f in zip(self.days, self.fractions, strict=True)]
+        fractions = self.fractions or (1.0,)  # __post_init__ fills them in
+        return [(d, total * f) for d, f in zip(self.days, fractions, strict=True)]
 
 
 @dataclass(frozen=True)

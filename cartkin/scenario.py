@@ -286,7 +286,7 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         where, "[scenario] clearance_model", meta.get("clearance_model")
     )
 
-    solver = {"method": "rodas5", "rtol": 1e-8, "atol": 1e-10}
+    solver: dict[str, Any] = {"method": "rodas5", "rtol": 1e-8, "atol": 1e-10}
     solver.update(_typed_section(where, "solver", data.get("solver", {}), _SOLVER_KEYS))
     if solver["method"] not in SOLVER_METHODS:
         raise ScenarioError(

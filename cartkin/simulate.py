@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+    from cartkin.kidney import FludarabineExposure
+    from cartkin.ode import ODESolution
     from cartkin.patient import Patient
     from cartkin.regimen import Context, Regimen
 
@@ -64,11 +66,11 @@ class SimulationResult:
     t_days: np.ndarray
     states: np.ndarray
     observables: dict[str, np.ndarray]
-    exposure: object
+    exposure: FludarabineExposure | None
     theta: dict[str, float]
     individual: Individual
-    context: object
-    solution: object
+    context: Context
+    solution: ODESolution
     options: dict = field(default_factory=dict)
     label: str = ""
 

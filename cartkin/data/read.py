@@ -37,9 +37,16 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from cartkin.data.dataset import Dataset
+    from cartkin.models.base import Model
+    from cartkin.scenario import Scenario
 
 from cartkin.data.spec import DataSpec, dvid_key
 from cartkin.data.units import CART_ROLES, known_units, parse_unit, scale_factor
@@ -273,15 +280,15 @@ def _long_to_nonmem(header, rows, problems):
 
 
 def read(
-    path=None,
+    path: str | Path | None = None,
     *,
-    model=None,
-    dvid_map=None,
-    units=None,
-    sex_codes=None,
-    scenario=None,
-    exclude_unknown=False,
-):
+    model: str | Model | None = None,
+    dvid_map: Mapping[Any, str] | None = None,
+    units: Mapping[Any, str] | None = None,
+    sex_codes: Mapping[Any, str] | None = None,
+    scenario: Scenario | DataSpec | None = None,
+    exclude_unknown: bool = False,
+) -> Dataset:
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
@@ -400,13 +407,12 @@ def read(
     observations = observations.astype(
         {"id": str, "time_days": float, "value": float, "cens": int, "limit": float, "row": int}
     )
-    excluded = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
-    excluded = excluded.sort_values("row", kind="stable").reset_index(drop=True)
+    excluded_rows = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
     return Dataset(
         observations=observations.reset_index(drop=True),
         doses=doses.astype({"id": str, "time_days": float, "cells": float}),
         subjects=subjects.reindex(ids),
-        excluded=excluded,
+        excluded=excluded_rows.sort_values("row", kind="stable").reset_index(drop=True),
         ids=ids,
         model=model,
         path=path,
@@ -414,7 +420,7 @@ def read(
         ignored_columns=ignored,
         header_comments=comments,
         rerouted=resolver.rerouted,
-        scenario=scenario if hasattr(scenario, "base") else None,
+        scenario=None if isinstance(scenario, DataSpec) else scenario,
     )
 
 

@@ -32,6 +32,8 @@ file that only defines an ``rhs`` for :func:`cartkin.solve_ode`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cartkin.errors import ScenarioError
 from cartkin.models.base import ROLES, Individual, Model, Observable, State
 from cartkin.parameters import suggest
@@ -152,7 +154,7 @@ def load_module(path):
         ) from exc
 
 
-def load(path) -> Model:
+def load(path: str | Path) -> Model:
     """The ``MODEL`` defined by a Python file, with kernels cached on disk by file content.
 
     Parameters
