@@ -876,3 +876,23 @@ def test_fit_cli_dvid_and_unit_options(tmp_path, capsys):
     assert "`cartkin fit --dvid 1=cart`" in capsys.readouterr().err
     assert main(["fit", str(scenario), str(data), "--dvid", "1=cart_copies"]) == 2
     assert "`cartkin fit --unit 1=copies/ug`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "match"),
+    [
+        (HEADER.replace("EGFR", "EGRF"), f"1,1,2,0,0,.,cart,0,.,cells/uL,{COV}",
+         r"header, column EGRF: not a column cartkin reads, and 'EGFR' is missing: did you mean"),
+        ("id,time_days,observable,value,unit,weight_kgs", "1,1,cart,2,cells/uL,60",
+         r"column weight_kgs: .*did you mean 'weight_kg'"),
+    ],
+)  # fmt: skip
+def test_misspelt_column_gets_a_did_you_mean(tmp_path, header, row, match):
+    with pytest.raises(DataError, match=match):
+        read(nonmem(tmp_path, row, header=header), model="sle_cart")
+
+
+def test_extra_columns_far_from_any_known_one_are_listed_not_refused(tmp_path):
+    ds = read(nonmem(tmp_path, "1,1,2,cart,cells/uL,A", header="ID,TIME,DV,DVID,UNIT,STUDY"),
+              model="sle_cart")  # fmt: skip
+    assert ds.ignored_columns == ["STUDY"]

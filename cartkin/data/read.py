@@ -192,6 +192,28 @@ def _detect(path, header) -> tuple[str, list[str], dict[str, str]]:
     return kind, names, spelled
 
 
+def _check_misspelt_columns(kind, header, problems) -> None:
+    """A column cartkin does not read that is close to one it reads and the file lacks (EGRF
+    for EGFR) is a problem: read as written, its values would be silently ignored."""
+    if kind == "long":
+        known = {*LONG_COLUMNS, *SUBJECT_COLUMNS}
+    else:
+        known = {*NONMEM_COLUMNS, *COVARIATES, *_OTHER_COVARIATES, *_UNSUPPORTED_DOSING}
+    absent = known - set(header)
+    for column in header:
+        if column in known or len(column) < 3:
+            continue
+        close = _closest(column, absent)
+        if close is not None:
+            problems.add(
+                None,
+                column,
+                None,
+                f"not a column cartkin reads, and {close!r} is missing: did you mean {close!r}? "
+                "(rename the column, or drop it)",
+            )
+
+
 def _layout_hint(header) -> str:
     """What a header that is neither layout lacks, with a did-you-mean from its own columns."""
     layouts = (("NONMEM", NONMEM_REQUIRED, str.upper), ("long", LONG_REQUIRED, str.lower))
@@ -350,6 +372,7 @@ def read(
         raise DataError(f"{path}: no data rows after the header; expected one row per record")
     problems = _Problems(str(path))
     problems.names = spelled
+    _check_misspelt_columns(kind, header, problems)
     if kind == "long":
         header, rows = _long_to_nonmem(header, rows, problems)
         problems.names = {k: spelled.get(v, v) for k, v in _LONG_NAMES.items()}
