@@ -99,3 +99,17 @@ def test_simulate_on_a_sweep_scenario_says_it_runs_the_base_patient(tmp_path, ca
     assert any("[sweep] table" in n and "runs the base patient" in n for n in notes), notes
     assert main(["simulate", str(path)]) == 0
     assert "`cartkin sweep" in capsys.readouterr().out
+
+
+def test_sweep_axis_on_lymphodepletion_needs_the_table():
+    from cartkin.errors import ScenarioError
+    from cartkin.sweep.spec import sweep_from_text
+
+    sweep = '\n[sweep]\nn_patients = 2\nseed = 1\n[sweep.axes]\n"lymphodepletion.flu_rule" = ["none", "renal_bands"]\n'
+    with pytest.raises(
+        ScenarioError,
+        match=r"s\.toml: \[sweep\.axes\] lymphodepletion\.flu_rule: .*no \[lymphodepletion\] table",
+    ):
+        sweep_from_text(BASE + sweep, source="s.toml")
+    s = sweep_from_text(BASE + "\n[lymphodepletion]\n" + sweep, source="s.toml")
+    assert [p.base.regimen.lymphodepletion.flu_rule for p in s.points] == ["none", "renal_bands"]
