@@ -118,6 +118,7 @@ def test_fresh_process_loads_builtin_kernel_from_cache(tmp_path):
     assert warm["seconds"] < cold["seconds"] / 3
 
 
+@pytest.mark.slow  # two fresh processes and one cold compile: about 20 s of CPU
 def test_two_processes_starting_cold_compile_the_kernel_once(tmp_path):
     """pytest-xdist workers share one cache: the second waits for the first and loads its kernel
     (no second compile, and no index of one process paired with the data of the other)."""
