@@ -44,6 +44,7 @@ age_years = 12.0
 sex = "male"
 egfr_ml_min_173m2 = 110.0
 
+[lymphodepletion]  # the usual Flu/Cy (the class defaults)
 [cart]
 cells_per_kg = 3.1e6
 

@@ -263,6 +263,14 @@ def _simulate(args) -> int:
         raise SolverError(f"{args.scenario}: {exc}", solution=exc.solution) from exc
     kwargs = {} if args.lloq is None else {"lloq_cells_per_ul": args.lloq}
     outcomes = getattr(scenario, "outcomes", None)
+    notes = _model_notes(scenario.model)
+    if scenario.has_sweep:
+        arms = f" and its {len(scenario.variants)} variants" if scenario.variants else ""
+        notes.insert(
+            0,
+            f"{args.scenario} has a [sweep] table: `cartkin simulate` runs the base patient"
+            f"{arms} only; `cartkin sweep {args.scenario}` runs the virtual population",
+        )
     tables = [metrics.compute(r, outcomes=outcomes, **kwargs) for r in results]
 
     if args.format == "json":
@@ -270,7 +278,7 @@ def _simulate(args) -> int:
             "scenario": scenario.name,
             "file": str(args.scenario),
             "model": scenario.model.name,
-            "notes": _model_notes(scenario.model),
+            "notes": notes,
             "arms": [
                 {"label": r.label, "metrics": [m.as_dict() for m in table]}
                 for r, table in zip(results, tables, strict=True)
@@ -290,7 +298,7 @@ def _simulate(args) -> int:
         print(json.dumps(payload, indent=2, allow_nan=False, default=_json_default))
     else:
         print(f"{scenario.name}\n({args.scenario}, model {scenario.model.name})")
-        for note in _model_notes(scenario.model):
+        for note in notes:
             print(f"note: {note}")
         print()
         print(_format_table(results, tables))

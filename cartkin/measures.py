@@ -11,8 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cartkin.frames import Layout, fmt, table_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = [
     "ADSDNA_DAY",
@@ -110,9 +117,42 @@ class MetricTable:
         """List of JSON-ready dicts (see :meth:`Metric.as_dict`)."""
         return [m.as_dict() for m in self._metrics]
 
+    def to_dataframe(self, layout: Layout = "long") -> pd.DataFrame:
+        """The metrics as a pandas DataFrame.
+
+        Parameters
+        ----------
+        layout : {"long", "wide"}
+            "long": one row per metric with ``name``, ``value`` (NaN when not reached),
+            ``unit`` and ``note``. "wide": one row, one column per metric; units in
+            ``attrs["units"]``.
+        """
+        records = [{"name": m.name, "value": _number(m.value), "unit": m.unit, "note": m.note}
+                   for m in self._metrics]  # fmt: skip
+        return table_frame(records, "name", layout)
+
+    def to_xarray(self) -> xr.Dataset:
+        """The metrics as an xarray Dataset: one scalar variable per metric with ``units`` and
+        ``note`` attributes."""
+        import xarray as xr
+
+        return xr.Dataset(
+            {
+                m.name: ((), _number(m.value), {"units": m.unit, "note": m.note})
+                for m in self._metrics
+            }
+        )
+
     def __repr__(self) -> str:
-        rows = [f"{m.name:<14} {m.value!s:>12} {m.unit:<12} {m.note}" for m in self._metrics]
+        """One line per metric, values to 4 significant digits."""
+        rows = [f"{m.name:<14} {fmt(m.value):>10} {m.unit:<12} {m.note}".rstrip()
+                for m in self._metrics]  # fmt: skip
         return "MetricTable(\n  " + "\n  ".join(rows) + "\n)"
+
+
+def _number(value) -> float:
+    """A metric value as a float (booleans as 0/1, None as NaN)."""
+    return math.nan if value is None else float(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ of ~7 pg/mL).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -98,6 +99,9 @@ from cartkin.measures import (
     time_above,
 )
 
+if TYPE_CHECKING:
+    from cartkin.simulate import SimulationResult
+
 __all__ = [
     "AUC_END_DAYS",
     "B_CELL_THRESHOLD_CELLS_PER_UL",
@@ -116,7 +120,7 @@ __all__ = [
 
 
 def compute(
-    result,
+    result: SimulationResult,
     *,
     lloq_cells_per_ul: float | None = None,
     lloq_copies_per_ug: float | None = None,
@@ -216,7 +220,9 @@ def compute(
     )  # fmt: skip
     assay, lloq, lloq_unit = _assay(model, lloq_cells_per_ul, lloq_copies_per_ug)
     assay_curve = dense.observables[assay]
-    obs_cart = result.observables[roles["cart"]]
+    cart_name = roles["cart"]
+    assert cart_name is not None  # Model requires a "cart" observable
+    obs_cart = result.observables[cart_name]
     obs_assay = result.observables[assay]
     blq = obs_assay < lloq  # BLQ samples count as 0 in the observed AUC
     auc_obs = (

@@ -174,7 +174,7 @@ def _atol_array(atol, n):
 
 
 def _is_compiled(f) -> bool:
-    if numba.config.DISABLE_JIT:
+    if numba.config.DISABLE_JIT:  # type: ignore[attr-defined]  # set at numba import
         return callable(f)
     return isinstance(f, Dispatcher)
 

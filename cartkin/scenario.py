@@ -16,7 +16,9 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     [patient.dialysis]                  # cartkin.DialysisSchedule fields (dialysis patients)
     session_days = [-7.0, -5.0, ...]
 
-    [lymphodepletion]                   # cartkin.Lymphodepletion fields
+    [lymphodepletion]                   # cartkin.Lymphodepletion fields; without this table
+                                        # no lymphodepletion is simulated (an empty table is
+                                        # the usual Flu/Cy: the class defaults)
     [cart]                              # cartkin.CarTDose fields
     [parameters]                        # model parameter overrides (see `cartkin show MODEL`)
     [solver]                            # method, rtol, atol
@@ -135,6 +137,7 @@ class Scenario:
     variants: list[Variant] = field(default_factory=list)
     outcomes: Any = None
     data: Any = None  # cartkin.data.DataSpec from the [data] table (cartkin/data/spec.py)
+    has_sweep: bool = False  # a [sweep] table: `cartkin simulate` runs only the base patient
 
     @property
     def arms(self) -> list[Variant]:
@@ -260,7 +263,7 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         where, "[scenario] clearance_model", meta.get("clearance_model")
     )
 
-    solver = {"method": "rodas5", "rtol": 1e-8, "atol": 1e-10}
+    solver: dict[str, Any] = {"method": "rodas5", "rtol": 1e-8, "atol": 1e-10}
     solver.update(_typed_section(where, "solver", data.get("solver", {}), SOLVER_KEYS))
     if solver["method"] not in SOLVER_METHODS:
         raise ScenarioError(
@@ -275,7 +278,9 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
     if not 0 < solver["atol"] < 1:
         raise ScenarioError(f"{where}: [solver] atol = {solver['atol']!r}: expected 0 < atol < 1")
 
-    raw = {k: data.get(k, {}) for k in ("patient", "lymphodepletion", "cart", "parameters")}
+    raw = {k: data.get(k, {}) for k in ("patient", "cart", "parameters")}
+    # no [lymphodepletion] table: none is simulated (never a silent Flu/Cy)
+    raw["lymphodepletion"] = data.get("lymphodepletion")
     base = _build_variant(where, model, meta.get("name", "base"), raw, clearance_model, t_end)
 
     variants = []
@@ -295,7 +300,12 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
             raise ScenarioError(
                 f"{where}: {label_where} label = {brief(label)}: expected a non-empty string"
             )
-        merged = {k: _merge(where, f"{label_where} {k}", raw[k], entry.get(k, {})) for k in raw}
+        merged = {
+            k: _merge(
+                where, f"{label_where} {k}", raw[k], entry.get(k, None if raw[k] is None else {})
+            )
+            for k in raw
+        }
         cm = _check_clearance(
             where, f"{label_where} clearance_model", entry.get("clearance_model", clearance_model)
         )
@@ -324,6 +334,7 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         variants=variants,
         outcomes=outcomes,
         data=_data_spec(where, data.get("data"), source),
+        has_sweep="sweep" in data,
     )
 
 
@@ -394,10 +405,14 @@ def _get_model(where, name):
 
 def _merge(where, key, base, override):
     """Apply a variant's overrides to a base section (a kidney spec replaces the base's one)."""
+    if base is None and override is None:  # a section neither the base nor the variant has
+        return None
     if not isinstance(override, dict):
         raise ScenarioError(
             f"{where}: {key} = {brief(override)}: expected an inline table of overrides"
         )
+    if base is None:  # a section the base scenario does not have: the variant's alone
+        return dict(override)
     merged = dict(base)
     if any(k in override for k in KIDNEY_KEYS):
         for k in KIDNEY_KEYS:
@@ -465,7 +480,10 @@ def _build_variant(where, model, label, raw, clearance_model, t_end, context="")
         raw["patient"],
         nested={"dialysis": DialysisSchedule},
     )
-    ld = _construct(where, section("lymphodepletion"), Lymphodepletion, raw["lymphodepletion"])
+    if raw["lymphodepletion"] is None:
+        ld = Lymphodepletion.none()
+    else:
+        ld = _construct(where, section("lymphodepletion"), Lymphodepletion, raw["lymphodepletion"])
     cart = _construct(where, section("cart"), CarTDose, raw["cart"])
     if cart.days[-1] > t_end:
         raise ScenarioError(

@@ -11,13 +11,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from cartkin import models
 from cartkin.errors import ScenarioError, SolverError
+from cartkin.frames import Layout, check_layout, fmt, long_from_wide
 from cartkin.models.base import Individual, Model
 from cartkin.ode import check_times
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from cartkin.covariates.kidney import FludarabineExposure
+    from cartkin.covariates.patient import Patient
+    from cartkin.covariates.regimen import Context, Regimen
+    from cartkin.ode import ODESolution
 
 __all__ = ["SimulationResult", "simulate", "simulate_context"]
 
@@ -55,11 +67,11 @@ class SimulationResult:
     t_days: np.ndarray
     states: np.ndarray
     observables: dict[str, np.ndarray]
-    exposure: object
+    exposure: FludarabineExposure | None
     theta: dict[str, float]
     individual: Individual
-    context: object
-    solution: object
+    context: Context
+    solution: ODESolution
     options: dict = field(default_factory=dict)
     label: str = ""
 
@@ -96,6 +108,88 @@ class SimulationResult:
             self.model, self.individual, self.context, self.theta, t_days, self.options, self.label
         )
 
+    def __repr__(self) -> str:
+        t = self.t_days
+        span = f"{fmt(t[0])}-{fmt(t[-1])} days ({t.size} times)" if t.size else "no times"
+        status = "ok" if self.success else f"stopped: {self.status!r}"
+        cart = self.model.roles.get("cart")
+        peak = ""
+        if cart in self.observables and t.size:
+            y = self.observables[cart]
+            k = int(np.nanargmax(y)) if np.isfinite(y).any() else 0
+            unit = next(o.unit for o in self.model.observables if o.name == cart)
+            peak = f"; {cart} peak {fmt(y[k])} {unit} at day {fmt(t[k])}"
+        return (
+            f"SimulationResult(model={self.model.name!r}, label={self.label!r}, {span}, "
+            f"{len(self.observables)} observables, {len(self.model.states)} states, "
+            f"{self.options.get('method', '?')} {status}{peak})"
+        )
+
+    def to_dataframe(self, layout: Layout = "wide") -> pd.DataFrame:
+        """The trajectory as a pandas DataFrame.
+
+        Parameters
+        ----------
+        layout : {"wide", "long"}
+            "wide": one row per output time, the columns of :meth:`to_columns` (``t_days``,
+            every observable, every state), units in ``attrs["units"]``. "long": one row per
+            time and quantity: ``t_days``, ``variable``, ``value``, ``unit``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``attrs`` holds ``model``, ``label`` and ``units``.
+        """
+        import pandas as pd
+
+        check_layout(layout)
+        units = self._column_units()
+        frame = pd.DataFrame(self.to_columns())
+        if layout == "long":
+            frame = long_from_wide(frame, ["t_days"], units)
+        frame.attrs.update(model=self.model.name, label=self.label, units=units)
+        return frame
+
+    def to_xarray(self) -> xr.Dataset:
+        """The trajectory as an xarray Dataset on the ``t_days`` coordinate: one variable per
+        observable and per state (the :meth:`to_columns` names), each with ``units`` and
+        ``long_name``; the model, label and solver options as Dataset attributes."""
+        import xarray as xr
+
+        described = {o.name: (o.unit, o.description) for o in self.model.observables}
+        for k, st in enumerate(self.model.states):
+            described[self._state_column(k)] = (st.unit, f"state {st.name} ({st.symbol})")
+        ds = xr.Dataset(
+            {
+                name: (
+                    "t_days",
+                    np.asarray(values, dtype=float),
+                    {"units": described[name][0], "long_name": described[name][1]},
+                )
+                for name, values in self.to_columns().items()
+                if name != "t_days"
+            },
+            coords={
+                "t_days": (
+                    "t_days",
+                    self.t_days,
+                    {"units": "day", "long_name": "time after CAR-T infusion"},
+                )
+            },
+        )
+        ds.attrs.update(model=self.model.name, label=self.label,
+                        **{f"solver_{k}": v for k, v in self.options.items()})  # fmt: skip
+        return ds
+
+    def _state_column(self, k: int) -> str:
+        s = self.model.states[k]
+        suffix = _unit_suffix(s.unit)
+        return f"state_{s.name}" + (f"_{suffix}" if suffix else "")
+
+    def _column_units(self) -> dict[str, str]:
+        units = {"t_days": "day"} | {o.name: o.unit for o in self.model.observables}
+        return units | {self._state_column(k): s.unit for k, s in enumerate(self.model.states)}
+
     def to_columns(self) -> dict[str, np.ndarray]:
         """Columns for a CSV file: ``t_days``, every observable, then every state.
 
@@ -103,17 +197,16 @@ class SimulationResult:
         """
         columns = {"t_days": self.t_days}
         columns.update(self.observables)
-        for k, s in enumerate(self.model.states):
-            suffix = _unit_suffix(s.unit)
-            columns[f"state_{s.name}" + (f"_{suffix}" if suffix else "")] = self.states[:, k]
+        for k in range(len(self.model.states)):
+            columns[self._state_column(k)] = self.states[:, k]
         return columns
 
 
 def simulate(
     model: str | Model,
-    patient,
-    regimen,
-    t_days,
+    patient: Patient,
+    regimen: Regimen,
+    t_days: ArrayLike,
     theta: Mapping[str, float] | None = None,
     clearance_model: str = "langenhorst2019",
     method: str = "rodas5",
@@ -129,8 +222,10 @@ def simulate(
     ----------
     model : str or Model
         A registered model name (``"sle_cart"``, ``"stein2019"``) or a Model.
-    patient : cartkin.covariates.patient.Patient
-    regimen : cartkin.covariates.regimen.Regimen
+    patient : cartkin.Patient
+        Body size, age, sex and kidney function.
+    regimen : cartkin.Regimen
+        Lymphodepletion and CAR-T dose.
     t_days : array_like, shape (n_t,)
         Strictly increasing output times in days after CAR-T infusion, all >= 0.
     theta : mapping of str to float, optional
@@ -168,8 +263,8 @@ def simulate(
 
 def simulate_context(
     model: str | Model,
-    ctx,
-    t_days,
+    ctx: Context,
+    t_days: ArrayLike,
     theta: Mapping[str, float] | None = None,
     *,
     method: str = "rodas5",

@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_single.py"
 
 
+@pytest.mark.slow  # a fresh process that compiles sle_cart and sle_cart_v1: over 15 s of CPU
 def test_one_round_reports_every_number(tmp_path):
     out = tmp_path / "single.json"
     proc = subprocess.run(

@@ -1,4 +1,4 @@
-"""Kernel instantiation and caching (cartkin._compile).
+"""Kernel instantiation and caching (cartkin.kernel.build).
 
 The subprocess tests run with their own empty cache directories (CARTKIN_CACHE_DIR and
 NUMBA_CACHE_DIR), so they compile at least once (several seconds each).
@@ -126,6 +126,33 @@ def test_fresh_process_loads_builtin_kernel_from_cache(tmp_path):
     assert "compiled cart4 in" in cold_err and "compil" not in warm_err
     # import + load + solve; a cold start compiles for several seconds
     assert warm["seconds"] < cold["seconds"] / 3
+
+
+@pytest.mark.slow  # two fresh processes and one cold compile: about 20 s of CPU
+def test_two_processes_starting_cold_compile_the_kernel_once(tmp_path):
+    """pytest-xdist workers share one cache: the second waits for the first and loads its kernel
+    (no second compile, and no index of one process paired with the data of the other)."""
+    env = dict(os.environ)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    env["CARTKIN_CACHE_DIR"] = str(tmp_path / "cartkin")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "nb")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    code = textwrap.dedent(CART4_SCRIPT)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env, cwd=REPO,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert sum(o["misses"] for o in outs) == 1, outs  # one compiled, the other loaded
+    assert sum(o["hits"] for o in outs) == 1, outs
+    assert outs[0]["last"] == outs[1]["last"] and outs[0]["file"] == outs[1]["file"]
 
 
 EDITED_MODEL = """

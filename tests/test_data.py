@@ -511,6 +511,7 @@ height_cm = 165.0
 age_years = 30.0
 sex = "female"
 egfr_ml_min_173m2 = 45.0
+[lymphodepletion]  # the usual Flu/Cy (the class defaults)
 [cart]
 cells_per_kg = 1e5
 [data]
@@ -556,11 +557,89 @@ def test_c_column_comments_rows_out(tmp_path):
     assert ds.excluded[["row", "reason"]].values.tolist() == [[2, "commented out (C column)"]]
 
 
-def test_addl_and_rate_refused(tmp_path):
-    path = nonmem(tmp_path, "1,0,.,1,1e7,2,7,.", header="ID,TIME,DV,EVID,AMT,ADDL,II,DVID")
-    with pytest.raises(DataError, match=r"2 problems") as exc:
+def test_addl_and_ii_are_expanded_into_doses(tmp_path):
+    header = "ID,TIME,DV,EVID,AMT,ADDL,II,DVID,UNIT"
+    path = nonmem(tmp_path, "1,0,.,1,1e7,2,7,.,.", "1,1,2,0,.,.,.,cart,cells/uL", header=header)
+    ds = read(path, model="sle_cart")
+    assert ds.doses[["id", "time_days", "cells"]].values.tolist() == [
+        ["1", 0.0, 1e7], ["1", 7.0, 1e7], ["1", 14.0, 1e7],
+    ]  # fmt: skip
+    assert ds.doses["row"].tolist() == [2, 2, 2]  # each dose names the row it came from
+
+
+@pytest.mark.parametrize(
+    ("cells", "match"),
+    [
+        ("1,0,.,1,1e7,2,.,0,0,.", r"column II: '\.': the interval in days \(> 0\)"),
+        ("1,0,.,1,1e7,1.5,7,0,0,.", r"column ADDL: '1.5': a whole number"),
+        ("1,0,.,1,1e7,0,7,0,0,.", r"column II: '7': empty or 0 without ADDL"),
+        ("1,0,.,1,1e7,.,.,1,0,.", r"column SS: '1': .*steady-state dosing \(SS\) is refused"),
+        ("1,0,.,1,1e7,.,.,0,5,.", r"column RATE: '5': .*zero-order infusions \(RATE\)"),
+        ("1,0,.,1,1e7,1,7,0,0,2", r"column CMT: '2': 1 or empty: the CAR-T infusion"),
+    ],
+)
+def test_dose_records_that_cartkin_cannot_give_are_refused(tmp_path, cells, match):
+    header = "ID,TIME,DV,EVID,AMT,ADDL,II,SS,RATE,CMT,DVID"
+    with pytest.raises(DataError, match=match):
+        read(nonmem(tmp_path, cells + ",.", header=header), model="sle_cart")
+
+
+def test_cmt_on_doses_names_the_cart_infusion_and_on_observations_follows_dvid(tmp_path):
+    header = "ID,TIME,DV,EVID,AMT,CMT,DVID,UNIT"
+    rows = ["1,0,.,1,1e7,1,.,.", "1,1,2,0,.,2,cart,cells/uL", "1,2,3,0,.,2,cart,cells/uL"]
+    ds = read(nonmem(tmp_path, *rows, header=header), model="sle_cart")
+    assert ds.doses["cells"].tolist() == [1e7] and len(ds.observations) == 2
+    rows[2] = "1,2,3,0,.,3,cart,cells/uL"  # the same DVID in another compartment
+    with pytest.raises(DataError, match=r"row 4, column CMT: '3': CMT '2' as on row 3 for DVID"):
+        read(nonmem(tmp_path, *rows, header=header), model="sle_cart")
+
+
+def test_nonmem_header_in_any_case(tmp_path):
+    upper = read(nonmem(tmp_path, *good_rows()), model="sle_cart")
+    lower = read(
+        write(tmp_path, "\n".join([HEADER.lower(), *good_rows()]), "l.csv"), model="sle_cart"
+    )
+    assert lower.kind == "nonmem"
+    assert lower.observations.drop(columns="source").equals(
+        upper.observations.drop(columns="source")
+    )
+    assert lower.subjects.equals(upper.subjects) and lower.doses.equals(upper.doses)
+    # messages name the column as the file spells it
+    path = write(tmp_path, "id,Time,dv,dvid,unit\n1,x,2,cart,cells/uL", "bad.csv")
+    with pytest.raises(DataError, match=r"row 2, column Time: 'x': a number"):
         read(path, model="sle_cart")
-    assert "row 2, column ADDL: '2': empty or 0: cartkin does not expand" in problems_of(exc)[0]
+
+
+def test_long_header_in_any_case(tmp_path):
+    path = write(tmp_path, "ID,Time_Days,Observable,Value,Unit\n1,3,cart,2,cells/uL")
+    ds = read(path, model="sle_cart")
+    assert ds.kind == "long" and ds.observations["value"].tolist() == [2.0]
+
+
+def test_header_of_neither_layout_gets_a_did_you_mean(tmp_path):
+    path = write(tmp_path, "ID,TIM,DV,DVID\n1,1,2,cart")
+    with pytest.raises(
+        DataError, match=r"data\.csv: header .* lacks: TIME \(did you mean 'TIM'\?\)"
+    ):
+        read(path, model="sle_cart")
+    path = write(tmp_path, "id,time,observable,value,unit\n1,1,cart,2,cells/uL")
+    with pytest.raises(
+        DataError, match=r"long layout it lacks: time_days \(did you mean 'time'\?\)"
+    ):
+        read(path, model="sle_cart")
+
+
+def test_missing_dvid_column_suggests_a_misspelt_one(tmp_path):
+    path = nonmem(tmp_path, "1,1,2,cart", header="ID,TIME,DV,DVD")
+    with pytest.raises(DataError, match=r"column DVID: a DVID column .*\(did you mean 'DVD'\?\)"):
+        read(path, model="sle_cart")
+
+
+def test_unknown_dvid_suggestion_ignores_case(tmp_path):
+    """'carT_cells' is closest to cart_cells_per_ul, not to the role b_cells (case counted)."""
+    path = nonmem(tmp_path, f"1,3,2,0,0,.,carT_cells,0,.,cells/uL,{COV}")
+    with pytest.raises(DataError, match=r"'carT_cells'.*Did you mean 'cart_cells_per_ul'\?"):
+        read(path, model="sle_cart")
 
 
 def test_long_format_errors_name_the_long_columns(tmp_path):
@@ -758,3 +837,62 @@ def test_cens_with_two_different_limits_refused(tmp_path):
         read(path, model="sle_cart")
     same = nonmem(tmp_path, f"1,30,0.05,0,0,.,cart,1,0.05,cells/uL,{COV}")
     assert read(same, model="sle_cart").observations["limit"].tolist() == [0.05]
+
+
+FIT_SCENARIO = """
+[scenario]
+name = "dvid options"
+model = "stein2019"
+[patient]
+weight_kg = 60.0
+height_cm = 165.0
+age_years = 30.0
+sex = "female"
+egfr_ml_min_173m2 = 90.0
+[cart]
+cells_per_kg = 1.0e6
+[fit]
+free = ["alpha"]
+"""
+
+
+def test_fit_cli_dvid_and_unit_options(tmp_path, capsys):
+    from cartkin.cli import main
+    from cartkin.fit.cli import read_data
+    from cartkin.scenario import load_scenario
+
+    scenario = write(tmp_path, FIT_SCENARIO, "fit.toml")
+    data = nonmem(tmp_path, "1,7,5000,1", "1,14,2000,1", header="ID,TIME,DV,DVID")
+    s = load_scenario(scenario)
+    _, obs = read_data(data, s, s.base, ["1=cart_copies"], ["1=copies/ug"])
+    assert obs["observable"].tolist() == ["transgene_copies_per_ug"] * 2
+    assert obs["value"].tolist() == [5000.0, 2000.0]
+    # the options reach the reader: a malformed one is refused with the option named
+    for option in ("--dvid", "--unit"):
+        assert main(["fit", str(scenario), str(data), option, "1"]) == 2
+        assert f"{option} '1': expected KEY=VALUE" in capsys.readouterr().err
+    # without --dvid a numeric code is refused, naming the option as the remedy
+    assert main(["fit", str(scenario), str(data), "--unit", "1=copies/ug"]) == 2
+    assert "`cartkin fit --dvid 1=cart`" in capsys.readouterr().err
+    assert main(["fit", str(scenario), str(data), "--dvid", "1=cart_copies"]) == 2
+    assert "`cartkin fit --unit 1=copies/ug`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "match"),
+    [
+        (HEADER.replace("EGFR", "EGRF"), f"1,1,2,0,0,.,cart,0,.,cells/uL,{COV}",
+         r"header, column EGRF: not a column cartkin reads, and 'EGFR' is missing: did you mean"),
+        ("id,time_days,observable,value,unit,weight_kgs", "1,1,cart,2,cells/uL,60",
+         r"column weight_kgs: .*did you mean 'weight_kg'"),
+    ],
+)  # fmt: skip
+def test_misspelt_column_gets_a_did_you_mean(tmp_path, header, row, match):
+    with pytest.raises(DataError, match=match):
+        read(nonmem(tmp_path, row, header=header), model="sle_cart")
+
+
+def test_extra_columns_far_from_any_known_one_are_listed_not_refused(tmp_path):
+    ds = read(nonmem(tmp_path, "1,1,2,cart,cells/uL,A", header="ID,TIME,DV,DVID,UNIT,STUDY"),
+              model="sle_cart")  # fmt: skip
+    assert ds.ignored_columns == ["STUDY"]

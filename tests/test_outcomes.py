@@ -436,6 +436,7 @@ sex = "female"
 [patient.dialysis]
 session_days = [-4.5, -2.5, -0.5]
 
+[lymphodepletion]  # the usual Flu/Cy (the class defaults)
 [cart]
 cells_per_kg = 1.0e5
 

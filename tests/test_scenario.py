@@ -75,6 +75,9 @@ def test_minimal_dict_loads_with_defaults():
     s = scenario_from_dict(copy.deepcopy(BASE))
     assert len(s.t_days) == 21
     assert s.solver["method"] == "rodas5"
+    # no [lymphodepletion] table: none (never a silent Flu/Cy); an empty table asks for Flu/Cy
+    assert not s.base.regimen.lymphodepletion.given
+    s = scenario_from_dict(copy.deepcopy(BASE) | {"lymphodepletion": {}})
     assert s.base.regimen.lymphodepletion.flu_days == (-5.0, -4.0, -3.0)
 
 

@@ -1,4 +1,4 @@
-"""The sparse LU of the Rosenbrock matrix (``JAC_PATTERN`` -> ``cartkin._compile.lu_plan`` ->
+"""The sparse LU of the Rosenbrock matrix (``JAC_PATTERN`` -> ``cartkin.kernel.build.lu_plan`` ->
 ``_sp_lu_factor`` / ``_sp_lu_solve`` / ``_ros_matrix`` in the kernel template)."""
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ age_years = 16.0
 sex = "female"
 egfr_ml_min_173m2 = 120.0
 
+[lymphodepletion]  # the usual Flu/Cy (the class defaults)
 [cart]
 cells_per_kg = 1.0e5
 

@@ -59,7 +59,7 @@ class Lymphodepletion:
     flu_mg_m2_per_day : float, default 25.0
         Fludarabine phosphate per dose day before adjustment, mg/m2, in [0, 100].
     flu_days : tuple of float, default (-5, -4, -3)
-        Fludarabine days (strictly increasing).
+        Fludarabine days (strictly increasing; may be empty when ``flu_mg_m2_per_day`` is 0).
     cy_mg_m2 : float, default 1000.0
         Cyclophosphamide per listed day, mg/m2, in [0, 3000].
     cy_days : tuple of float, default (-3,)
@@ -69,6 +69,12 @@ class Lymphodepletion:
     flu_target_auc_mg_h_per_l : float, optional
         Target cumulative AUC, mg.h/L in (0, 100]; required with ``"auc_target"``, refused
         otherwise.
+
+    The defaults are Flu/Cy conditioning as in the Erlangen SLE regimen (fludarabine 25
+    mg/m2/day on days -5..-3, cyclophosphamide 1000 mg/m2 on day -3; Mackensen A et al., Nat Med
+    2022;28:2124).
+    :meth:`none` is no lymphodepletion at all, what a scenario without a ``[lymphodepletion]``
+    table simulates.
     """
 
     flu_mg_m2_per_day: float = 25.0
@@ -85,7 +91,10 @@ class Lymphodepletion:
             "flu_mg_m2_per_day",
             _check_number(owner, "flu_mg_m2_per_day", self.flu_mg_m2_per_day, "mg/m2/day", 0, 100),
         )
-        set_("flu_days", _check_days(owner, "flu_days", self.flu_days))
+        set_(
+            "flu_days",
+            _check_days(owner, "flu_days", self.flu_days, allow_empty=self.flu_mg_m2_per_day == 0),
+        )
         set_("cy_mg_m2", _check_number(owner, "cy_mg_m2", self.cy_mg_m2, "mg/m2", 0, 3000))
         set_("cy_days", _check_days(owner, "cy_days", self.cy_days, allow_empty=True))
         if self.cy_mg_m2 > 0 and not self.cy_days:
@@ -120,6 +129,16 @@ class Lymphodepletion:
                 f"Lymphodepletion.flu_target_auc_mg_h_per_l = {target!r} mg.h/L with flu_rule "
                 f"{self.flu_rule!r}: a target is used only with flu_rule 'auc_target'"
             )
+
+    @classmethod
+    def none(cls) -> Lymphodepletion:
+        """No lymphodepletion: no fludarabine, no cyclophosphamide, no days."""
+        return cls(flu_mg_m2_per_day=0.0, flu_days=(), cy_mg_m2=0.0, cy_days=())
+
+    @property
+    def given(self) -> bool:
+        """True when any fludarabine or cyclophosphamide is given."""
+        return self.flu_mg_m2_per_day > 0 or self.cy_mg_m2 > 0
 
     @property
     def cy_mg_m2_total(self) -> float:
@@ -212,12 +231,14 @@ class CarTDose:
         """Total CAR-T cells for a patient of ``weight_kg`` kg."""
         if self.cells_per_kg is not None:
             return self.cells_per_kg * weight_kg
+        assert self.flat_cells is not None  # __post_init__ requires one of the two
         return self.flat_cells
 
     def expand(self, weight_kg: float) -> list[tuple[float, float]]:
         """Doses as ``[(day, cells), ...]`` for a patient of ``weight_kg`` kg."""
         total = self.total_cells(weight_kg)
-        return [(d, total * f) for d, f in zip(self.days, self.fractions, strict=True)]
+        fractions = self.fractions or (1.0,)  # __post_init__ fills them in
+        return [(d, total * f) for d, f in zip(self.days, fractions, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,15 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from cartkin.errors import DataError, ScenarioError
+
+if TYPE_CHECKING:
+    from cartkin.models.base import Model
+    from cartkin.scenario import Scenario
 
 __all__ = ["Dataset"]
 
@@ -59,13 +64,13 @@ class Dataset:
     subjects: pd.DataFrame
     excluded: pd.DataFrame
     ids: list
-    model: object
+    model: Model
     path: Path
     kind: str = "nonmem"
     ignored_columns: list = field(default_factory=list)
     header_comments: list = field(default_factory=list)
     rerouted: dict = field(default_factory=dict)
-    scenario: object = None
+    scenario: Scenario | None = None
 
     def __repr__(self) -> str:
         return (

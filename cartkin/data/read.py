@@ -2,17 +2,23 @@
 
 Two layouts are accepted and detected from the header:
 
-NONMEM style (upper-case columns, the format every pharmacometric tool shares)
-    ``ID, TIME, DV`` required; ``MDV, EVID, AMT, CMT, DVID, CENS, LIMIT, UNIT`` optional;
-    covariates ``WT`` (kg), ``HT`` (cm), ``AGE`` (years), ``SEX`` (F/M), ``EGFR``
+NONMEM style (the format every pharmacometric tool shares; recognised by ``ID``, ``TIME`` and
+``DV`` in any case, column names are read case-insensitively)
+    ``ID, TIME, DV`` required; ``MDV, EVID, AMT, CMT, ADDL, II, DVID, CENS, LIMIT, UNIT``
+    optional; covariates ``WT`` (kg), ``HT`` (cm), ``AGE`` (years), ``SEX`` (F/M), ``EGFR``
     (mL/min/1.73m2), ``CRCL`` (mL/min), ``SCR`` (mg/dL), ``DIALYSIS`` (0/1). ``TIME`` is in days
-    from the CAR-T infusion. ``EVID=1`` rows are CAR-T doses with ``AMT`` in cells. ``.`` or an
-    empty cell is a missing value.
-Long format (lower-case columns)
+    from the CAR-T infusion. ``EVID=1`` rows are CAR-T doses with ``AMT`` in cells; ``ADDL``
+    more doses every ``II`` days are expanded into doses. ``CMT`` on a dose row must name the
+    CAR-T infusion, cartkin models' one dose input (``1``, or empty); on observation rows it
+    must be one value per DVID (the DVID names what DV measures). ``SS`` (steady state) and
+    ``RATE`` (zero-order infusion) are refused. ``.`` or an empty cell is a missing value.
+Long format (recognised by ``id, time_days, observable, value`` in any case)
     ``id, time_days, observable, value, unit`` required; ``lloq, cens`` optional; covariate
     columns named as the :class:`cartkin.Patient` fields (``weight_kg``, ``sex``, ...). A row
     whose ``observable`` is ``dose`` is a CAR-T dose (``value`` in cells). A value written
     ``.``, ``BLQ``, empty, or ``<x`` is below the limit (``lloq``, or ``x``).
+
+A header that is neither gets a "did you mean" for each missing column of the nearer layout.
 
 Censoring (M3): ``CENS=1`` means the true value lies below the limit. The limit is ``LIMIT``
 when it is given and positive; otherwise ``DV`` (the nlmixr2/Monolix habit of writing the LLOQ
@@ -29,19 +35,31 @@ that are valid but not used (``MDV=1``, ``EVID=2``, observations before day 0) a
 from __future__ import annotations
 
 import csv
+import difflib
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from cartkin.data.dataset import Dataset
+    from cartkin.models.base import Model
+    from cartkin.scenario import Scenario
 
 from cartkin.data.spec import DataSpec, dvid_key
 from cartkin.data.units import CART_ROLES, known_units, parse_unit, scale_factor
 from cartkin.errors import DataError
-from cartkin.parameters import suggest
 
 __all__ = ["COVARIATES", "LONG_COLUMNS", "NONMEM_COLUMNS", "read"]
 
-NONMEM_COLUMNS = ("ID", "TIME", "DV", "MDV", "EVID", "AMT", "CMT", "DVID", "CENS", "LIMIT", "UNIT")
+NONMEM_COLUMNS = (
+    "ID", "TIME", "DV", "MDV", "EVID", "AMT", "CMT", "ADDL", "II", "DVID", "CENS", "LIMIT", "UNIT",
+)  # fmt: skip
+#: Columns that identify each layout (in any case).
+NONMEM_REQUIRED = ("ID", "TIME", "DV")
+LONG_REQUIRED = ("id", "time_days", "observable", "value")
 LONG_COLUMNS = ("id", "time_days", "observable", "value", "unit", "lloq", "cens")
 
 #: Numeric covariates: NONMEM column -> (long-format / Patient field, unit, lower, upper).
@@ -62,8 +80,17 @@ _LONG_NAMES = {
     "LIMIT": "lloq", "CENS": "cens", "UNIT": "unit", "SEX": "sex", "DIALYSIS": "dialysis",
     **{k: v[0] for k, v in COVARIATES.items()},
 }  # fmt: skip
-#: Dose-record features cartkin does not model: each infusion must be its own EVID=1 row.
-_UNSUPPORTED_DOSING = ("ADDL", "II", "SS", "RATE")
+#: Dose-record features cartkin does not model, and why.
+_UNSUPPORTED_DOSING = {
+    "SS": "empty or 0: steady-state dosing (SS) is refused: CAR-T cells are infused once or a "
+    "few times, never to steady state; write each infusion as an EVID=1 row, or use ADDL/II",
+    "RATE": "empty or 0: zero-order infusions (RATE) are refused: cartkin gives each CAR-T "
+    "infusion as a bolus at TIME",
+}
+#: CMT values that name the CAR-T infusion, the one dose input of every cartkin model.
+_DOSE_CMT = ("1", "cart")
+#: Most doses one ADDL may add (a unit check: ADDL counts infusions, not days).
+_MAX_ADDL = 100
 #: NONMEM's IGNORE=C habit: a column C whose cell "C" (or "#") comments the row out.
 _COMMENT_COLUMN = "C"
 #: Plausible TIME, days from the CAR-T infusion: the day range cartkin.covariates.patient accepts for
@@ -147,17 +174,92 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list
     return header, rows, comments
 
 
-def _detect(path, header) -> str:
-    cols = set(header)
-    if {"ID", "TIME", "DV"} <= cols:
-        return "nonmem"
-    if {"id", "time_days", "observable", "value"} <= cols:
-        return "long"
-    raise DataError(
-        f"{path}: header {header}: expected a NONMEM-style dataset (columns ID, TIME, DV, "
-        "optionally MDV, EVID, AMT, DVID, CENS, LIMIT, UNIT and covariates) or the long format "
-        "(id, time_days, observable, value, unit, optionally lloq, cens)"
+def _detect(path, header) -> tuple[str, list[str], dict[str, str]]:
+    """Layout ("nonmem" or "long"), the header with cartkin's names, and those names -> the
+    file's spelling where they differ (for messages)."""
+    upper = {c.upper() for c in header}
+    lower = {c.lower() for c in header}
+    if set(LONG_REQUIRED) <= lower:
+        known = {*LONG_COLUMNS, *SUBJECT_COLUMNS}
+        kind, names = "long", [c.lower() if c.lower() in known else c for c in header]
+    elif set(NONMEM_REQUIRED) <= upper:
+        known = {*NONMEM_COLUMNS, *COVARIATES, *_OTHER_COVARIATES, *_UNSUPPORTED_DOSING}
+        known.add(_COMMENT_COLUMN)
+        kind, names = "nonmem", [c.upper() if c.upper() in known else c for c in header]
+    else:
+        raise DataError(f"{path}: header {header}: {_layout_hint(header)}")
+    spelled = {new: old for new, old in zip(names, header, strict=True) if new != old}
+    return kind, names, spelled
+
+
+def _check_misspelt_columns(kind, header, problems) -> None:
+    """A column cartkin does not read that is close to one it reads and the file lacks (EGRF
+    for EGFR) is a problem: read as written, its values would be silently ignored."""
+    if kind == "long":
+        known = {*LONG_COLUMNS, *SUBJECT_COLUMNS}
+    else:
+        known = {*NONMEM_COLUMNS, *COVARIATES, *_OTHER_COVARIATES, *_UNSUPPORTED_DOSING}
+    absent = known - set(header)
+    for column in header:
+        if column in known or len(column) < 3:
+            continue
+        close = _closest(column, absent)
+        if close is not None:
+            problems.add(
+                None,
+                column,
+                None,
+                f"not a column cartkin reads, and {close!r} is missing: did you mean {close!r}? "
+                "(rename the column, or drop it)",
+            )
+
+
+def _layout_hint(header) -> str:
+    """What a header that is neither layout lacks, with a did-you-mean from its own columns."""
+    layouts = (("NONMEM", NONMEM_REQUIRED, str.upper), ("long", LONG_REQUIRED, str.lower))
+    best = max(
+        layouts, key=lambda lay: sum(c in {lay[2](h) for h in header} for c in lay[1])
+    )  # the layout with more of its columns present (NONMEM on a tie)
+    name, required, case = best
+    present = {case(h) for h in header}
+    missing = []
+    for col in required:
+        if col in present:
+            continue
+        others = [h for h in header if case(h) not in required]
+        missing.append(f"{col}{_suggest_ci(col, others)}")
+    return (
+        "expected a NONMEM-style dataset (columns ID, TIME, DV in any case, optionally MDV, "
+        "EVID, AMT, CMT, ADDL, II, DVID, CENS, LIMIT, UNIT and covariates) or the long format "
+        f"(id, time_days, observable, value, unit, optionally lloq, cens). As the {name} layout "
+        f"it lacks: {'; '.join(missing)}"
     )
+
+
+def _closest(name, choices):
+    """The entry of ``choices`` closest to ``name``, compared case-insensitively, or None.
+
+    ``choices`` may be a mapping of spellings to the name each one suggests (an observable's
+    name without its unit suffix -> the observable).
+    """
+    aliases = choices if isinstance(choices, dict) else {c: c for c in choices}
+    by_lower = {}
+    for alias, target in aliases.items():
+        by_lower.setdefault(str(alias).lower(), target)
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def _did_you_mean(name, choices) -> str:
+    """A " Did you mean 'x'?" hint for a misspelt ``name`` (empty string if none is close)."""
+    close = _closest(name, choices)
+    return f" Did you mean {close!r}?" if close is not None else ""
+
+
+def _suggest_ci(name, choices) -> str:
+    """A " (did you mean 'x'?)" hint for a missing column ``name``, from the file's columns."""
+    close = _closest(name, choices)
+    return f" (did you mean {close!r}?)" if close is not None else ""
 
 
 def _long_to_nonmem(header, rows, problems):
@@ -200,15 +302,15 @@ def _long_to_nonmem(header, rows, problems):
 
 
 def read(
-    path=None,
+    path: str | Path | None = None,
     *,
-    model=None,
-    dvid_map=None,
-    units=None,
-    sex_codes=None,
-    scenario=None,
-    exclude_unknown=False,
-):
+    model: str | Model | None = None,
+    dvid_map: Mapping[Any, str] | None = None,
+    units: Mapping[Any, str] | None = None,
+    sex_codes: Mapping[Any, str] | None = None,
+    scenario: Scenario | DataSpec | None = None,
+    exclude_unknown: bool = False,
+) -> Dataset:
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.
 
     Parameters
@@ -265,17 +367,20 @@ def read(
     path = Path(path)
     source = path.name
     header, rows, comments = _read_rows(path)
-    kind = _detect(path, header)
+    kind, header, spelled = _detect(path, header)
     if not rows:
         raise DataError(f"{path}: no data rows after the header; expected one row per record")
     problems = _Problems(str(path))
+    problems.names = spelled
+    _check_misspelt_columns(kind, header, problems)
     if kind == "long":
         header, rows = _long_to_nonmem(header, rows, problems)
-        problems.names = _LONG_NAMES
+        problems.names = {k: spelled.get(v, v) for k, v in _LONG_NAMES.items()}
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         problems.add(None, ",".join(duplicated), None, "each column name once")
-    known = set(NONMEM_COLUMNS) | set(COVARIATES) | set(_OTHER_COVARIATES) | {_COMMENT_COLUMN}
+    known = {*NONMEM_COLUMNS, *COVARIATES, *_OTHER_COVARIATES, *_UNSUPPORTED_DOSING}
+    known.add(_COMMENT_COLUMN)
     ignored = [c for c in header if c not in known]
     index = {name: i for i, name in enumerate(header)}
 
@@ -299,7 +404,8 @@ def read(
             "DVID",
             None,
             "a DVID column naming each observation's observable or role (for example "
-            f"'{model.roles['cart']}' or 'cart'); cartkin does not guess what DV measures",
+            f"'{model.roles['cart']}' or 'cart'); cartkin does not guess what DV measures"
+            + _suggest_ci("DVID", ignored),
         )
 
     obs_records, dose_records, more_excluded, subject_values = _parse_rows(
@@ -324,13 +430,12 @@ def read(
     observations = observations.astype(
         {"id": str, "time_days": float, "value": float, "cens": int, "limit": float, "row": int}
     )
-    excluded = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
-    excluded = excluded.sort_values("row", kind="stable").reset_index(drop=True)
+    excluded_rows = pd.DataFrame(excluded, columns=["row", "id", "time_days", "reason"])
     return Dataset(
         observations=observations.reset_index(drop=True),
         doses=doses.astype({"id": str, "time_days": float, "cells": float}),
         subjects=subjects.reindex(ids),
-        excluded=excluded,
+        excluded=excluded_rows.sort_values("row", kind="stable").reset_index(drop=True),
         ids=ids,
         model=model,
         path=path,
@@ -338,7 +443,7 @@ def read(
         ignored_columns=ignored,
         header_comments=comments,
         rerouted=resolver.rerouted,
-        scenario=scenario if hasattr(scenario, "base") else None,
+        scenario=None if isinstance(scenario, DataSpec) else scenario,
     )
 
 
@@ -348,6 +453,7 @@ def _parse_rows(rows, header, index, resolver, problems, sex_codes):
     Problems are collected in ``problems``; a row with a problem contributes nothing else.
     """
     obs_records, dose_records, excluded = [], [], []
+    cmts: dict[str, tuple[str, int]] = {}  # DVID -> (CMT, first row) on observation rows
     subject_values: dict[str, dict[str, list[tuple[int, object]]]] = {}
     for line_no, cells in rows:
         if len(cells) > len(header):
@@ -408,36 +514,11 @@ def _parse_rows(rows, header, index, resolver, problems, sex_codes):
             continue
         base = {"row": line_no, "id": pid, "time_days": time}
         if evid == 1:
-            used = [c for c in _UNSUPPORTED_DOSING if number(c, default=0.0) not in (0.0, None)]
-            for col in used:
-                problems.add(
-                    line_no,
-                    col,
-                    cell(col),
-                    "empty or 0: cartkin does not expand ADDL/II/SS/RATE; write each CAR-T "
-                    "infusion as its own EVID=1 row",
-                )
-            if used:
-                continue
-            amt = number("AMT", default=None)
-            if amt is None:
-                if _missing(cell("AMT")):
-                    problems.add(line_no, "AMT", cell("AMT"), "the CAR-T dose in cells on EVID=1")
-                continue
-            if not 0 < amt <= _MAX_CELLS:
-                problems.add(
-                    line_no,
-                    "AMT",
-                    cell("AMT"),
-                    f"total CAR-T cells in (0, {_MAX_CELLS:g}] (not cells/kg)",
-                )
-                continue
-            if time < 0:
-                problems.add(
-                    line_no, "TIME", cell("TIME"), "a CAR-T dose at day >= 0 (day 0 = infusion)"
-                )
-                continue
-            dose_records.append(base | {"cells": amt})
+            doses = _dose_records(line_no, cell, number, problems, base, time)
+            dose_records.extend(doses or ())
+            continue
+        cmt = cell("CMT")
+        if not _missing(cmt) and not _observation_cmt(line_no, cmt, cell("DVID"), cmts, problems):
             continue
         if evid == 2:
             excluded.append(base | {"reason": "EVID=2: other event (regimen from the scenario)"})
@@ -460,6 +541,86 @@ def _parse_rows(rows, header, index, resolver, problems, sex_codes):
         obs_records.append(record)
 
     return obs_records, dose_records, excluded, subject_values
+
+
+def _dose_records(row, cell, number, problems, base, time):
+    """The CAR-T dose(s) of one EVID=1 row (ADDL/II expanded); None after reporting."""
+    ok = True
+    for col, expected in _UNSUPPORTED_DOSING.items():
+        value = number(col, default=0.0)
+        if value is None:
+            ok = False
+        elif value != 0.0:
+            problems.add(row, col, cell(col), expected)
+            ok = False
+    cmt = cell("CMT")
+    if not _missing(cmt) and dvid_key(cmt).lower() not in _DOSE_CMT:
+        problems.add(
+            row,
+            "CMT",
+            cmt,
+            "1 or empty: the CAR-T infusion, the one dose input of cartkin's models (each model "
+            "distributes the infused cells over its own states); doses into other compartments "
+            "are not modelled",
+        )
+        ok = False
+    addl, ii = number("ADDL", default=0.0), number("II", default=0.0)
+    if addl is None or ii is None:
+        return None
+    if not (addl.is_integer() and 0 <= addl <= _MAX_ADDL):
+        problems.add(
+            row, "ADDL", cell("ADDL"), f"a whole number of additional doses in [0, {_MAX_ADDL}]"
+        )
+        ok = False
+    elif addl > 0 and not ii > 0:
+        problems.add(
+            row, "II", cell("II"), f"the interval in days (> 0) between the ADDL={addl:g} doses"
+        )
+        ok = False
+    elif addl == 0 and ii != 0:
+        problems.add(row, "II", cell("II"), "empty or 0 without ADDL (II spaces the ADDL doses)")
+        ok = False
+    amt = number("AMT", default=None)
+    if amt is None:
+        if _missing(cell("AMT")):
+            problems.add(row, "AMT", cell("AMT"), "the CAR-T dose in cells on EVID=1")
+        return None
+    if not 0 < amt <= _MAX_CELLS:
+        problems.add(
+            row, "AMT", cell("AMT"), f"total CAR-T cells in (0, {_MAX_CELLS:g}] (not cells/kg)"
+        )
+        return None
+    if time < 0:
+        problems.add(row, "TIME", cell("TIME"), "a CAR-T dose at day >= 0 (day 0 = infusion)")
+        return None
+    if not ok:
+        return None
+    days = [time + k * ii for k in range(int(addl) + 1)]
+    if days[-1] > _TIME_RANGE_DAYS[1]:
+        problems.add(
+            row, "ADDL", cell("ADDL"),
+            f"doses within {_TIME_RANGE_DAYS[1]:g} days (the last of ADDL={addl:g} every II={ii:g} "
+            f"days falls on day {days[-1]:g})",
+        )  # fmt: skip
+        return None
+    return [base | {"time_days": day, "cells": amt} for day in days]
+
+
+def _observation_cmt(row, cmt, dvid, seen, problems) -> bool:
+    """CMT on an observation row: one value per DVID (DVID names the observable), else refused."""
+    key = dvid_key(dvid)
+    first = seen.setdefault(key, (cmt, row))
+    if first[0] == cmt:
+        return True
+    problems.add(
+        row,
+        "CMT",
+        cmt,
+        f"CMT {first[0]!r} as on row {first[1]} for DVID {dvid!r}: cartkin takes the observable "
+        "from DVID, so a DVID observed in two compartments would be read as one; give each "
+        "its own DVID",
+    )
+    return False
 
 
 def _spec_of(scenario) -> DataSpec:
@@ -520,7 +681,8 @@ class _Resolver:
                 "DVID",
                 code,
                 "an observable name or role; numeric DVID codes need a mapping "
-                f"(dvid_map={{{key}: 'cart'}} or [data.dvid] {key} = \"cart\" in the scenario)",
+                f"(dvid_map={{{key}: 'cart'}}, [data.dvid] {key} = \"cart\" in the scenario, or "
+                f"`cartkin fit --dvid {key}=cart`)",
             )
             return None
         if name in self.observables:
@@ -535,12 +697,15 @@ class _Resolver:
             )
             return None
         choices = [*self.observables, *(r for r, o in self.model.roles.items() if o)]
+        # an observable also answers to its name without the unit ('cart_cells' for
+        # cart_cells_per_ul), so a misspelling is matched to what it names, not to its unit
+        aliases = {o.split("_per_")[0]: o for o in self.observables} | {c: c for c in choices}
         self.problems.add(
             row,
             "DVID",
             code,
-            f"an observable of model {self.model.name!r} or a role.{suggest(name, choices)} "
-            f"Known: {', '.join(choices)}",
+            f"an observable of model {self.model.name!r} or a role.{_did_you_mean(name, aliases)}"
+            f" Known: {', '.join(choices)}",
         )
         return None
 
@@ -566,7 +731,8 @@ class _Resolver:
                         "UNIT",
                         None,
                         f"a unit for DVID {code!r}: add a UNIT column, units={{{code!r}: "
-                        f"'{self.observables[obs].unit}'}} or [data.units] in the scenario",
+                        f"'{self.observables[obs].unit}'}}, [data.units] in the scenario or "
+                        f"`cartkin fit --unit {code}={self.observables[obs].unit}`",
                     )
                     return None
         unit = parse_unit(text)

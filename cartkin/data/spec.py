@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cartkin.data.units import known_units, parse_unit
-from cartkin.errors import ScenarioError
+from cartkin.errors import DataError, ScenarioError
 
-__all__ = ["DataSpec", "dvid_key", "parse_data_table"]
+__all__ = ["DataSpec", "dvid_key", "parse_assignments", "parse_data_table"]
 
 _KEYS = ("file", "dvid", "units", "sex")
 
@@ -40,6 +40,36 @@ def dvid_key(code) -> str:
     except ValueError:
         return text
     return str(int(number)) if number.is_integer() else text
+
+
+def parse_assignments(values, option: str, what: str) -> dict[str, str]:
+    """``["1=cart", "2=b_cells"]`` (repeatable ``--dvid``/``--unit`` options) -> a dict.
+
+    Parameters
+    ----------
+    values : sequence of str or None
+        ``KEY=VALUE`` texts; a text may hold several, comma-separated.
+    option : str
+        The option, for messages (``"--dvid"``).
+    what : str
+        What a value is, for messages (``"an observable name or role"``).
+
+    Raises
+    ------
+    DataError
+        A text without ``=`` or with an empty side, naming the option and the text.
+    """
+    out: dict[str, str] = {}
+    for text in values or ():
+        for item in str(text).split(","):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise DataError(
+                    f"{option} {item!r}: expected KEY=VALUE (KEY a DVID code, role or "
+                    f"observable; VALUE {what})"
+                )
+            out[dvid_key(key)] = value.strip()
+    return out
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("scenario", type=Path, help="scenario TOML file (with an optional [fit] table)")
     p.add_argument("data", type=Path, nargs="?", default=None,
                    help="observations (NONMEM-style or long CSV; default: the [data] file)")  # fmt: skip
+    p.add_argument("--dvid", action="append", metavar="CODE=OBSERVABLE",
+                   help="what a DVID code measures (repeatable; adds to [data.dvid])")  # fmt: skip
+    p.add_argument("--unit", action="append", metavar="CODE=UNIT",
+                   help="unit of a DVID code, role or observable where the file has no UNIT "
+                   "(repeatable; adds to [data.units])")  # fmt: skip
     p.add_argument("--free", default=None, help="comma-separated parameters to estimate "
                    "(default: [fit] free)")  # fmt: skip
     p.add_argument("--population", action="store_true",
@@ -101,7 +106,7 @@ def run(args) -> int:
         contexts = {"case": build_context(arm.patient, arm.regimen, arm.clearance_model)}
         observations = None
     else:
-        contexts, observations = read_data(args.data, scenario, arm)
+        contexts, observations = read_data(args.data, scenario, arm, args.dvid, args.unit)
     options = spec.problem_options()
     options.update(theta=arm.theta)
     if getattr(scenario, "outcomes", None) is not None:
@@ -207,13 +212,20 @@ def outcome_outlook(scenario, spec, contexts, arm, result) -> dict | None:
     return {"rows": rows, "method": method, "text": text}
 
 
-def read_data(path, scenario, arm):
+def read_data(path, scenario, arm, dvid=None, unit=None):
     """Observations and one context per subject id, through :func:`cartkin.data.read`
     (NONMEM-style or long CSV, validated, units converted; the scenario's ``[data]`` table
-    supplies DVID codes and units, and its file when ``path`` is None)."""
+    supplies DVID codes and units, and its file when ``path`` is None; ``--dvid`` and ``--unit``
+    texts add to its DVID codes and units)."""
     from cartkin import data
+    from cartkin.data.spec import parse_assignments
 
-    ds = data.read(path, model=scenario.model, scenario=scenario)
+    spec = getattr(scenario, "data", None)  # the [data] table, or None
+    dvid_map = {**getattr(spec, "dvid_map", {}),
+                **parse_assignments(dvid, "--dvid", "an observable name or role")}  # fmt: skip
+    units = {**getattr(spec, "units", {}),
+             **parse_assignments(unit, "--unit", "a unit such as cells/uL")}  # fmt: skip
+    ds = data.read(path, model=scenario.model, scenario=scenario, dvid_map=dvid_map, units=units)
     contexts = ds.contexts(arm.regimen, base_patient=arm.patient,
                            clearance_model=arm.clearance_model)  # fmt: skip
     return contexts, ds.observations

@@ -9,8 +9,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cartkin.frames import Layout, fit_frame, fit_repr, fmt, table_xarray
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = ["PopulationFitResult"]
 
@@ -188,6 +195,32 @@ class PopulationFitResult:
     def profiles(self) -> dict:
         """Likelihood profiles: none for population fits (FitResult compatibility)."""
         return {}
+
+    def to_dataframe(self, layout: Layout = "long", table: str = "estimates") -> pd.DataFrame:
+        """The estimates (typical values, covariate effects, residual error, then ``omega2:``
+        variances) or the per-record predictions as a pandas DataFrame; arguments as in
+        :meth:`cartkin.fit.result.FitResult.to_dataframe`."""
+        return fit_frame(self._estimate_records(), self.predictions, layout, table)
+
+    def to_xarray(self) -> xr.Dataset:
+        """The estimates as an xarray Dataset along ``name`` (as :meth:`to_dataframe`)."""
+        return table_xarray(self._estimate_records(), "name", "name",
+                            {"model": self.model, "kind": self.kind, "objective": self.objective,
+                             "converged": int(self.converged)})  # fmt: skip
+
+    def _estimate_records(self) -> list[dict]:
+        rows = [{"name": name, **e} for name, e in self.estimates.items()]
+        for name, o in self.omega.items():
+            rows.append({"name": f"omega2:{name}", "value": o["omega2"], "unit": "-",
+                         "se": o["se"], "cv_percent": o["cv_percent"],
+                         "shrinkage": o["shrinkage"]})  # fmt: skip
+        return rows
+
+    def __repr__(self) -> str:
+        return fit_repr("PopulationFitResult",
+                        f"{self.model}, SAEM, {self.n_subjects} subjects, {self.n_obs} records",
+                        self._estimate_records(),
+                        f"-2LL {fmt(self.objective)}, converged: {self.converged}")  # fmt: skip
 
     def to_table(self) -> str:
         """Same as :meth:`summary` (the name ``cartkin fit`` prints)."""

@@ -27,8 +27,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cartkin.frames import Layout, fit_frame, fit_repr, fmt, table_xarray
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 __all__ = ["Estimate", "FitResult", "prediction_records"]
 
@@ -185,6 +192,34 @@ class FitResult:
     def to_json(self, **kwargs) -> str:
         """JSON text (NaN and inf written as null)."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    def to_dataframe(self, layout: Layout = "long", table: str = "estimates") -> pd.DataFrame:
+        """The estimates or the per-record predictions as a pandas DataFrame.
+
+        Parameters
+        ----------
+        layout : {"long", "wide"}
+            Estimates: "long" one row per parameter (``name, value, unit, se, ci_low,
+            ci_high, identifiable, ...``), "wide" one row of values. Predictions: "wide" one
+            row per record, "long" one row per record and quantity.
+        table : {"estimates", "predictions"}
+        """
+        return fit_frame(self._estimate_records(), self.predictions, layout, table)
+
+    def to_xarray(self) -> xr.Dataset:
+        """The estimates as an xarray Dataset along ``name`` (``value``, ``se``, ``ci_low``,
+        ``ci_high``; ``unit`` and notes as coordinates), the objective as an attribute."""
+        return table_xarray(self._estimate_records(), "name", "name",
+                            {"model": self.model, "kind": self.kind, "objective": self.objective,
+                             "converged": int(self.converged)})  # fmt: skip
+
+    def _estimate_records(self) -> list[dict]:
+        return [{k: v for k, v in asdict(e).items() if k != "prior"} for e in self.estimates]
+
+    def __repr__(self) -> str:
+        return fit_repr("FitResult", f"{self.model}, {self.label}", self._estimate_records(),
+                        f"-2LL {fmt(self.objective)}, {self.n_records} records, "
+                        f"converged: {self.converged}")  # fmt: skip
 
     def to_table(self) -> str:
         """Plain-text report: label, estimates with SE and profile CI, objective, starts."""

@@ -13,7 +13,9 @@ checks a cached function only against its own source file. So the template refer
     a SHA-256 of its own text and of the model file, so an edited model or template gets a new
     file (never a stale kernel) and a fresh process loads the compiled kernel from numba's cache.
     The cache directory is ``$CARTKIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/cartkin``, else
-    ``~/.cache/cartkin``. Files are written atomically (temporary file + ``os.replace``).
+    ``~/.cache/cartkin``. Files are written atomically (temporary file + ``os.link``, which
+    keeps a file another process wrote first), and processes sharing the cache compile each
+    kernel once (:mod:`cartkin.kernel.compile_lock`).
 (b) any other ``rhs``: the template text executed in a fresh module namespace with
     ``CACHE = False``, compiled once per process and kept per ``(rhs, jac)`` object.
 
@@ -50,6 +52,7 @@ from numba import njit
 from numba.core.dispatcher import Dispatcher
 
 from cartkin import progress
+from cartkin.kernel.compile_lock import share_compiles
 
 TEMPLATE_PATH = Path(__file__).with_name("template.py")
 BUILTIN_PREFIX = "cartkin.models."
@@ -369,13 +372,22 @@ def _load_generated(module_name, name, jac_name, roles_name, path, source, famil
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-            if not target.exists():  # keep an existing file: its mtime keys numba's cache
-                os.replace(tmp, target)
+            # link, not replace: a file another process put there first stays (its mtime keys
+            # numba's cache; replacing it would make that process's compiled kernel stale)
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not target.exists():
+                    os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     mod_name = "_cartkin_" + file_name[:-3]
-    return import_file(mod_name, target)
+    module = import_file(mod_name, target)
+    share_compiles(module)
+    return module
 
 
 def lu_plan(pattern):

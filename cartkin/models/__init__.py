@@ -26,6 +26,8 @@ defines an ``rhs`` for :func:`cartkin.solve_ode`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cartkin.errors import ScenarioError
 from cartkin.models.assemble import build
 from cartkin.models.base import ROLES, Individual, Model, Observable, State
@@ -166,7 +168,7 @@ def load_module(path):
         ) from exc
 
 
-def load(path) -> Model:
+def load(path: str | Path) -> Model:
     """The ``MODEL`` defined by a Python file, with kernels cached on disk by file content.
 
     Parameters

@@ -354,6 +354,13 @@ def sweep_from_text(text: str, source: str = "<scenario>", n_patients: int | Non
     elif "dialysis" in raw.get("patient", {}):
         dialysis = raw["patient"]["dialysis"]
     axes = parse_axes(source, table.get("axes", {}), model, dialysis)
+    varied = [a.key for a in axes if a.key.startswith("lymphodepletion.")]
+    if varied and "lymphodepletion" not in raw:
+        raise ScenarioError(
+            f"{source}: [sweep.axes] {varied[0]}: the scenario has no [lymphodepletion] table, so "
+            "no lymphodepletion is simulated; add one (an empty table is the usual Flu/Cy) for "
+            "the axis to vary"
+        )
     variability = _variability(source, table.get("variability", {}), model)
     sweep = Sweep(
         source=source,
