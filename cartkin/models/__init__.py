@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Model] = {}
-_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1")
+_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "sle_cart_v3")
 
 
 def register(model: Model, *, replace: bool = False) -> Model:
@@ -181,9 +181,9 @@ def load(path) -> Model:
 
 
 def _register_builtins() -> None:
-    from cartkin.models import sle_cart, sle_cart_v1, stein2019
+    from cartkin.models import sle_cart, sle_cart_v1, sle_cart_v3, stein2019
 
-    for module in (sle_cart, stein2019, sle_cart_v1):
+    for module in (sle_cart, stein2019, sle_cart_v1, sle_cart_v3):
         _REGISTRY[module.MODEL.name] = module.MODEL
 
 
