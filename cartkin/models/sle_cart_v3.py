@@ -14,11 +14,12 @@ What changed from v2, and why (issue 15)
   Transgene copies/ug are derived at each time from the modelled nucleated cells: ``vcn * C /
   W * cells_per_ug`` with ``W = N + B + C + M`` (lymphocytes plus the myeloid cells ``M``,
   which lymphodepletion also lowers), not a fixed factor.
-- *Saturating expansion by competition for stimulation.* Proliferation ``rho * G * x / (1 + x +
-  C / K_C)`` is the T-cell proliferation function of De Boer & Perelson (J Theor Biol
-  1995;175:567): T cells compete for the stimulating sites, so the per-cell rate falls as the
-  CAR-T density rises. The peak then depends weakly on dose (Mueller 2017; Awasthi 2020: no
-  relationship between dose and Cmax); there is no hard cap.
+- *Saturating expansion by density dependence.* Proliferation ``rho * G * x / (1 + x) * (1 -
+  C / K_C)``: CAR-T expansion is limited by a CAR-T carrying capacity ``K_C`` (Kimmel GJ, Locke
+  FL, Altrock PM, Proc R Soc B 2021;288:20210229: expansion explained by reconstitution after
+  lymphodepletion and competition, with a CAR-T carrying capacity). The peak then depends
+  weakly on dose (Mueller 2017; Awasthi 2020: no relationship between dose and Cmax); the
+  growth slows smoothly as ``C`` nears ``K_C`` (no clipping). The IL-15 sink includes CAR-T.
 - *Long persistence with B-cell return.* The terminal phase is Stein 2019's beta (0.0032/d,
   half-life 217 d). B cells return after months because CAR-T kill the CD19+ B-lineage
   precursors (two maturation stages ``P_1 -> P_2``, CD19 is expressed from the pro-B stage):
@@ -44,7 +45,7 @@ Equations (exactly as in :func:`rhs`)
     kill_in = gamma_F * C_F + gamma_C * X_C
     k_LD = K_2
     x = B / K_B + I / I_50
-    drive = rho * G * x / (1.0 + x) / (1.0 + C / K_C)
+    drive = rho * G * x / (1.0 + x) * (1.0 - C / K_C)
     C_func = C_E + theta_M * C_M
     kill_B = k_kill * C_func
     kill_C = phi_C * Kc_2
@@ -177,23 +178,27 @@ PARAMETERS = ParameterTable(
         Parameter("k_G", _cal("k_G", 0.3), "1/day", 0.01, 5.0,
                   "fading rate of the infused cells' proliferative program (Kaech & Ahmed 2001)",
                   _CAL_SRC),
-        Parameter("K_C", _cal("K_C", 5.0), "cells/uL", 1e-3, 1e4,
-                  "CAR-T density at which competition for stimulation halves the per-cell "
-                  "proliferation (De Boer & Perelson 1995 form)", _CAL_SRC),
+        Parameter("K_C", _cal("K_C", 30.0), "cells/uL", 0.1, 1e4,
+                  "CAR-T carrying capacity in blood (density dependence of proliferation, "
+                  "Kimmel 2021)", _CAL_SRC),
         Parameter("K_B", 150.0, "cells/uL", 1.0, 1e5,
                   "B-cell count giving stimulation x = 1 (antigen)",
                   "assumption: equal to B_pre, so antigen alone gives x = 1 before "
                   "lymphodepletion (as v2)"),
-        Parameter("I_50", 3.0, "pg/mL", 0.1, 1000.0,
+        Parameter("I_50", 1.0, "pg/mL", 0.1, 1000.0,
                   "IL-15 concentration giving stimulation x = 1",
-                  "assumption: just above baseline IL-15 (2.4 pg/mL, De Bock 2013), as v2"),
-        Parameter("delta_E", 0.16, "1/day", 0.0, 2.0,
+                  "assumption: below baseline IL-15 (2.4 pg/mL, De Bock 2013), so stimulation "
+                  "is near saturation once lymphodepletion has raised IL-15: the benefit of "
+                  "fludarabine exposure levels off above the thresholds of 13.8-14 mg.h/L "
+                  "(Fabrizio 2022, Dekker 2022) instead of rising without limit"),
+        Parameter("delta_E", _cal("delta_E", 0.16 * (1.0 - 0.0079)), "1/day", 0.0, 2.0,
                   "effector CAR-T loss rate (death)",
-                  "Stein 2019, Table 1: alpha 0.16/d (delta_E + k_EM = alpha, k_EM small)"),
-        Parameter("k_EM", _cal("k_EM", 0.002), "1/day", 0.0, 0.5,
+                  "derived: Stein 2019, Table 1: alpha 0.16/d = delta_E + k_EM, delta_E = "
+                  "(1 - FB) x alpha with FB 0.0079"),
+        Parameter("k_EM", _cal("k_EM", 0.16 * 0.0079), "1/day", 0.0, 0.5,
                   "effector-to-memory CAR-T differentiation rate",
-                  "assumption: k_EM x (integral of C_E) / Cmax about Stein's FB 0.0079 "
-                  "(Stein 2019, Table 1): k_EM = FB x alpha"),
+                  "derived: Stein 2019, Table 1: k_EM = FB x alpha (FB 0.0079, the fraction of "
+                  "effectors that become memory cells)"),
         Parameter("delta_M", 0.0032, "1/day", 0.0005, 0.5,
                   "memory CAR-T loss rate (terminal phase)",
                   "Stein 2019, Table 1: beta 0.0032/d (terminal half-life 217 d); CAR-T "
@@ -205,10 +210,14 @@ PARAMETERS = ParameterTable(
         Parameter("k_kill", 0.5, "uL/(cell*day)", 0.0, 10.0,
                   "B-lineage killing rate per functional CAR-T cell/uL",
                   "assumption: MODEL.md v1 (0.5)"),
-        Parameter("phi_C", 1.0, "-", 0.0, 5.0,
-                  "lymphodepletion kill of infused CAR-T relative to endogenous T cells",
-                  "assumption: the product is activated T cells exposed to the same F-ara-A "
-                  "(MODEL.md section 8); 1 = the same exposure-driven kill"),
+        Parameter("phi_C", 2.4, "-", 0.0, 10.0,
+                  "lymphodepletion kill of infused CAR-T relative to endogenous T cells (the "
+                  "same exposure-driven kill, scaled)",
+                  "derived: activated (CD25+) CD4 T cells died 2.4 times faster than CD25- ones "
+                  "at the same fludarabine exposure (10 uM, 48 h, two donors: survival 0.33 "
+                  "and 0.38 vs 0.73 and 0.58; -log ratio 1.03 vs 0.43), Beyer M et al., Blood "
+                  "2005;106:2018, table of fludarabine-induced apoptosis; the product is "
+                  "activated T cells (MODEL.md section 8)"),
         # --- B-lineage and autoreactive B-cell activity ----------------------------------------
         Parameter("B_pre", 150.0, "cells/uL", 1.0, 2000.0,
                   "CD19+ B cells before lymphodepletion (homeostatic set point)",
@@ -252,11 +261,12 @@ PARAMETERS = ParameterTable(
         Parameter("k_I", 5.0, "1/day", 0.1, 100.0,
                   "IL-15 clearance rate at baseline lymphocyte counts",
                   "assumption: serum half-life of a few hours (3.3 h)"),
-        Parameter("f_I_cons", 0.9, "-", 0.0, 0.999,
+        Parameter("f_I_cons", 0.8, "-", 0.0, 0.999,
                   "share of baseline IL-15 clearance that is consumption by lymphocytes "
                   "(CAR-T included: the sink)",
-                  "assumption: receptor-mediated consumption dominates (Hangasky 2020); gives "
-                  "a 4-5 fold rise after an 80% lymphocyte fall, as De Bock 2013 (2.4 -> 12.5)"),
+                  "derived: the ceiling I_0 / (1 - f_I_cons) = 5 x baseline is De Bock 2013's "
+                  "rise after deep conditioning (2.4 -> 12.5 pg/mL); consumption dominates "
+                  "(Hangasky 2020)"),
         # --- lymphodepletion ---------------------------------------------------------------------
         Parameter("gamma_F", 1.5, "L/(mg*day)", 0.0, 50.0,
                   "lymphocyte kill rate per mg/L F-ara-A",
@@ -501,7 +511,7 @@ def rhs(t, y, p, dydt):
     kill_in = gamma_F * C_F + gamma_C * X_C
     k_LD = K_2
     x = B / K_B + I / I_50
-    drive = rho * G * x / (1.0 + x) / (1.0 + C / K_C)
+    drive = rho * G * x / (1.0 + x) * (1.0 - C / K_C)
     C_func = C_E + theta_M * C_M
     kill_B = k_kill * C_func
     kill_C = phi_C * Kc_2
@@ -848,7 +858,7 @@ MODEL = Model(
     description=(
         "Mechanistic CD19 CAR-T kinetics in SLE, version 3: levels in cells/uL calibrated to "
         "flow-cytometry data (blood fraction of the infused cells from Kimmel 2021), expansion "
-        "saturating through competition for stimulation (De Boer & Perelson 1995), Stein's "
+        "saturating at a CAR-T carrying capacity (Kimmel 2021), Stein's "
         "long terminal phase, B cells returning through CD19+ precursors once effectors have "
         "contracted, fludarabine killing the infused cells as it kills endogenous lymphocytes "
         "(residual drug at infusion lowers expansion), transgene copies/ug from the modelled "
