@@ -65,7 +65,8 @@ Equations (exactly as in :func:`rhs`)
     dB = k_P * P_2 - delta_B * B - kill_B * B - phi_B * k_LD * B
     dS = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
     dI = s_I - (k_I_el + k_cons * (N + C)) * I
-    dG = k_G * (G_1 - G)
+    dG = k_G * (G_2 - G)
+    dG_2 = k_G * (G_1 - G_2)
     dG_1 = -k_G * G_1
     dK_1 = k_tr * (kill_in - K_1)
     dK_2 = k_tr * (K_1 - K_2)
@@ -87,7 +88,7 @@ Initial state, dosing and derived entries (:func:`individualize`)
 ::
 
     t0 = min(0, first fludarabine day, first cyclophosphamide day, first CAR-T day)
-    y(t0): F = R_F = D = AUC_F = X_C = G = G_1 = C_E = C_M = K = Kc = H = 0; N = K_N;
+    y(t0): F = R_F = D = AUC_F = X_C = G = G_1 = G_2 = C_E = C_M = K = Kc = H = 0; N = K_N;
            B = B_pre; P_1 = P_2 = P_ss; S = 1; I = I_0; M = M_0;
            IL6 = s_IL6 / k_IL6(eGFR_0); A = A_0; Q = Q_0; L = L_0; J = J_0; U = U_0
     fludarabine dose d (mg phosphate x dose basis factor) on day t: R_F += d / T_inf at t,
@@ -95,7 +96,8 @@ Initial state, dosing and derived entries (:func:`individualize`)
     cyclophosphamide c mg/m2 on day t: X_C += c;  dialysis session: D += 1 at its start, -= 1
         at its end (sessions up to 28 days after the last fludarabine dose)
     CAR-T n cells on day t: C_E += n / (blood_l_per_kg * WT * 1e6) * f_blood; at the first:
-        G += 1, G_1 += 1 (so G(t) = (1 + k_G t) exp(-k_G t)) and H += 1
+        G, G_1 and G_2 += 1 (so G(t) = (1 + k_G t + (k_G t)^2 / 2) exp(-k_G t)) and H
+        += 1
     k_10 = 24 CL / V_1, k_12 = 24 Q_2 / V_1, k_21 = 24 Q_2 / V_2, k_13 = 24 Q_3 / V_1,
         k_31 = 24 Q_3 / V_3 (per day; CL, V, Q from kidney.fludarabine_pk_parameters at the
         eGFR of lymphodepletion)
@@ -412,6 +414,8 @@ STATES = (
     State("product_kill_2", "Kc_2", "1/day", "kill rate acting on the infused CAR-T"),
     State("product_present", "H", "-", "1 from the first CAR-T infusion on, else 0 (flag)"),
     State("myeloid", "M", "cells/uL", "non-lymphoid nucleated blood cells"),
+    State("program_middle", "G_2", "-", "second stage of the proliferative program, 1 at "
+          "infusion"),
 )  # fmt: skip
 
 
@@ -505,6 +509,7 @@ def rhs(t, y, p, dydt):
     Kc_2 = y[26]
     H = y[27]
     M = y[28]
+    G_2 = y[29]
 
     C = C_E + C_M
     C_F = F_1 / V_1
@@ -531,7 +536,8 @@ def rhs(t, y, p, dydt):
     dB = k_P * P_2 - delta_B * B - kill_B * B - phi_B * k_LD * B
     dS = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
     dI = s_I - (k_I_el + k_cons * (N + C)) * I
-    dG = k_G * (G_1 - G)
+    dG = k_G * (G_2 - G)
+    dG_2 = k_G * (G_1 - G_2)
     dG_1 = -k_G * G_1
     dK_1 = k_tr * (kill_in - K_1)
     dK_2 = k_tr * (K_1 - K_2)
@@ -577,6 +583,7 @@ def rhs(t, y, p, dydt):
     dydt[26] = dKc_2
     dydt[27] = dH
     dydt[28] = dM
+    dydt[29] = dG_2
 
 
 @numba.njit(cache=True)
@@ -715,7 +722,8 @@ def individualize(values, bctx):
         ((flu_days, S["R_F"], rate, flu_ok), (flu_days + infusion_d, S["R_F"], -rate, flu_ok)),
         ((cy_days, S["X_C"], cy_mg, cy_ok),),
         ((cart_days, S["C_E"], levels, cart_ok), (cart_days, S["G"], cart_1, first),
-         (cart_days, S["G_1"], cart_1, first), (cart_days, S["H"], cart_1, first)),
+         (cart_days, S["G_1"], cart_1, first), (cart_days, S["H"], cart_1, first),
+         (cart_days, S["G_2"], cart_1, first)),
         ((sessions, S["D"], dia_on, dia_ok),
          (sessions + duration_d[:, None], S["D"], -dia_on, dia_ok)),
     ]  # fmt: skip
