@@ -622,9 +622,9 @@ class _Threads:
 
 
 def _kernel(model):
-    from cartkin import _compile
+    from cartkin.kernel import build
 
-    return _compile.get_kernel(model.rhs, model.jac, getattr(model, "observe_roles", None))
+    return build.get_kernel(model.rhs, model.jac, getattr(model, "observe_roles", None))
 
 
 def solve(

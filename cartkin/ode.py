@@ -1,9 +1,9 @@
 """Python boundary of cartkin's compiled ODE integrators: `solve_ode`.
 
-Checks the inputs, picks the kernel for the right-hand side (`cartkin._compile`), runs it, and
+Checks the inputs, picks the kernel for the right-hand side (`cartkin.kernel.build`), runs it, and
 turns its integer status into an `ODESolution` or a `SolverError` that says what to change.
 
-Methods (all numba-compiled; see `cartkin/_integrators.py` for tableaus and references):
+Methods (all numba-compiled; see `cartkin/kernel/template.py` for tableaus and references):
 
 ``"tsit5"``
     Tsitouras 5(4) explicit Runge-Kutta with 4th-order dense output. The fastest choice for
@@ -33,8 +33,8 @@ from numba import njit
 from numba.core.dispatcher import Dispatcher
 from numba.core.errors import NumbaError
 
-from cartkin import _compile
 from cartkin.errors import SolverError
+from cartkin.kernel import build
 
 __all__ = ["METHODS", "RTOL_MIN", "ODESolution", "Status", "solve_ode"]
 
@@ -52,7 +52,7 @@ class Status(enum.IntEnum):
 
 
 _METHOD_CODES = {"tsit5": 0, "dopri5": 1, "rodas5": 2, "auto": 3}
-# method code -> the kernel family it needs (cartkin._compile builds one kernel per family)
+# method code -> the kernel family it needs (cartkin.kernel.build builds one kernel per family)
 _FAMILY = ("erk", "erk", "ros", "all")
 METHODS = tuple(_METHOD_CODES)
 _EXPLICIT = ("tsit5", "dopri5")
@@ -65,7 +65,7 @@ RTOL_MIN = float(_RTOL_MIN)
 _ATOL_CACHE: dict[tuple[int, float], np.ndarray] = {}  # internal, never handed to users
 _F64 = np.dtype(np.float64)
 # (rhs, jac) -> kernel, for pairs already checked to be compiled functions: a repeated call
-# skips those checks (the pairs are kept alive by cartkin._compile's kernel table anyway).
+# skips those checks (the pairs are kept alive by cartkin.kernel.build's kernel table anyway).
 _KERNELS: dict = {}
 # (rhs, jac, n_states, n_p) whose first evaluation was bounds-checked (see _check_indexing)
 _SHAPES_CHECKED: set = set()
@@ -332,7 +332,7 @@ def solve_ode(
         _check_indexing(rhs, jac, t_eval[0], y0, p)
         _SHAPES_CHECKED.add(shape_key)
     if kernel is None:
-        kernel = _compile.get_kernel(rhs, jac, family=_FAMILY[code])
+        kernel = build.get_kernel(rhs, jac, family=_FAMILY[code])
     try:
         y, status, counters, t_reached = kernel._solve(
             code, t_eval, y0, p, t_stops, jumps, rtol, atol_arr, first, float(max_step),

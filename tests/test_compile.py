@@ -16,7 +16,8 @@ import numpy as np
 import problems as P
 import pytest
 
-from cartkin import _compile, solve_ode
+from cartkin import solve_ode
+from cartkin.kernel import build as _compile
 from cartkin.models import cart4
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,8 @@ CART4_SCRIPT = """
 import json, time
 t0 = time.perf_counter()
 import numpy as np
-from cartkin import solve_ode, _compile
+from cartkin import solve_ode
+from cartkin.kernel import build as _compile
 from cartkin.models import cart4
 sol = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5")
 seconds = time.perf_counter() - t0
@@ -132,7 +134,8 @@ import json, sys
 import cartkin.models
 cartkin.models.__path__.append(sys.argv[1] if len(sys.argv) > 1 else {pkg!r})
 from cartkin.models import tmp_decay
-from cartkin import solve_ode, _compile
+from cartkin import solve_ode
+from cartkin.kernel import build as _compile
 sol = solve_ode(tmp_decay.rhs, [1.0], [0.0, 2.0], method="tsit5", rtol=1e-10, atol=1e-12)
 kernel = _compile.get_kernel(tmp_decay.rhs, family="erk")  # the tsit5 kernel
 print(json.dumps(dict(y=sol.y[-1, 0], hits=sum(kernel._solve.stats.cache_hits.values()),

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cartkin import SolverError, Status, _compile, solve_ode
+from cartkin import SolverError, Status, solve_ode
+from cartkin.kernel import build as _compile
 from cartkin.models import cart4
 
 ALL_METHODS = ["tsit5", "dopri5", "rodas5", "auto"]

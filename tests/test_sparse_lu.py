@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from numba import njit
 from test_sle_cart_v2 import _central_difference_jacobian, _individual
 
-from cartkin import _compile
+from cartkin.kernel import build as _compile
 from cartkin.models import sle_cart
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import cartkin
-from cartkin import _compile
 from cartkin.errors import ScenarioError
+from cartkin.kernel import build as _compile
 from cartkin.scenario import load_scenario
 
 ROOT = Path(__file__).parents[1]
@@ -90,7 +90,7 @@ from cartkin.scenario import load_scenario
 scenario = load_scenario(sys.argv[1])
 (result,) = scenario.run()
 seconds = time.perf_counter() - t0
-kernel = cartkin._compile.get_kernel(scenario.model.rhs, family="ros")
+kernel = cartkin.kernel.build.get_kernel(scenario.model.rhs, family="ros")
 print(json.dumps(dict(
     hits=sum(kernel._solve.stats.cache_hits.values()),
     misses=sum(kernel._solve.stats.cache_misses.values()),

@@ -33,16 +33,30 @@ file that only defines an ``rhs`` for :func:`cartkin.solve_ode`.
 from __future__ import annotations
 
 from cartkin.errors import ScenarioError
+from cartkin.models.assemble import build
 from cartkin.models.base import ROLES, Individual, Model, Observable, State
+from cartkin.models.description import (
+    Bolus,
+    Description,
+    DescriptionError,
+    Infusion,
+    Switch,
+)
 from cartkin.parameters import suggest
 
 __all__ = [
     "ROLES",
+    "Bolus",
+    "Description",
+    "DescriptionError",
     "Individual",
+    "Infusion",
     "Model",
     "Observable",
     "State",
+    "Switch",
     "available",
+    "build",
     "get",
     "load",
     "load_module",
@@ -54,12 +68,13 @@ _REGISTRY: dict[str, Model] = {}
 _BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "sle_cart_v3")
 
 
-def register(model: Model, *, replace: bool = False) -> Model:
+def register(model: Model | Description, *, replace: bool = False) -> Model:
     """Make ``model`` available by name to :func:`get`, simulate, fit, sweep and the CLI.
 
     Parameters
     ----------
-    model : Model
+    model : Model or Description
+        A description is built first (:func:`build`).
     replace : bool
         Allow replacing a registered model of the same name (never a built-in one).
 
@@ -68,6 +83,8 @@ def register(model: Model, *, replace: bool = False) -> Model:
     Model
         The model, so ``MODEL = register(Model(...))`` reads naturally.
     """
+    if isinstance(model, Description):
+        model = build(model)
     if not isinstance(model, Model):
         raise TypeError(f"register() takes a cartkin.models.Model, got {type(model).__name__}")
     if model.name in _BUILTIN and _REGISTRY.get(model.name) is not None:
@@ -134,7 +151,7 @@ def load_module(path):
     """
     from pathlib import Path
 
-    from cartkin import _compile
+    from cartkin.kernel import build
 
     path = Path(path)
     if path.suffix != ".py":
@@ -142,7 +159,7 @@ def load_module(path):
     if not path.is_file():
         raise ScenarioError(f"{path}: no such model file")
     try:
-        return _compile.load_module(path)
+        return build.load_module(path)
     except ScenarioError:
         raise
     except Exception as exc:  # any error in user code: one line naming the file
@@ -172,10 +189,14 @@ def load(path) -> Model:
     """
     module = load_module(path)
     model = getattr(module, "MODEL", None)
+    if isinstance(model, Description):
+        model = build(model)
+        module.MODEL = model  # built once per process
     if not isinstance(model, Model):
         raise ScenarioError(
-            f"{path}: expected the file to define MODEL = cartkin.models.Model(...); "
-            f"got {type(model).__name__ if model is not None else 'no MODEL'}"
+            f"{path}: expected the file to define MODEL = cartkin.models.Description(...) or "
+            f"cartkin.models.Model(...); got "
+            f"{type(model).__name__ if model is not None else 'no MODEL'}"
         )
     return model
 

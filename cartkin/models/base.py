@@ -15,7 +15,7 @@ import numpy as np
 
 from cartkin.parameters import ParameterTable, suggest
 
-__all__ = ["ROLES", "Individual", "Model", "Observable", "State"]
+__all__ = ["ROLES", "Individual", "Model", "ModelSolution", "Observable", "State"]
 
 #: Roles a model can give its observables. ``cart`` is required; the others may be None.
 ROLES = (
@@ -103,6 +103,25 @@ class Individual:
     t_stops: np.ndarray
     jumps: np.ndarray
     t0: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSolution:
+    """States of a model solved without a patient (:meth:`Model.solve`).
+
+    Attributes
+    ----------
+    t : numpy.ndarray, shape (n_t,)
+        Output times, days.
+    y : numpy.ndarray, shape (n_t, n_states)
+        States at ``t`` (kernel order).
+    state_names : tuple of str
+        Column names of ``y``: the state symbols (for an SBML model, the SBML ids).
+    """
+
+    t: np.ndarray
+    y: np.ndarray
+    state_names: tuple[str, ...]
 
 
 class Model:
@@ -366,6 +385,64 @@ class Model:
                 f"Model {self.name!r}: batch individualize returned {inds.n} patients; expected {n}"
             )
         return inds
+
+    def kernel_vector(self, params: Mapping[str, float] | None = None) -> np.ndarray:
+        """Kernel vector ``p`` without a patient: table values (with ``params`` overrides), then
+        the derived entries (NaN where they need a patient, unless the model knows how to
+        compute them without one, as a description-built model does)."""
+        values = self.parameters.values(params)
+        defaults = getattr(self, "patient_free_inputs", None)
+        if defaults is not None:
+            return defaults(values)[0]
+        return np.array([*values.values(), *([np.nan] * len(self.derived))], dtype=np.float64)
+
+    def solve(
+        self,
+        t_days,
+        params: Mapping[str, float] | None = None,
+        y0=None,
+        *,
+        method: str = "rodas5",
+        rtol: float = 1e-8,
+        atol: float = 1e-10,
+        max_steps: int = 100_000,
+    ) -> ModelSolution:
+        """Solve the model's equations without a patient, dosing or events.
+
+        Parameters
+        ----------
+        t_days : array_like, shape (n_t,)
+            Strictly increasing output times, days; integration starts at ``t_days[0]``.
+        params : mapping of str to float, optional
+            Overrides of table parameters (validated).
+        y0 : array_like, shape (n_states,), optional
+            Initial state; default the model's own (a description's ``initial`` lines with no
+            patient covariates; zeros for a hand-written model).
+        method, rtol, atol, max_steps
+            As in :func:`cartkin.ode.solve_ode` (default rtol 1e-8).
+
+        Returns
+        -------
+        ModelSolution
+        """
+        from cartkin.ode import solve_ode
+
+        values = self.parameters.values(params)
+        defaults = getattr(self, "patient_free_inputs", None)
+        if defaults is not None:
+            p, y_default = defaults(values)
+        else:
+            p = self.kernel_vector(params)
+            y_default = np.zeros(self.n_states)
+        y = y_default if y0 is None else np.asarray(y0, dtype=np.float64)
+        if y.shape != (self.n_states,):
+            raise ValueError(
+                f"Model {self.name!r}: y0 has shape {y.shape}; expected ({self.n_states},)"
+            )
+        t = np.asarray(t_days, dtype=np.float64)
+        sol = solve_ode(self.rhs, y, t, p, jac=self.jac, method=method, rtol=rtol, atol=atol,
+                        max_steps=max_steps)  # fmt: skip
+        return ModelSolution(t=sol.t, y=sol.y, state_names=self.state_symbols)
 
     def observe(self, states: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
         """All observables for a trajectory ``states`` (n_times, n_states) and kernel ``p``."""
