@@ -36,81 +36,19 @@ What changed from v2, and why (issue 15)
   equilibrium. Proteinuria follows activity and chronic damage and scales with filtration:
   ``U_ss = (u_L * L + u_C * CI) * GFR / (GFR + K_U)``.
 
-Equations (exactly as in :func:`rhs`)
--------------------------------------
-::
+The model is written once, as the :class:`~cartkin.models.Description` ``DESCRIPTION`` at the
+end of this file (states, derived entries, equations, initial state, observables, dosing
+inputs); its numba right-hand side, analytic Jacobian, sparsity and role function are generated
+(:mod:`cartkin.kernel.codegen`). ``cartkin show sle_cart`` prints the equations.
 
-    C = C_E + C_M
-    C_F = F_1 / V_1
-    kill_in = gamma_F * C_F + gamma_C * X_C
-    k_LD = K_2
-    x = B / K_B + I / I_50
-    drive = rho * G * x / (1.0 + x) * (1.0 - C / K_C)
-    C_func = C_E + theta_M * C_M
-    kill_B = k_kill * C_func
-    kill_C = phi_C * Kc_2
-    GFR = GFR_cap * (1.0 - J)
-    k_IL6 = k_IL6_ref * (1.0 - f_IL6_renal + f_IL6_renal * GFR / 100.0)
-    U_ss = (u_L * L + u_C * CI) * GFR / (GFR + K_U)
-    dF_1 = R_F - (k_10 + k_12 + k_13 + k_D * D) * F_1 + k_21 * F_2 + k_31 * F_3
-    dF_2 = k_12 * F_1 - (k_21 + k_D * D) * F_2
-    dF_3 = k_13 * F_1 - (k_31 + k_D * D) * F_3
-    dR_F = 0.0
-    dD = 0.0
-    dAUC_F = 24.0 * C_F
-    dX_C = -k_C * X_C
-    dN = r_N * N * (1.0 - (N + C) / K_N) - k_LD * N
-    dP_1 = k_P * P_ss - (k_P + kill_B + phi_B * k_LD) * P_1
-    dP_2 = k_P * P_1 - (k_P + kill_B + phi_B * k_LD) * P_2
-    dB = k_P * P_2 - delta_B * B - kill_B * B - phi_B * k_LD * B
-    dS = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
-    dI = s_I - (k_I_el + k_cons * (N + C)) * I
-    dG = k_G * (G_2 - G)
-    dG_2 = k_G * (G_1 - G_2)
-    dG_1 = -k_G * G_1
-    dK_1 = k_tr * (kill_in - K_1)
-    dK_2 = k_tr * (K_1 - K_2)
-    dKc_1 = k_tr * (H * kill_in - Kc_1)
-    dKc_2 = k_tr * (Kc_1 - Kc_2)
-    dH = 0.0
-    dC_E = (drive - delta_E - k_EM - kill_C) * C_E
-    dC_M = k_EM * C_E - (delta_M + kill_C) * C_M
-    dM = r_M * (M_0 - M) - phi_M * k_LD * M
-    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
-    dA = k_A * (A_0 * ((1.0 - f_LLPC) * S + f_LLPC) - A)
-    dQ = k_Q * (Q_norm - Q) - k_IC * (A / A_0) * Q
-    dL = k_L * (L_0 * A / A_0 - L)
-    dJ = k_inj * (L / 24.0) * (1.0 - J) - k_heal * J
-    dU = k_U * (U_ss - U)
+Dosing (the engine's, from the regimen): fludarabine as 30-min infusions into the rate state
+``R_F`` (dose x the clearance model's dose-basis factor); cyclophosphamide mg/m2 into ``X_C``;
+CAR-T cells into ``C_E`` as ``n / (blood_l_per_kg x WT x 1e6) x f_blood`` cells/uL, and at the
+first infusion the program stages ``G``, ``G_2``, ``G_1`` and the flag ``H`` set to 1; dialysis
+sessions switch ``D`` (removal rate ``k_D = -ln(1 - f_removal) / session length``) from the
+first dose up to 28 days after the last fludarabine dose. Integration starts at the first dose.
 
-Initial state, dosing and derived entries (:func:`individualize`)
------------------------------------------------------------------
-::
-
-    t0 = min(0, first fludarabine day, first cyclophosphamide day, first CAR-T day)
-    y(t0): F = R_F = D = AUC_F = X_C = G = G_1 = G_2 = C_E = C_M = K = Kc = H = 0; N = K_N;
-           B = B_pre; P_1 = P_2 = P_ss; S = 1; I = I_0; M = M_0;
-           IL6 = s_IL6 / k_IL6(eGFR_0); A = A_0; Q = Q_0; L = L_0; J = J_0; U = U_0
-    fludarabine dose d (mg phosphate x dose basis factor) on day t: R_F += d / T_inf at t,
-        R_F -= d / T_inf at t + T_inf (T_inf = 0.5 h)
-    cyclophosphamide c mg/m2 on day t: X_C += c;  dialysis session: D += 1 at its start, -= 1
-        at its end (sessions up to 28 days after the last fludarabine dose)
-    CAR-T n cells on day t: C_E += n / (blood_l_per_kg * WT * 1e6) * f_blood; at the first:
-        G, G_1 and G_2 += 1 (so G(t) = (1 + k_G t + (k_G t)^2 / 2) exp(-k_G t)) and H
-        += 1
-    k_10 = 24 CL / V_1, k_12 = 24 Q_2 / V_1, k_21 = 24 Q_2 / V_2, k_13 = 24 Q_3 / V_1,
-        k_31 = 24 Q_3 / V_3 (per day; CL, V, Q from kidney.fludarabine_pk_parameters at the
-        eGFR of lymphodepletion)
-    k_D = -ln(1 - f_removal) / session duration (per day)
-    s_I = k_I * I_0,  k_I_el = (1 - f_I_cons) * k_I,  k_cons = f_I_cons * k_I / K_N
-    P_ss = delta_B * B_pre / k_P
-    s_IL6 = k_IL6_ref * IL6_0,  k_IC = k_Q * (Q_norm / Q_0 - 1)
-    s_irr = 1 / (1 + exp(-(CI - CI_50) / w_CI)),
-    GFR_cap = eGFR_0 + (1 - s_irr) * max(GFR_norm - eGFR_0, 0),
-    J_0 = 1 - eGFR_0 / GFR_cap,  k_inj = k_heal * J_0 / ((1 - J_0) * L_0 / 24)
-    u_L = max(U_0 * (eGFR_0 + K_U) / eGFR_0 - u_C * CI, 0) / L_0
-
-Kernel parameter vector ``p``: the table entries in table order, then ``DERIVED``.
+Kernel parameter vector ``p``: the table entries in table order, then the derived entries.
 Defaults of the parameters marked "calibrated" come from
 ``cartkin/models/calibration/sle_cart_v3.json`` (``scripts/calibrate_sle_cart_v3.py``).
 """
@@ -119,19 +57,14 @@ from __future__ import annotations
 
 import json
 import math
-import textwrap
 from pathlib import Path
 
-import numba
-import numpy as np
-
-from cartkin.models.base import Model, Observable, State
+from cartkin.models.assemble import build
+from cartkin.models.description import Bolus, Description, Infusion, Switch
 from cartkin.parameters import Parameter, ParameterTable
 
-UL_PER_L = 1e6
+#: Dialysis sessions count for fludarabine removal up to this many days after the last dose.
 DIALYSIS_WINDOW_DAYS = 28.0
-#: nucleated cells per ug of genomic DNA: 1 / 6.6 pg of DNA per diploid human cell
-CELLS_PER_UG_DNA = 1.0e6 / 6.6
 
 CALIBRATION_FILE = Path(__file__).parent / "calibration" / "sle_cart_v3.json"
 
@@ -377,140 +310,66 @@ PARAMETERS = ParameterTable(
     renamed=RENAMED,
 )  # fmt: skip
 
-DERIVED = (
-    "V_1", "k_10", "k_12", "k_21", "k_13", "k_31", "k_D",
-    "s_I", "k_I_el", "k_cons", "P_ss", "s_IL6", "k_IC",
-    "s_irr", "GFR_cap", "J_0", "k_inj", "u_L", "egfr_0", "t0", "C_E0",
-)  # fmt: skip
 
-STATES = (
-    State("flu_central", "F_1", "mg", "F-ara-A amount, central compartment"),
-    State("flu_peripheral_2", "F_2", "mg", "F-ara-A amount, first peripheral compartment"),
-    State("flu_peripheral_3", "F_3", "mg", "F-ara-A amount, second peripheral compartment"),
-    State("flu_infusion_rate", "R_F", "mg/day", "running fludarabine infusion rate (flag)"),
-    State("on_dialysis", "D", "-", "1 during a dialysis session, else 0 (flag)"),
-    State("flu_auc", "AUC_F", "mg.h/L", "cumulative F-ara-A AUC since the first dose"),
-    State("cy_activity", "X_C", "mg/m2", "cyclophosphamide (active metabolite) activity"),
-    State("t_cells", "N", "cells/uL", "endogenous (non-CAR) T cells in blood"),
-    State("b_cells", "B", "cells/uL", "CD19+ B cells in blood"),
-    State("autoreactive_b", "S", "-", "autoreactive B-cell activity, 1 before treatment"),
-    State("il15", "I", "pg/mL", "serum IL-15 (homeostatic drive)"),
-    State("program", "G", "-", "proliferative program of the infused CAR-T, 1 at infusion"),
-    State("effector", "C_E", "cells/uL", "effector CAR-T cells in blood"),
-    State("memory", "C_M", "cells/uL", "memory CAR-T cells in blood"),
-    State("il6", "IL6", "pg/mL", "serum IL-6"),
-    State("anti_dsdna", "A", "IU/mL", "serum anti-dsDNA antibodies"),
-    State("complement_c3", "Q", "g/L", "serum complement C3"),
-    State("ln_activity", "L", "0-24", "renal inflammation activity (activity index scale)"),
-    State("kidney_injury", "J", "-", "reversible share of kidney function lost"),
-    State("proteinuria", "U", "g/24h", "proteinuria"),
-    State("program_early", "G_1", "-", "first stage of the proliferative program, 1 at infusion"),
-    State("kill_transit_1", "K_1", "1/day", "lymphodepletion kill rate, first transit stage"),
-    State("kill_transit_2", "K_2", "1/day", "lymphodepletion kill rate acting on lymphocytes"),
-    State("precursor_early", "P_1", "cells/uL eq.", "CD19+ B-lineage precursors, first stage "
-          "(marrow; in blood-B-cell equivalents)"),
-    State("precursor_late", "P_2", "cells/uL eq.", "CD19+ B-lineage precursors, second stage"),
-    State("product_kill_1", "Kc_1", "1/day", "kill rate on the infused CAR-T, first stage"),
-    State("product_kill_2", "Kc_2", "1/day", "kill rate acting on the infused CAR-T"),
-    State("product_present", "H", "-", "1 from the first CAR-T infusion on, else 0 (flag)"),
-    State("myeloid", "M", "cells/uL", "non-lymphoid nucleated blood cells"),
-    State("program_middle", "G_2", "-", "second stage of the proliferative program, 1 at "
-          "infusion"),
-)  # fmt: skip
+STATES = """
+    F_1   flu_central         [mg]       F-ara-A amount, central compartment
+    F_2   flu_peripheral_2    [mg]       F-ara-A amount, first peripheral compartment
+    F_3   flu_peripheral_3    [mg]       F-ara-A amount, second peripheral compartment
+    R_F   flu_infusion_rate   [mg/day]   running fludarabine infusion rate (flag)
+    D     on_dialysis         [-]        1 during a dialysis session, else 0 (flag)
+    AUC_F flu_auc             [mg.h/L]   cumulative F-ara-A AUC since the first dose
+    X_C   cy_activity         [mg/m2]    cyclophosphamide (active metabolite) activity
+    N     t_cells             [cells/uL] endogenous (non-CAR) T cells in blood
+    B     b_cells             [cells/uL] CD19+ B cells in blood
+    S     autoreactive_b      [-]        autoreactive B-cell activity, 1 before treatment
+    I     il15                [pg/mL]    serum IL-15 (homeostatic drive)
+    G     program             [-]        proliferative program of the infused CAR-T, 1 at infusion
+    C_E   effector            [cells/uL] effector CAR-T cells in blood
+    C_M   memory              [cells/uL] memory CAR-T cells in blood
+    IL6   il6                 [pg/mL]    serum IL-6
+    A     anti_dsdna          [IU/mL]    serum anti-dsDNA antibodies
+    Q     complement_c3       [g/L]      serum complement C3
+    L     ln_activity         [0-24]     renal inflammation activity (activity index scale)
+    J_k     kidney_injury       [-]        reversible share of kidney function lost
+    U     proteinuria         [g/24h]    proteinuria
+    G_1   program_early       [-]        first stage of the proliferative program, 1 at infusion
+    K_1   kill_transit_1      [1/day]    lymphodepletion kill rate, first transit stage
+    K_2   kill_transit_2      [1/day]    lymphodepletion kill rate acting on lymphocytes
+    P_1   precursor_early     [cells/uL] CD19+ B-lineage precursors, first stage (marrow, in blood-B-cell equivalents)
+    P_2   precursor_late      [cells/uL] CD19+ B-lineage precursors, second stage
+    Kc_1  product_kill_1      [1/day]    kill rate on the infused CAR-T, first stage
+    Kc_2  product_kill_2      [1/day]    kill rate acting on the infused CAR-T
+    H     product_present     [-]        1 from the first CAR-T infusion on, else 0 (flag)
+    M     myeloid             [cells/uL] non-lymphoid nucleated blood cells
+    G_2   program_middle      [-]        second stage of the proliferative program, 1 at infusion
+"""
 
+DERIVED = """
+    V_1 = flu_v1_l
+    k_10 = 24.0 * flu_cl_l_h / flu_v1_l
+    k_12 = 24.0 * flu_q2_l_h / flu_v1_l
+    k_21 = 24.0 * flu_q2_l_h / flu_v2_l
+    k_13 = 24.0 * flu_q3_l_h / flu_v1_l
+    k_31 = 24.0 * flu_q3_l_h / flu_v3_l
+    k_D = -log1p(-clip(flu_removal_fraction, 0.0, 1.0 - 1e-12)) / (where(dialysis_duration_h > 0.0, dialysis_duration_h, 4.0) / 24.0)
+    s_I = k_I * I_0
+    k_I_el = (1.0 - f_I_cons) * k_I
+    k_cons = f_I_cons * k_I / K_N
+    P_ss = delta_B * B_pre / k_P
+    s_IL6 = k_IL6_ref * IL6_0
+    k_IC = k_Q * max(Q_norm / Q_0 - 1.0, 0.0)
+    s_irr = 1.0 / (1.0 + exp(-(CI - CI_50) / w_CI))
+    GFR_cap = egfr_ml_min_173m2 + (1.0 - s_irr) * max(GFR_norm - egfr_ml_min_173m2, 0.0)
+    J_0 = clip(1.0 - egfr_ml_min_173m2 / GFR_cap, 0.0, 0.999)
+    k_inj = k_heal * J_0 / ((1.0 - J_0) * L_0 / 24.0)
+    u_L = max(U_0 * (egfr_ml_min_173m2 + K_U) / egfr_ml_min_173m2 - u_C * CI, 0.0) / L_0
+    egfr_0 = egfr_ml_min_173m2
+    t0 = t_start
+    C_E0 = first_cart_dose / (blood_l_per_kg * weight_kg * 1e6) * f_blood
+    cells_per_ug = 1e6 / 6.6
+"""
 
-# ---------------------------------------------------------------------------------------------
-# Compiled code of this model (keep all of it in this file)
-# ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def rhs(t, y, p, dydt):
-    """sle_cart v3 dy/dt (per day); ``p`` in kernel order (module docstring)."""
-    rho = p[0]
-    k_G = p[1]
-    K_C = p[2]
-    K_B = p[3]
-    I_50 = p[4]
-    delta_E = p[5]
-    k_EM = p[6]
-    delta_M = p[7]
-    theta_M = p[8]
-    k_kill = p[9]
-    phi_C = p[10]
-    delta_B = p[12]
-    k_P = p[13]
-    phi_B = p[14]
-    r_S = p[15]
-    r_N = p[16]
-    K_N = p[17]
-    M_0 = p[18]
-    r_M = p[19]
-    phi_M = p[20]
-    gamma_F = p[24]
-    gamma_C = p[25]
-    k_C = p[26]
-    k_tr = p[27]
-    k_IL6_ref = p[31]
-    f_IL6_renal = p[32]
-    p_IL6 = p[33]
-    A_0 = p[34]
-    k_A = p[35]
-    f_LLPC = p[36]
-    Q_norm = p[38]
-    k_Q = p[39]
-    L_0 = p[40]
-    k_L = p[41]
-    CI = p[42]
-    k_heal = p[46]
-    k_U = p[48]
-    u_C = p[49]
-    K_U = p[50]
-    V_1 = p[52]
-    k_10 = p[53]
-    k_12 = p[54]
-    k_21 = p[55]
-    k_13 = p[56]
-    k_31 = p[57]
-    k_D = p[58]
-    s_I = p[59]
-    k_I_el = p[60]
-    k_cons = p[61]
-    P_ss = p[62]
-    s_IL6 = p[63]
-    k_IC = p[64]
-    GFR_cap = p[66]
-    k_inj = p[68]
-    u_L = p[69]
-
-    F_1 = y[0]
-    F_2 = y[1]
-    F_3 = y[2]
-    R_F = y[3]
-    D = y[4]
-    X_C = y[6]
-    N = y[7]
-    B = y[8]
-    S = y[9]
-    I = y[10]
-    G = y[11]
-    C_E = y[12]
-    C_M = y[13]
-    IL6 = y[14]
-    A = y[15]
-    Q = y[16]
-    L = y[17]
-    J = y[18]
-    U = y[19]
-    G_1 = y[20]
-    K_1 = y[21]
-    K_2 = y[22]
-    P_1 = y[23]
-    P_2 = y[24]
-    Kc_1 = y[25]
-    Kc_2 = y[26]
-    H = y[27]
-    M = y[28]
-    G_2 = y[29]
-
+EQUATIONS = """
     C = C_E + C_M
     C_F = F_1 / V_1
     kill_in = gamma_F * C_F + gamma_C * X_C
@@ -520,333 +379,75 @@ def rhs(t, y, p, dydt):
     C_func = C_E + theta_M * C_M
     kill_B = k_kill * C_func
     kill_C = phi_C * Kc_2
-    GFR = GFR_cap * (1.0 - J)
+    GFR = GFR_cap * (1.0 - J_k)
     k_IL6 = k_IL6_ref * (1.0 - f_IL6_renal + f_IL6_renal * GFR / 100.0)
     U_ss = (u_L * L + u_C * CI) * GFR / (GFR + K_U)
-    dF_1 = R_F - (k_10 + k_12 + k_13 + k_D * D) * F_1 + k_21 * F_2 + k_31 * F_3
-    dF_2 = k_12 * F_1 - (k_21 + k_D * D) * F_2
-    dF_3 = k_13 * F_1 - (k_31 + k_D * D) * F_3
-    dR_F = 0.0
-    dD = 0.0
-    dAUC_F = 24.0 * C_F
-    dX_C = -k_C * X_C
-    dN = r_N * N * (1.0 - (N + C) / K_N) - k_LD * N
-    dP_1 = k_P * P_ss - (k_P + kill_B + phi_B * k_LD) * P_1
-    dP_2 = k_P * P_1 - (k_P + kill_B + phi_B * k_LD) * P_2
-    dB = k_P * P_2 - delta_B * B - kill_B * B - phi_B * k_LD * B
-    dS = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
-    dI = s_I - (k_I_el + k_cons * (N + C)) * I
-    dG = k_G * (G_2 - G)
-    dG_2 = k_G * (G_1 - G_2)
-    dG_1 = -k_G * G_1
-    dK_1 = k_tr * (kill_in - K_1)
-    dK_2 = k_tr * (K_1 - K_2)
-    dKc_1 = k_tr * (H * kill_in - Kc_1)
-    dKc_2 = k_tr * (Kc_1 - Kc_2)
-    dH = 0.0
-    dC_E = (drive - delta_E - k_EM - kill_C) * C_E
-    dC_M = k_EM * C_E - (delta_M + kill_C) * C_M
-    dM = r_M * (M_0 - M) - phi_M * k_LD * M
-    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
-    dA = k_A * (A_0 * ((1.0 - f_LLPC) * S + f_LLPC) - A)
-    dQ = k_Q * (Q_norm - Q) - k_IC * (A / A_0) * Q
-    dL = k_L * (L_0 * A / A_0 - L)
-    dJ = k_inj * (L / 24.0) * (1.0 - J) - k_heal * J
-    dU = k_U * (U_ss - U)
+    d/dt(F_1) = R_F - (k_10 + k_12 + k_13 + k_D * D) * F_1 + k_21 * F_2 + k_31 * F_3
+    d/dt(F_2) = k_12 * F_1 - (k_21 + k_D * D) * F_2
+    d/dt(F_3) = k_13 * F_1 - (k_31 + k_D * D) * F_3
+    d/dt(R_F) = 0.0
+    d/dt(D) = 0.0
+    d/dt(AUC_F) = 24.0 * C_F
+    d/dt(X_C) = -k_C * X_C
+    d/dt(N) = r_N * N * (1.0 - (N + C) / K_N) - k_LD * N
+    d/dt(P_1) = k_P * P_ss - (k_P + kill_B + phi_B * k_LD) * P_1
+    d/dt(P_2) = k_P * P_1 - (k_P + kill_B + phi_B * k_LD) * P_2
+    d/dt(B) = k_P * P_2 - delta_B * B - kill_B * B - phi_B * k_LD * B
+    d/dt(S) = r_S * S * (1.0 - S) - kill_B * S - phi_B * k_LD * S
+    d/dt(I) = s_I - (k_I_el + k_cons * (N + C)) * I
+    d/dt(G) = k_G * (G_2 - G)
+    d/dt(G_2) = k_G * (G_1 - G_2)
+    d/dt(G_1) = -k_G * G_1
+    d/dt(K_1) = k_tr * (kill_in - K_1)
+    d/dt(K_2) = k_tr * (K_1 - K_2)
+    d/dt(Kc_1) = k_tr * (H * kill_in - Kc_1)
+    d/dt(Kc_2) = k_tr * (Kc_1 - Kc_2)
+    d/dt(H) = 0.0
+    d/dt(C_E) = (drive - delta_E - k_EM - kill_C) * C_E
+    d/dt(C_M) = k_EM * C_E - (delta_M + kill_C) * C_M
+    d/dt(M) = r_M * (M_0 - M) - phi_M * k_LD * M
+    d/dt(IL6) = s_IL6 - k_IL6 * IL6 + p_IL6 * drive * C_E
+    d/dt(A) = k_A * (A_0 * ((1.0 - f_LLPC) * S + f_LLPC) - A)
+    d/dt(Q) = k_Q * (Q_norm - Q) - k_IC * (A / A_0) * Q
+    d/dt(L) = k_L * (L_0 * A / A_0 - L)
+    d/dt(J_k) = k_inj * (L / 24.0) * (1.0 - J_k) - k_heal * J_k
+    d/dt(U) = k_U * (U_ss - U)
+"""
 
-    dydt[0] = dF_1
-    dydt[1] = dF_2
-    dydt[2] = dF_3
-    dydt[3] = dR_F
-    dydt[4] = dD
-    dydt[5] = dAUC_F
-    dydt[6] = dX_C
-    dydt[7] = dN
-    dydt[8] = dB
-    dydt[9] = dS
-    dydt[10] = dI
-    dydt[11] = dG
-    dydt[12] = dC_E
-    dydt[13] = dC_M
-    dydt[14] = dIL6
-    dydt[15] = dA
-    dydt[16] = dQ
-    dydt[17] = dL
-    dydt[18] = dJ
-    dydt[19] = dU
-    dydt[20] = dG_1
-    dydt[21] = dK_1
-    dydt[22] = dK_2
-    dydt[23] = dP_1
-    dydt[24] = dP_2
-    dydt[25] = dKc_1
-    dydt[26] = dKc_2
-    dydt[27] = dH
-    dydt[28] = dM
-    dydt[29] = dG_2
+INITIAL = """
+    N = K_N
+    B = B_pre
+    P_1 = P_ss
+    P_2 = P_ss
+    S = 1.0
+    I = I_0
+    M = M_0
+    IL6 = s_IL6 / (k_IL6_ref * (1.0 - f_IL6_renal + f_IL6_renal * egfr_ml_min_173m2 / 100.0))
+    A = A_0
+    Q = Q_0
+    L = L_0
+    J_k = J_0
+    U = U_0
+"""
 
-
-@numba.njit(cache=True)
-def observe_roles(y, p, out):
-    """Role observables at one time, in ``cartkin.models.ROLES`` order (NaN if absent).
-
-    ``y`` shape (n_states,), ``p`` the kernel vector, ``out`` shape (len(ROLES),): cart
-    (cells/uL), cart_copies (copies/ug, from the modelled nucleated cells), cart_percent_t (%),
-    b_cells (cells/uL), il6 (pg/mL), anti_dsdna (IU/mL), complement (g/L), ln_activity (0-24),
-    proteinuria (g/24h), kidney_function (mL/min/1.73m2).
-    """
-    c = y[12] + y[13]
-    nucleated = y[7] + y[8] + c + y[28]
-    out[0] = c
-    out[1] = p[51] * c / max(nucleated, 1e-300) * CELLS_PER_UG_DNA
-    out[2] = 100.0 * c / max(c + y[7], 1e-300)
-    out[3] = y[8]
-    out[4] = y[14]
-    out[5] = y[15]
-    out[6] = y[16]
-    out[7] = y[17]
-    out[8] = y[19]
-    out[9] = p[66] * (1.0 - y[18])
-
-
-# ---------------------------------------------------------------------------------------------
-# Python side: individualize (array-valued over patients), observables
-# ---------------------------------------------------------------------------------------------
-_N_STATES = len(STATES)
-_S = {s.symbol: k for k, s in enumerate(STATES)}
-
-
-def _per_patient(x, n: int) -> np.ndarray:
-    """``x`` (scalar or array) as float64 of shape (n,); read-only use (may be ``x`` itself)."""
-    a = np.asarray(x, dtype=np.float64)
-    if a.shape == (n,):  # the usual case; a cheap check, since a scalar individualize pays it
-        return a
-    return np.broadcast_to(np.atleast_1d(a), (n,)).astype(np.float64)
-
-
-def individualize(values, bctx):
-    """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
-
-    Parameters
-    ----------
-    values : dict of str to numpy.ndarray, shape (n,)
-        Table values per patient, in table order.
-    bctx : cartkin.batch.BatchContext
-        Arrays with a leading patient axis (docs/design.md section 5): ``weight_kg``,
-        ``egfr_ml_min_173m2``, ``flu_cl_l_h``, ``flu_v1_l``, ``flu_v2_l``, ``flu_v3_l``,
-        ``flu_q2_l_h``, ``flu_q3_l_h``, ``flu_dose_factor`` (n,); ``flu_dose_days``,
-        ``flu_dose_mg`` (n, m_f); ``flu_infusion_h`` (float); ``cy_days``, ``cy_mg_m2``
-        (n, m_c); ``cart_dose_days``, ``cart_dose_cells`` (n, m_d); ``dialysis_session_days``
-        (n, m_s), ``dialysis_duration_h``, ``flu_removal_fraction`` (n,). Pads are NaN or 0.
-
-    Returns
-    -------
-    cartkin.batch.BatchIndividuals
-        ``p`` (n, n_kernel), ``y0`` (n, n_states), ``t0`` (n,), ``t_stops`` (n, m) padded with
-        +inf, ``jumps`` (n, m, n_states) zero-padded, ``n_stops`` (n,).
-    """
-    from cartkin.batch import BatchIndividuals
-
-    n = int(np.asarray(bctx.weight_kg).shape[0])
-    v = {k: _per_patient(x, n) for k, x in values.items()}
-    f = {
-        name: np.asarray(getattr(bctx, name), dtype=np.float64).reshape(n)
-        for name in ("weight_kg", "egfr_ml_min_173m2", "flu_cl_l_h", "flu_v1_l", "flu_v2_l",
-                     "flu_v3_l", "flu_q2_l_h", "flu_q3_l_h", "flu_dose_factor",
-                     "dialysis_duration_h", "flu_removal_fraction")
-    }  # fmt: skip
-    flu_days = np.asarray(bctx.flu_dose_days, dtype=np.float64).reshape(n, -1)
-    flu_mg = np.nan_to_num(np.asarray(bctx.flu_dose_mg, dtype=np.float64).reshape(n, -1))
-    cy_days = np.asarray(bctx.cy_days, dtype=np.float64).reshape(n, -1)
-    cy_mg = np.nan_to_num(np.asarray(bctx.cy_mg_m2, dtype=np.float64).reshape(n, -1))
-    cart_days = np.asarray(bctx.cart_dose_days, dtype=np.float64).reshape(n, -1)
-    cart_cells = np.nan_to_num(np.asarray(bctx.cart_dose_cells, dtype=np.float64).reshape(n, -1))
-    sessions = np.asarray(bctx.dialysis_session_days, dtype=np.float64).reshape(n, -1)
-    infusion_d = float(bctx.flu_infusion_h) / 24.0
-
-    # -- derived kernel entries (all (n,)) ----------------------------------------------------
-    v1 = f["flu_v1_l"]
-    k10, k12 = 24.0 * f["flu_cl_l_h"] / v1, 24.0 * f["flu_q2_l_h"] / v1
-    k21, k13 = 24.0 * f["flu_q2_l_h"] / f["flu_v2_l"], 24.0 * f["flu_q3_l_h"] / v1
-    k31 = 24.0 * f["flu_q3_l_h"] / f["flu_v3_l"]
-    removal = np.clip(f["flu_removal_fraction"], 0.0, 1.0 - 1e-12)
-    duration_d = np.where(f["dialysis_duration_h"] > 0, f["dialysis_duration_h"], 4.0) / 24.0
-    k_d = -np.log1p(-removal) / duration_d
-    s_i = v["k_I"] * v["I_0"]
-    k_i_el = (1.0 - v["f_I_cons"]) * v["k_I"]
-    k_cons = v["f_I_cons"] * v["k_I"] / v["K_N"]
-    p_ss = v["delta_B"] * v["B_pre"] / v["k_P"]
-    s_il6 = v["k_IL6_ref"] * v["IL6_0"]
-    k_ic = v["k_Q"] * np.maximum(v["Q_norm"] / v["Q_0"] - 1.0, 0.0)
-    egfr0 = f["egfr_ml_min_173m2"]
-    s_irr = 1.0 / (1.0 + np.exp(-(v["CI"] - v["CI_50"]) / v["w_CI"]))
-    gfr_cap = egfr0 + (1.0 - s_irr) * np.maximum(v["GFR_norm"] - egfr0, 0.0)
-    j0 = np.clip(1.0 - egfr0 / gfr_cap, 0.0, 0.999)
-    k_inj = v["k_heal"] * j0 / ((1.0 - j0) * v["L_0"] / 24.0)
-    u_l = np.maximum(v["U_0"] * (egfr0 + v["K_U"]) / egfr0 - v["u_C"] * v["CI"], 0.0) / v["L_0"]
-    k_il6_0 = v["k_IL6_ref"] * (1.0 - v["f_IL6_renal"] + v["f_IL6_renal"] * egfr0 / 100.0)
-    blood_ul = v["blood_l_per_kg"] * f["weight_kg"] * UL_PER_L
-    levels = cart_cells / blood_ul[:, None] * v["f_blood"][:, None]
-
-    # -- stops and jumps (array-valued: no per-patient Python) ---------------------------------
-    # Event columns in a fixed order (fludarabine start/end per dose, cyclophosphamide, CAR-T
-    # doses by day with the programme switches at the first, dialysis sessions); a stable sort
-    # by time keeps that order among equal times.
-    S = _S
-    flu_ok = np.isfinite(flu_days) & (flu_mg > 0)
-    rate = flu_mg * f["flu_dose_factor"][:, None] / infusion_d
-    cy_ok = np.isfinite(cy_days) & (cy_mg > 0)
-    cart_ok = np.isfinite(cart_days) & (levels > 0)
-    by_day = np.lexsort((levels, np.where(cart_ok, cart_days, np.inf)), axis=1)
-    cart_days = np.take_along_axis(cart_days, by_day, axis=1)
-    levels = np.take_along_axis(levels, by_day, axis=1)
-    cart_ok = np.take_along_axis(cart_ok, by_day, axis=1)
-    first = np.zeros_like(cart_ok)
-    first[:, :1] = cart_ok[:, :1]
-    c_e0 = np.where(first[:, 0], levels[:, 0], 0.0) if levels.shape[1] else np.zeros(n)
-    starts = np.concatenate(
-        [np.where(flu_ok, flu_days, np.inf), np.where(cy_ok, cy_days, np.inf),
-         np.where(cart_ok, cart_days, np.inf), np.zeros((n, 1))], axis=1)  # fmt: skip
-    t0 = starts.min(axis=1)
-    flu_last = np.where(flu_mg > 0, flu_days, -np.inf).max(axis=1, initial=-np.inf)
-    last = flu_last + DIALYSIS_WINDOW_DAYS
-    dia_ok = (
-        (k_d > 0)[:, None] & np.isfinite(sessions) & (sessions >= t0[:, None])
-        & (sessions <= last[:, None])
-    )  # fmt: skip
-    dia_on = np.ones_like(sessions)
-    cart_1 = np.ones_like(cart_days)
-    # (time, state, amount, valid) per column; interleave pairs so each dose's events stay in
-    # the order of the formulas above
-    pairs = [
-        ((flu_days, S["R_F"], rate, flu_ok), (flu_days + infusion_d, S["R_F"], -rate, flu_ok)),
-        ((cy_days, S["X_C"], cy_mg, cy_ok),),
-        ((cart_days, S["C_E"], levels, cart_ok), (cart_days, S["G"], cart_1, first),
-         (cart_days, S["G_1"], cart_1, first), (cart_days, S["H"], cart_1, first),
-         (cart_days, S["G_2"], cart_1, first)),
-        ((sessions, S["D"], dia_on, dia_ok),
-         (sessions + duration_d[:, None], S["D"], -dia_on, dia_ok)),
-    ]  # fmt: skip
-    times, states, amounts, valid = [], [], [], []
-    for group in pairs:
-        width = group[0][0].shape[1]
-        for q in range(width):
-            for t_col, state, amount, ok in group:
-                times.append(t_col[:, q])
-                states.append(np.full(n, state))
-                amounts.append(amount[:, q])
-                valid.append(ok[:, q])
-    if times:
-        T, St = np.stack(times, axis=1), np.stack(states, axis=1)
-        A, V = np.stack(amounts, axis=1), np.stack(valid, axis=1)
-    else:
-        T, St, A, V = (
-            np.zeros((n, 0)),
-            np.zeros((n, 0), np.int64),
-            np.zeros((n, 0)),
-            np.zeros((n, 0), bool),
-        )
-    T = np.where(V, T, np.inf)
-    order = np.argsort(T, axis=1, kind="stable")
-    n_stops = V.sum(axis=1).astype(np.int64)
-    m = int(n_stops.max(initial=0))
-    order = order[:, :m]
-    t_stops = np.take_along_axis(T, order, axis=1)
-    A = np.take_along_axis(np.where(V, A, 0.0), order, axis=1)
-    St = np.take_along_axis(St, order, axis=1).astype(np.int64)
-    jumps = np.zeros((n, m, _N_STATES))
-    rows, cols = np.nonzero(np.take_along_axis(V, order, axis=1))
-    jumps[rows, cols, St[rows, cols]] = A[rows, cols]
-
-    # -- state at t0 -----------------------------------------------------------------------------
-    y0 = np.zeros((n, _N_STATES))
-    y0[:, _S["N"]] = v["K_N"]
-    y0[:, _S["B"]] = v["B_pre"]
-    y0[:, _S["S"]] = 1.0
-    y0[:, _S["I"]] = v["I_0"]
-    y0[:, _S["IL6"]] = s_il6 / k_il6_0
-    y0[:, _S["A"]] = v["A_0"]
-    y0[:, _S["Q"]] = v["Q_0"]
-    y0[:, _S["L"]] = v["L_0"]
-    y0[:, _S["J"]] = j0
-    y0[:, _S["U"]] = v["U_0"]
-    y0[:, _S["P_1"]] = p_ss
-    y0[:, _S["P_2"]] = p_ss
-    y0[:, _S["M"]] = v["M_0"]
-
-    derived = [v1, k10, k12, k21, k13, k31, k_d, s_i, k_i_el, k_cons, p_ss, s_il6, k_ic, s_irr,
-               gfr_cap, j0, k_inj, u_l, egfr0, t0, c_e0]  # fmt: skip
-    # (n_kernel, n) stacked then transposed: 3x faster than column_stack for a single patient
-    p = np.array([*(v[name] for name in PARAMETERS.names), *derived], dtype=np.float64)
-    p = np.ascontiguousarray(p.T)
-    return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_stops, jumps=jumps, n_stops=n_stops)
-
-
-_I = {name: k for k, name in enumerate((*PARAMETERS.names, *DERIVED))}
-
-
-def _cart(states, p):
-    return states[:, _S["C_E"]] + states[:, _S["C_M"]]
-
-
-def _nucleated(states, p):
-    return np.maximum(
-        states[:, _S["N"]] + states[:, _S["B"]] + _cart(states, p) + states[:, _S["M"]], 1e-300
-    )
-
-
-def _state(symbol):
-    k = _S[symbol]
-    return lambda s, p: s[:, k]
-
-
-OBSERVABLES = (
-    Observable("cart_cells_per_ul", "cells/uL", "CAR-T cells in blood (flow): C_E + C_M", _cart),
-    Observable(
-        "cart_percent_of_t_cells",
-        "%",
-        "CAR-T share of all T cells (flow): 100 * C / (C + N)",
-        lambda s, p: 100.0 * _cart(s, p) / np.maximum(_cart(s, p) + s[:, _S["N"]], 1e-300),
-    ),
-    Observable(
-        "transgene_copies_per_ug",
-        "copies/ug",
-        "CAR transgene by qPCR: vcn * C / (N + B + C + M) * nucleated cells per ug DNA "
-        "(1e6 / 6.6 pg per diploid cell)",
-        lambda s, p: p[_I["vcn"]] * _cart(s, p) / _nucleated(s, p) * CELLS_PER_UG_DNA,
-    ),
-    Observable("t_cells_per_ul", "cells/uL", "endogenous T cells: N", _state("N")),
-    Observable(
-        "nucleated_cells_per_ul", "cells/uL", "nucleated blood cells: N + B + C + M", _nucleated
-    ),
-    Observable("myeloid_cells_per_ul", "cells/uL", "non-lymphoid nucleated cells: M", _state("M")),
-    Observable("b_cells_per_ul", "cells/uL", "CD19+ B cells (flow): B", _state("B")),
-    Observable("il15_pg_per_ml", "pg/mL", "serum IL-15: I", _state("I")),
-    Observable("il6_pg_per_ml", "pg/mL", "serum IL-6: IL6", _state("IL6")),
-    Observable(
-        "fludarabine_mg_per_l",
-        "mg/L",
-        "plasma F-ara-A (on the clearance model's dose basis): F_1 / V_1",
-        lambda s, p: s[:, _S["F_1"]] / p[_I["V_1"]],
-    ),
-    Observable(
-        "fludarabine_auc_mg_h_per_l", "mg.h/L", "cumulative F-ara-A AUC: AUC_F", _state("AUC_F")
-    ),
-    Observable("anti_dsdna_iu_per_ml", "IU/mL", "serum anti-dsDNA: A", _state("A")),
-    Observable("complement_c3_g_per_l", "g/L", "serum complement C3: Q", _state("Q")),
-    Observable(
-        "ln_activity_index", "0-24", "renal activity (activity index scale): L", _state("L")
-    ),
-    Observable("proteinuria_g_per_24h", "g/24h", "proteinuria: U", _state("U")),
-    Observable(
-        "kidney_function_ml_min_173m2",
-        "mL/min/1.73m2",
-        "residual kidney function: GFR_cap * (1 - J)",
-        lambda s, p: p[_I["GFR_cap"]] * (1.0 - s[:, _S["J"]]),
-    ),
-)
-
-EQUATIONS = textwrap.dedent(__doc__.split("::", 1)[1].split("Initial state", 1)[0]).strip()
+OBSERVABLES = """
+    cart_cells_per_ul [cells/uL] = C_E + C_M  # CAR-T cells in blood (flow): C_E + C_M
+    cart_percent_of_t_cells [%] = 100.0 * (C_E + C_M) / max(C_E + C_M + N, 1e-300)  # CAR-T share of all T cells (flow): 100 C / (C + N)
+    transgene_copies_per_ug [copies/ug] = vcn * (C_E + C_M) / max(N + B + C_E + C_M + M, 1e-300) * cells_per_ug  # CAR transgene by qPCR: vcn C / (N + B + C + M) x nucleated cells per ug DNA (1e6 / 6.6 pg per diploid cell)
+    t_cells_per_ul [cells/uL] = N  # endogenous T cells: N
+    nucleated_cells_per_ul [cells/uL] = N + B + C_E + C_M + M  # nucleated blood cells: N + B + C + M
+    myeloid_cells_per_ul [cells/uL] = M  # non-lymphoid nucleated cells: M
+    b_cells_per_ul [cells/uL] = B  # CD19+ B cells (flow): B
+    il15_pg_per_ml [pg/mL] = I  # serum IL-15: I
+    il6_pg_per_ml [pg/mL] = IL6  # serum IL-6: IL6
+    fludarabine_mg_per_l [mg/L] = F_1 / V_1  # plasma F-ara-A (on the clearance model's dose basis): F_1 / V_1
+    fludarabine_auc_mg_h_per_l [mg.h/L] = AUC_F  # cumulative F-ara-A AUC: AUC_F
+    anti_dsdna_iu_per_ml [IU/mL] = A  # serum anti-dsDNA: A
+    complement_c3_g_per_l [g/L] = Q  # serum complement C3: Q
+    ln_activity_index [0-24] = L  # renal activity (activity index scale): L
+    proteinuria_g_per_24h [g/24h] = U  # proteinuria: U
+    kidney_function_ml_min_173m2 [mL/min/1.73m2] = GFR_cap * (1.0 - J_k)  # residual kidney function: GFR_cap (1 - J_k)
+"""
 
 ROLE_MAP = {
     "cart": "cart_cells_per_ul",
@@ -861,28 +462,45 @@ ROLE_MAP = {
     "kidney_function": "kidney_function_ml_min_173m2",
 }
 
-MODEL = Model(
+CART_LEVEL = "dose / (blood_l_per_kg * weight_kg * 1e6) * f_blood"
+
+DESCRIPTION = Description(
     name="sle_cart_v3",
     description=(
         "Mechanistic CD19 CAR-T kinetics in SLE, version 3: levels in cells/uL calibrated to "
         "flow-cytometry data (blood fraction of the infused cells from Kimmel 2021), expansion "
-        "saturating at a CAR-T carrying capacity (Kimmel 2021), Stein's "
-        "long terminal phase, B cells returning through CD19+ precursors once effectors have "
-        "contracted, fludarabine killing the infused cells as it kills endogenous lymphocytes "
-        "(residual drug at infusion lowers expansion), transgene copies/ug from the modelled "
-        "nucleated cells, and a lupus kidney whose reversible share follows the chronicity "
-        "index. Fludarabine PK (3 compartments, kidney function, dialysis sessions) and IL-15 "
-        "as in version 2. Day 0 is the CAR-T infusion."
+        "saturating at a CAR-T carrying capacity (Kimmel 2021), Stein's long terminal phase, "
+        "B cells returning through CD19+ precursors once effectors have contracted, "
+        "fludarabine killing the infused cells as it kills endogenous lymphocytes (residual "
+        "drug at infusion lowers expansion), transgene copies/ug from the modelled nucleated "
+        "cells, and a lupus kidney whose reversible share follows the chronicity index. "
+        "Fludarabine PK (3 compartments, kidney function, dialysis sessions) and IL-15 as in "
+        "version 2. Day 0 is the CAR-T infusion."
     ),
-    states=STATES,
     parameters=PARAMETERS,
-    observables=OBSERVABLES,
-    rhs=rhs,
-    jac=None,
-    individualize=individualize,
-    roles=ROLE_MAP,
-    equations=EQUATIONS,
+    states=STATES,
     derived=DERIVED,
-    batch=True,
-    observe_roles=observe_roles,
-)
+    equations=EQUATIONS,
+    initial=INITIAL,
+    observables=OBSERVABLES,
+    roles=ROLE_MAP,
+    inputs=[
+        Infusion("fludarabine", rate="R_F", amount="dose * flu_dose_factor"),
+        Bolus("cyclophosphamide", into="X_C", amount="dose", unit="mg/m2"),
+        Bolus("cart", into="C_E", amount=CART_LEVEL, unit="cells/uL"),
+        Bolus("cart", into="G", amount="1.0", first_only=True),
+        Bolus("cart", into="G_1", amount="1.0", first_only=True),
+        Bolus("cart", into="G_2", amount="1.0", first_only=True),
+        Bolus("cart", into="H", amount="1.0", first_only=True),
+        Switch("dialysis", flag="D",
+               when=f"(k_D > 0.0) & (day >= t_start) & (day <= last_fludarabine_day + {DIALYSIS_WINDOW_DAYS})"),
+    ],
+    start="first_dose",
+    ignores=(
+        "tissue (marrow, lymph node) CAR-T: blood levels stand for the killing pool",
+        "CAR-T-specific kill of cyclophosphamide beyond the shared exposure-driven kill",
+        "removal of cyclophosphamide by dialysis",
+    ),
+)  # fmt: skip
+
+MODEL = build(DESCRIPTION)
