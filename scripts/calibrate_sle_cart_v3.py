@@ -50,7 +50,7 @@ import numpy as np
 
 from cartkin.fit import fit
 from cartkin.fit.targets import Target
-from cartkin.models import sle_cart_v3 as v3
+from cartkin.models import sle_cart as v3
 from cartkin.patient import Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from cartkin import models
 from cartkin.errors import ScenarioError
-from cartkin.models import Individual, Model, Observable, State, sle_cart, sle_cart_v1, stein2019
+from cartkin.models import Individual, Model, Observable, State, sle_cart_v1, stein2019
+from cartkin.models import sle_cart_v2 as sle_cart
 from cartkin.parameters import Parameter, ParameterTable
 from cartkin.patient import Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context

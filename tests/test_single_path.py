@@ -7,7 +7,7 @@ import pytest
 
 from cartkin import _flu_pk, models
 from cartkin.batch import BatchContext
-from cartkin.models import sle_cart
+from cartkin.models import sle_cart_v2 as sle_cart
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import Regimen, build_context
 
@@ -41,13 +41,13 @@ def test_sle_cart_individualize_broadcasts_scalar_values_as_before():
     for name in ("p", "y0", "t0", "t_stops", "jumps", "n_stops"):
         np.testing.assert_array_equal(getattr(broadcast, name), getattr(one_each, name))
     assert one_each.p.flags.c_contiguous
-    assert one_each.p.shape == (2, len(models.get("sle_cart").kernel_names))
+    assert one_each.p.shape == (2, len(models.get("sle_cart_v2").kernel_names))
     with pytest.raises(ValueError, match="broadcast"):
         sle_cart.individualize({**values, "rho": np.array([0.9, 1.0, 1.1])}, bctx)
 
 
 def test_scalar_individualize_equals_the_batch_row():
-    model = models.get("sle_cart")
+    model = models.get("sle_cart_v2")
     contexts = _contexts()
     batch = model.individualize_batch(
         {k: np.full(2, v) for k, v in model.parameters.values().items()},

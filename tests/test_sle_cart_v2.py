@@ -1,4 +1,4 @@
-"""sle_cart v2 (issues 7 and 8): behaviours that published data require and v1 lacked.
+"""sle_cart_v2 (issues 7 and 8; sle_cart is now v3): behaviours that published data require and v1 lacked.
 
 Scenario of the issue unless said otherwise: 70 kg adult, eGFR 90, fludarabine 30 mg/m2 x3 and
 cyclophosphamide 500 mg/m2 x3 on days -5..-3, 1e6 CAR-T cells/kg on day 0.
@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from cartkin import batch as batch_module
 from cartkin import kidney, metrics
-from cartkin.models import ROLES, sle_cart
+from cartkin.models import ROLES
+from cartkin.models import sle_cart_v2 as sle_cart
 from cartkin.patient import DialysisSchedule, Patient
 from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.simulate import simulate, simulate_context
@@ -38,7 +39,7 @@ def issue_regimen(days=(-5.0, -4.0, -3.0), flu=30.0, cy=500.0, cells_per_kg=1e6)
 
 
 @functools.cache
-def run(model="sle_cart", egfr=90.0, days=(-5.0, -4.0, -3.0), flu=30.0, cy=500.0,
+def run(model="sle_cart_v2", egfr=90.0, days=(-5.0, -4.0, -3.0), flu=30.0, cy=500.0,
         theta=(), horizon="short"):  # fmt: skip
     t = T_SHORT if horizon == "short" else T
     return simulate(model, adult(egfr), issue_regimen(days, flu, cy), t, theta=dict(theta))
@@ -236,7 +237,7 @@ def test_dialysis_removal_during_sessions_lowers_exposure():
     removed = dataclasses.replace(
         kept, dialysis=DialysisSchedule(session_days=sessions, flu_removal_fraction=0.5)
     )
-    a, b = (simulate("sle_cart", p, issue_regimen(), T_SHORT) for p in (kept, removed))
+    a, b = (simulate("sle_cart_v2", p, issue_regimen(), T_SHORT) for p in (kept, removed))
     auc_a = a.observables["fludarabine_auc_mg_h_per_l"][-1]
     auc_b = b.observables["fludarabine_auc_mg_h_per_l"][-1]
     assert auc_b < 0.9 * auc_a and cmax(b) < cmax(a)
@@ -293,7 +294,7 @@ def test_without_long_lived_plasma_cells_anti_dsdna_falls_to_its_floor():
 def test_b_cell_depletion_lowers_activity_proteinuria_and_raises_complement():
     treated = run(horizon="long")
     ctx = dataclasses.replace(build_context(adult(), issue_regimen()), cart_doses=[])
-    no_cart = simulate_context("sle_cart", ctx, T)
+    no_cart = simulate_context("sle_cart_v2", ctx, T)
     day = int(np.searchsorted(T, 180.0))
     for role in ("ln_activity", "proteinuria", "anti_dsdna"):
         assert treated.role(role)[day] < no_cart.role(role)[day] < no_cart.role(role)[0], role
@@ -347,7 +348,7 @@ def test_batch_solve_equals_simulate_for_both_versions():
     ]
     bctx = batch_module.BatchContext.from_contexts(contexts)
     t = np.arange(0.0, 61.0, 1.0)
-    for model in ("sle_cart", "sle_cart_v1"):
+    for model in ("sle_cart_v2", "sle_cart_v1"):
         theta = {"delta_M": np.array([0.02, 0.05, 0.01])}
         inds = batch_module.individualize(model, theta, bctx)
         sol = batch_module.solve(model, inds, t, method="rodas5", rtol=1e-8, atol=1e-10,

@@ -11,7 +11,7 @@ from numba import njit
 from test_sle_cart_v2 import _central_difference_jacobian, _individual
 
 from cartkin.kernel import build as _compile
-from cartkin.models import sle_cart
+from cartkin.models import sle_cart_v2 as sle_cart
 
 
 def _template_namespace(pattern):

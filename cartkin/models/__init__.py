@@ -1,7 +1,8 @@
 """Model registry: built-in models by name, and a way to add your own.
 
-Built-in models: ``sle_cart`` (mechanistic, SLE, version 2: lymphodepletion in time, IL-15,
-CAR-T phases, lupus nephritis layer), ``sle_cart_v1`` (MODEL.md section 4, kept for comparison)
+Built-in models: ``sle_cart`` (mechanistic, SLE, version 3: levels, dose response and
+persistence calibrated to data, fludarabine killing the product, lupus kidney from the
+chronicity index; a model description), ``sle_cart_v2`` and ``sle_cart_v1`` (kept for comparison)
 and ``stein2019`` (empirical tisagenlecleucel kinetics). Fit, sweep, plot and the CLI only use the :class:`Model` interface,
 so a registered user model works everywhere a built-in one does.
 
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Model] = {}
-_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "sle_cart_v3")
+_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "sle_cart_v2")
 
 
 def register(model: Model | Description, *, replace: bool = False) -> Model:
@@ -202,9 +203,9 @@ def load(path) -> Model:
 
 
 def _register_builtins() -> None:
-    from cartkin.models import sle_cart, sle_cart_v1, sle_cart_v3, stein2019
+    from cartkin.models import sle_cart, sle_cart_v1, sle_cart_v2, stein2019
 
-    for module in (sle_cart, stein2019, sle_cart_v1, sle_cart_v3):
+    for module in (sle_cart, stein2019, sle_cart_v1, sle_cart_v2):
         _REGISTRY[module.MODEL.name] = module.MODEL
 
 
