@@ -49,29 +49,29 @@ def rows() -> list[dict]:
     t = np.arange(0.0, 366.0, 0.25)
     res = simulate_context(MODEL, erlangen_context(3e6), t)
     trecov = metrics.compute(res, b_cell_threshold_cells_per_ul=10.0).value("TRECOV")
-    out.append(dict(datum="B-cell recovery after BCMA-CD19 cCAR, 3e6/kg, LN",
+    out.append(dict(quantity="b_cell_return_bcma_cd19_3e6", datum="B-cell recovery after BCMA-CD19 cCAR, 3e6/kg, LN",
                     source="Ann Rheum Dis 2024;83:1304 (abstract)", published="2-6 months",
                     model=trecov, unit="day", low=60.0, high=180.0))  # fmt: skip
     t_short = np.arange(0.0, 60.0, 0.05)
     lym = simulate_context(MODEL, lymphoma_context(2e6), t_short)
     c = lym.role("cart")
-    out.append(dict(datum="CAR-T peak day, axi-cel, lymphoma", source="Locke 2017 Mol Ther "
+    out.append(dict(quantity="tmax_zuma1_phase1", datum="CAR-T peak day, axi-cel, lymphoma", source="Locke 2017 Mol Ther "
                     "25:285 (abstract)", published="within 2 weeks", model=float(t_short[np.argmax(c)]),
                     unit="day", low=7.0, high=14.0))  # fmt: skip
     il15 = lym.state("I")
-    out.append(dict(datum="IL-15 peak day after Cy/Flu", source="Kochenderfer 2017 JCO 35:1803",
+    out.append(dict(quantity="il15_tmax_cy_flu", datum="IL-15 peak day after Cy/Flu", source="Kochenderfer 2017 JCO 35:1803",
                     published="median day +2", model=float(t_short[np.argmax(il15)]), unit="day",
                     low=0.0, high=5.0))  # fmt: skip
     t_long = np.arange(0.0, 555.0, 1.0)
     juliet = simulate_context(MODEL, lymphoma_context(4e6), t_long)
-    out.append(dict(datum="CAR-T by flow at day 554 (JULIET responders)",
+    out.append(dict(quantity="cart_flow_day_554", datum="CAR-T by flow at day 554 (JULIET responders)",
                     source="Awasthi 2020 Blood Adv 4:560 (abstract)",
                     published="detectable up to 554 d", model=float(juliet.role("cart")[-1]),
                     unit="cells/uL", low=0.05, high=math.inf))  # fmt: skip
     c_e = simulate_context(MODEL, erlangen_context(1e6), t).role("cart")
     sel = (t >= 180.0) & (t <= 365.0)
     term = math.log(2.0) / -np.polyfit(t[sel], np.log(c_e[sel]), 1)[0]
-    out.append(dict(datum="terminal half-life, days 180-365, 1e6/kg", source="Mueller 2017 "
+    out.append(dict(quantity="terminal_half_life_180_365", datum="terminal half-life, days 180-365, 1e6/kg", source="Mueller 2017 "
                     "Blood 130:2317 (persistence for years)", published="long (years)",
                     model=float(term), unit="day", low=100.0, high=1000.0))  # fmt: skip
     for row in out:

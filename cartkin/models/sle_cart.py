@@ -186,9 +186,11 @@ PARAMETERS = ParameterTable(
                   "recovery rate of myeloid cells after lymphodepletion",
                   "assumption: recovery over 2-4 weeks (count recovery at month 1 in about a "
                   "third to two thirds of CAR-T patients, Jain 2020 Blood Adv 4:3776)"),
-        Parameter("phi_M", 0.3, "-", 0.0, 3.0,
+        Parameter("phi_M", 1.5, "-", 0.0, 3.0,
                   "lymphodepletion kill of myeloid cells relative to lymphocytes",
-                  "assumption: Flu/Cy is lymphoselective; transient granulocytopenia"),
+                  "assumption: gives a nadir of 500-1,000 cells/uL around infusion (grade 3 "
+                  "neutropenia), which all 15 SLE patients had after Flu/Cy and CAR-T (grade "
+                  ">= 3 in 100%, Feng J et al., Nat Med 2025;31:3725, abstract)"),
         # --- IL-15 -------------------------------------------------------------------------------
         Parameter("I_0", 2.4, "pg/mL", 0.1, 100.0,
                   "serum IL-15 before lymphodepletion",
