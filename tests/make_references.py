@@ -24,7 +24,7 @@ SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
 OUT = ROOT / "tests" / "data" / "references.npz"
 THIN = 8  # keep every 8th output time of a scenario
 BATCH_T = np.array([0.0, 1.0, 3.0, 7.0, 14.0, 28.0, 60.0, 120.0])
-BATCH_MODELS = ("sle_cart", "sle_cart_v1", "stein2019", "cart4")
+BATCH_MODELS = ("sle_cart", "sle_cart_v2", "sle_cart_v1", "stein2019", "cart4")
 FIT_SCENARIOS = ("synthetic_cohort_fit.toml", "adolescent_hemodialysis_fit.toml")
 
 
