@@ -238,10 +238,11 @@ PARAMETERS = ParameterTable(
         Parameter("f_IL6_renal", 0.4, "-", 0.0, 1.0,
                   "renal share of IL-6 elimination (scales with GFR/100)",
                   "assumption: MODEL.md section 3 range 0.3-0.5"),
-        Parameter("p_IL6", 1.0, "pg/mL per (cells/uL)", 0.0, 1e4,
+        Parameter("p_IL6", 7.0, "pg/mL per (cells/uL)", 0.0, 1e4,
                   "IL-6 released per CAR-T cell/uL produced by proliferation (activation)",
-                  "assumption: gives an IL-6 peak of some tens of pg/mL at 1e6 cells/kg "
-                  "(grade 1 CRS at most in SLE, Mackensen 2022)"),
+                  "assumption: gives an IL-6 peak about 2.4 times baseline (12 pg/mL) at 1e6 "
+                  "cells/kg in the Erlangen scenario, as v2 did (grade 1 CRS at most in SLE, "
+                  "Mackensen 2022)"),
         # --- anti-dsDNA and complement -----------------------------------------------------------
         Parameter("A_0", 100.0, "IU/mL", 1.0, 1e4,
                   "anti-dsDNA before treatment (steady state)", "assumption: active SLE"),
@@ -499,8 +500,7 @@ DESCRIPTION = Description(
     ],
     start="first_dose",
     ignores=(
-        "tissue (marrow, lymph node) CAR-T: blood levels stand for the killing pool",
-        "CAR-T-specific kill of cyclophosphamide beyond the shared exposure-driven kill",
+        "tissue CAR-T (blood levels stand for the killing pool)",
         "removal of cyclophosphamide by dialysis",
     ),
 )  # fmt: skip
