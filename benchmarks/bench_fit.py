@@ -42,10 +42,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cartkin.covariates.patient import Patient  # noqa: E402
+from cartkin.covariates.regimen import Regimen, build_context  # noqa: E402
 from cartkin.fit.estimate import fit_problem, start_points  # noqa: E402
 from cartkin.fit.problem import Problem  # noqa: E402
-from cartkin.patient import Patient  # noqa: E402
-from cartkin.regimen import Regimen, build_context  # noqa: E402
 from cartkin.simulate import simulate  # noqa: E402
 
 TRUTH = {"rho": 1.3, "delta_E": 0.12, "delta_M": 0.05}

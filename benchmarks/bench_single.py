@@ -111,8 +111,8 @@ def _items(name: str, patient, regimen, t_days) -> tuple[dict, dict]:
     """Callables to time for one model, and the solver's step counts."""
     import cartkin
     from cartkin import models
+    from cartkin.covariates.regimen import build_context
     from cartkin.ode import solve_ode
-    from cartkin.regimen import build_context
 
     model = models.get(name)
     ctx = build_context(patient, regimen, "langenhorst2019")

@@ -3,7 +3,7 @@
 What one run measures (all on this machine, same process, same virtual patients):
 
 1. First compile (or cache load) of the metrics kernel, apart from the timings. v2 is the
-   registered ``sle_cart`` with its analytic Jacobian (``sle_cart.jac``); its finite-difference
+   registered ``sle_cart`` with its analytic Jacobian (``cartkin.models.get("sle_cart").jac``); its finite-difference
    variant is the same model with ``jac=None``. v1 takes ``observe_roles`` and the Jacobian from
    ``sle_cart_extras.py`` (compiled in memory every run).
 2. A metric-error-vs-rtol curve: in-kernel metrics at rtol 1e-3..1e-6 (methods rodas5 with the
@@ -46,16 +46,17 @@ from pathlib import Path
 import numba
 import numpy as np
 
+import cartkin
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from sle_cart_extras import sle_cart_with_extras  # noqa: E402
 
-import cartkin  # noqa: E402
 from cartkin import batch, metrics  # noqa: E402
-from cartkin.patient import Patient  # noqa: E402
-from cartkin.regimen import Lymphodepletion, Regimen, build_context  # noqa: E402
+from cartkin.covariates.patient import Patient  # noqa: E402
+from cartkin.covariates.regimen import Lymphodepletion, Regimen, build_context  # noqa: E402
 
 HORIZON_DAYS = 270.0
 COMPARED = ("CMAX", "TMAX", "AUC0_28D", "TLST", "B_NADIR", "TAPLASIA", "TRECOV", "IL6_MAX")

@@ -9,7 +9,7 @@ indexes its arguments element by element. The same source is used three ways:
   ``numba.cfunc`` for numbalsoda (``methods.py`` builds those);
 - re-typed with ``jax.numpy`` for diffrax (``jax_rhs``), because jax needs a functional form.
 
-The CAR-T model is benchmarked through the built-in ``cartkin.models.cart4.rhs`` for the cartkin
+The CAR-T model is benchmarked through the built-in ``the generated rhs of cart4`` for the cartkin
 rows; the copy here (``cart4_rhs``) is for the peers and is checked against the built-in one
 before any timing (``check_cart4_against_builtin``).
 
@@ -332,7 +332,7 @@ def check_cart4_against_builtin(problem: Problem, module) -> np.ndarray:
         module.rhs(0.0, np.asarray(y, dtype=float), p_builtin, theirs)
         if not np.allclose(mine, theirs, rtol=1e-12, atol=1e-12):
             raise ValueError(
-                f"cartkin.models.cart4.rhs disagrees with the benchmark equations at y={y!r}: "
+                f"the cart4 rhs disagrees with the benchmark equations at y={y!r}: "
                 f"{theirs!r} vs {mine!r}"
             )
     return p_builtin

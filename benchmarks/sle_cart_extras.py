@@ -1,6 +1,6 @@
 """An analytic Jacobian of sle_cart_v1 (version 1 of sle_cart) for the sweep benchmark's v1 mode.
 
-``jac`` is d(dy/dt)/dy of ``cartkin.models.sle_cart_v1.rhs`` (MODEL.md v1 equations); the
+``jac`` is d(dy/dt)/dy of ``the generated rhs of sle_cart_v1`` (MODEL.md v1 equations); the
 model's own ``observe_roles`` is reused. It could move beside the v1 ``rhs`` (then the kernel is
 file-backed and cached instead of compiled in memory every run). sle_cart (v2) ships its own
 ``jac``. ``tests/test_batch.py`` checks this one against finite differences.

@@ -12,12 +12,19 @@ import gc as _gc
 _gc_was_enabled = _gc.isenabled()
 _gc.disable()
 try:
-    from cartkin import kidney, metrics, models
+    from cartkin import metrics, models
+    from cartkin.covariates import kidney
+    from cartkin.covariates.patient import DialysisSchedule, Patient
+    from cartkin.covariates.regimen import (
+        CarTDose,
+        Context,
+        Lymphodepletion,
+        Regimen,
+        build_context,
+    )
     from cartkin.errors import CartkinError, DataError, ScenarioError, SolverError
     from cartkin.ode import ODESolution, Status, solve_ode
     from cartkin.parameters import Parameter, ParameterTable
-    from cartkin.patient import DialysisSchedule, Patient
-    from cartkin.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
     from cartkin.scenario import Scenario, load_scenario
     from cartkin.simulate import SimulationResult, simulate, simulate_context
 finally:

@@ -33,7 +33,7 @@ from numba import njit
 from numba.core.dispatcher import Dispatcher
 from numba.core.errors import NumbaError
 
-from cartkin.errors import SolverError
+from cartkin.errors import ScenarioError, SolverError
 from cartkin.kernel import build
 
 __all__ = ["METHODS", "RTOL_MIN", "ODESolution", "Status", "solve_ode"]
@@ -530,3 +530,24 @@ def _failure_message(status, method, t, t_eval, max_steps, rtol):
         f"SINGULAR: the Rosenbrock matrix I/(h*gamma) - J was singular {where} for several "
         f"step sizes; check jac (if given) and the rhs near t={t:.6g}"
     )
+
+
+def check_times(t_days) -> np.ndarray:
+    """``t_days`` as a float64 array: 1-D, finite, strictly increasing (ScenarioError if not)."""
+    try:
+        t = np.asarray(t_days, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"t_days = {t_days!r}: expected an array of days") from None
+    if t.ndim != 1 or t.size < 1:
+        raise ScenarioError(
+            f"t_days: expected a 1-D array of at least one time, got shape {t.shape}"
+        )
+    if not np.all(np.isfinite(t)):
+        raise ScenarioError("t_days: all output times must be finite")
+    if t.size > 1 and not np.all(np.diff(t) > 0):
+        k = int(np.argmin(np.diff(t) > 0))
+        raise ScenarioError(
+            f"t_days must be strictly increasing; t_days[{k}] = {t[k]:g} and "
+            f"t_days[{k + 1}] = {t[k + 1]:g}"
+        )
+    return t

@@ -8,7 +8,7 @@ optionally, variants to compare (doses, kidney function, clearance models)::
     model = "sle_cart"                  # cartkin.models.available()
     t_end_days = 270.0                  # horizon, days after CAR-T infusion
     output_step_days = 0.25             # spacing of the reported trajectory
-    clearance_model = "langenhorst2019" # cartkin.kidney.CLEARANCE_MODELS
+    clearance_model = "langenhorst2019" # cartkin.covariates.kidney.CLEARANCE_MODELS
 
     [patient]                           # cartkin.Patient fields
     weight_kg = 50.0
@@ -31,7 +31,7 @@ Every key is checked: an unknown key gets a "did you mean", a value of the wrong
 (a string such as ``"50 kg"``, a key such as ``weight_lb``) says the expected form, a missing
 required key is named, and out-of-range values are refused by the dataclasses. Each error names
 the file and the key. Checks across keys: lymphodepletion before the first CAR-T day (and at
-most ``cartkin.regimen.MAX_LD_GAP_DAYS`` before it), every CAR-T day within the horizon, the
+most ``cartkin.covariates.regimen.MAX_LD_GAP_DAYS`` before it), every CAR-T day within the horizon, the
 output grid at most :data:`MAX_OUTPUT_ROWS` rows, solver tolerances that ``solve_ode`` accepts.
 
 ``model`` is a registered model name or the path of a Python file defining ``MODEL`` (see
@@ -50,13 +50,22 @@ from typing import Any
 
 import numpy as np
 
+from cartkin.config import (
+    KIDNEY_KEYS,
+    SCENARIO_KEYS,
+    SOLVER_KEYS,
+    TOP_LEVEL_KEYS,
+    VARIANT_KEYS,
+    check_keys,
+    section_label,
+)
+from cartkin.covariates.kidney import CLEARANCE_MODELS
+from cartkin.covariates.patient import DialysisSchedule, Patient, as_float, brief
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, check_dose_for
 from cartkin.errors import ScenarioError
-from cartkin.kidney import CLEARANCE_MODELS
 from cartkin.ode import METHODS as SOLVER_METHODS
 from cartkin.ode import RTOL_MIN
 from cartkin.parameters import suggest
-from cartkin.patient import DialysisSchedule, Patient, _as_float, _brief
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, check_dose_for
 
 __all__ = [
     "MAX_OUTPUT_ROWS",
@@ -80,38 +89,6 @@ MAX_T_END_DAYS = 3650.0
 #: Deepest nesting of tables and arrays a scenario may have (a scenario needs 4:
 #: [[variant]] -> patient -> dialysis -> session_days).
 MAX_NESTING = 8
-
-
-# Keys of [scenario] and [solver], with the expected type and a description for error messages.
-_SCENARIO_KEYS = {
-    "name": (str, "a short title"),
-    "description": (str, "one paragraph: the clinical question"),
-    "model": (str, "a model name (see `cartkin models`)"),
-    "t_end_days": (float, "the horizon in days after CAR-T infusion, > 0"),
-    "output_step_days": (float, "the spacing of the reported trajectory in days, > 0"),
-    "clearance_model": (str, f"one of {CLEARANCE_MODELS}"),
-}
-_SOLVER_KEYS = {
-    "method": (str, f"one of {SOLVER_METHODS}"),
-    "rtol": (float, f"a relative tolerance in [{RTOL_MIN:.2g}, 0.1)"),
-    "atol": (float, "an absolute tolerance in (0, 1)"),
-}
-_TOP_LEVEL = (
-    "scenario",
-    "patient",
-    "lymphodepletion",
-    "cart",
-    "parameters",
-    "solver",
-    "variant",
-    "outcomes",
-    "case",
-    "data",  # observed data for fits (cartkin/data/spec.py)
-    "fit",  # estimation settings (cartkin/fit/spec.py)
-    "sweep",  # virtual-patient sweeps (cartkin/sweep/spec.py; ignored by simulate)
-)
-_VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
-_KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
 
 
 @dataclass(frozen=True)
@@ -249,16 +226,16 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
             f"{where}: tables or arrays nested {depth} levels deep; a scenario nests at most "
             f"{MAX_NESTING} levels ([[variant]] -> patient -> dialysis -> session_days is 4)"
         )
-    _check_keys(where, "", data, _TOP_LEVEL, required=("scenario", "patient", "cart"))
+    check_keys(where, "", data, TOP_LEVEL_KEYS, required=("scenario", "patient", "cart"))
 
-    meta = _typed_section(where, "scenario", data["scenario"], _SCENARIO_KEYS, required=("model",))
+    meta = _typed_section(where, "scenario", data["scenario"], SCENARIO_KEYS, required=("model",))
     model = _get_model(where, meta["model"])
     t_end = meta.get("t_end_days", 365.0)
     step = meta.get("output_step_days", 0.25)
     for key, value in (("t_end_days", t_end), ("output_step_days", step)):
         if not value > 0 or not math.isfinite(value):
             raise ScenarioError(
-                f"{where}: [scenario] {key} = {_brief(value)}: expected a number > 0 (days)"
+                f"{where}: [scenario] {key} = {brief(value)}: expected a number > 0 (days)"
             )
     if t_end > MAX_T_END_DAYS:
         raise ScenarioError(
@@ -284,7 +261,7 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
     )
 
     solver = {"method": "rodas5", "rtol": 1e-8, "atol": 1e-10}
-    solver.update(_typed_section(where, "solver", data.get("solver", {}), _SOLVER_KEYS))
+    solver.update(_typed_section(where, "solver", data.get("solver", {}), SOLVER_KEYS))
     if solver["method"] not in SOLVER_METHODS:
         raise ScenarioError(
             f"{where}: [solver] method = {solver['method']!r}: expected one of {SOLVER_METHODS}"
@@ -312,11 +289,11 @@ def scenario_from_dict(data: dict, source: str | Path | None = None) -> Scenario
         label_where = f"[[variant]] #{i + 1}"
         if not isinstance(entry, dict):
             raise ScenarioError(f"{where}: {label_where}: expected a table of overrides")
-        _check_keys(where, label_where, entry, _VARIANT_KEYS, required=("label",))
+        check_keys(where, label_where, entry, VARIANT_KEYS, required=("label",))
         label = entry["label"]
         if not isinstance(label, str) or not label:
             raise ScenarioError(
-                f"{where}: {label_where} label = {_brief(label)}: expected a non-empty string"
+                f"{where}: {label_where} label = {brief(label)}: expected a non-empty string"
             )
         merged = {k: _merge(where, f"{label_where} {k}", raw[k], entry.get(k, {})) for k in raw}
         cm = _check_clearance(
@@ -369,57 +346,19 @@ def _nesting(data) -> int:
     return deepest
 
 
-def _label(section):
-    """'patient' -> '[patient] '; an already bracketed '[[variant]] #1 [patient]' stays as is."""
-    if not section:
-        return ""
-    return f"{section} " if section.startswith("[") else f"[{section}] "
-
-
-def _check_keys(where, section, table, allowed, required=()):
-    """Refuse unknown keys (with a did-you-mean and a unit hint) and name missing ones."""
-    label = _label(section)
-    if not isinstance(table, dict):
-        raise ScenarioError(
-            f"{where}: {label.strip() or 'top level'}: expected a table, got {_brief(table)}"
-        )
-    for key in table:
-        if key not in allowed:
-            raise ScenarioError(
-                f"{where}: {label}unknown key {key!r}."
-                + _unit_hint(key, allowed)
-                + suggest(key, allowed)
-                + f" Expected keys: {', '.join(allowed)}"
-            )
-    for key in required:
-        if key not in table:
-            raise ScenarioError(f"{where}: {label}missing required key {key!r}")
-
-
-def _unit_hint(key, allowed):
-    """Say so when a key has the right stem but another unit suffix (weight_lb for weight_kg)."""
-    stem = key.split("_")[0]
-    same_stem = [a for a in allowed if a.split("_")[0] == stem and a != key]
-    if same_stem and "_" in key:
-        return f" cartkin takes {same_stem[0]!r} (the unit is part of the name: convert the value)."
-    return ""
-
-
 def _typed_section(where, section, table, spec, required=()):
-    _check_keys(where, section, table, tuple(spec), required=required)
+    check_keys(where, section, table, tuple(spec), required=required)
     out = {}
     for key, value in table.items():
         kind, expected = spec[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            if not math.isfinite(_as_float(value)):
+            if not math.isfinite(as_float(value)):
                 raise ScenarioError(
-                    f"{where}: [{section}] {key} = {_brief(value)}: expected {expected}"
+                    f"{where}: [{section}] {key} = {brief(value)}: expected {expected}"
                 )
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise ScenarioError(
-                f"{where}: [{section}] {key} = {_brief(value)}: expected {expected}"
-            )
+            raise ScenarioError(f"{where}: [{section}] {key} = {brief(value)}: expected {expected}")
         out[key] = value
     return out
 
@@ -429,7 +368,7 @@ def _check_clearance(where, key, value):
         return CLEARANCE_MODELS[0]
     if not isinstance(value, str) or value not in CLEARANCE_MODELS:
         raise ScenarioError(
-            f"{where}: {key} = {_brief(value)}: expected one of {CLEARANCE_MODELS}"
+            f"{where}: {key} = {brief(value)}: expected one of {CLEARANCE_MODELS}"
             + (suggest(value, CLEARANCE_MODELS) if isinstance(value, str) else "")
         )
     return value
@@ -457,11 +396,11 @@ def _merge(where, key, base, override):
     """Apply a variant's overrides to a base section (a kidney spec replaces the base's one)."""
     if not isinstance(override, dict):
         raise ScenarioError(
-            f"{where}: {key} = {_brief(override)}: expected an inline table of overrides"
+            f"{where}: {key} = {brief(override)}: expected an inline table of overrides"
         )
     merged = dict(base)
-    if any(k in override for k in _KIDNEY_KEYS):
-        for k in _KIDNEY_KEYS:
+    if any(k in override for k in KIDNEY_KEYS):
+        for k in KIDNEY_KEYS:
             merged.pop(k, None)
     merged.update(override)
     return merged
@@ -485,7 +424,7 @@ def _construct(where, section, cls, table, nested=None):
         for f in dataclasses.fields(cls)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
-    _check_keys(where, section, table, allowed, required=required)
+    check_keys(where, section, table, allowed, required=required)
     kwargs = {}
     for key, value in table.items():
         if key in nested:
@@ -500,17 +439,17 @@ def _construct(where, section, cls, table, nested=None):
             else:
                 expected = f"a number (the unit is in the key's name), e.g. {key} = 1.0"
             raise ScenarioError(
-                f"{where}: {_label(section)}{key} = {_brief(value)}: expected {expected}"
+                f"{where}: {section_label(section)}{key} = {brief(value)}: expected {expected}"
             )
         if isinstance(value, dict):
             raise ScenarioError(
-                f"{where}: {_label(section)}{key} = {_brief(value)}: expected a value, not a table"
+                f"{where}: {section_label(section)}{key} = {brief(value)}: expected a value, not a table"
             )
         kwargs[key] = tuple(value) if isinstance(value, list) else value
     try:
         return cls(**kwargs)
     except ScenarioError as exc:
-        raise ScenarioError(f"{where}: {_label(section)}{exc}") from None
+        raise ScenarioError(f"{where}: {section_label(section)}{exc}") from None
 
 
 def _build_variant(where, model, label, raw, clearance_model, t_end, context=""):
@@ -530,42 +469,46 @@ def _build_variant(where, model, label, raw, clearance_model, t_end, context="")
     cart = _construct(where, section("cart"), CarTDose, raw["cart"])
     if cart.days[-1] > t_end:
         raise ScenarioError(
-            f"{where}: {_label(section('cart'))}days = {list(cart.days)}: day {cart.days[-1]:g} is "
+            f"{where}: {section_label(section('cart'))}days = {list(cart.days)}: day {cart.days[-1]:g} is "
             f"after the end of the simulation ([scenario] t_end_days = {t_end:g}); expected every "
             "CAR-T day within the horizon"
         )
     try:
         check_dose_for(patient, cart)
     except ScenarioError as exc:
-        raise ScenarioError(f"{where}: {_label(section('cart'))}{exc}") from None
+        raise ScenarioError(f"{where}: {section_label(section('cart'))}{exc}") from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             regimen = Regimen(lymphodepletion=ld, cart=cart)
         except ScenarioError as exc:
-            raise ScenarioError(f"{where}: {_label(section('lymphodepletion'))}{exc}") from None
+            raise ScenarioError(
+                f"{where}: {section_label(section('lymphodepletion'))}{exc}"
+            ) from None
     for w in caught:
         warnings.warn(
-            f"{where}: {_label(section('lymphodepletion'))}{w.message}", w.category, stacklevel=3
+            f"{where}: {section_label(section('lymphodepletion'))}{w.message}",
+            w.category,
+            stacklevel=3,
         )
     theta = raw["parameters"]
     if not isinstance(theta, dict):
         raise ScenarioError(
-            f"{where}: {_label(section('parameters'))}expected a table of name = value"
+            f"{where}: {section_label(section('parameters'))}expected a table of name = value"
         )
     checked = {}
     for key, value in theta.items():
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or not math.isfinite(_as_float(value)):
+        if not ok or not math.isfinite(as_float(value)):
             raise ScenarioError(
-                f"{where}: {_label(section('parameters'))}{key} = {_brief(value)}: expected a "
+                f"{where}: {section_label(section('parameters'))}{key} = {brief(value)}: expected a "
                 "finite number in the parameter's unit (see `cartkin show MODEL`)"
             )
         checked[key] = float(value)
     try:
         model.parameters.vector(checked)  # validates names (did you mean) and bounds
     except ScenarioError as exc:
-        raise ScenarioError(f"{where}: {_label(section('parameters'))}{exc}") from None
+        raise ScenarioError(f"{where}: {section_label(section('parameters'))}{exc}") from None
     return Variant(
         label=label,
         patient=patient,

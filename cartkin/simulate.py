@@ -17,6 +17,7 @@ import numpy as np
 from cartkin import models
 from cartkin.errors import ScenarioError, SolverError
 from cartkin.models.base import Individual, Model
+from cartkin.ode import check_times
 
 __all__ = ["SimulationResult", "simulate", "simulate_context"]
 
@@ -34,7 +35,7 @@ class SimulationResult:
         States in ``model.states`` order (right-continuous at doses).
     observables : dict of str to numpy.ndarray, shape (n_t,)
         Every observable of the model, by name.
-    exposure : cartkin.kidney.FludarabineExposure or None
+    exposure : cartkin.covariates.kidney.FludarabineExposure or None
         Fludarabine exposure of the patient and regimen.
     theta : dict of str to float
         Parameter table values used (defaults with overrides), in table order.
@@ -91,7 +92,7 @@ class SimulationResult:
 
         Used by the metrics for model integrals and crossing times on a fine grid.
         """
-        return _run(
+        return run_individual(
             self.model, self.individual, self.context, self.theta, t_days, self.options, self.label
         )
 
@@ -128,14 +129,14 @@ def simulate(
     ----------
     model : str or Model
         A registered model name (``"sle_cart"``, ``"stein2019"``) or a Model.
-    patient : cartkin.patient.Patient
-    regimen : cartkin.regimen.Regimen
+    patient : cartkin.covariates.patient.Patient
+    regimen : cartkin.covariates.regimen.Regimen
     t_days : array_like, shape (n_t,)
         Strictly increasing output times in days after CAR-T infusion, all >= 0.
     theta : mapping of str to float, optional
         Overrides of the model's parameter table (names and bounds are checked).
     clearance_model : str
-        Fludarabine clearance model (see :mod:`cartkin.kidney`).
+        Fludarabine clearance model (see :mod:`cartkin.covariates.kidney`).
     method : {"rodas5", "tsit5", "dopri5", "auto"}
         Integrator (see :func:`cartkin.ode.solve_ode`).
     rtol, atol : float
@@ -156,7 +157,7 @@ def simulate(
     SolverError
         The integrator stopped early (the message names the model and the failure).
     """
-    from cartkin.regimen import build_context
+    from cartkin.covariates.regimen import build_context
 
     ctx = build_context(patient, regimen, clearance_model)
     return simulate_context(
@@ -177,7 +178,7 @@ def simulate_context(
     max_steps: int = 100_000,
     label: str | None = None,
 ) -> SimulationResult:
-    """:func:`simulate` for an already built :class:`cartkin.regimen.Context`.
+    """:func:`simulate` for an already built :class:`cartkin.covariates.regimen.Context`.
 
     Fitting and sweeps use it to reuse one context (the fludarabine exposure) across many
     parameter sets. Arguments as in :func:`simulate`.
@@ -186,35 +187,20 @@ def simulate_context(
     individual = model.individualize(theta, ctx)
     options = {"method": method, "rtol": rtol, "atol": atol, "max_steps": max_steps}
     values = model.parameters.values(theta)
-    return _run(
+    return run_individual(
         model, individual, ctx, values, t_days, options, model.name if label is None else label
     )
 
 
-def _check_times(t_days) -> np.ndarray:
-    try:
-        t = np.asarray(t_days, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ScenarioError(f"t_days = {t_days!r}: expected an array of days") from None
-    if t.ndim != 1 or t.size < 1:
-        raise ScenarioError(
-            f"t_days: expected a 1-D array of at least one time, got shape {t.shape}"
-        )
-    if not np.all(np.isfinite(t)):
-        raise ScenarioError("t_days: all output times must be finite")
-    if t.size > 1 and not np.all(np.diff(t) > 0):
-        k = int(np.argmin(np.diff(t) > 0))
-        raise ScenarioError(
-            f"t_days must be strictly increasing; t_days[{k}] = {t[k]:g} and "
-            f"t_days[{k + 1}] = {t[k + 1]:g}"
-        )
-    return t
+def run_individual(model, individual, ctx, theta, t_days, options, label) -> SimulationResult:
+    """Solve one patient's kernel inputs (``model.individualize``) and wrap the result.
 
-
-def _run(model, individual, ctx, theta, t_days, options, label) -> SimulationResult:
+    ``theta``: the table values used; ``options``: ``method``, ``rtol``, ``atol``,
+    ``max_steps`` of :func:`cartkin.ode.solve_ode`; ``label``: the arm name.
+    """
     from cartkin.ode import solve_ode
 
-    t = _check_times(t_days)
+    t = check_times(t_days)
     t_stops, jumps = individual.t_stops, individual.jumps
     t0 = float(getattr(individual, "t0", 0.0))
     if t_stops.size and t_stops[0] < t0:

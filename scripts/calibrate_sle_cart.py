@@ -46,8 +46,8 @@ def calibrate() -> dict:
     """Fit ``FREE`` to ``TARGETS`` on the Erlangen scenario; the JSON-ready result."""
     sys.path.insert(0, str(ROOT))
     from cartkin import models
+    from cartkin.covariates.regimen import build_context
     from cartkin.fit.estimate import fit
-    from cartkin.regimen import build_context
     from cartkin.scenario import load_scenario
 
     scenario = load_scenario(SCENARIO)

@@ -46,13 +46,13 @@ from pathlib import Path
 import numpy as np
 
 from cartkin import metrics
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.fit import fit
 from cartkin.fit.estimate import fit_problem
 from cartkin.fit.problem import Problem
 from cartkin.fit.targets import Target
 from cartkin.models import sle_cart_v2 as sle_cart
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.simulate import simulate_context
 
 OUT = Path(sle_cart.CALIBRATION_FILE)

@@ -48,13 +48,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.fit import fit
 from cartkin.fit.targets import Target
 from cartkin.models import sle_cart as v3
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 
-MODEL = v3.MODEL.name
+MODEL = v3.DESCRIPTION.name
 OUT = Path(v3.CALIBRATION_FILE)
 STEIN_ALPHA = 0.16  # 1/day, Stein 2019 Table 1
 STEIN_FB = 0.0079  # Stein 2019 Table 1

@@ -10,10 +10,10 @@ import pytest
 
 import cartkin
 from cartkin import batch, metrics
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import Regimen, build_context
 from cartkin.errors import ScenarioError
-from cartkin.models import Individual, Model, cart4, stein2019
-from cartkin.patient import Patient
-from cartkin.regimen import Regimen, build_context
+from cartkin.models import Individual, Model
 
 T_DAYS = np.linspace(0.0, 100.0, 41)
 
@@ -96,7 +96,7 @@ def test_batch_individualize_equals_scalar(name, parameter):
 
 
 def test_theta_validation_names_parameter_value_and_patient():
-    model = stein2019.MODEL
+    model = cartkin.models.get("stein2019")
     with pytest.raises(ScenarioError, match=r"'tmax' = 99 day for patient 2 is outside its bounds"):
         batch.individualize(model, {"tmax": [9.0, 10.0, 99.0, 100.0]}, BCTX)
     with pytest.raises(ScenarioError, match=r"'alpha' = nan .* patient 1 must be finite"):
@@ -111,7 +111,7 @@ def test_theta_validation_names_parameter_value_and_patient():
 
 def _scalar_model():
     """stein2019 with a scalar individualize and no observe_roles (as a user model would be)."""
-    s = stein2019.MODEL
+    s = cartkin.models.get("stein2019")
     return cartkin.models.Model(
         "stein_scalar", s.description, s.states, s.parameters, s.observables, s.rhs,
         lambda values, ctx: s.individualize(dict(values), ctx), s.roles, s.equations,
@@ -158,10 +158,10 @@ def _shifted_stein(t0):
     """stein2019 starting at t0 < 0 through the Python fallback (scalar individualize)."""
 
     def individualize(values, ctx):
-        ind = stein2019.MODEL.individualize(values, ctx)
+        ind = cartkin.models.get("stein2019").individualize(values, ctx)
         return Individual(p=ind.p, y0=ind.y0, t_stops=ind.t_stops, jumps=ind.jumps, t0=t0)
 
-    m = stein2019.MODEL
+    m = cartkin.models.get("stein2019")
     return Model(
         "stein_t0", m.description, m.states, m.parameters, m.observables, m.rhs, individualize,
         m.roles, m.equations, m.derived, observe_roles=m.observe_roles,
@@ -187,13 +187,13 @@ def test_failed_patient_gets_a_status_not_an_exception():
     assert np.all(sol.status == int(cartkin.ode.Status.MAX_STEPS))
     assert np.all(np.isnan(sol.y[:, -1]))
     out = batch.metrics(
-        stein2019.MODEL, batch.individualize(stein2019.MODEL, None, BCTX), max_steps=3
+        cartkin.models.get("stein2019"), batch.individualize(cartkin.models.get("stein2019"), None, BCTX), max_steps=3
     )
     assert np.all(out["status"] == -1) and np.all(np.isnan(out["CMAX"]))
 
 
 def test_observe_matches_model_observables():
-    model = stein2019.MODEL
+    model = cartkin.models.get("stein2019")
     inds = batch.individualize(model, None, BCTX)
     sol = batch.solve(model, inds, T_DAYS)
     obs = batch.observe(model, inds, sol)
@@ -204,7 +204,7 @@ def test_observe_matches_model_observables():
 
 
 def test_bad_solver_options():
-    model = stein2019.MODEL
+    model = cartkin.models.get("stein2019")
     inds = batch.individualize(model, None, BCTX)
     with pytest.raises(ScenarioError, match="method = 'rk4'"):
         batch.solve(model, inds, T_DAYS, method="rk4")
@@ -245,7 +245,7 @@ def _compare(got, table, names, rtol=1e-6):
 
 @pytest.mark.parametrize("lloq", [0.05, 0.2])
 def test_metrics_equal_compute_stein2019(lloq):
-    model = stein2019.MODEL
+    model = cartkin.models.get("stein2019")
     horizon = 100.0
     inds = batch.individualize(model, None, BCTX)
     got = batch.metrics(model, inds, t_end_days=horizon, bctx=BCTX, lloq_cells_per_ul=lloq,
@@ -269,7 +269,7 @@ def test_metrics_equal_compute_stein2019(lloq):
 
 
 def test_metrics_equal_compute_cart4_b_cells():
-    model = cart4.MODEL
+    model = cartkin.models.get("cart4")
     horizon = 120.0
     thresholds = {
         "aplasia_cells_per_ul": 0.5,
@@ -334,7 +334,7 @@ def test_metrics_start_at_day0_when_the_model_starts_before():
 
 
 def test_metrics_independent_of_threads():
-    model = cart4.MODEL
+    model = cartkin.models.get("cart4")
     inds = batch.individualize(
         model, {"k_kill": np.linspace(0.5, 4.0, 24)}, BCTX.take(np.arange(24) % 4)
     )
@@ -412,7 +412,7 @@ def test_sle_cart_analytic_jacobian_matches_finite_differences():
 
 
 def test_check_individuals_names_the_patient():
-    model = stein2019.MODEL
+    model = cartkin.models.get("stein2019")
     inds = batch.individualize(model, None, BCTX)
     y0 = inds.y0.copy()
     y0[2, 1] = np.inf

@@ -16,6 +16,7 @@ import numpy as np
 import problems as P
 import pytest
 
+import cartkin
 from cartkin import solve_ode
 from cartkin.kernel import build as _compile
 from cartkin.models import cart4
@@ -55,9 +56,9 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
 
 def test_builtin_model_gets_a_hash_named_file_and_user_rhs_does_not(monkeypatch, tmp_path):
     monkeypatch.setenv("CARTKIN_CACHE_DIR", str(tmp_path))
-    path = _compile.kernel_path(cart4.rhs)
+    path = _compile.kernel_path(cartkin.models.get("cart4").rhs)
     assert path.parent == tmp_path
-    assert path.name.startswith("kernel_cartkin_models_cart4_rhs_") and path.suffix == ".py"
+    assert path.name.startswith("kernel__cartkin_user_model_cart4_") and path.suffix == ".py"
     assert _compile.kernel_path(P.affine) is None  # not under cartkin.models: in-memory kernel
 
 
@@ -67,12 +68,12 @@ def test_kernels_are_built_once_per_rhs():
 
 
 def test_source_that_changed_since_import_is_detected():
-    func = cart4.rhs.py_func
-    path = cart4.__file__
+    func = cartkin.models.get("cart4").rhs.py_func
+    path = cartkin.models.get("cart4").generated.__file__
     source = Path(path).read_text()
     assert _compile._same_code(func, source, path)
     edited = source.replace(
-        "dydt[3] = k_EX * f * E - d_X * X", "dydt[3] = k_EX * f * E - 2 * d_X * X"
+        "_dydt[3] = k_EX * f * E - d_X * X", "_dydt[3] = k_EX * f * E - 2 * d_X * X"
     )
     assert edited != source
     assert not _compile._same_code(func, edited, path)
@@ -80,10 +81,11 @@ def test_source_that_changed_since_import_is_detected():
 
 def test_generated_file_is_header_plus_template(monkeypatch, tmp_path):
     monkeypatch.setenv("CARTKIN_CACHE_DIR", str(tmp_path))
-    info = _compile._builtin_info(cart4.rhs, None)
+    model = cartkin.models.get("cart4")
+    info = _compile._builtin_info(model.rhs, None)
     module = _compile._load_generated(*info)
     text = Path(module.__file__).read_text()
-    assert "from cartkin.models.cart4 import rhs as rhs" in text
+    assert f"from {model.generated.__name__} import rhs as rhs" in text
     assert "CACHE = True" in text and text.endswith(_compile.template_text())
     assert not list(tmp_path.glob(".tmp_*"))  # written atomically, nothing left over
     assert module.CACHE is True and module.HAS_JAC is False
@@ -98,10 +100,11 @@ t0 = time.perf_counter()
 import numpy as np
 from cartkin import solve_ode
 from cartkin.kernel import build as _compile
+import cartkin
 from cartkin.models import cart4
-sol = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5")
+sol = solve_ode(cartkin.models.get("cart4").rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5")
 seconds = time.perf_counter() - t0
-kernel = _compile.get_kernel(cart4.rhs, family="erk")  # the tsit5 kernel
+kernel = _compile.get_kernel(cartkin.models.get("cart4").rhs, family="erk")  # the tsit5 kernel
 print(json.dumps(dict(
     hits=sum(kernel._solve.stats.cache_hits.values()),
     misses=sum(kernel._solve.stats.cache_misses.values()),
@@ -190,8 +193,8 @@ def test_same_source_runs_without_jit():
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="needs the JIT")
 def test_in_memory_kernel_matches_cached_kernel_bit_for_bit():
     """The exec'd template (user rhs path) and the generated file run the same code."""
-    user_rhs = numba.njit(cart4.rhs.py_func)
-    a = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS[:30], cart4.DEFAULT_P, method="dopri5")
+    user_rhs = numba.njit(cartkin.models.get("cart4").rhs.py_func)
+    a = solve_ode(cartkin.models.get("cart4").rhs, cart4.Y0, cart4.T_EVAL_DAYS[:30], cart4.DEFAULT_P, method="dopri5")
     b = solve_ode(user_rhs, cart4.Y0, cart4.T_EVAL_DAYS[:30], cart4.DEFAULT_P, method="dopri5")
     np.testing.assert_array_equal(a.y, b.y)
 
@@ -199,9 +202,8 @@ def test_in_memory_kernel_matches_cached_kernel_bit_for_bit():
 def test_template_codes_match_the_python_boundary():
     """The compiled template's status and method codes are the ones cartkin.ode decodes."""
     from cartkin import ode
-    from cartkin.models import cart4
 
-    kernel = _compile.get_kernel(cart4.rhs)
+    kernel = _compile.get_kernel(cartkin.models.get("cart4").rhs)
     for status in ode.Status:
         assert getattr(kernel, status.name) == int(status)
     for name, code in ode._METHOD_CODES.items():

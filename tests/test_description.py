@@ -100,8 +100,8 @@ def test_generated_code_follows_the_description(tmp_path):
     path = _write(tmp_path, GOOD)
     model = cartkin.models.load(path)
     text = Path(model.generated.__file__).read_text()
-    assert "dydt[0] = r * f * X - k * X" in text  # as written, named locals
-    assert "p[" in text and "= p[0]" in text
+    assert "_dydt[0] = r * f * X - k * X" in text  # as written, named locals
+    assert "    k = _p[0]" in text and "    X = _y[0]" in text
     edited = _write(tmp_path, GOOD.replace("= -k * X * Y", "= -2.0 * k * X * Y"), "tiny2.py")
     model2 = cartkin.models.load(edited)
     assert model2.generated.__file__ != model.generated.__file__  # an edit is never stale

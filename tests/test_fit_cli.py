@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from cartkin.cli import main
-from cartkin.patient import Patient
-from cartkin.regimen import Regimen, build_context
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import Regimen, build_context
 from cartkin.simulate import simulate_context
 
 SCENARIO = """

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import Regimen, build_context
 from cartkin.fit.estimate import fit
 from cartkin.fit.likelihood import ErrorModel
-from cartkin.patient import Patient
-from cartkin.regimen import Regimen, build_context
 from cartkin.simulate import simulate_context
 
 TRUTH = {"alpha": 0.16, "fb": 0.02, "beta": 0.03}

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import Regimen, build_context
 from cartkin.errors import DataError, ScenarioError
 from cartkin.fit.estimate import fit
 from cartkin.fit.likelihood import ErrorModel, LogNormalPrior
 from cartkin.fit.targets import Target
-from cartkin.patient import Patient
-from cartkin.regimen import Regimen, build_context
 from cartkin.simulate import simulate_context
 
 

@@ -7,10 +7,10 @@ import pytest
 from scipy import stats
 
 from cartkin import metrics
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import Regimen, build_context
 from cartkin.errors import ScenarioError
 from cartkin.fit.targets import Target, metric_values
-from cartkin.patient import Patient
-from cartkin.regimen import Regimen, build_context
 from cartkin.simulate import simulate_context
 
 

@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import cartkin
 from cartkin.cli import main
 from cartkin.models import cart4
 from cartkin.ode import Status, solve_ode
@@ -321,11 +322,11 @@ def test_solve_ode_shapes_are_checked(n_y, n_p, method):
     p = np.resize(cart4.DEFAULT_P, n_p)
     t = np.linspace(0.0, 5.0, 6)
     if n_y == N_STATES and n_p >= N_P:
-        sol = solve_ode(cart4.rhs, y0, t, p, method=method)
+        sol = solve_ode(cartkin.models.get("cart4").rhs, y0, t, p, method=method)
         assert sol.status == Status.SUCCESS and np.isfinite(sol.y).all()
         return
     with pytest.raises(ValueError) as info:
-        solve_ode(cart4.rhs, y0, t, p, method=method)
+        solve_ode(cartkin.models.get("cart4").rhs, y0, t, p, method=method)
     message = str(info.value)
     if n_y == 0:
         assert "y0 must hold at least one state" in message

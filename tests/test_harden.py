@@ -20,16 +20,16 @@ import pytest
 import cartkin
 from cartkin import plot
 from cartkin.cli import _write_csv, main
-from cartkin.errors import ScenarioError
-from cartkin.ode import Status, solve_ode
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import (
+from cartkin.covariates.patient import DialysisSchedule, Patient
+from cartkin.covariates.regimen import (
     CarTDose,
     Lymphodepletion,
     Regimen,
     RegimenWarning,
     build_context,
 )
+from cartkin.errors import ScenarioError
+from cartkin.ode import Status, solve_ode
 from cartkin.scenario import MAX_OUTPUT_ROWS, load_scenario
 
 ROOT = Path(__file__).parents[1]

@@ -1,4 +1,4 @@
-"""Kidney function and fludarabine exposure (cartkin.kidney)."""
+"""Kidney function and fludarabine exposure (cartkin.covariates.kidney)."""
 
 import itertools
 import math
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from cartkin import kidney
+from cartkin.covariates import kidney
+from cartkin.covariates.patient import DialysisSchedule, Patient
+from cartkin.covariates.regimen import Lymphodepletion, Regimen
 from cartkin.errors import ScenarioError
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import Lymphodepletion, Regimen
 
 # The brief's reference patient: 50 kg, BSA 1.45 m2 (Mosteller: height = 1.45^2 * 3600 / 50).
 HEIGHT_BSA_145_CM = 1.45**2 * 3600.0 / 50.0

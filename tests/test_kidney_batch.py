@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from cartkin import _flu_pk, kidney
+from cartkin import models  # noqa: F401
 from cartkin.batch import BatchContext
+from cartkin.covariates import flu_pk as _flu_pk
+from cartkin.covariates import kidney
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import Regimen, build_context
 from cartkin.errors import ScenarioError
-from cartkin.patient import Patient
-from cartkin.regimen import Regimen, build_context
 
 
 def _expm_course(pk, dose_times_h, doses_mg, infusion_h, session_times_h, frac, t_eval_h):

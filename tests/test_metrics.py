@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cartkin import metrics
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen
 from cartkin.simulate import simulate
 
 ADULT = Patient(

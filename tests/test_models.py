@@ -11,13 +11,13 @@ import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import cartkin
 from cartkin import models
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.errors import ScenarioError
 from cartkin.models import Individual, Model, Observable, State, sle_cart_v1, stein2019
-from cartkin.models import sle_cart_v2 as sle_cart
 from cartkin.parameters import Parameter, ParameterTable
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 
 
 def erlangen_context(cells_per_kg=1e6, egfr=100.0, flu_mg_m2=25.0, days=(0.0,)):
@@ -34,9 +34,9 @@ def erlangen_context(cells_per_kg=1e6, egfr=100.0, flu_mg_m2=25.0, days=(0.0,)):
 # -- registry ---------------------------------------------------------------------------------
 def test_registry_lists_builtins_and_suggests_names():
     assert models.available()[:3] == ["sle_cart", "stein2019", "sle_cart_v1"]
-    assert models.get("sle_cart_v1") is sle_cart_v1.MODEL
-    assert models.get("stein2019") is stein2019.MODEL
-    assert models.get(sle_cart.MODEL) is sle_cart.MODEL
+    assert models.get("sle_cart_v1") is cartkin.models.get("sle_cart_v1")
+    assert models.get("stein2019") is cartkin.models.get("stein2019")
+    assert models.get(cartkin.models.get("sle_cart")) is cartkin.models.get("sle_cart")
     with pytest.raises(ValueError, match="Did you mean 'sle_cart'"):
         models.get("sle_car")
     with pytest.raises(ValueError, match="built-in"):
@@ -55,7 +55,7 @@ def test_register_user_model_by_name():
         states=[State("cart", "C", "cells/uL", "CAR-T")],
         parameters=table,
         observables=[Observable("cart_cells_per_ul", "cells/uL", "C", lambda s, p: s[:, 0])],
-        rhs=stein2019.rhs,
+        rhs=cartkin.models.get("stein2019").rhs,
         individualize=individualize,
         roles={"cart": "cart_cells_per_ul"},
         equations="dC = -k * C",
@@ -74,7 +74,7 @@ def test_register_user_model_by_name():
 
 
 def test_model_rejects_unknown_role_and_missing_observable():
-    m = stein2019.MODEL
+    m = cartkin.models.get("stein2019")
     kwargs = dict(
         name="x",
         description="",
@@ -92,28 +92,42 @@ def test_model_rejects_unknown_role_and_missing_observable():
 
 
 # -- the code is the documented model -----------------------------------------------------------
-@pytest.mark.parametrize("module", [sle_cart, sle_cart_v1, stein2019])
-def test_kernel_indices_match_parameter_names(module):
-    """Every ``name = p[k]`` in the rhs reads the entry called ``name``."""
-    source = inspect.getsource(module.rhs.py_func)
-    reads = re.findall(r"^\s+(\w+) = p\[(\d+)\]$", source, flags=re.M)
-    assert len(reads) >= 3
-    names = module.MODEL.kernel_names
-    for name, index in reads:
-        assert names[int(index)] == name, f"p[{index}] is {names[int(index)]}, read as {name}"
+BUILTIN = ("sle_cart", "sle_cart_v2", "sle_cart_v1", "stein2019", "cart4")
 
 
-@pytest.mark.parametrize("module", [sle_cart, sle_cart_v1, stein2019])
-def test_documented_equations_are_the_code(module):
-    source = inspect.getsource(module.rhs.py_func)
-    code_lines = [line.strip() for line in source.splitlines()]
-    for line in module.MODEL.equations.splitlines():
-        assert line.strip() in code_lines, f"documented line not in the rhs: {line!r}"
+def _generated_rhs(name):
+    text = inspect.getsource(cartkin.models.get(name).generated)
+    return text[text.index("def rhs(") : text.index("def jac(")]
 
 
-@pytest.mark.parametrize("module", [sle_cart, sle_cart_v1, stein2019])
-def test_every_default_names_a_source(module):
-    for par in module.MODEL.parameters:
+@pytest.mark.parametrize("name", BUILTIN)
+def test_kernel_indices_match_parameter_names(name):
+    """Every ``name = _p[k]`` in the generated rhs reads the entry called ``name``."""
+    source = _generated_rhs(name)
+    reads = re.findall(r"^\s+(\w+) = _p\[(\d+)\]$", source, flags=re.M)
+    assert len(reads) >= 2
+    names = cartkin.models.get(name).kernel_names
+    for var, index in reads:
+        assert names[int(index)] == var, f"p[{index}] is {names[int(index)]}, read as {var}"
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_documented_equations_are_the_code(name):
+    """Every equation line of the description is a line of the generated rhs, as written."""
+    from cartkin.kernel.codegen import kernel_code
+
+    code_lines = [line.strip() for line in _generated_rhs(name).splitlines()]
+    d = cartkin.models.get(name).description_
+    for line in d.intermediates:
+        assert f"{line.name} = {kernel_code(line.expression)}" in code_lines
+    for k, s in enumerate(d.state_symbols):
+        assert f"_dydt[{k}] = {kernel_code(d.rates[s].expression)}" in code_lines
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_default_names_a_source(name):
+    model = cartkin.models.get(name)
+    for par in model.parameters:
         src = par.source.lower()
         assert (
             src.startswith("assumption")
@@ -121,8 +135,8 @@ def test_every_default_names_a_source(module):
             or re.search(r"\b(19|20)\d\d\b", src)
         ), par
         assert par.lower <= par.default <= par.upper
-    md = module.MODEL.parameters.to_markdown()
-    assert md.count("\n") == len(module.MODEL.parameters) + 2
+    md = model.parameters.to_markdown()
+    assert md.count("\n") == len(model.parameters) + 2
 
 
 def test_published_values_are_not_labelled_assumptions():
@@ -146,7 +160,7 @@ def test_published_values_are_not_labelled_assumptions():
 # -- rhs vs oracle ----------------------------------------------------------------------------
 @functools.cache
 def _individual_for_rhs():
-    return sle_cart_v1.MODEL.individualize({"K_B": 50.0, "p_IL6": 0.5}, erlangen_context())
+    return cartkin.models.get("sle_cart_v1").individualize({"K_B": 50.0, "p_IL6": 0.5}, erlangen_context())
 
 
 positive = st.floats(min_value=0.0, max_value=1e3, allow_nan=False)
@@ -156,20 +170,20 @@ positive = st.floats(min_value=0.0, max_value=1e3, allow_nan=False)
 @given(y=st.lists(positive, min_size=7, max_size=7), t=st.floats(0.0, 300.0))
 def test_sle_cart_v1_rhs_matches_oracle(y, t):
     ind = _individual_for_rhs()
-    q = sle_cart_v1.MODEL.kernel_values(ind.p)
+    q = cartkin.models.get("sle_cart_v1").kernel_values(ind.p)
     dydt = np.empty(7)
-    sle_cart_v1.rhs(t, np.array(y), ind.p, dydt)
+    cartkin.models.get("sle_cart_v1").rhs(t, np.array(y), ind.p, dydt)
     expected = ref.sle_cart_derivatives(t, y, q)
     np.testing.assert_allclose(dydt, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_sle_cart_v1_initial_state_and_dose_match_oracle_algebra():
     ctx = erlangen_context(days=(0.0, 2.0))
-    ind = sle_cart_v1.MODEL.individualize(None, ctx)
+    ind = cartkin.models.get("sle_cart_v1").individualize(None, ctx)
     q = sle_cart_v1.PARAMETERS.defaults()
     ld = ref.sle_cart_lymphodepletion(q, ctx.flu_auc_mg_h_per_l, 1000.0)
     assert 0.0 < ld < 1.0
-    k_il6 = ind.p[sle_cart_v1.MODEL.kernel_names.index("k_IL6")]
+    k_il6 = ind.p[cartkin.models.get("sle_cart_v1").kernel_names.index("k_IL6")]
     assert k_il6 == pytest.approx(3.96)  # eGFR 100 is the reference
     expected_y0 = [0, 0, 500 * (1 - ld), 150 * (1 - ld), ld, 5.0, 100.0]
     np.testing.assert_allclose(ind.y0, expected_y0, rtol=1e-12)
@@ -180,9 +194,9 @@ def test_sle_cart_v1_initial_state_and_dose_match_oracle_algebra():
 
 
 def test_v1_kidney_failure_raises_baseline_il6_and_slows_its_elimination():
-    normal = sle_cart_v1.MODEL.individualize(None, erlangen_context(egfr=100.0))
-    failing = sle_cart_v1.MODEL.individualize(None, erlangen_context(egfr=10.0))
-    k = sle_cart_v1.MODEL.kernel_names.index("k_IL6")
+    normal = cartkin.models.get("sle_cart_v1").individualize(None, erlangen_context(egfr=100.0))
+    failing = cartkin.models.get("sle_cart_v1").individualize(None, erlangen_context(egfr=10.0))
+    k = cartkin.models.get("sle_cart_v1").kernel_names.index("k_IL6")
     assert failing.p[k] == pytest.approx(3.96 * (0.6 + 0.4 * 0.1))
     assert failing.y0[5] > normal.y0[5] == pytest.approx(5.0)
     # lower eGFR -> more fludarabine exposure -> deeper lymphodepletion
@@ -191,30 +205,30 @@ def test_v1_kidney_failure_raises_baseline_il6_and_slows_its_elimination():
 
 def test_stein_rhs_and_individualize():
     ctx = erlangen_context(days=(1.0,))
-    ind = stein2019.MODEL.individualize({"tmax": 10.0}, ctx)
-    q = stein2019.MODEL.kernel_values(ind.p)
+    ind = cartkin.models.get("stein2019").individualize({"tmax": 10.0}, ctx)
+    q = cartkin.models.get("stein2019").kernel_values(ind.p)
     assert q["rho"] == pytest.approx(math.log(3900) / 10.0)
     assert ind.t_stops.tolist() == [1.0, 11.0]
     c0 = 24000 / 3900
     np.testing.assert_allclose(ind.jumps, [[(1 - 0.0079) * c0, 0.0079 * c0, 0], [0, 0, 1]])
     d = np.empty(3)
-    stein2019.rhs(5.0, np.array([2.0, 3.0, 0.0]), ind.p, d)
+    cartkin.models.get("stein2019").rhs(5.0, np.array([2.0, 3.0, 0.0]), ind.p, d)
     np.testing.assert_allclose(d, [q["rho"] * 2, q["rho"] * 3, 0])
     # the phase flag, not t, selects the branch
-    stein2019.rhs(5.0, np.array([2.0, 3.0, 1.0]), ind.p, d)
+    cartkin.models.get("stein2019").rhs(5.0, np.array([2.0, 3.0, 1.0]), ind.p, d)
     np.testing.assert_allclose(d, [-0.16 * 2, -0.0032 * 3, 0])
 
 
 def test_overrides_are_validated():
     ctx = erlangen_context()
     with pytest.raises(ScenarioError, match="Did you mean 'delta_M'"):
-        sle_cart.MODEL.individualize({"delta_m": 0.1}, ctx)
+        cartkin.models.get("sle_cart").individualize({"delta_m": 0.1}, ctx)
     with pytest.raises(ScenarioError, match="outside its plausible bounds"):
-        sle_cart.MODEL.individualize({"rho": 50.0}, ctx)
+        cartkin.models.get("sle_cart").individualize({"rho": 50.0}, ctx)
 
 
 def test_observables_and_roles():
-    m = sle_cart_v1.MODEL
+    m = cartkin.models.get("sle_cart_v1")
     states = np.array([[1.0, 3.0, 36.0, 5.0, 0.1, 7.0, 50.0]])
     p = m.individualize(None, erlangen_context()).p
     obs = m.observe(states, p)
@@ -224,7 +238,7 @@ def test_observables_and_roles():
     assert obs["b_cells_per_ul"][0] == 5.0
     for role in ("cart", "b_cells", "il6", "anti_dsdna"):
         assert m.roles[role] in obs
-    s = stein2019.MODEL
+    s = cartkin.models.get("stein2019")
     so = s.observe(np.array([[3000.0, 1000.0, 1.0]]), s.individualize(None, erlangen_context()).p)
     assert so["cart_cells_per_ul"][0] == pytest.approx(2.0)
     assert s.roles["b_cells"] is None
@@ -233,11 +247,11 @@ def test_observables_and_roles():
 def test_v1_observe_roles_equals_the_observables():
     from cartkin.models import ROLES
 
-    m = sle_cart_v1.MODEL
+    m = cartkin.models.get("sle_cart_v1")
     p = m.individualize(None, erlangen_context()).p
     y = np.array([1.0, 3.0, 36.0, 5.0, 0.1, 7.0, 50.0])
     out = np.empty(len(ROLES))
-    sle_cart_v1.observe_roles(y, p, out)
+    cartkin.models.get("sle_cart_v1").observe_roles(y, p, out)
     obs = m.observe(y[None, :], p)
     for j, role in enumerate(ROLES):
         if m.roles[role] is None:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import cartkin
 from cartkin import SolverError, Status, solve_ode
 from cartkin.kernel import build as _compile
 from cartkin.models import cart4
@@ -103,7 +104,7 @@ def cart4_reference():
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_cart4_matches_scipy_oracle(method, cart4_reference):
     """Requested rtol 1e-6, atol 1e-9: the global error over a year stays within 10x that."""
-    sol = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method=method)
+    sol = solve_ode(cartkin.models.get("cart4").rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method=method)
     assert sol.success and sol.status == Status.SUCCESS and sol.message.startswith("success")
     assert sol.y.shape == (366, 4)
     assert P.mixed_error(sol.y, cart4_reference, 1e-6, 1e-9) < 10.0
@@ -117,15 +118,15 @@ def test_cart4_matches_scipy_oracle(method, cart4_reference):
 def test_cart4_tighter_tolerance_is_more_accurate(cart4_reference):
     errs = []
     for rtol in (1e-5, 1e-7, 1e-9):
-        sol = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5",
+        sol = solve_ode(cartkin.models.get("cart4").rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5",
                         rtol=rtol, atol=1e-12)  # fmt: skip
         errs.append(P.mixed_error(sol.y, cart4_reference, 1e-6, 1e-9))
     assert errs[0] > 10 * errs[1] > 100 * errs[2]
 
 
 def test_auto_stays_explicit_on_nonstiff_cart4():
-    a = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="auto")
-    b = solve_ode(cart4.rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5")
+    a = solve_ode(cartkin.models.get("cart4").rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="auto")
+    b = solve_ode(cartkin.models.get("cart4").rhs, cart4.Y0, cart4.T_EVAL_DAYS, cart4.DEFAULT_P, method="tsit5")
     np.testing.assert_array_equal(a.y, b.y)
     assert a.message == "success" and a.n_jac == 0
 

@@ -12,9 +12,12 @@ import math
 import numpy as np
 import pytest
 
+import cartkin
 from cartkin import cli, metrics, models
+from cartkin.covariates.patient import DialysisSchedule, Patient
+from cartkin.covariates.regimen import CarTDose, Regimen
 from cartkin.errors import ScenarioError
-from cartkin.models import Individual, Model, Observable, State, stein2019
+from cartkin.models import Individual, Model, Observable, State
 from cartkin.outcomes import (
     KDOQI_STEPWISE,
     CaseReport,
@@ -30,8 +33,6 @@ from cartkin.outcomes import (
     sledai,
 )
 from cartkin.parameters import Parameter, ParameterTable
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import CarTDose, Regimen
 from cartkin.simulate import simulate
 
 # -- dialysis rule ------------------------------------------------------------------------------
@@ -311,7 +312,7 @@ OUTCOME_MODEL = Model(
         ),
         Observable("ln_activity_index", "0-24", "", _obs(lambda e, m, p: 12.0 * e)),
     ],
-    rhs=stein2019.rhs,
+    rhs=cartkin.models.get("stein2019").rhs,
     individualize=_individualize,
     roles={
         "cart": "cart_cells_per_ul",

@@ -2,10 +2,10 @@
 
 import pytest
 
-from cartkin import kidney
+from cartkin.covariates import kidney
+from cartkin.covariates.patient import DialysisSchedule, Patient
+from cartkin.covariates.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
 from cartkin.errors import ScenarioError
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import CarTDose, Context, Lymphodepletion, Regimen, build_context
 
 BASE = dict(weight_kg=50.0, height_cm=151.4, age_years=16.0, sex="female")
 

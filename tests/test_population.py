@@ -43,8 +43,8 @@ def _post_peak_shape(t):
 
 
 def _linear_cohort(n, seed, mu=9.9, omega2=0.4, sigma=0.25):
-    from cartkin.patient import Patient
-    from cartkin.regimen import Regimen, build_context
+    from cartkin.covariates.patient import Patient
+    from cartkin.covariates.regimen import Regimen, build_context
 
     rng = np.random.default_rng(seed)
     ctx = build_context(

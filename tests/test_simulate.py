@@ -9,10 +9,10 @@ import pytest
 import reference as ref
 
 from cartkin import metrics
+from cartkin.covariates.patient import DialysisSchedule, Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.errors import ScenarioError, SolverError
 from cartkin.models import sle_cart_v1
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.simulate import SimulationResult, simulate, simulate_context
 
 ADULT = Patient(

@@ -19,14 +19,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cartkin import batch, metrics, models
+from cartkin.covariates.patient import DialysisSchedule, Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.errors import ScenarioError
 from cartkin.models import sle_cart
-from cartkin.patient import DialysisSchedule, Patient
-from cartkin.regimen import CarTDose, Lymphodepletion, Regimen, build_context
 from cartkin.scenario import load_scenario
 from cartkin.simulate import simulate_context
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL = models.get("sle_cart")
 T_SHORT = np.arange(0.0, 60.0, 0.05)
 T_YEAR = np.arange(0.0, 366.0, 0.25)
 LYMPHOMA_CMAX = 16.14  # cells/uL, median flow peak of axi-cel at 2e6/kg (Blood Adv 2021;5:2523)
@@ -90,7 +91,7 @@ def terminal_half_life(res):
 # -- the generated code is the documented model ------------------------------------------------
 @functools.cache
 def _individual():
-    return sle_cart.MODEL.individualize({"CI": 7.0}, adolescent(2.5, (-4.5, -2.5, 2.5)))
+    return MODEL.individualize({"CI": 7.0}, adolescent(2.5, (-4.5, -2.5, 2.5)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -99,17 +100,17 @@ def test_rhs_matches_independent_oracle(y, t):
     """The generated rhs against the equations typed again in tests/reference.py."""
     ind = _individual()
     y = np.array(y)
-    k = [sle_cart.MODEL.state_index(s) for s in ("D", "S", "G", "J_k", "G_1", "G_2", "H")]
+    k = [MODEL.state_index(s) for s in ("D", "S", "G", "J_k", "G_1", "G_2", "H")]
     y[k] = np.clip(y[k], 0.0, 1.0)  # flags and fractions
     dydt = np.empty(30)
-    sle_cart.MODEL.rhs(t, y, ind.p, dydt)
-    expected = ref.sle_cart_v3_derivatives(t, y, sle_cart.MODEL.kernel_values(ind.p))
+    MODEL.rhs(t, y, ind.p, dydt)
+    expected = ref.sle_cart_v3_derivatives(t, y, MODEL.kernel_values(ind.p))
     np.testing.assert_allclose(dydt, expected, rtol=1e-11, atol=1e-9)
 
 
 def test_kidney_derived_entries_match_oracle():
     ind = _individual()
-    q = sle_cart.MODEL.kernel_values(ind.p)
+    q = MODEL.kernel_values(ind.p)
     s_irr, cap, j0, u_l = ref.sle_cart_v3_kidney(q, 2.5)
     assert q["s_irr"] == pytest.approx(s_irr, rel=1e-12)
     assert q["GFR_cap"] == pytest.approx(cap, rel=1e-12)
@@ -245,8 +246,8 @@ def test_irreversible_share_rises_with_the_chronicity_index():
     equilibrium with activity): more chronicity, less function to recover."""
     caps = []
     for ci in (2.0, 7.0, 10.0):
-        ind = sle_cart.MODEL.individualize({"CI": ci}, adolescent(2.5))
-        q = sle_cart.MODEL.kernel_values(ind.p)
+        ind = MODEL.individualize({"CI": ci}, adolescent(2.5))
+        q = MODEL.kernel_values(ind.p)
         caps.append(q["GFR_cap"])
         if ci == 7.0:
             assert q["s_irr"] > 0.5  # most of the dialysis-level loss is irreversible at CI 7
@@ -282,15 +283,15 @@ def test_v2_names_kept_or_renamed_with_a_message():
     for kept in ("rho", "delta_E", "delta_M", "k_G", "k_L", "k_heal", "k_kill", "theta_M",
                  "f_blood", "CI", "B_pre"):  # fmt: skip
         assert kept in names
-    obs = {o.name for o in sle_cart.MODEL.observables}
+    obs = {o.name for o in MODEL.observables}
     assert {"cart_cells_per_ul", "b_cells_per_ul", "transgene_copies_per_ug",
             "cart_percent_of_t_cells", "proteinuria_g_per_24h"} <= obs  # fmt: skip
     with pytest.raises(ScenarioError, match="k_P"):
-        sle_cart.MODEL.individualize({"C_50": 1.0}, erlangen())
+        MODEL.individualize({"C_50": 1.0}, erlangen())
     with pytest.raises(ScenarioError, match="CI_50"):
-        sle_cart.MODEL.individualize({"f_irr_max": 0.5}, erlangen())
+        MODEL.individualize({"f_irr_max": 0.5}, erlangen())
     with pytest.raises(ScenarioError, match="vcn"):
-        sle_cart.MODEL.individualize({"copies_per_cell": 2000.0}, erlangen())
+        MODEL.individualize({"copies_per_cell": 2000.0}, erlangen())
     table = metrics.compute(run("sle_cart", "erlangen", 1e6, t="year"))
     for code in ("CMAX", "TMAX", "CMAX_COPIES", "CMAX_PCT_T", "TRECOV", "TAPLASIA", "FLU_AUC"):
         assert code in table.names
@@ -334,9 +335,9 @@ def test_validation_against_data_not_used_in_calibration():
 def test_batch_engine_equals_simulate():
     contexts = [erlangen(1e6), adolescent(2.5, AFTER_EACH)]
     bctx = batch.BatchContext.from_contexts(contexts)
-    inds = batch.individualize(sle_cart.MODEL, None, bctx)
+    inds = batch.individualize(MODEL, None, bctx)
     t = np.array([0.0, 3.0, 9.0, 30.0, 120.0])
-    sol = batch.solve(sle_cart.MODEL, inds, t, method="rodas5", rtol=1e-8, atol=1e-10)
+    sol = batch.solve(MODEL, inds, t, method="rodas5", rtol=1e-8, atol=1e-10)
     assert np.all(sol.status == 0)
     for i, ctx in enumerate(contexts):
         one = simulate_context("sle_cart", ctx, t, method="rodas5", rtol=1e-8, atol=1e-10)

@@ -109,7 +109,7 @@ def test_common_random_numbers_and_flu_clearance(scenario):
 
 
 def test_flu_clearance_variability_with_dialysis_removal(tmp_path):
-    from cartkin import kidney
+    from cartkin.covariates import kidney
 
     text = SCENARIO.format(n=10).replace(
         "session_days = [-7.5, -4.5, -2.5, -0.5, 2.5]",

@@ -94,7 +94,7 @@ class Dataset:
         DataError
             Naming every ID whose covariates are incomplete or inconsistent.
         """
-        from cartkin.patient import Patient
+        from cartkin.covariates.patient import Patient
 
         base = base_patient
         if base is None and self.scenario is not None:
@@ -153,7 +153,7 @@ class Dataset:
         -------
         dict of str to cartkin.Regimen
         """
-        from cartkin.regimen import CarTDose
+        from cartkin.covariates.regimen import CarTDose
 
         base = base_regimen
         if base is None and self.scenario is not None:
@@ -183,7 +183,7 @@ class Dataset:
 
         ``clearance_model`` defaults to the scenario's, else ``"langenhorst2019"``.
         """
-        from cartkin.regimen import build_context
+        from cartkin.covariates.regimen import build_context
 
         if clearance_model is None:
             clearance_model = (

@@ -66,7 +66,7 @@ _LONG_NAMES = {
 _UNSUPPORTED_DOSING = ("ADDL", "II", "SS", "RATE")
 #: NONMEM's IGNORE=C habit: a column C whose cell "C" (or "#") comments the row out.
 _COMMENT_COLUMN = "C"
-#: Plausible TIME, days from the CAR-T infusion: the day range cartkin.patient accepts for
+#: Plausible TIME, days from the CAR-T infusion: the day range cartkin.covariates.patient accepts for
 #: schedules (a unit-mistake check, e.g. hours written as days).
 _TIME_RANGE_DAYS = (-365.0, 3650.0)
 _MISSING = ("", ".", "na", "nan")

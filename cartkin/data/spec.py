@@ -81,9 +81,9 @@ def parse_data_table(table, where: str = "<scenario>", base_dir: Path | None = N
     ScenarioError
         Naming the file, the key, the value and what was expected.
     """
-    from cartkin.scenario import _check_keys
+    from cartkin.config import check_keys
 
-    _check_keys(where, "data", table, _KEYS)
+    check_keys(where, "data", table, _KEYS)
     path = None
     if "file" in table:
         if not isinstance(table["file"], str) or not table["file"]:

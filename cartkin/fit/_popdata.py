@@ -37,8 +37,8 @@ class Subject:
     ----------
     id : str
         Subject identifier (the dataset's ID).
-    context : cartkin.regimen.Context
-        Patient, regimen and derived numbers (``cartkin.regimen.build_context``).
+    context : cartkin.covariates.regimen.Context
+        Patient, regimen and derived numbers (``cartkin.covariates.regimen.build_context``).
     t_days : array_like, shape (m,)
         Observation times, days after CAR-T infusion.
     observable : sequence of str, length m

@@ -49,10 +49,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Execute ``cartkin fit``; returns the exit status."""
+    from cartkin.covariates.regimen import build_context
     from cartkin.fit.estimate import fit
     from cartkin.fit.problem import as_sequence
     from cartkin.fit.spec import load_fit_scenario
-    from cartkin.regimen import build_context
 
     scenario, spec = load_fit_scenario(args.scenario)
     arm = scenario.base

@@ -48,7 +48,7 @@ def predict_outcomes(model, context, theta, sets, days, *, settings=None, step_d
     ----------
     model : str or Model
         A model with the outcome roles (``sle_cart``).
-    context : cartkin.regimen.Context
+    context : cartkin.covariates.regimen.Context
         The fitted patient and regimen.
     theta : mapping of str to float
         Fixed parameter values (the scenario's ``[parameters]``).

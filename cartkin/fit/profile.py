@@ -109,7 +109,7 @@ def profile_parameter(problem, x_hat, f_hat, k, se_log=math.nan, level=0.95, max
 def _optimize_at(problem, x_from, k, xk, mask):
     """Objective with parameter ``k`` fixed at ``xk`` (log scale), the others re-optimised
     from ``x_from``; returns (x, objective)."""
-    from cartkin.fit.estimate import minimize_objective
+    from cartkin.fit.optimize import minimize_objective
 
     x0 = x_from.copy()
     x0[k] = xk

@@ -66,8 +66,8 @@ def synthetic_cohort(
     truth : dict of str to numpy.ndarray
         Individual parameter values, shape (n_subjects,) per name of ``typical``.
     """
-    from cartkin.patient import Patient
-    from cartkin.regimen import Regimen, build_context
+    from cartkin.covariates.patient import Patient
+    from cartkin.covariates.regimen import Regimen, build_context
 
     model = models.get(model)
     rng = np.random.default_rng(seed)

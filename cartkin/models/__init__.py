@@ -2,33 +2,27 @@
 
 Built-in models: ``sle_cart`` (mechanistic, SLE, version 3: levels, dose response and
 persistence calibrated to data, fludarabine killing the product, lupus kidney from the
-chronicity index; a model description), ``sle_cart_v2`` and ``sle_cart_v1`` (kept for comparison)
-and ``stein2019`` (empirical tisagenlecleucel kinetics). Fit, sweep, plot and the CLI only use the :class:`Model` interface,
-so a registered user model works everywhere a built-in one does.
+chronicity index; docs/models/sle_cart_v3_science.md), ``sle_cart_v2`` and ``sle_cart_v1``
+(earlier versions, kept for comparison), ``stein2019`` (empirical tisagenlecleucel kinetics) and ``cart4`` (the 4-state
+benchmark model). Each is a :class:`Description` (``cartkin/models/<name>.py``, see
+:mod:`cartkin.models.description` for the format); :func:`get` builds it on first use
+(generated, cached compiled code). Fit, sweep, plot and the CLI only use the :class:`Model`
+interface, so a registered user model works everywhere a built-in one does.
 
 Adding a model
 --------------
-1. Write a module holding one ``@numba.njit`` function ``rhs(t, y, p, dydt)`` that uses only its
-   arguments, ``math`` and ``numpy`` (keep all compiled code of the model in that one file: the
-   compile cache keys on the file's source).
-2. Describe it: a :class:`~cartkin.parameters.ParameterTable` (every default with a source or
-   "assumption: why"), its :class:`State` list, its :class:`Observable` list, and an
-   ``individualize(values, ctx) -> Individual`` function that turns table values and a patient
-   :class:`~cartkin.kidney.Context` into the kernel vector ``p``, the day-0 state and the dose
-   stops/jumps.
-3. ``cartkin.models.register(Model(...))``; then ``cartkin.models.get("my_model")``,
-   ``cartkin.simulate("my_model", ...)``, fitting and sweeps work by name.
+Write a :class:`Description` (states, parameter table, equations by name, observables, roles,
+dosing inputs; ``examples/my_model.py`` is a 3-state example) and either
+``cartkin.models.register(description)`` or keep it in a file as ``MODEL = Description(...)``
+and load it by path: ``cartkin.models.load("path/to/my_model.py")``, or
+``model = "path/to/my_model.py"`` in a scenario. Its compiled code is generated and cached on
+disk keyed by content: the first process compiles, later ones load it in a fraction of a second,
+and an edited file is compiled afresh.
 
-See ``cartkin/models/stein2019.py`` for a short complete example.
-
-A model in a file of your own
------------------------------
-``cartkin.models.load("path/to/my_model.py")`` imports a file that defines ``MODEL = Model(...)``
-and returns that model (without registering it), and ``model = "path/to/my_model.py"`` in a
-scenario does the same. Its compiled kernel is cached on disk keyed by the file's content, as
-a built-in model's is: the first process compiles, later ones load it in a fraction of a second,
-and an edited file is compiled afresh. ``load_module(path)`` returns the module itself, for a
-file that only defines an ``rhs`` for :func:`cartkin.solve_ode`.
+A model that cannot be written symbolically can still be a hand-written :class:`Model` with a
+numba ``rhs(t, y, p, dydt)`` (optionally ``jac`` and ``observe_roles``) in a file defining
+``MODEL = Model(...)``. ``load_module(path)`` returns the module itself, for a file that only
+defines an ``rhs`` for :func:`cartkin.solve_ode`.
 """
 
 from __future__ import annotations
@@ -65,8 +59,8 @@ __all__ = [
     "unregister",
 ]
 
-_REGISTRY: dict[str, Model] = {}
-_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "sle_cart_v2")
+_REGISTRY: dict[str, Model | Description] = {}
+_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "cart4", "sle_cart_v2")
 
 
 def register(model: Model | Description, *, replace: bool = False) -> Model:
@@ -89,7 +83,7 @@ def register(model: Model | Description, *, replace: bool = False) -> Model:
     if not isinstance(model, Model):
         raise TypeError(f"register() takes a cartkin.models.Model, got {type(model).__name__}")
     if model.name in _BUILTIN and _REGISTRY.get(model.name) is not None:
-        if _REGISTRY[model.name] is not model:
+        if get(model.name) is not model:
             raise ValueError(f"{model.name!r} is a built-in model and cannot be replaced")
     elif model.name in _REGISTRY and not replace:
         raise ValueError(
@@ -124,12 +118,15 @@ def get(name: str | Model) -> Model:
     if not isinstance(name, str):
         raise TypeError(f"model must be a model name or a Model, got {name!r}")
     try:
-        return _REGISTRY[name]
+        model = _REGISTRY[name]
     except KeyError:
         raise ScenarioError(
             f"Unknown model {name!r}.{suggest(name, _REGISTRY)} "
             f"Available models: {', '.join(_REGISTRY)}"
         ) from None
+    if isinstance(model, Description):  # built on first use: code generated and cached
+        model = _REGISTRY[name] = build(model)
+    return model
 
 
 def load_module(path):
@@ -203,10 +200,10 @@ def load(path) -> Model:
 
 
 def _register_builtins() -> None:
-    from cartkin.models import sle_cart, sle_cart_v1, sle_cart_v2, stein2019
+    from cartkin.models import cart4, sle_cart, sle_cart_v1, sle_cart_v2, stein2019
 
-    for module in (sle_cart, stein2019, sle_cart_v1, sle_cart_v2):
-        _REGISTRY[module.MODEL.name] = module.MODEL
+    for module in (sle_cart, stein2019, sle_cart_v1, cart4, sle_cart_v2):
+        _REGISTRY[module.DESCRIPTION.name] = module.DESCRIPTION
 
 
 _register_builtins()

@@ -13,7 +13,7 @@ import ast
 import numpy as np
 
 from cartkin.kernel import codegen
-from cartkin.models.base import ROLES, Model, Observable
+from cartkin.models.base import ROLES, BatchIndividuals, Model, Observable
 from cartkin.models.description import (
     COVARIATES,
     SCHEDULES,
@@ -218,8 +218,6 @@ def individualize(d: Description, values, bctx):
     -------
     cartkin.batch.BatchIndividuals
     """
-    from cartkin.batch import BatchIndividuals
-
     n = int(np.asarray(bctx.weight_kg).shape[0])
     ns = dict(NUMPY)
     for name in COVARIATES:
@@ -273,14 +271,14 @@ def patient_free_inputs(d: Description, values) -> tuple[np.ndarray, np.ndarray]
     derived = []
     with np.errstate(all="ignore"):
         for line in d.derived:
-            value = eval(_compile_expr(line.expression, line.where), env, ns)  # noqa: S307
+            value = eval(_compile_expr(line.expression, line.where), env, ns)
             ns[line.name] = _per_patient(value, 1)
             derived.append(ns[line.name])
         p = np.array([*(ns[k] for k in d.parameters.names), *derived], dtype=np.float64)[:, 0]
         s_index = {s: k for k, s in enumerate(d.state_symbols)}
         y0 = np.zeros(len(d.states))
         for line in d.initial:
-            value = eval(_compile_expr(line.expression, line.where), env, ns)  # noqa: S307
+            value = eval(_compile_expr(line.expression, line.where), env, ns)
             y0[s_index[line.name]] = _per_patient(value, 1)[0]
     return np.ascontiguousarray(p), y0
 
@@ -344,13 +342,21 @@ def _events(d, ns, sched, s_index, n, n_states):
         A, V = np.zeros((n, 0)), np.zeros((n, 0), bool)
     T = np.where(V, T, np.inf)
     order = np.argsort(T, axis=1, kind="stable")
-    n_stops = V.sum(axis=1).astype(np.int64)
-    m = int(n_stops.max(initial=0))
-    order = order[:, :m]
-    t_stops = np.take_along_axis(T, order, axis=1)
+    n_events = V.sum(axis=1).astype(np.int64)
+    order = order[:, : int(n_events.max(initial=0))]
+    T = np.take_along_axis(T, order, axis=1)
     A = np.take_along_axis(np.where(V, A, 0.0), order, axis=1)
     St = np.take_along_axis(St, order, axis=1).astype(np.int64)
+    V = np.take_along_axis(V, order, axis=1)
+    # events at the same time share one stop (their jumps add up, in the order above)
+    new = np.ones_like(V)
+    new[:, 1:] = T[:, 1:] != T[:, :-1]
+    stop = np.cumsum(new & V, axis=1) - 1
+    n_stops = (new & V).sum(axis=1).astype(np.int64)
+    m = int(n_stops.max(initial=0))
+    t_stops = np.full((n, m), np.inf)
     jumps = np.zeros((n, m, n_states))
-    rows, cols_ = np.nonzero(np.take_along_axis(V, order, axis=1))
-    jumps[rows, cols_, St[rows, cols_]] = A[rows, cols_]
+    rows, cols = np.nonzero(V)
+    t_stops[rows, stop[rows, cols]] = T[rows, cols]
+    np.add.at(jumps, (rows, stop[rows, cols], St[rows, cols]), A[rows, cols])
     return t_stops, jumps, n_stops

@@ -13,9 +13,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cartkin.errors import ScenarioError
 from cartkin.parameters import ParameterTable, suggest
 
-__all__ = ["ROLES", "Individual", "Model", "ModelSolution", "Observable", "State"]
+__all__ = [
+    "ROLES",
+    "BatchIndividuals",
+    "Individual",
+    "Model",
+    "ModelSolution",
+    "Observable",
+    "State",
+    "check_individuals",
+]
 
 #: Roles a model can give its observables. ``cart`` is required; the others may be None.
 ROLES = (
@@ -144,7 +154,7 @@ class Model:
     individualize : callable
         ``individualize(values, ctx) -> Individual`` where ``values`` is the ordered dict of
         table values (defaults with validated overrides) and ``ctx`` a
-        :class:`cartkin.kidney.Context`-like object.
+        :class:`cartkin.covariates.kidney.Context`-like object.
     roles : mapping
         Which observable plays which part (see :data:`ROLES`): ``{"cart": name, "b_cells":
         name or None, "il6": name or None, ...}``. ``cart`` is required and in cells/uL.
@@ -301,7 +311,7 @@ class Model:
         """
         values = self.parameters.values(theta)
         if self.batch:
-            from cartkin.batch import BatchContext
+            from cartkin.covariates.context import BatchContext
 
             bctx = BatchContext.from_contexts([ctx])
             arrays = {k: np.array([v], dtype=np.float64) for k, v in values.items()}
@@ -342,8 +352,6 @@ class Model:
             models loop over ``bctx.contexts`` in Python (slow: about the cost of a scalar
             individualize per patient), which needs a context built from scalar contexts.
         """
-        from cartkin.batch import BatchIndividuals
-
         n = bctx.n
         if self.batch:
             return self._batch_checked(self._individualize(values, bctx), n)
@@ -377,8 +385,6 @@ class Model:
         )
 
     def _batch_checked(self, inds, n):
-        from cartkin.batch import check_individuals
-
         inds = check_individuals(self, inds)
         if inds.n != n:
             raise RuntimeError(
@@ -466,3 +472,150 @@ class Model:
         lines += [f"| {o.name} | {o.unit} | {o.description} |" for o in self.observables]
         lines += ["", "## Equations", "", "```", self.equations.strip("\n"), "```", ""]
         return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel inputs with a patient axis
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class BatchIndividuals:
+    """Kernel inputs of ``n`` patients (the batch form of :class:`cartkin.models.Individual`).
+
+    Attributes
+    ----------
+    p : numpy.ndarray, shape (n, n_kernel)
+        Kernel vectors (``model.kernel_names`` order).
+    y0 : numpy.ndarray, shape (n, n_states)
+        State at ``t0``, before any jump.
+    t0 : numpy.ndarray, shape (n,)
+        Start of integration, days (<= 0).
+    t_stops : numpy.ndarray, shape (n, m)
+        Stop times per patient, non-decreasing in the first ``n_stops[i]`` entries, +inf after.
+    jumps : numpy.ndarray, shape (n, m, n_states)
+        Jumps added at the stops (zero padded).
+    n_stops : numpy.ndarray of int64, shape (n,)
+        Number of real stops of each patient.
+    """
+
+    p: np.ndarray
+    y0: np.ndarray
+    t0: np.ndarray
+    t_stops: np.ndarray
+    jumps: np.ndarray
+    n_stops: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of patients."""
+        return int(self.p.shape[0])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchIndividuals(n={self.n}, n_kernel={self.p.shape[1]}, "
+            f"n_states={self.y0.shape[1]}, max_stops={self.t_stops.shape[1]})"
+        )
+
+    @classmethod
+    def from_individuals(cls, individuals: Sequence) -> BatchIndividuals:
+        """Stack scalar :class:`cartkin.models.Individual` objects (padding the stops)."""
+        individuals = list(individuals)
+        if not individuals:
+            raise ScenarioError("BatchIndividuals.from_individuals: expected at least one")
+        n_states = individuals[0].y0.size
+        m = max(ind.t_stops.size for ind in individuals)
+        t_stops = np.full((len(individuals), m), np.inf)
+        jumps = np.zeros((len(individuals), m, n_states))
+        for i, ind in enumerate(individuals):
+            k = ind.t_stops.size
+            t_stops[i, :k] = ind.t_stops
+            jumps[i, :k] = ind.jumps
+        return cls(
+            p=np.array([ind.p for ind in individuals], dtype=np.float64),
+            y0=np.array([ind.y0 for ind in individuals], dtype=np.float64),
+            t0=np.array([float(getattr(ind, "t0", 0.0)) for ind in individuals]),
+            t_stops=t_stops,
+            jumps=jumps,
+            n_stops=np.array([ind.t_stops.size for ind in individuals], dtype=np.int64),
+        )
+
+    def individual(self, i: int):
+        """Patient ``i`` as a scalar :class:`cartkin.models.Individual` (stops trimmed)."""
+        k = int(self.n_stops[i])
+        return Individual(
+            p=self.p[i].copy(),
+            y0=self.y0[i].copy(),
+            t_stops=self.t_stops[i, :k].copy(),
+            jumps=self.jumps[i, :k].copy(),
+            t0=float(self.t0[i]),
+        )
+
+    def take(self, index) -> BatchIndividuals:
+        """Patients ``index`` (integer array, may repeat), in that order."""
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        return BatchIndividuals(
+            p=self.p[index], y0=self.y0[index], t0=self.t0[index], t_stops=self.t_stops[index],
+            jumps=self.jumps[index], n_stops=self.n_stops[index],
+        )  # fmt: skip
+
+
+def check_individuals(model, inds: BatchIndividuals) -> BatchIndividuals:
+    """Shapes, dtypes and values of batch kernel inputs; C-contiguous float64 copies if needed.
+
+    Raises
+    ------
+    RuntimeError
+        When a model's ``individualize`` returned inconsistent arrays (a bug in the model).
+    ScenarioError
+        Non-finite initial states or jumps, stops out of order or before ``t0``, ``t0 > 0``.
+    """
+    n_kernel, n_states = len(model.kernel_names), model.n_states
+    p = np.ascontiguousarray(inds.p, dtype=np.float64)
+    n = p.shape[0] if p.ndim == 2 else -1
+    y0 = np.ascontiguousarray(inds.y0, dtype=np.float64)
+    t0 = np.ascontiguousarray(inds.t0, dtype=np.float64)
+    t_stops = np.ascontiguousarray(inds.t_stops, dtype=np.float64)
+    jumps = np.ascontiguousarray(inds.jumps, dtype=np.float64)
+    n_stops = np.ascontiguousarray(inds.n_stops, dtype=np.int64)
+    m = t_stops.shape[1] if t_stops.ndim == 2 else -1
+    expected = {
+        "p": (p, (n, n_kernel)),
+        "y0": (y0, (n, n_states)),
+        "t0": (t0, (n,)),
+        "t_stops": (t_stops, (n, m)),
+        "jumps": (jumps, (n, m, n_states)),
+        "n_stops": (n_stops, (n,)),
+    }
+    for name, (arr, shape) in expected.items():
+        if n < 0 or m < 0 or arr.shape != shape:
+            raise RuntimeError(
+                f"Model {model.name!r}: batch individualize gave {name} of shape {arr.shape}; "
+                f"expected {shape} (n patients, {n_kernel} kernel entries, {n_states} states)"
+            )
+    _first_bad(~np.isfinite(y0).all(axis=1), "initial state y0 is not finite")
+    _first_bad(~(np.isfinite(t0) & (t0 <= 0.0)), "t0 must be finite and <= 0 days", t0)
+    _first_bad((n_stops < 0) | (n_stops > m), f"n_stops must lie in [0, {m}]", n_stops)
+    real = np.arange(m)[None, :] < n_stops[:, None]
+    _first_bad((real & ~np.isfinite(t_stops)).any(axis=1), "a stop time is not finite")
+    _first_bad(
+        (real & (t_stops < t0[:, None])).any(axis=1),
+        "a stop (dose) lies before the model's start t0", t0,
+    )  # fmt: skip
+    if m > 1:
+        _first_bad(
+            (real[:, 1:] & (np.diff(t_stops, axis=1) < 0)).any(axis=1),
+            "stop times must be non-decreasing",
+        )
+    _first_bad((real[:, :, None] & ~np.isfinite(jumps)).any(axis=(1, 2)), "a jump is not finite")
+    return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_stops, jumps=jumps, n_stops=n_stops)
+
+
+def _first_bad(mask, what, values=None):
+    if np.any(mask):
+        i = int(np.flatnonzero(mask)[0])
+        shown = "" if values is None else f" (value {values[i]!r})"
+        raise ScenarioError(
+            f"patient {i} of {mask.size}: {what}{shown}; {int(mask.sum())} patient(s) affected"
+        )

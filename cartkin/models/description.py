@@ -107,6 +107,9 @@ COVARIATES = (
     "flu_removal_fraction", "il6_elimination_per_day",
 )  # fmt: skip
 
+#: Names the generated code uses itself (with every name starting with an underscore).
+RESERVED = ("t", "math", "numba", "NAN", *FUNCTIONS)
+
 #: The regimen's schedules an input can name.
 SCHEDULES = ("cart", "fludarabine", "cyclophosphamide", "dialysis")
 
@@ -425,6 +428,12 @@ class Description:
     def _check(self, roles_known) -> None:
         table = tuple(self.parameters.names)
         states = self.state_symbols
+        for name in (*table, *self.derived_names, *states, *(x.name for x in self.intermediates)):
+            if name in RESERVED or name.startswith("_"):
+                raise DescriptionError(
+                    f"{self.file}: model {self.name!r}: the name {name!r} is reserved for the "
+                    f"generated code (reserved: {', '.join(RESERVED)} and names starting with _)"
+                )
         for group, names in (("derived", self.derived_names), ("state", states)):
             for k, name in enumerate(names):
                 if name in table or name in names[:k]:
@@ -448,7 +457,7 @@ class Description:
             _check_expression(line, known, "equation")
             known.add(line.name)
         for line in self.rates.values():
-            _check_expression(line, known, f"d/dt({line.name})")
+            _check_expression(line, known, "d/dt of")
         obs_known = known - {"t"}
         for line in self.observables:
             _check_expression(line, obs_known, "observable")

@@ -59,7 +59,6 @@ import json
 import math
 from pathlib import Path
 
-from cartkin.models.assemble import build
 from cartkin.models.description import Bolus, Description, Infusion, Switch
 from cartkin.parameters import Parameter, ParameterTable
 
@@ -504,5 +503,3 @@ DESCRIPTION = Description(
         "removal of cyclophosphamide by dialysis",
     ),
 )  # fmt: skip
-
-MODEL = build(DESCRIPTION)

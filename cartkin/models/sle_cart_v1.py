@@ -14,33 +14,8 @@ States
 ``C_E`` effector CAR-T, ``C_M`` memory CAR-T, ``N`` endogenous T cells, ``B`` CD19+ B cells,
 ``H`` homeostatic drive (IL-15 proxy, dimensionless, 0..1), ``IL6``, ``A`` anti-dsDNA.
 
-Equations (exactly as in :func:`rhs`)
--------------------------------------
-::
-
-    C = C_E + C_M
-    drive = rho * (B / (B + K_B) + rho_H * H) * (1.0 - (N + C) / K_T)
-    k_in = delta_B * B_pre
-    s_IL6 = k_IL6_ref * IL6_0
-    p_A = (1.0 - f_LLPC) * k_A * A_0
-    p_LLPC = f_LLPC * k_A * A_0
-    dC_E = drive * C_E - (delta_E + k_EM) * C_E
-    dC_M = k_EM * C_E - delta_M * C_M
-    dN = r_N * N * (1.0 - (N + C) / K_N)
-    dB = k_in / (1.0 + C / C_50) - delta_B * B - k_kill * (C_E + theta_M * C_M) * B
-    dH = -k_H * H
-    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * C_E * B
-    dA = p_A * B / B_pre + p_LLPC - k_A * A
-
-Initial state and dosing (algebraic, :func:`individualize`)
------------------------------------------------------------
-::
-
-    LD    = min(1, E_max * AUC / (AUC_50 + AUC) + E_cy * Cy / (Cy_50 + Cy))
-    H(0)  = LD,  N(0) = K_N * (1 - LD),  B(0) = B_pre * (1 - phi_B * LD)
-    IL6(0) = s_IL6 / k_IL6,  A(0) = A_0,  C_E(0) = C_M(0) = 0
-    dose of n cells on day d:  C_E(d+) = C_E(d-) + n / (blood_l_per_kg * WT * 1e6 uL/L) * f_blood
-    k_IL6 = kidney.il6_elimination_rate_per_day(patient, k_IL6_ref, f_IL6_renal)
+The equations, initial state and dosing are in :data:`DESCRIPTION` (``cartkin show
+sle_cart_v1``).
 
 ``AUC`` is the cumulative fludarabine (F-ara-A) AUC from the patient's clearance model (mg.h/L;
 this is where kidney function enters expansion) and ``Cy`` the total cyclophosphamide dose
@@ -63,22 +38,14 @@ Changes from MODEL.md section 4, and why
   (Mackensen 2022). With a large ``K_B`` expansion is mainly driven by lymphodepletion (H),
   antigen adds a small term, and CAR-T contract once H fades.
 
-Kernel parameter vector ``p``: the table entries in table order, then the derived entries
-``LD`` (-), ``k_IL6`` (1/day), ``C_E0`` (cells/uL: the first dose's blood level, for reports).
+``LD`` is the lymphodepletion fraction; ``C_E0`` (cells/uL) the first dose day's blood level
+(for reports).
 """
 
-from __future__ import annotations
-
 import math
-import textwrap
 
-import numba
-import numpy as np
-
-from cartkin.models.base import Model, Observable, State
+from cartkin.models.description import Bolus, Description
 from cartkin.parameters import Parameter, ParameterTable
-
-UL_PER_L = 1e6
 
 # ---------------------------------------------------------------------------------------------
 # Parameter table (kernel order: p[0] .. p[len-1]; derived entries follow, see DERIVED)
@@ -194,219 +161,8 @@ PARAMETERS = ParameterTable(
     ]
 )  # fmt: skip
 
-DERIVED = ("LD", "k_IL6", "C_E0")
 
-STATES = (
-    State("effector", "C_E", "cells/uL", "effector CAR-T cells in blood"),
-    State("memory", "C_M", "cells/uL", "memory CAR-T cells in blood"),
-    State("t_cells", "N", "cells/uL", "endogenous (non-CAR) T cells in blood"),
-    State("b_cells", "B", "cells/uL", "CD19+ B cells in blood"),
-    State("homeostatic_drive", "H", "-", "homeostatic cytokine drive (IL-15 proxy), 0..1"),
-    State("il6", "IL6", "pg/mL", "serum IL-6"),
-    State("anti_dsdna", "A", "IU/mL", "serum anti-dsDNA antibodies"),
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# Right-hand side: the only compiled code of this model (keep it in this file)
-# ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def rhs(t, y, p, dydt):
-    """sle_cart_v1 dy/dt (per day); ``p`` in kernel order (module docstring)."""
-    rho = p[0]
-    rho_H = p[1]
-    k_H = p[2]
-    K_B = p[3]
-    K_T = p[4]
-    delta_E = p[5]
-    k_EM = p[6]
-    delta_M = p[7]
-    theta_M = p[8]
-    k_kill = p[9]
-    C_50 = p[10]
-    B_pre = p[11]
-    delta_B = p[12]
-    r_N = p[14]
-    K_N = p[15]
-    IL6_0 = p[22]
-    k_IL6_ref = p[23]
-    p_IL6 = p[25]
-    A_0 = p[26]
-    k_A = p[27]
-    f_LLPC = p[28]
-    k_IL6 = p[31]
-
-    C_E = y[0]
-    C_M = y[1]
-    N = y[2]
-    B = y[3]
-    H = y[4]
-    IL6 = y[5]
-    A = y[6]
-
-    C = C_E + C_M
-    drive = rho * (B / (B + K_B) + rho_H * H) * (1.0 - (N + C) / K_T)
-    k_in = delta_B * B_pre
-    s_IL6 = k_IL6_ref * IL6_0
-    p_A = (1.0 - f_LLPC) * k_A * A_0
-    p_LLPC = f_LLPC * k_A * A_0
-    dC_E = drive * C_E - (delta_E + k_EM) * C_E
-    dC_M = k_EM * C_E - delta_M * C_M
-    dN = r_N * N * (1.0 - (N + C) / K_N)
-    dB = k_in / (1.0 + C / C_50) - delta_B * B - k_kill * (C_E + theta_M * C_M) * B
-    dH = -k_H * H
-    dIL6 = s_IL6 - k_IL6 * IL6 + p_IL6 * C_E * B
-    dA = p_A * B / B_pre + p_LLPC - k_A * A
-
-    dydt[0] = dC_E
-    dydt[1] = dC_M
-    dydt[2] = dN
-    dydt[3] = dB
-    dydt[4] = dH
-    dydt[5] = dIL6
-    dydt[6] = dA
-
-
-@numba.njit(cache=True)
-def observe_roles(y, p, out):
-    """Role observables at one time, in ``cartkin.models.ROLES`` order (NaN if absent).
-
-    ``y`` shape (7,), ``p`` the kernel vector, ``out`` shape (len(ROLES),).
-    """
-    c = y[0] + y[1]
-    out[0] = c
-    out[1] = p[29] * c
-    out[2] = 100.0 * c / max(c + y[2], 1e-300)
-    out[3] = y[3]
-    out[4] = y[5]
-    out[5] = y[6]
-    for k in range(6, out.shape[0]):
-        out[k] = np.nan
-
-
-# ---------------------------------------------------------------------------------------------
-# Python side: dosing, initial state, observables
-# ---------------------------------------------------------------------------------------------
-def lymphodepletion_fraction(values, flu_auc_mg_h_per_l, cy_mg_m2):
-    """LD in [0, 1] from the fludarabine AUC (mg.h/L) and total cyclophosphamide (mg/m2).
-
-    Scalars or arrays of one shape (values entries broadcast against them).
-    """
-    auc = np.asarray(flu_auc_mg_h_per_l, dtype=np.float64)
-    cy = np.asarray(cy_mg_m2, dtype=np.float64)
-    ld = values["E_max"] * auc / (values["AUC_50"] + auc) + values["E_cy"] * cy / (
-        values["Cy_50"] + cy
-    )
-    return np.minimum(ld, 1.0)
-
-
-def cart_blood_level_cells_per_ul(values, cells: float, weight_kg: float) -> float:
-    """Blood CAR-T level (cells/uL) right after infusing ``cells`` into a ``weight_kg`` patient."""
-    blood_ul = values["blood_l_per_kg"] * weight_kg * UL_PER_L
-    return cells / blood_ul * values["f_blood"]
-
-
-def individualize(values, bctx):
-    """Kernel inputs for ``n`` patients at once (array-valued; see the module docstring).
-
-    Parameters
-    ----------
-    values : dict of str to numpy.ndarray, shape (n,)
-        Table values per patient, in table order.
-    bctx : cartkin.batch.BatchContext
-        Uses ``weight_kg``, ``egfr_ml_min_173m2``, ``flu_auc_mg_h_per_l``, ``cy_mg_m2_total``
-        (n,) and ``cart_dose_days``, ``cart_dose_cells`` (n, m_d; NaN/0 pads) as in
-        docs/design.md section 5.
-
-    Returns
-    -------
-    cartkin.batch.BatchIndividuals
-        ``p`` (n, n_kernel), ``y0`` (n, 7), ``t0`` (n,) zeros (the state at day 0 already
-        reflects lymphodepletion), ``t_stops`` (n, m) padded with +inf, ``jumps`` (n, m, 7),
-        ``n_stops`` (n,).
-    """
-    from cartkin.batch import BatchIndividuals
-
-    n = int(np.asarray(bctx.weight_kg).shape[0])
-    v = {k: np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)) for k, x in values.items()}
-    weight = np.asarray(bctx.weight_kg, dtype=np.float64).reshape(n)
-    egfr = np.asarray(bctx.egfr_ml_min_173m2, dtype=np.float64).reshape(n)
-    auc = np.asarray(bctx.flu_auc_mg_h_per_l, dtype=np.float64).reshape(n)
-    cy = np.asarray(bctx.cy_mg_m2_total, dtype=np.float64).reshape(n)
-    ld = lymphodepletion_fraction(v, auc, cy)
-    # kidney.il6_elimination_rate_per_day, same arithmetic, over patients (eGFR_ref 100)
-    k_renal = v["f_IL6_renal"] * v["k_IL6_ref"]
-    k_il6 = (v["k_IL6_ref"] - k_renal) + k_renal * egfr / 100.0
-    s_il6 = v["k_IL6_ref"] * v["IL6_0"]
-
-    days = np.asarray(bctx.cart_dose_days, dtype=np.float64).reshape(n, -1)
-    cells = np.nan_to_num(np.asarray(bctx.cart_dose_cells, dtype=np.float64).reshape(n, -1))
-    merged = [_merge_doses(zip(days[i], cells[i], strict=True)) for i in range(n)]
-    m = max((len(d) for d in merged), default=0)
-    t_stops = np.full((n, m), np.inf)
-    jumps = np.zeros((n, m, len(STATES)))
-    first = np.zeros(n)
-    for i, doses in enumerate(merged):
-        for k, (day, total) in enumerate(doses):
-            level = cart_blood_level_cells_per_ul(
-                {key: v[key][i] for key in ("blood_l_per_kg", "f_blood")}, total, weight[i]
-            )
-            t_stops[i, k] = day
-            jumps[i, k, 0] = level
-            if k == 0:
-                first[i] = level
-
-    y0 = np.zeros((n, len(STATES)))
-    y0[:, 2] = v["K_N"] * (1.0 - ld)
-    y0[:, 3] = v["B_pre"] * (1.0 - v["phi_B"] * ld)
-    y0[:, 4] = ld
-    y0[:, 5] = s_il6 / k_il6
-    y0[:, 6] = v["A_0"]
-    p = np.column_stack([*(v[name] for name in PARAMETERS.names), ld, k_il6, first])
-    n_stops = np.array([len(d) for d in merged], dtype=np.int64)
-    return BatchIndividuals(p=p, y0=y0, t0=np.zeros(n), t_stops=t_stops, jumps=jumps,
-                            n_stops=n_stops)  # fmt: skip
-
-
-def _merge_doses(cart_doses):
-    """Sorted (day, cells) with doses on the same day added; zero doses dropped."""
-    merged: dict[float, float] = {}
-    for day, cells in cart_doses:
-        if cells > 0 and math.isfinite(day):
-            merged[float(day)] = merged.get(float(day), 0.0) + float(cells)
-    return sorted(merged.items())
-
-
-_I = {name: k for k, name in enumerate((*PARAMETERS.names, *DERIVED))}
-
-
-def _cart(states, p):
-    return states[:, 0] + states[:, 1]
-
-
-OBSERVABLES = (
-    Observable("cart_cells_per_ul", "cells/uL", "CAR-T cells in blood (flow): C_E + C_M", _cart),
-    Observable(
-        "cart_percent_of_t_cells",
-        "%",
-        "CAR-T share of all T cells (flow): 100 * C / (C + N)",
-        lambda s, p: 100.0 * _cart(s, p) / np.maximum(_cart(s, p) + s[:, 2], 1e-300),
-    ),
-    Observable(
-        "transgene_copies_per_ug",
-        "copies/ug",
-        "CAR transgene by qPCR: copies_per_cell * (C_E + C_M)",
-        lambda s, p: p[_I["copies_per_cell"]] * _cart(s, p),
-    ),
-    Observable("t_cells_per_ul", "cells/uL", "endogenous T cells: N", lambda s, p: s[:, 2]),
-    Observable("b_cells_per_ul", "cells/uL", "CD19+ B cells (flow): B", lambda s, p: s[:, 3]),
-    Observable("il6_pg_per_ml", "pg/mL", "serum IL-6: IL6", lambda s, p: s[:, 5]),
-    Observable("anti_dsdna_iu_per_ml", "IU/mL", "serum anti-dsDNA: A", lambda s, p: s[:, 6]),
-)
-
-EQUATIONS = textwrap.dedent(__doc__.split("::", 1)[1].split("Initial state", 1)[0]).strip()
-
-MODEL = Model(
+DESCRIPTION = Description(
     name="sle_cart_v1",
     description=(
         "Version 1 of sle_cart, kept for comparison (MODEL.md section 4). Mechanistic CD19 "
@@ -415,11 +171,54 @@ MODEL = Model(
         "set by lymphodepletion (fludarabine AUC, hence kidney function), IL-6 with partly "
         "renal elimination, and anti-dsDNA. Day 0 is the CAR-T infusion."
     ),
-    states=STATES,
     parameters=PARAMETERS,
-    observables=OBSERVABLES,
-    rhs=rhs,
-    individualize=individualize,
+    states="""
+        C_E  effector           [cells/uL]  effector CAR-T cells in blood
+        C_M  memory             [cells/uL]  memory CAR-T cells in blood
+        N    t_cells            [cells/uL]  endogenous (non-CAR) T cells in blood
+        B    b_cells            [cells/uL]  CD19+ B cells in blood
+        H    homeostatic_drive  [-]         homeostatic cytokine drive (IL-15 proxy), 0..1
+        IL6  il6                [pg/mL]     serum IL-6
+        A    anti_dsdna         [IU/mL]     serum anti-dsDNA antibodies
+    """,
+    derived="""
+        # lymphodepletion fraction from the fludarabine AUC (mg.h/L) and cyclophosphamide (mg/m2)
+        LD = min(E_max * flu_auc_mg_h_per_l / (AUC_50 + flu_auc_mg_h_per_l) + E_cy * cy_mg_m2_total / (Cy_50 + cy_mg_m2_total), 1.0)
+        # IL-6 elimination (1/day): a renal share scaled by eGFR (reference 100 mL/min/1.73m2)
+        k_IL6 = (k_IL6_ref - f_IL6_renal * k_IL6_ref) + f_IL6_renal * k_IL6_ref * egfr_ml_min_173m2 / 100.0
+        C_E0 = first_cart_dose / (blood_l_per_kg * weight_kg * 1e6) * f_blood
+    """,
+    equations="""
+        C = C_E + C_M
+        drive = rho * (B / (B + K_B) + rho_H * H) * (1.0 - (N + C) / K_T)
+        k_in = delta_B * B_pre
+        s_IL6 = k_IL6_ref * IL6_0
+        p_A = (1.0 - f_LLPC) * k_A * A_0
+        p_LLPC = f_LLPC * k_A * A_0
+        d/dt(C_E) = drive * C_E - (delta_E + k_EM) * C_E
+        d/dt(C_M) = k_EM * C_E - delta_M * C_M
+        d/dt(N) = r_N * N * (1.0 - (N + C) / K_N)
+        d/dt(B) = k_in / (1.0 + C / C_50) - delta_B * B - k_kill * (C_E + theta_M * C_M) * B
+        d/dt(H) = -k_H * H
+        d/dt(IL6) = s_IL6 - k_IL6 * IL6 + p_IL6 * C_E * B
+        d/dt(A) = p_A * B / B_pre + p_LLPC - k_A * A
+    """,
+    initial="""
+        N = K_N * (1.0 - LD)
+        B = B_pre * (1.0 - phi_B * LD)
+        H = LD
+        IL6 = k_IL6_ref * IL6_0 / k_IL6
+        A = A_0
+    """,
+    observables="""
+        cart_cells_per_ul [cells/uL] = C                            # CAR-T cells in blood (flow): C_E + C_M
+        cart_percent_of_t_cells [%] = 100.0 * C / max(C + N, 1e-300)  # CAR-T share of all T cells (flow)
+        transgene_copies_per_ug [copies/ug] = copies_per_cell * C   # CAR transgene by qPCR
+        t_cells_per_ul [cells/uL] = N                               # endogenous T cells: N
+        b_cells_per_ul [cells/uL] = B                               # CD19+ B cells (flow): B
+        il6_pg_per_ml [pg/mL] = IL6                                 # serum IL-6: IL6
+        anti_dsdna_iu_per_ml [IU/mL] = A                            # serum anti-dsDNA: A
+    """,
     roles={
         "cart": "cart_cells_per_ul",
         "cart_copies": "transgene_copies_per_ug",
@@ -428,8 +227,5 @@ MODEL = Model(
         "il6": "il6_pg_per_ml",
         "anti_dsdna": "anti_dsdna_iu_per_ml",
     },
-    equations=EQUATIONS,
-    derived=DERIVED,
-    batch=True,
-    observe_roles=observe_roles,
-)
+    inputs=[Bolus("cart", into="C_E", amount="dose / (blood_l_per_kg * weight_kg * 1e6) * f_blood")],
+)  # fmt: skip

@@ -19,18 +19,6 @@ right-hand side at the very end of a segment (the stop time itself), where a tes
 would already pick the post-peak branch and spoil the last step before the peak (measured:
 relative error 1e-5 at rtol 1e-10 with rodas5).
 
-Equations (exactly as in :func:`rhs`)
--------------------------------------
-::
-
-    if P < 0.5:
-        dE = rho * E
-        dM = rho * M
-    else:
-        dE = -alpha * E
-        dM = -beta * M
-    dP = 0.0
-
 Dosing
 ------
 Stein found no significant effect of dose (or any covariate) on the kinetics, so the curve does
@@ -38,18 +26,11 @@ not scale with dose: any positive dose starts it at the first dose day (``t_infu
 doses of a split infusion are not modelled (the model is single-infusion), and a zero dose gives
 no CAR-T. The published effects of tocilizumab and corticosteroids (Table 1) are not included.
 
-Kernel parameter vector ``p``: the table entries in table order, then the derived entries
-``t_infusion`` (day), ``rho`` (1/day), ``t_switch`` (day, the peak; for reports).
+The equations, derived entries (``t_infusion``, ``rho``, ``t_switch``) and dosing are in
+:data:`DESCRIPTION` (``cartkin show stein2019``).
 """
 
-from __future__ import annotations
-
-import textwrap
-
-import numba
-import numpy as np
-
-from cartkin.models.base import Model, Observable, State
+from cartkin.models.description import Bolus, Description
 from cartkin.parameters import Parameter, ParameterTable
 
 PARAMETERS = ParameterTable(
@@ -73,128 +54,40 @@ PARAMETERS = ParameterTable(
     ]
 )  # fmt: skip
 
-DERIVED = ("t_infusion", "rho", "t_switch")
 
-STATES = (
-    State("effector", "E", "copies/ug", "transgene in the effector pool"),
-    State("memory", "M", "copies/ug", "transgene in the memory-like pool"),
-    State("post_peak", "P", "-", "phase flag: 0 while expanding, 1 after tmax"),
-)
-
-
-@numba.njit(cache=True)
-def rhs(t, y, p, dydt):
-    """stein2019 dy/dt (per day); ``p`` in kernel order (module docstring)."""
-    alpha = p[3]
-    beta = p[5]
-    rho = p[8]
-
-    E = y[0]
-    M = y[1]
-    P = y[2]
-
-    if P < 0.5:
-        dE = rho * E
-        dM = rho * M
-    else:
-        dE = -alpha * E
-        dM = -beta * M
-    dP = 0.0
-
-    dydt[0] = dE
-    dydt[1] = dM
-    dydt[2] = dP
-
-
-@numba.njit(cache=True)
-def observe_roles(y, p, out):
-    """Role values (cartkin.batch.KERNEL_ROLES order) from one state vector, for in-kernel metrics."""
-    copies = y[0] + y[1]
-    out[0] = copies / p[6]  # cart, cells/uL
-    out[1] = copies  # cart_copies, copies/ug
-    out[2] = np.nan  # cart_percent_t
-    out[3] = np.nan  # b_cells
-    out[4] = np.nan  # il6
-    out[5] = np.nan  # anti_dsdna
-    for k in range(6, out.shape[0]):  # complement, ln_activity, proteinuria, kidney_function
-        out[k] = np.nan
-
-
-def individualize(values, bctx):
-    """Kernel inputs of n patients: start the curve at the first positive dose (module docstring).
-
-    Parameters
-    ----------
-    values : dict of str to numpy.ndarray, shape (n,)
-        Table values per patient.
-    bctx : cartkin.batch.BatchContext
-        Uses ``cart_dose_days`` and ``cart_dose_cells`` (n, m_d).
-
-    Returns
-    -------
-    cartkin.batch.BatchIndividuals
-        Two stops per dosed patient (infusion, peak), none for an undosed one.
-    """
-    from cartkin.batch import BatchIndividuals
-
-    n = bctx.n
-    dosed_days = np.where(bctx.cart_dose_cells > 0, bctx.cart_dose_days, np.inf)
-    t_first = dosed_days.min(axis=1, initial=np.inf)
-    dosed = np.isfinite(t_first)
-    t_inf = np.where(dosed, t_first, 0.0)
-    rho = np.log(values["foldx"]) / values["tmax"]
-    c0 = values["cmax"] / values["foldx"]
-    t_switch = t_inf + values["tmax"]
-    t_stops = np.where(dosed[:, None], np.stack([t_inf, t_switch], axis=1), np.inf)
-    jumps = np.zeros((n, 2, 3))
-    jumps[:, 0, 0] = np.where(dosed, (1.0 - values["fb"]) * c0, 0.0)
-    jumps[:, 0, 1] = np.where(dosed, values["fb"] * c0, 0.0)
-    jumps[:, 1, 2] = np.where(dosed, 1.0, 0.0)
-    p = np.column_stack([*values.values(), t_inf, rho, t_switch])
-    return BatchIndividuals(
-        p=p, y0=np.zeros((n, 3)), t0=np.zeros(n), t_stops=t_stops, jumps=jumps,
-        n_stops=np.where(dosed, 2, 0).astype(np.int64),
-    )  # fmt: skip
-
-
-_COPIES = PARAMETERS.index("copies_per_cell")
-
-OBSERVABLES = (
-    Observable(
-        "transgene_copies_per_ug",
-        "copies/ug",
-        "CAR transgene by qPCR: E + M",
-        lambda s, p: s[:, 0] + s[:, 1],
-    ),
-    Observable(
-        "cart_cells_per_ul",
-        "cells/uL",
-        "CAR-T cells/uL: (E + M) / copies_per_cell",
-        lambda s, p: (s[:, 0] + s[:, 1]) / p[_COPIES],
-    ),
-)
-
-EQUATIONS = textwrap.dedent(__doc__.split("::", 1)[1].split("Dosing", 1)[0]).strip()
-
-MODEL = Model(
+DESCRIPTION = Description(
     name="stein2019",
     description=(
         "Empirical tisagenlecleucel cellular kinetics (Stein 2019): exponential expansion until "
         "tmax, then a fast effector decline (alpha) and a slow memory decline (beta) of a "
         "fraction fb. Typical values from Stein 2019, Table 1 (pediatric B-ALL)."
     ),
-    states=STATES,
     parameters=PARAMETERS,
-    observables=OBSERVABLES,
-    rhs=rhs,
-    individualize=individualize,
+    states="""
+        E  effector   [copies/ug]  transgene in the effector pool
+        M  memory     [copies/ug]  transgene in the memory-like pool
+        P  post_peak  [-]          phase flag: 0 while expanding, 1 after tmax
+    """,
+    derived="""
+        t_infusion = where(n_cart > 0, first_cart_day, 0.0)
+        rho = log(foldx) / tmax
+        t_switch = t_infusion + tmax
+    """,
+    equations="""
+        d/dt(E) = where(P < 0.5, rho * E, -alpha * E)
+        d/dt(M) = where(P < 0.5, rho * M, -beta * M)
+        d/dt(P) = 0.0
+    """,
+    observables="""
+        transgene_copies_per_ug [copies/ug] = E + M             # CAR transgene by qPCR: E + M
+        cart_cells_per_ul [cells/uL] = (E + M) / copies_per_cell  # CAR-T cells/uL
+    """,
     roles={"cart": "cart_cells_per_ul", "cart_copies": "transgene_copies_per_ug"},
-    equations=EQUATIONS,
-    derived=DERIVED,
-    batch=True,
-    observe_roles=observe_roles,
+    inputs=[
+        Bolus("cart", into="E", amount="(1.0 - fb) * (cmax / foldx)", first_only=True),
+        Bolus("cart", into="M", amount="fb * (cmax / foldx)", first_only=True),
+        Bolus("cart", into="P", amount="1.0", first_only=True, delay="tmax"),
+    ],
+    # Stein 2019 found no significant dose effect, and the model has no lymphodepletion term
+    ignores=("the CAR-T dose", "lymphodepletion"),
 )
-
-#: What the model leaves out, printed with its outputs (CLI table, JSON, figure): Stein 2019
-#: found no significant dose effect, and the model has no lymphodepletion term.
-MODEL.ignores = ("the CAR-T dose", "lymphodepletion")

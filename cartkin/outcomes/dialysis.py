@@ -260,7 +260,7 @@ def follow_kidney_function(
     end_day: float | None = None,
     rule: DialysisRule = KDOQI_STEPWISE,
 ):
-    """A :class:`cartkin.patient.DialysisSchedule` whose sessions after ``from_day`` follow the
+    """A :class:`cartkin.covariates.patient.DialysisSchedule` whose sessions after ``from_day`` follow the
     residual kidney function.
 
     Sessions before ``from_day`` are kept as given (they set the fludarabine exposure); the
@@ -285,7 +285,7 @@ def follow_kidney_function(
     DialysisSchedule or None
         None when no session remains (no need and no kept session).
     """
-    from cartkin.patient import DialysisSchedule
+    from cartkin.covariates.patient import DialysisSchedule
 
     t = np.asarray(t_days, dtype=float)
     end = float(t[-1]) if end_day is None else float(end_day)

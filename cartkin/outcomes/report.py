@@ -216,7 +216,7 @@ def derived_columns(result, settings: OutcomeSettings | None = None) -> dict[str
 
 def _day_rows(prefix, unit, value_at, days, horizon, note=""):
     """Rows PREFIX_D0, PREFIX_D<n> for each named day, PREFIX_END; ``value_at(day)``."""
-    from cartkin.metrics import Metric
+    from cartkin.measures import Metric
 
     rows = [Metric(f"{prefix}_D0", value_at(0.0), unit, note)]
     for d in days:
@@ -236,7 +236,7 @@ def _interp(t, y):
 def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> list:
     """Outcome metric rows (module docstring) of ``result``; ``dense`` is the same patient on a
     fine grid (response and crossing times are taken on it)."""
-    from cartkin.metrics import Metric
+    from cartkin.measures import Metric
 
     s = settings or OutcomeSettings()
     roles = result.model.roles
@@ -311,7 +311,7 @@ def outcome_metrics(result, dense, settings: OutcomeSettings | None = None) -> l
 
 
 def _crossing(t, y, threshold):
-    from cartkin.metrics import crossing_time
+    from cartkin.measures import crossing_time
 
     return crossing_time(t, y, threshold, "above", after=0.0)
 
@@ -489,9 +489,9 @@ _CASE_KEYS = ("source", "notes", "reported")
 
 
 def _check_table(where, section, table, allowed):
-    from cartkin.scenario import _check_keys  # one key check (did-you-mean, bounded quoting)
+    from cartkin.config import check_keys
 
-    _check_keys(where, section, table, allowed)
+    check_keys(where, section, table, allowed)
 
 
 def settings_from_tables(outcomes=None, case=None, where: str = "<scenario>") -> OutcomeSettings:

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from cartkin.metrics import crossing_time
+from cartkin.measures import crossing_time
 
 __all__ = [
     "COMPLETE_PROTEINURIA_G_PER_24H",

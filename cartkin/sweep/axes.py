@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cartkin.config import KIDNEY_KEYS, SCENARIO_KEYS, SOLVER_KEYS
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion
 from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
-from cartkin.patient import Patient
-from cartkin.regimen import CarTDose, Lymphodepletion
-from cartkin.scenario import _KIDNEY_KEYS, _SCENARIO_KEYS, _SOLVER_KEYS
 
 __all__ = ["DIALYSIS", "Axis", "apply_axis_value", "parse_axes"]
 
@@ -28,8 +28,8 @@ _SECTIONS = {
     "patient": tuple(f.name for f in dataclasses.fields(Patient)),
     "lymphodepletion": tuple(f.name for f in dataclasses.fields(Lymphodepletion)),
     "cart": tuple(f.name for f in dataclasses.fields(CarTDose)),
-    "scenario": tuple(k for k in _SCENARIO_KEYS if k not in ("name", "description", "model")),
-    "solver": tuple(_SOLVER_KEYS),
+    "scenario": tuple(k for k in SCENARIO_KEYS if k not in ("name", "description", "model")),
+    "solver": tuple(SOLVER_KEYS),
 }
 DIALYSIS = "dialysis"
 
@@ -162,7 +162,7 @@ def parse_axes(source, table, model, dialysis) -> tuple[Axis, ...]:
                     "session schedule: session_days, duration_h, flu_removal_fraction)"
                 )
         axes.append(Axis(key=key, values=values, log=log))
-    kidney = [a.key for a in axes if a.key.startswith("patient.") and a.key[8:] in _KIDNEY_KEYS]
+    kidney = [a.key for a in axes if a.key.startswith("patient.") and a.key[8:] in KIDNEY_KEYS]
     if len(kidney) > 1:
         raise ScenarioError(
             f"{where}: {kidney} each set the kidney function; expected at most one kidney axis"
@@ -174,8 +174,8 @@ def apply_axis_value(raw: dict, key: str, value, dialysis) -> None:
     """Write one axis value into a scenario dict (kidney keys replace each other)."""
     section, _, name = key.partition(".") if key != "clearance_model" else ("scenario", "", key)
     table = raw.setdefault(section, {})
-    if section == "patient" and name in _KIDNEY_KEYS:
-        for k in _KIDNEY_KEYS:
+    if section == "patient" and name in KIDNEY_KEYS:
+        for k in KIDNEY_KEYS:
             table.pop(k, None)
         if value == DIALYSIS:
             table["dialysis"] = copy.deepcopy(dialysis)

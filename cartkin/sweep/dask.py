@@ -21,7 +21,7 @@ from collections import deque
 __all__ = ["run_on_dask"]
 
 
-def run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler):
+def run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler, compute_chunk):
     """Run ``todo`` chunks on Dask, calling ``finish(g, j, result)`` as each completes.
 
     Parameters
@@ -38,10 +38,11 @@ def run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
         Worker processes of a new local cluster.
     scheduler : str or None
         Address of a running scheduler (used when given).
+    compute_chunk : callable
+        :func:`cartkin.sweep.runner.compute_chunk` (passed in, so this module does not import
+        the runner that imports it).
     """
     from dask.distributed import Client, LocalCluster, as_completed
-
-    from cartkin.sweep.runner import compute_chunk
 
     # Ctrl-C cancels the queued chunks; distributed logs every cancellation as a warning
     logger = logging.getLogger("distributed")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cartkin.kidney import AUC_MARKS_MG_H_PER_L
+from cartkin.covariates.kidney import AUC_MARKS_MG_H_PER_L
 
 __all__ = ["bands", "heatmap", "plot_all", "probability_map", "trajectories"]
 

@@ -83,7 +83,7 @@ class Population:
 
     @property
     def context(self):
-        """The grid point's scalar :class:`cartkin.regimen.Context` (built once per process)."""
+        """The grid point's scalar :class:`cartkin.covariates.regimen.Context` (built once per process)."""
         return _context(self.sweep, self.point)
 
     @cached_property
@@ -115,7 +115,7 @@ _CONTEXTS: dict = {}
 
 
 def _context(sweep: Sweep, point: int):
-    from cartkin.regimen import build_context
+    from cartkin.covariates.regimen import build_context
 
     key = (sweep.scenario_hash, point)
     if key not in _CONTEXTS:
@@ -139,7 +139,7 @@ def _flu_auc(bctx, cl_l_h) -> np.ndarray:
     The doses are those of the grid point after its dose rule, which used the typical
     clearance (a dose rule cannot know a patient's deviation from it).
     """
-    from cartkin._flu_pk import pk_course
+    from cartkin.covariates.flu_pk import pk_course
 
     return pk_course(
         cl_l_h, bctx.flu_v1_l, bctx.flu_v2_l, bctx.flu_v3_l, bctx.flu_q2_l_h, bctx.flu_q3_l_h,
@@ -259,7 +259,7 @@ def reference_engine(pop: Population, names, threads: int | None = None) -> dict
     for tests and spot checks only.
     """
     from cartkin import batch, metrics
-    from cartkin.simulate import _run
+    from cartkin.simulate import run_individual
 
     scenario = pop.scenario
     model = scenario.model
@@ -273,7 +273,7 @@ def reference_engine(pop: Population, names, threads: int | None = None) -> dict
         ctx_i = dataclasses.replace(ctx, flu_auc_mg_h_per_l=float(auc[i]))
         try:
             ind = batch.individualize(model, theta, bctx.take(np.array([i]))).individual(0)
-            result = _run(model, ind, ctx_i, theta, scenario.t_days, options, model.name)
+            result = run_individual(model, ind, ctx_i, theta, scenario.t_days, options, model.name)
         except SolverError as exc:
             sol = getattr(exc, "solution", None)
             status[i] = int(getattr(sol, "status", ENGINE_ERROR))

@@ -237,7 +237,9 @@ def run_sweep(
         else:
             from cartkin.sweep.dask import run_on_dask
 
-            run_on_dask(sweep, store, todo, finish, engine, threads, workers, scheduler)
+            run_on_dask(
+                sweep, store, todo, finish, engine, threads, workers, scheduler, compute_chunk
+            )
     except KeyboardInterrupt:
         bar.close()
         writer.close()  # flush the finished chunks

@@ -43,10 +43,11 @@ from typing import Any
 import numpy as np
 
 from cartkin.batch import METRIC_NAMES
+from cartkin.config import check_keys
+from cartkin.covariates.patient import DialysisSchedule
 from cartkin.errors import ScenarioError
 from cartkin.parameters import suggest
-from cartkin.patient import DialysisSchedule
-from cartkin.scenario import _check_keys, scenario_from_dict
+from cartkin.scenario import scenario_from_dict
 from cartkin.sweep.axes import Axis, apply_axis_value, is_number, parse_axes, value_text
 
 __all__ = ["FLU_CLEARANCE", "METRIC_UNITS", "Axis", "Sweep", "load_sweep", "sweep_from_text"]
@@ -225,7 +226,7 @@ def sweep_from_text(text: str, source: str = "<scenario>") -> Sweep:
         )
     base = scenario_from_dict(raw, source=source)
     where = f"{source}: [sweep]"
-    _check_keys(source, "sweep", table, _SWEEP_KEYS)
+    check_keys(source, "sweep", table, _SWEEP_KEYS)
     for key in ("n_patients", "seed"):
         if key not in table:
             raise ScenarioError(f"{where} missing required key {key!r}")

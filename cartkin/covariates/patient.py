@@ -8,7 +8,7 @@ value with its unit and the expected range or form.
 Kidney function is given in exactly one of three ways (``egfr_ml_min_173m2``, ``crcl_ml_min`` or
 ``serum_creatinine_mg_dl``), or the patient is dialysis-dependent (``dialysis=DialysisSchedule``),
 in which case a residual ``egfr_ml_min_173m2`` or ``crcl_ml_min`` is optional. How these are turned
-into the numbers each model needs lives in :mod:`cartkin.kidney`, one function per effect.
+into the numbers each model needs lives in :mod:`cartkin.covariates.kidney`, one function per effect.
 
 The accepted ranges are plausibility checks meant to catch unit mistakes (pounds for kilograms,
 metres for centimetres, umol/L for mg/dL); they are assumptions, not clinical limits.
@@ -49,7 +49,7 @@ _SHOWN_CHARS = 60
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation helpers (shared with cartkin.regimen)
+# Validation helpers (shared with cartkin.covariates.regimen)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -57,7 +57,7 @@ def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _brief(value) -> str:
+def brief(value) -> str:
     """``repr(value)`` cut to a readable length (a 400-digit number or a deep list stays short)."""
     try:
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
@@ -68,7 +68,7 @@ def _brief(value) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
-def _as_float(value) -> float:
+def as_float(value) -> float:
     """float(value); an integer too large for a float becomes +-inf (refused by range checks)."""
     try:
         return float(value)
@@ -82,13 +82,13 @@ def _check_number(owner, name, value, unit, lower, upper, *, lower_open=False, u
     hi_br = ")" if upper_open else "]"
     expected = f"a number in {lo_br}{lower:g}, {upper:g}{hi_br} {unit}".rstrip()
     if not _is_number(value):
-        raise ScenarioError(f"{owner}.{name} = {_brief(value)}: expected {expected}")
-    original, value = value, _as_float(value)
+        raise ScenarioError(f"{owner}.{name} = {brief(value)}: expected {expected}")
+    original, value = value, as_float(value)
     below = value <= lower if lower_open else value < lower
     above = value >= upper if upper_open else value > upper
     if not math.isfinite(value) or below or above:
         huge = isinstance(original, int) and math.isinf(value)
-        shown = _brief(original) if huge else f"{value:g} {unit}".rstrip()
+        shown = brief(original) if huge else f"{value:g} {unit}".rstrip()
         raise ScenarioError(f"{owner}.{name} = {shown}: expected {expected}")
     return value
 
@@ -99,24 +99,23 @@ def _check_days(owner, name, values, *, allow_empty=False, lower=-365.0, upper=3
         values = (values,)
     if not isinstance(values, (list, tuple)):
         raise ScenarioError(
-            f"{owner}.{name} = {_brief(values)}: expected a sequence of days (numbers, strictly "
+            f"{owner}.{name} = {brief(values)}: expected a sequence of days (numbers, strictly "
             "increasing), e.g. [-5, -4, -3]"
         )
     out = []
     for v in values:
-        if not _is_number(v) or not math.isfinite(_as_float(v)):
+        if not _is_number(v) or not math.isfinite(as_float(v)):
             raise ScenarioError(
-                f"{owner}.{name} = {_brief(values)}: entry {_brief(v)} is not a finite number "
-                "(days)"
+                f"{owner}.{name} = {brief(values)}: entry {brief(v)} is not a finite number (days)"
             )
         if not lower <= float(v) <= upper:
             raise ScenarioError(
-                f"{owner}.{name} = {_brief(values)}: day {float(v):g} outside "
+                f"{owner}.{name} = {brief(values)}: day {float(v):g} outside "
                 f"[{lower:g}, {upper:g}] days relative to CAR-T infusion"
             )
         out.append(float(v))
     if not out and not allow_empty:
-        raise ScenarioError(f"{owner}.{name} = {_brief(values)}: expected at least one day")
+        raise ScenarioError(f"{owner}.{name} = {brief(values)}: expected at least one day")
     if any(b <= a for a, b in itertools.pairwise(out)):
         raise ScenarioError(
             f"{owner}.{name} = {tuple(out)!r} days: expected strictly increasing days "
@@ -216,19 +215,19 @@ class Patient:
         set_("height_cm", _check_number(owner, "height_cm", self.height_cm, "cm", 40, 250))
         set_("age_years", _check_number(owner, "age_years", self.age_years, "years", 0, 120))
         if self.sex not in SEXES:
-            raise ScenarioError(f"Patient.sex = {_brief(self.sex)}: expected one of {SEXES}")
+            raise ScenarioError(f"Patient.sex = {brief(self.sex)}: expected one of {SEXES}")
 
         if isinstance(self.dialysis, dict):
             try:
                 set_("dialysis", DialysisSchedule(**self.dialysis))
             except TypeError as exc:
                 raise ScenarioError(
-                    f"Patient.dialysis = {_brief(self.dialysis)}: {exc}; expected keys session_days, "
+                    f"Patient.dialysis = {brief(self.dialysis)}: {exc}; expected keys session_days, "
                     "duration_h, flu_removal_fraction"
                 ) from None
         if self.dialysis is not None and not isinstance(self.dialysis, DialysisSchedule):
             raise ScenarioError(
-                f"Patient.dialysis = {_brief(self.dialysis)}: expected a DialysisSchedule, a dict of its "
+                f"Patient.dialysis = {brief(self.dialysis)}: expected a DialysisSchedule, a dict of its "
                 "fields, or None"
             )
 

@@ -67,8 +67,8 @@ circulating F-ara-A. Doses in a regimen are always mg of fludarabine *phosphate*
 
 The linear PK model is solved exactly: between events (infusion start/stop, dialysis session,
 output time) the state is advanced in closed form in the eigen-coordinates of the 3-compartment
-system (:mod:`cartkin._flu_pk`; plain floats for one patient, vectorized over patients in
-:mod:`cartkin.kidney_batch`; no BLAS/LAPACK), and the AUC after the
+system (:mod:`cartkin.covariates.flu_pk`; plain floats for one patient, vectorized over patients in
+:mod:`cartkin.covariates.kidney_batch`; no BLAS/LAPACK), and the AUC after the
 last event is added in closed form. It agrees with the matrix exponential of the augmented
 system to about 1e-12 relative (tested).
 """
@@ -77,16 +77,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from cartkin._flu_pk import pk_course_one
+from cartkin.covariates.flu_pk import pk_course_one
+from cartkin.covariates.patient import Patient
 from cartkin.errors import ScenarioError
-from cartkin.patient import Patient
 
-if TYPE_CHECKING:  # pragma: no cover
-    from cartkin.regimen import Lymphodepletion, Regimen
+# A regimen or lymphodepletion argument is a cartkin.covariates.regimen.Regimen or
+# Lymphodepletion; regimen.py imports this module, so they are typed by duck type here.
+Lymphodepletion = Regimen = Any
 
 # ---------------------------------------------------------------------------------------------
 # Constants (each names its source)
@@ -317,7 +318,7 @@ def fludarabine_pk_parameters(patient: Patient, model: str = "langenhorst2019") 
 
 
 def _pk_course(pk, dose_times_h, doses_mg, infusion_h, session_times_h, removal_fraction, t_eval_h):
-    """Advance the linear model through its events exactly (closed form, :mod:`cartkin._flu_pk`).
+    """Advance the linear model through its events exactly (closed form, :mod:`cartkin.covariates.flu_pk`).
 
     Returns
     -------

@@ -7,7 +7,7 @@ with its unit and the expected range or form. The numeric ranges are plausibilit
 unit mistakes (assumptions), not clinical limits.
 
 :func:`build_context` turns a Patient and a Regimen into the plain numbers a model needs
-(:class:`Context`), with the fludarabine exposure computed by :mod:`cartkin.kidney`.
+(:class:`Context`), with the fludarabine exposure computed by :mod:`cartkin.covariates.kidney`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
-from cartkin import kidney
+from cartkin.covariates import kidney
+from cartkin.covariates.patient import Patient, _check_days, _check_number, _is_number, brief
 from cartkin.errors import ScenarioError
-from cartkin.patient import Patient, _brief, _check_days, _check_number, _is_number
 
 #: Default lymphodepletion: fludarabine 25 mg/m2/day on days -5..-3 and cyclophosphamide
 #: 1000 mg/m2 on day -3, the Erlangen SLE regimen (Mackensen A et al., Nat Med 2022;28:2124;
@@ -65,7 +65,7 @@ class Lymphodepletion:
     cy_days : tuple of float, default (-3,)
         Cyclophosphamide days (strictly increasing; may be empty when ``cy_mg_m2`` is 0).
     flu_rule : {"none", "renal_bands", "label_bands", "auc_target"}, default "none"
-        Fludarabine dose-adjustment rule (see :func:`cartkin.kidney.fludarabine_dose_adjustment`).
+        Fludarabine dose-adjustment rule (see :func:`cartkin.covariates.kidney.fludarabine_dose_adjustment`).
     flu_target_auc_mg_h_per_l : float, optional
         Target cumulative AUC, mg.h/L in (0, 100]; required with ``"auc_target"``, refused
         otherwise.
@@ -194,7 +194,7 @@ class CarTDose:
             fr = (fr,)
         if not isinstance(fr, (list, tuple)) or len(fr) != n:
             raise ScenarioError(
-                f"CarTDose.fractions = {_brief(self.fractions)}: expected {n} fraction(s), one per day "
+                f"CarTDose.fractions = {brief(self.fractions)}: expected {n} fraction(s), one per day "
                 f"in days = {self.days!r}"
             )
         fr = tuple(
@@ -234,11 +234,11 @@ class Regimen:
                 try:
                     value = cls(**value)
                 except TypeError as exc:
-                    raise ScenarioError(f"Regimen.{name} = {_brief(value)}: {exc}") from None
+                    raise ScenarioError(f"Regimen.{name} = {brief(value)}: {exc}") from None
                 object.__setattr__(self, name, value)
             if not isinstance(value, cls):
                 raise ScenarioError(
-                    f"Regimen.{name} = {_brief(value)}: expected a {cls.__name__} or a dict of its "
+                    f"Regimen.{name} = {brief(value)}: expected a {cls.__name__} or a dict of its "
                     "fields"
                 )
         self._check_timing()
@@ -286,7 +286,7 @@ class Context:
     ----------
     patient : Patient
     regimen : Regimen
-    exposure : cartkin.kidney.FludarabineExposure
+    exposure : cartkin.covariates.kidney.FludarabineExposure
     weight_kg : float
     egfr_ml_min_173m2 : float
         eGFR used for every eGFR-driven effect (``kidney.egfr_for``).
@@ -345,7 +345,7 @@ def build_context(
     patient : Patient
     regimen : Regimen
     clearance_model : str
-        One of ``cartkin.kidney.CLEARANCE_MODELS``.
+        One of ``cartkin.covariates.kidney.CLEARANCE_MODELS``.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """The kidney.py effects vectorized over patients: covariates -> :class:`BatchContext`.
 
-Each function here is the array form of the :mod:`cartkin.kidney` function of the same name
+Each function here is the array form of the :mod:`cartkin.covariates.kidney` function of the same name
 (same formulas, same order of operations, same sources and assumptions: see that module), so a
 sweep builds the fludarabine exposure of a million patients without per-patient Python. Kidney
 inputs use NaN for "not given" (one of eGFR, CrCL or serum creatinine per patient; none or a
@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from cartkin import kidney
-from cartkin._flu_pk import pk_course
+from cartkin.covariates import kidney
+from cartkin.covariates.flu_pk import pk_course
 from cartkin.errors import ScenarioError
 
 __all__ = [
