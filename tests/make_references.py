@@ -9,7 +9,10 @@ two fit scenarios at fixed parameter values.
 
 The references were produced by the code before the models became descriptions (issue 14), so
 they hold the hand-written models' numbers; rerun this script only when a model's science is
-meant to change (then say so in the commit).
+meant to change (then say so in the commit). ``sle_cart`` became version 3 (issue 15): its
+entries and those of the scenarios that use it come from v3; ``sle_cart_v2`` keeps the
+hand-written v2 numbers (stored as ``sle_cart`` before the rename), as do v1, stein2019 and
+cart4.
 """
 
 from __future__ import annotations
