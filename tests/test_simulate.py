@@ -174,9 +174,9 @@ def test_result_columns_and_evaluate():
     assert "state_effector_cells_per_ul" in cols and "state_il15_pg_per_ml" in cols
     assert all(len(v) == 3 for v in cols.values())
     again = res.evaluate([7.0])
-    np.testing.assert_allclose(again.states[0], res.states[1], rtol=1e-6)
+    np.testing.assert_allclose(again.states[0], res.states[1], rtol=1e-6, atol=1e-9)
     later = simulate("sle_cart", ADULT, ERLANGEN, [7.0, 28.0])  # integrates from day -5
-    np.testing.assert_allclose(later.states, res.states[1:], rtol=1e-6)
+    np.testing.assert_allclose(later.states, res.states[1:], rtol=1e-6, atol=1e-9)
 
 
 def test_bad_times_and_solver_failure_are_reported():
