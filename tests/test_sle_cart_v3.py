@@ -363,3 +363,20 @@ def test_v2_fails_what_v3_fixes():
     # 5. proteinuria floor U_0 x (CI/12 + (1 - CI/12) x 0.1) at CI 7 is above 3 g/24h
     q = models.get(v2).parameters.defaults()
     assert q["U_0"] * (7.0 / 12.0 + 5.0 / 12.0 * 0.1) > 3.0
+
+
+@pytest.mark.slow
+def test_calibration_script_reproduces_the_shipped_estimates(tmp_path):
+    """Rerun scripts/calibrate_sle_cart_v3.py (a few minutes): same estimates as the JSON."""
+    import importlib.util
+
+    path = ROOT / "scripts" / "calibrate_sle_cart_v3.py"
+    spec = importlib.util.spec_from_file_location("calibrate_sle_cart_v3", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "cal.json"
+    assert module.main(["--out", str(out)]) == 0
+    fresh = json.loads(out.read_text(encoding="utf-8"))["estimates"]
+    shipped = json.loads(sle_cart.CALIBRATION_FILE.read_text(encoding="utf-8"))["estimates"]
+    for name, value in shipped.items():
+        assert fresh[name] == pytest.approx(value, rel=1e-2), name
