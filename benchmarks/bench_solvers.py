@@ -736,7 +736,7 @@ def main(argv=None) -> dict:
     builtin = cart4_builtin()
     if builtin is not None and "cart4" in args.problems:
         problems["cart4"].cartkin_p = check_cart4_against_builtin(problems["cart4"], builtin)
-        problems["cart4"].cartkin_rhs = builtin.rhs
+        problems["cart4"].cartkin_rhs = builtin.MODEL_RHS
 
     for name in args.problems:
         problem = problems[name]

@@ -288,11 +288,14 @@ def make_problems() -> dict[str, Problem]:
 
 
 def cart4_builtin():
-    """The built-in cartkin model module ``cartkin.models.cart4``, or None if it is not there."""
+    """The built-in cartkin model module ``cartkin.models.cart4`` (with ``MODEL_RHS``, its
+    generated right-hand side), or None if it is not there."""
     try:
+        import cartkin.models
         from cartkin.models import cart4
     except ImportError:
         return None
+    cart4.MODEL_RHS = cartkin.models.get("cart4").rhs
     return cart4
 
 
@@ -329,7 +332,7 @@ def check_cart4_against_builtin(problem: Problem, module) -> np.ndarray:
     for y in [problem.y0, *rng.uniform(0.0, 100.0, size=(5, 4))]:
         mine, theirs = np.empty(4), np.empty(4)
         cart4_rhs(0.0, y, problem.p, mine)
-        module.rhs(0.0, np.asarray(y, dtype=float), p_builtin, theirs)
+        module.MODEL_RHS(0.0, np.asarray(y, dtype=float), p_builtin, theirs)
         if not np.allclose(mine, theirs, rtol=1e-12, atol=1e-12):
             raise ValueError(
                 f"the cart4 rhs disagrees with the benchmark equations at y={y!r}: "

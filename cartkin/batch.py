@@ -32,6 +32,7 @@ from cartkin import models
 from cartkin.covariates.context import BatchContext
 from cartkin.errors import ScenarioError
 from cartkin.measures import (
+    ADSDNA_DAY,
     AUC_END_DAYS,
     B_CELL_THRESHOLD_CELLS_PER_UL,
     IL6_THRESHOLD_PG_PER_ML,
@@ -435,7 +436,7 @@ def metrics(
     cfg[kernel.C_IL6_THR] = il6_threshold_pg_per_ml
     cfg[kernel.C_AUC_END] = auc_end_days
     cfg[kernel.C_HORIZON] = horizon
-    cfg[kernel.C_ADS_DAY] = 90.0
+    cfg[kernel.C_ADS_DAY] = ADSDNA_DAY
     for k, role in enumerate(KERNEL_ROLES):
         cfg[kernel.C_HAS + k] = 1.0 if has[role] else 0.0
     n = inds.n
@@ -471,7 +472,7 @@ def _metric_table(k, acc, horizon, auc_end_days) -> dict[str, np.ndarray]:
     t_apl_end = acc[:, k.A_T_APLASIA_END]
     ads0 = acc[:, k.A_ADS_0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ads_pct = np.where((horizon >= 90.0) & (ads0 > 0), 100.0 * acc[:, k.A_ADS_DAY] / ads0,
+        ads_pct = np.where((horizon >= ADSDNA_DAY) & (ads0 > 0), 100.0 * acc[:, k.A_ADS_DAY] / ads0,
                            np.nan)  # fmt: skip
     return {
         "CMAX": cmax,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "ADSDNA_DAY",
     "AUC_END_DAYS",
     "B_CELL_THRESHOLD_CELLS_PER_UL",
     "IL6_THRESHOLD_PG_PER_ML",
@@ -37,6 +38,8 @@ B_CELL_THRESHOLD_CELLS_PER_UL = 10.0
 #: IL-6 threshold of IL6_T_ABOVE, pg/mL (assumption: about three times the upper normal limit;
 #: see cartkin.metrics).
 IL6_THRESHOLD_PG_PER_ML = 20.0
+#: Day of the anti-dsDNA change ADSDNA_D90_PCT, days after infusion (MODEL.md section 5).
+ADSDNA_DAY = 90.0
 #: End of the early CAR-T exposure window of AUC0_28D, days after infusion (MODEL.md section 5).
 AUC_END_DAYS = 28.0
 

@@ -83,6 +83,7 @@ import math
 import numpy as np
 
 from cartkin.measures import (
+    ADSDNA_DAY,
     AUC_END_DAYS,
     B_CELL_THRESHOLD_CELLS_PER_UL,
     IL6_THRESHOLD_PG_PER_ML,
@@ -303,8 +304,9 @@ def compute(
     # -- anti-dsDNA --------------------------------------------------------------------------------
     if roles.get("anti_dsdna"):
         a = dense.observables[roles["anti_dsdna"]]
-        if horizon >= 90.0 and a[0] > 0:
-            out.append(Metric("ADSDNA_D90_PCT", float(100.0 * np.interp(90.0, t, a) / a[0]), "%"))
+        if horizon >= ADSDNA_DAY and a[0] > 0:
+            d90 = float(100.0 * np.interp(ADSDNA_DAY, t, a) / a[0])
+            out.append(Metric("ADSDNA_D90_PCT", d90, "%"))
         else:
             out.append(Metric("ADSDNA_D90_PCT", math.nan, "%", "horizon shorter than 90 d"))
 

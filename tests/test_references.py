@@ -3,15 +3,21 @@
 The references hold the numbers of the hand-written models before they became descriptions
 (issue 14). Tolerances:
 
-- ``RTOL_SAME`` (1e-10 relative): the kernel inputs (``p``, ``y0``) and anything computed with
-  the same arithmetic.
-- ``RTOL_SOLVER`` (1e-6 relative plus an absolute floor per state at the requested ``atol``
-  scale): trajectories and metrics. The generated right-hand side and Jacobian evaluate the
-  same equations with a different order of floating-point operations (sympy's common
-  subexpressions in the Jacobian), which moves the adaptive step sequence by rounding; the
-  difference of two solutions at rtol 1e-8 is then bounded by the solver's own error, not by
-  1e-10. Times of threshold crossings (TAPLASIA, TRECOV, ...) inherit that error divided by the
-  slope, so they are compared at the same relative tolerance.
+- ``RTOL_SAME`` (1e-10 relative): the kernel inputs (``p``, ``y0``: the derived entries and
+  the initial state are written with the same arithmetic, and come out bit-identical) and the
+  ``auto`` trajectories of the batch engine (the explicit method uses only the right-hand side,
+  which the generated code evaluates with the same operations in the same order: bit-identical
+  when this test was written).
+- ``RTOL_SOLVER`` (1e-6 relative plus an absolute floor of 1e-6 of each state's range):
+  ``rodas5`` trajectories (the batch engine, and every scenario, which runs rodas5), metrics and
+  fit objectives. Rodas5 uses the Jacobian, and the Jacobian changed: sympy's derivative with
+  common subexpressions instead of sle_cart's hand-derived one, and an analytic Jacobian instead
+  of finite differences for sle_cart_v1, stein2019 and cart4. That moves the adaptive step
+  sequence by rounding (sle_cart) or by the finite-difference error (the others), so two
+  solutions at rtol 1e-8 differ by up to the solver's own error, not by 1e-10 (measured when
+  this test was written: 2e-14 relative for sle_cart, 4e-9 for sle_cart_v1, 7e-11 for
+  stein2019, 3e-10 for cart4). Times of threshold crossings (TAPLASIA, TRECOV, ...) inherit
+  that error divided by the slope, so they are compared at the same relative tolerance.
 """
 
 from __future__ import annotations
@@ -80,7 +86,11 @@ def test_batch_engine_matches_references(ref, bctx, name):
         sol = batch.solve(model, inds, make.BATCH_T, method=method, rtol=1e-8, atol=1e-10)
         expected = ref[f"batch/{name}/{method}/y"]
         np.testing.assert_array_equal(sol.status, ref[f"batch/{name}/{method}/status"])
-        _close(sol.y, expected, RTOL_SOLVER, _state_floor(expected), f"{name} {method}")
+        if method == "auto":  # right-hand side only: the same arithmetic
+            floor = RTOL_SAME / RTOL_SOLVER * _state_floor(expected)
+            _close(sol.y, expected, RTOL_SAME, floor, f"{name} {method}")
+        else:
+            _close(sol.y, expected, RTOL_SOLVER, _state_floor(expected), f"{name} {method}")
     values = batch.metrics(model, inds, t_end_days=120.0, bctx=bctx, rtol=1e-8, atol=1e-10)
     for metric, v in values.items():
         expected = ref[f"batch/{name}/metric/{metric}"]
@@ -108,18 +118,11 @@ def _check_scenario(ref, path):
             _close(table.value(name), exp, 1e-5, 1e-9, f"{key} metric {name}")
 
 
-def test_fast_scenario_matches_references(ref):
-    """One shipped scenario in the default run; the rest are slow."""
-    _check_scenario(ref, ROOT / "scenarios" / "stein2019_tisagenlecleucel.toml")
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("path", make.SCENARIOS, ids=lambda p: p.stem)
 def test_scenarios_match_references(ref, path):
     _check_scenario(ref, path)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("file", make.FIT_SCENARIOS)
 def test_fit_objective_matches_references(ref, file):
     got = make.fit_outputs_for(file)

@@ -4,8 +4,11 @@ numba cannot cache a function that receives another compiled function as an argu
 checks a cached function only against its own source file. So the template refers to ``rhs``,
 ``jac``, ``HAS_JAC`` and ``CACHE`` as module globals, and this module gives it those globals:
 
-(a) built-in models (``rhs`` defined at the top of a module under ``cartkin.models`` whose file
-    on disk still holds the code that was imported): a generated file ``<cache dir>/kernel_*.py``
+(a) generated models (:mod:`cartkin.kernel.codegen` writes a model's ``rhs``, ``jac``,
+    ``observe_roles`` and ``JAC_PATTERN`` to ``<cache dir>/model_*.py`` and imports it under a
+    name holding a SHA-256 of its text; every built-in model is one) and hand-written ones
+    (``rhs`` defined at the top of a module under ``cartkin.models``), whose file on disk still
+    holds the code that was imported: a generated file ``<cache dir>/kernel_*.py``
     = a header importing that ``rhs`` + the template text, with ``CACHE = True``. Its name holds
     a SHA-256 of its own text and of the model file, so an edited model or template gets a new
     file (never a stale kernel) and a fresh process loads the compiled kernel from numba's cache.

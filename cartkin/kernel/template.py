@@ -1,6 +1,6 @@
 """Template of cartkin's compiled integrators (not imported as a module).
 
-`cartkin._compile` reads this file as text and instantiates it once per right-hand side:
+`cartkin.kernel.build` reads this file as text and instantiates it once per right-hand side:
 
 - for a built-in model (``rhs`` defined in a module under ``cartkin.models``) it writes a
   generated file = a header that imports that ``rhs`` + this text, and imports it with
@@ -13,7 +13,7 @@ The header defines the free names used below: ``rhs(t, y, p, dydt)``, ``jac(t, y
 (bool), ``CACHE`` (bool), ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
 Rosenbrock methods), ``WITH_METRICS`` (bool: compile the in-kernel metrics) and the sparse LU
 plan of the model's ``JAC_PATTERN`` (``SPARSE_LU`` and the ``SP_*`` index arrays of
-``cartkin._compile.lu_plan``; ``SPARSE_LU = False`` without a pattern). Because the
+``cartkin.kernel.build.lu_plan``; ``SPARSE_LU = False`` without a pattern). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -57,7 +57,7 @@ STEP_UNDERFLOW = -2
 NON_FINITE = -3
 STIFF = -4
 SINGULAR = -5
-NOT_BUILT = -6  # the kernel was built without this method family (cartkin._compile picks it)
+NOT_BUILT = -6  # the kernel was built without this method family (cartkin.kernel.build picks it)
 
 # ---- method codes: keep equal to cartkin.ode._METHOD_CODES ------------------------------------
 TSIT5 = 0

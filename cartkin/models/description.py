@@ -597,7 +597,9 @@ def _check_expression(line: Line, known, what) -> None:
             )
     for name in sorted(names_in(line.expression)):
         if name not in known:
+            same = [k for k in sorted(known) if k.lower() == name.lower()]
+            hint = f" Did you mean {same[0]!r}?" if same else suggest(name, sorted(known))
             raise DescriptionError(
                 f"{line.where}: {what} {line.name!r}: unknown symbol {name!r} in "
-                f"{line.expression!r}.{suggest(name, sorted(known))}"
+                f"{line.expression!r}.{hint}"
             )
