@@ -98,8 +98,10 @@ class ParameterTable:
     array([0.2])
     """
 
-    def __init__(self, parameters: Iterable[Parameter]):
+    def __init__(self, parameters: Iterable[Parameter], renamed: Mapping[str, str] | None = None):
         self._parameters = tuple(parameters)
+        # names an earlier version of the model used, with what replaced them (for the error)
+        self._renamed = dict(renamed or {})
         for p in self._parameters:
             if not isinstance(p, Parameter):
                 raise TypeError(f"ParameterTable takes Parameter objects, got {type(p).__name__}")
@@ -138,6 +140,10 @@ class ParameterTable:
         try:
             return self._index[name]
         except KeyError:
+            if name in self._renamed:
+                raise ScenarioError(
+                    f"Parameter {name!r} no longer exists in this model: {self._renamed[name]}"
+                ) from None
             raise ScenarioError(
                 f"Unknown parameter {name!r}.{suggest(name, self.names)} "
                 f"Known parameters: {', '.join(self.names)}"

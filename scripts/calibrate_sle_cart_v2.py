@@ -1,4 +1,4 @@
-"""Calibrate sle_cart (v2)'s free CAR-T parameters to published typical values.
+"""Calibrate sle_cart_v2's free CAR-T parameters to published typical values.
 
 Targets (MODEL.md section 2):
 
@@ -31,7 +31,7 @@ The two stages share the model, so they alternate until C_50 settles. Both go th
 ``achieved`` values are recomputed with the definitions above on a 0.05-day grid (Tmax as grid
 argmax, half-life by polyfit) so they stay comparable with earlier versions of this file.
 
-Writes ``cartkin/models/sle_cart_calibration.json``; ``sle_cart``'s defaults read it. Run:
+Writes ``cartkin/models/calibration/sle_cart_v2.json``; ``sle_cart_v2``'s defaults read it. Run:
 ``python scripts/calibrate_sle_cart_v2.py [--out PATH]`` (under a minute on one core).
 """
 
@@ -52,7 +52,7 @@ from cartkin.fit import fit
 from cartkin.fit.estimate import fit_problem
 from cartkin.fit.problem import Problem
 from cartkin.fit.targets import Target
-from cartkin.models import sle_cart
+from cartkin.models import sle_cart_v2 as sle_cart
 from cartkin.simulate import simulate_context
 
 OUT = Path(sle_cart.CALIBRATION_FILE)
@@ -84,7 +84,7 @@ def erlangen_context():
 def stein_summaries(theta, ctx):
     """Tmax (d), fold expansion, post-peak half-life (d) and Cmax (copies/ug)."""
     t = np.arange(0.0, 60.0, 0.05)
-    res = simulate_context("sle_cart", ctx, t, theta, rtol=1e-7, atol=1e-10)
+    res = simulate_context("sle_cart_v2", ctx, t, theta, rtol=1e-7, atol=1e-10)
     c = res.role("cart")
     k = int(np.argmax(c))
     tmax = float(t[k])
@@ -96,7 +96,7 @@ def stein_summaries(theta, ctx):
 
 def b_cell_return(theta, ctx):
     t = np.arange(0.0, 366.0, 0.5)
-    res = simulate_context("sle_cart", ctx, t, theta, rtol=1e-7, atol=1e-10)
+    res = simulate_context("sle_cart_v2", ctx, t, theta, rtol=1e-7, atol=1e-10)
     table = metrics.compute(res, b_cell_threshold_cells_per_ul=B_THRESHOLD, dense_step_days=0.25)
     return table.value("TRECOV")
 
@@ -125,12 +125,12 @@ def main(argv=None) -> int:
     theta = dict(zip(FREE_STEIN, (2.0, 0.4, 1e-3), strict=True))
     c50 = 1.0
     for round_ in range(1, 7):
-        problem = Problem("sle_cart", {"stein": ctx_s}, None, FREE_STEIN,
+        problem = Problem("sle_cart_v2", {"stein": ctx_s}, None, FREE_STEIN,
                           theta={**theta, "C_50": c50}, targets=stein_targets,
                           grid_step_days=0.05, horizon_days=60.0)  # fmt: skip
         stage1 = fit_problem(problem, starts=1, profile=False)
         theta = {n: float(v) for n, v in stage1.values.items()}
-        stage2 = fit("sle_cart", {"erlangen": ctx_e}, None, ["C_50"], starts=1, profile=False,
+        stage2 = fit("sle_cart_v2", {"erlangen": ctx_e}, None, ["C_50"], starts=1, profile=False,
                      theta={**theta, "C_50": c50}, targets=recovery, grid_step_days=0.25,
                      horizon_days=366.0)  # fmt: skip
         new = float(stage2.values["C_50"])

@@ -220,3 +220,78 @@ def sle_cart_v2_derivatives(t, y, q):
         "K_2": q["k_tr"] * (s["K_1"] - s["K_2"]),
     }  # fmt: skip
     return [out[name] for name in SLE_CART_V2_STATES]
+
+
+# ---------------------------------------------------------------------------------------------
+# sle_cart (v3)
+# ---------------------------------------------------------------------------------------------
+SLE_CART_V3_STATES = ("F_1", "F_2", "F_3", "R_F", "D", "AUC_F", "X_C", "N", "B", "S", "I", "G",
+                      "C_E", "C_M", "IL6", "A", "Q", "L", "J_k", "U", "G_1", "K_1", "K_2",
+                      "P_1", "P_2", "Kc_1", "Kc_2", "H", "M", "G_2")  # fmt: skip
+
+
+def sle_cart_v3_derivatives(t, y, q):
+    """dy/dt of sle_cart v3, typed from docs/models/sle_cart_v3_science.md and the module
+    docstring (not from the description's text); ``q`` named table and derived values."""
+    s = dict(zip(SLE_CART_V3_STATES, y, strict=True))
+    car = s["C_E"] + s["C_M"]
+    conc = s["F_1"] / q["V_1"]
+    exposure_kill = q["gamma_F"] * conc + q["gamma_C"] * s["X_C"]
+    ld = s["K_2"]
+    stim = s["B"] / q["K_B"] + s["I"] / q["I_50"]
+    prolif = q["rho"] * s["G"] * stim / (1.0 + stim) * (1.0 - car / q["K_C"])
+    functional = s["C_E"] + q["theta_M"] * s["C_M"]
+    b_kill = q["k_kill"] * functional
+    product_kill = q["phi_C"] * s["Kc_2"]
+    gfr = q["GFR_cap"] * (1.0 - s["J_k"])
+    k_il6 = q["k_IL6_ref"] * ((1.0 - q["f_IL6_renal"]) + q["f_IL6_renal"] * gfr / 100.0)
+    k_dial = q["k_D"] * s["D"]
+    protein_target = (q["u_L"] * s["L"] + q["u_C"] * q["CI"]) * gfr / (gfr + q["K_U"])
+    b_production = q["delta_B"] * q["B_pre"]  # = k_P * P_ss
+    out = {
+        "F_1": s["R_F"] - (q["k_10"] + q["k_12"] + q["k_13"] + k_dial) * s["F_1"]
+        + q["k_21"] * s["F_2"] + q["k_31"] * s["F_3"],
+        "F_2": q["k_12"] * s["F_1"] - (q["k_21"] + k_dial) * s["F_2"],
+        "F_3": q["k_13"] * s["F_1"] - (q["k_31"] + k_dial) * s["F_3"],
+        "R_F": 0.0,
+        "D": 0.0,
+        "AUC_F": 24.0 * conc,
+        "X_C": -q["k_C"] * s["X_C"],
+        "N": q["r_N"] * s["N"] * (1.0 - (s["N"] + car) / q["K_N"]) - ld * s["N"],
+        "P_1": b_production - (q["k_P"] + b_kill + q["phi_B"] * ld) * s["P_1"],
+        "P_2": q["k_P"] * s["P_1"] - (q["k_P"] + b_kill + q["phi_B"] * ld) * s["P_2"],
+        "B": q["k_P"] * s["P_2"] - (q["delta_B"] + b_kill + q["phi_B"] * ld) * s["B"],
+        "S": q["r_S"] * s["S"] * (1.0 - s["S"]) - (b_kill + q["phi_B"] * ld) * s["S"],
+        "I": q["k_I"] * q["I_0"]
+        - ((1.0 - q["f_I_cons"]) * q["k_I"] + q["f_I_cons"] * q["k_I"] / q["K_N"]
+           * (s["N"] + car)) * s["I"],
+        "G": q["k_G"] * (s["G_2"] - s["G"]),
+        "G_2": q["k_G"] * (s["G_1"] - s["G_2"]),
+        "G_1": -q["k_G"] * s["G_1"],
+        "K_1": q["k_tr"] * (exposure_kill - s["K_1"]),
+        "K_2": q["k_tr"] * (s["K_1"] - s["K_2"]),
+        "Kc_1": q["k_tr"] * (s["H"] * exposure_kill - s["Kc_1"]),
+        "Kc_2": q["k_tr"] * (s["Kc_1"] - s["Kc_2"]),
+        "H": 0.0,
+        "C_E": (prolif - q["delta_E"] - q["k_EM"] - product_kill) * s["C_E"],
+        "C_M": q["k_EM"] * s["C_E"] - (q["delta_M"] + product_kill) * s["C_M"],
+        "M": q["r_M"] * (q["M_0"] - s["M"]) - q["phi_M"] * ld * s["M"],
+        "IL6": q["k_IL6_ref"] * q["IL6_0"] - k_il6 * s["IL6"] + q["p_IL6"] * prolif * s["C_E"],
+        "A": q["k_A"] * (q["A_0"] * ((1.0 - q["f_LLPC"]) * s["S"] + q["f_LLPC"]) - s["A"]),
+        "Q": q["k_Q"] * (q["Q_norm"] - s["Q"])
+        - q["k_Q"] * max(q["Q_norm"] / q["Q_0"] - 1.0, 0.0) * s["A"] / q["A_0"] * s["Q"],
+        "L": q["k_L"] * (q["L_0"] * s["A"] / q["A_0"] - s["L"]),
+        "J_k": q["k_inj"] * s["L"] / 24.0 * (1.0 - s["J_k"]) - q["k_heal"] * s["J_k"],
+        "U": q["k_U"] * (protein_target - s["U"]),
+    }  # fmt: skip
+    return [out[name] for name in SLE_CART_V3_STATES]
+
+
+def sle_cart_v3_kidney(q, egfr0):
+    """Irreversible share, recoverable function, initial injury and activity coefficient of
+    proteinuria (sle_cart v3's derived entries), from the documented formulas."""
+    s_irr = 1.0 / (1.0 + math.exp(-(q["CI"] - q["CI_50"]) / q["w_CI"]))
+    cap = egfr0 + (1.0 - s_irr) * max(q["GFR_norm"] - egfr0, 0.0)
+    j0 = min(max(1.0 - egfr0 / cap, 0.0), 0.999)
+    u_l = max(q["U_0"] * (egfr0 + q["K_U"]) / egfr0 - q["u_C"] * q["CI"], 0.0) / q["L_0"]
+    return s_irr, cap, j0, u_l

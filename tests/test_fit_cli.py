@@ -80,7 +80,7 @@ def test_fit_table_and_free_override(files, capsys):
 
 @pytest.fixture(scope="module")
 def case_fit():
-    """`cartkin fit` on the motivating case (sle_cart v2, full profiles; about 7 s)."""
+    """`cartkin fit` on the motivating case (sle_cart v3, full profiles; about 15 s)."""
     import contextlib
     import io
 
@@ -95,7 +95,7 @@ def test_motivating_case_fit_is_a_scenario(case_fit):
     doc = case_fit
     assert doc["model"] == "sle_cart"
     assert doc["kind"] == "scenario" and "not an estimate" in doc["label"]
-    free = {"k_G", "delta_M", "k_L", "k_heal"}
+    free = {"CI_50", "k_L", "k_heal", "u_C"}
     assert set(doc["estimates"]) == free and set(doc["unidentified"]) <= free
     # the targets at 4 and 9 months are met within their stated spreads / bands
     fitted = {t["label"]: t["fitted"] for t in doc["target_values"]}
@@ -195,7 +195,7 @@ def test_motivating_case_scenario_carries_the_case_fit(case_fit):
     assert table.value("SLEDAI_D0") == 8 and table.value("SLEDAI_D270") == 4
     assert table.value("DIAL_SPW_D0") == 2.5  # reported 2-3/week before CAR-T
     assert table.value("DIAL_SPW_D270") == 1  # reported interval about one week
-    assert 2.3 <= table.value("PROT_D270") <= 3.3  # reported about 2.8 g/24h
+    assert 2.5 <= table.value("PROT_D270") <= 3.1  # reported about 2.8 g/24h (issue 15)
 
 
 def test_fit_estimates_the_residual_sd_by_default_and_reports_progress(files, capsys, tmp_path):

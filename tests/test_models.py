@@ -92,7 +92,7 @@ def test_model_rejects_unknown_role_and_missing_observable():
 
 
 # -- the code is the documented model -----------------------------------------------------------
-BUILTIN = ("sle_cart", "sle_cart_v1", "stein2019", "cart4")
+BUILTIN = ("sle_cart", "sle_cart_v2", "sle_cart_v1", "stein2019", "cart4")
 
 
 def _generated_rhs(name):

@@ -93,12 +93,14 @@ def test_no_cart_dose_gives_no_cart():
         assert np.max(np.abs(simulate_context(name, ctx, T_YEAR).role("cart"))) < 1e-12
     b = res_b = simulate_context("sle_cart_v1", ctx, T_YEAR).role("b_cells")
     assert np.all(np.diff(b) >= 0) and res_b[-1] == pytest.approx(150.0, rel=0.01)
-    # v2 kills lymphocytes in time: B cells fall while fludarabine acts, then only recover
+    # v2 and v3 kill lymphocytes in time: B cells fall while fludarabine acts, then only
+    # recover (v3 through its CD19+ precursors, which lymphodepletion also depleted: slower)
     t = np.arange(-5.0, 366.0)
-    b2 = simulate_context("sle_cart", ctx, t).role("b_cells")
-    k = int(np.argmin(b2))
-    assert 0 < k and np.all(np.diff(b2[: k + 1]) < 0) and np.all(np.diff(b2[k:]) >= 0)
-    assert b2[-1] == pytest.approx(150.0, rel=0.01)
+    for name, rel in (("sle_cart_v2", 0.01), ("sle_cart", 0.1)):
+        b2 = simulate_context(name, ctx, t).role("b_cells")
+        k = int(np.argmin(b2))
+        assert 0 < k and np.all(np.diff(b2[: k + 1]) < 0) and np.all(np.diff(b2[k:]) >= 0)
+        assert b2[-1] == pytest.approx(150.0, rel=rel)
 
 
 @pytest.mark.parametrize("model", ["sle_cart", "sle_cart_v1"])
@@ -109,8 +111,10 @@ def test_states_stay_non_negative(model, egfr, cells_per_kg):
     assert res.states.min() > -1e-7
 
 
-@pytest.mark.parametrize("model", ["sle_cart", "sle_cart_v1"])
+@pytest.mark.parametrize("model", ["sle_cart_v2", "sle_cart_v1"])
 def test_more_fludarabine_exposure_never_gives_less_expansion(model):
+    """v1 and v2 only: in v3 residual fludarabine kills the product, so kidney function has an
+    optimum (tests/test_sle_cart_v3.py)."""
     cmax, auc = [], []
     for flu in (0.0, 5.0, 10.0, 15.0, 25.0, 30.0, 40.0):
         res = simulate(model, ADULT, regimen(flu_mg_m2=flu), np.linspace(0, 40, 401))
@@ -170,9 +174,9 @@ def test_result_columns_and_evaluate():
     assert "state_effector_cells_per_ul" in cols and "state_il15_pg_per_ml" in cols
     assert all(len(v) == 3 for v in cols.values())
     again = res.evaluate([7.0])
-    np.testing.assert_allclose(again.states[0], res.states[1], rtol=1e-6)
+    np.testing.assert_allclose(again.states[0], res.states[1], rtol=1e-6, atol=1e-9)
     later = simulate("sle_cart", ADULT, ERLANGEN, [7.0, 28.0])  # integrates from day -5
-    np.testing.assert_allclose(later.states, res.states[1:], rtol=1e-6)
+    np.testing.assert_allclose(later.states, res.states[1:], rtol=1e-6, atol=1e-9)
 
 
 def test_bad_times_and_solver_failure_are_reported():

@@ -11,7 +11,7 @@ from cartkin.batch import BatchContext
 from cartkin.covariates import flu_pk as _flu_pk
 from cartkin.covariates.patient import DialysisSchedule, Patient
 from cartkin.covariates.regimen import Regimen, build_context
-from cartkin.models import sle_cart
+from cartkin.models import sle_cart_v2 as sle_cart
 
 
 @pytest.mark.parametrize("log_range", [(-6.0, 3.0), (-12.0, 6.0)])
@@ -38,18 +38,18 @@ def test_sle_cart_individualize_broadcasts_scalar_values_as_before():
     bctx = BatchContext.from_contexts(_contexts())
     values = sle_cart.PARAMETERS.values({"rho": 0.9})
     as_arrays = {k: np.full(bctx.n, v) for k, v in values.items()}
-    one_each = cartkin.models.get("sle_cart")._individualize(as_arrays, bctx)
-    broadcast = cartkin.models.get("sle_cart")._individualize(values, bctx)  # plain floats, shared by both patients
+    one_each = cartkin.models.get("sle_cart_v2")._individualize(as_arrays, bctx)
+    broadcast = cartkin.models.get("sle_cart_v2")._individualize(values, bctx)  # plain floats, shared by both patients
     for name in ("p", "y0", "t0", "t_stops", "jumps", "n_stops"):
         np.testing.assert_array_equal(getattr(broadcast, name), getattr(one_each, name))
     assert one_each.p.flags.c_contiguous
-    assert one_each.p.shape == (2, len(models.get("sle_cart").kernel_names))
+    assert one_each.p.shape == (2, len(models.get("sle_cart_v2").kernel_names))
     with pytest.raises(ValueError, match="broadcast"):
-        cartkin.models.get("sle_cart")._individualize({**values, "rho": np.array([0.9, 1.0, 1.1])}, bctx)
+        cartkin.models.get("sle_cart_v2")._individualize({**values, "rho": np.array([0.9, 1.0, 1.1])}, bctx)
 
 
 def test_scalar_individualize_equals_the_batch_row():
-    model = models.get("sle_cart")
+    model = models.get("sle_cart_v2")
     contexts = _contexts()
     batch = model.individualize_batch(
         {k: np.full(2, v) for k, v in model.parameters.values().items()},

@@ -1,4 +1,4 @@
-"""sle_cart v2 (issues 7 and 8): behaviours that published data require and v1 lacked.
+"""sle_cart_v2 (issues 7 and 8; sle_cart is now v3): behaviours that published data require and v1 lacked.
 
 Scenario of the issue unless said otherwise: 70 kg adult, eGFR 90, fludarabine 30 mg/m2 x3 and
 cyclophosphamide 500 mg/m2 x3 on days -5..-3, 1e6 CAR-T cells/kg on day 0.
@@ -21,7 +21,8 @@ from cartkin import metrics
 from cartkin.covariates import kidney
 from cartkin.covariates.patient import DialysisSchedule, Patient
 from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
-from cartkin.models import ROLES, sle_cart
+from cartkin.models import ROLES
+from cartkin.models import sle_cart_v2 as sle_cart
 from cartkin.simulate import simulate, simulate_context
 
 T = np.arange(0.0, 366.0, 0.25)
@@ -40,7 +41,7 @@ def issue_regimen(days=(-5.0, -4.0, -3.0), flu=30.0, cy=500.0, cells_per_kg=1e6)
 
 
 @functools.cache
-def run(model="sle_cart", egfr=90.0, days=(-5.0, -4.0, -3.0), flu=30.0, cy=500.0,
+def run(model="sle_cart_v2", egfr=90.0, days=(-5.0, -4.0, -3.0), flu=30.0, cy=500.0,
         theta=(), horizon="short"):  # fmt: skip
     t = T_SHORT if horizon == "short" else T
     return simulate(model, adult(egfr), issue_regimen(days, flu, cy), t, theta=dict(theta))
@@ -61,7 +62,7 @@ def post_peak_half_life(res):
 # -- the code is the documented model -----------------------------------------------------------
 @functools.cache
 def _individual():
-    return cartkin.models.get("sle_cart").individualize({"CI": 5.0}, build_context(adult(25.0), issue_regimen()))
+    return cartkin.models.get("sle_cart_v2").individualize({"CI": 5.0}, build_context(adult(25.0), issue_regimen()))
 
 
 @settings(max_examples=60, deadline=None)
@@ -71,8 +72,8 @@ def test_rhs_matches_oracle(y, t):
     y = np.array(y)
     y[[4, 9, 11, 18, 20]] = np.clip(y[[4, 9, 11, 18, 20]], 0.0, 1.0)  # flags and fractions
     dydt = np.empty(23)
-    cartkin.models.get("sle_cart").rhs(t, y, ind.p, dydt)
-    expected = ref.sle_cart_v2_derivatives(t, y, cartkin.models.get("sle_cart").kernel_values(ind.p))
+    cartkin.models.get("sle_cart_v2").rhs(t, y, ind.p, dydt)
+    expected = ref.sle_cart_v2_derivatives(t, y, cartkin.models.get("sle_cart_v2").kernel_values(ind.p))
     np.testing.assert_allclose(dydt, expected, rtol=1e-11, atol=1e-9)
 
 
@@ -86,8 +87,8 @@ def _central_difference_jacobian(y, p):
         yp, ym = y.copy(), y.copy()
         yp[j] += h
         ym[j] -= h
-        cartkin.models.get("sle_cart").rhs(0.0, yp, p, f_plus)
-        cartkin.models.get("sle_cart").rhs(0.0, ym, p, f_minus)
+        cartkin.models.get("sle_cart_v2").rhs(0.0, yp, p, f_plus)
+        cartkin.models.get("sle_cart_v2").rhs(0.0, ym, p, f_minus)
         J[:, j] = (f_plus - f_minus) / (2.0 * h)
     return J
 
@@ -104,7 +105,7 @@ def test_analytic_jacobian_matches_central_differences_at_random_states_and_para
         y = rng.uniform(0.0, 1000.0, 23) * rng.choice([1e-3, 1.0], 23)
         y[4] = rng.integers(0, 2)  # dialysis flag
         y[[9, 11, 18, 20]] = rng.uniform(0.0, 1.0, 4)  # S, G, J, G_1
-        cartkin.models.get("sle_cart").jac(0.0, y, p, J)
+        cartkin.models.get("sle_cart_v2").jac(0.0, y, p, J)
         fd = _central_difference_jacobian(y, p)
         scale = np.abs(fd).max(axis=1, keepdims=True) + 1e-12
         np.testing.assert_allclose(J / scale, fd / scale, rtol=0, atol=1e-6)
@@ -112,11 +113,11 @@ def test_analytic_jacobian_matches_central_differences_at_random_states_and_para
 
 
 def test_trajectories_with_and_without_the_analytic_jacobian_agree():
-    """rodas5 with cartkin.models.get("sle_cart").jac and with finite differences give the same states within the
+    """rodas5 with cartkin.models.get("sle_cart_v2").jac and with finite differences give the same states within the
     solver tolerance (rtol 1e-6) over 60 days, at eGFR 90 and on dialysis."""
     import copy
 
-    fd_model = copy.copy(cartkin.models.get("sle_cart"))
+    fd_model = copy.copy(cartkin.models.get("sle_cart_v2"))
     fd_model.jac = None
     t = np.arange(0.0, 61.0, 0.5)
     on_dialysis = Patient(weight_kg=70.0, height_cm=170.0, age_years=30.0, sex="female",
@@ -124,7 +125,7 @@ def test_trajectories_with_and_without_the_analytic_jacobian_agree():
                                                     flu_removal_fraction=0.5))  # fmt: skip
     for patient in (adult(90.0), on_dialysis):
         ctx = build_context(patient, issue_regimen())
-        a = simulate_context(cartkin.models.get("sle_cart"), ctx, t, {}, rtol=1e-6, atol=1e-9)
+        a = simulate_context(cartkin.models.get("sle_cart_v2"), ctx, t, {}, rtol=1e-6, atol=1e-9)
         b = simulate_context(fd_model, ctx, t, {}, rtol=1e-6, atol=1e-9)
         scale = np.abs(b.states).max(axis=0) + 1e-9
         assert np.max(np.abs(a.states - b.states) / scale) < 1e-4
@@ -132,10 +133,10 @@ def test_trajectories_with_and_without_the_analytic_jacobian_agree():
 
 def test_individualize_starts_at_lymphodepletion_with_doses_as_stops():
     ctx = build_context(adult(90.0), issue_regimen())
-    ind = cartkin.models.get("sle_cart").individualize(None, ctx)
-    q = cartkin.models.get("sle_cart").kernel_values(ind.p)
+    ind = cartkin.models.get("sle_cart_v2").individualize(None, ctx)
+    q = cartkin.models.get("sle_cart_v2").kernel_values(ind.p)
     assert ind.t0 == -5.0 and q["t0"] == -5.0
-    k = cartkin.models.get("sle_cart").state_index
+    k = cartkin.models.get("sle_cart_v2").state_index
     # three 30-min fludarabine infusions switched on and off through R_F, three Cy doses, CAR-T
     rate = ind.jumps[:, k("R_F")]
     pk = kidney.fludarabine_pk_parameters(ctx.patient)
@@ -160,10 +161,10 @@ def test_array_individualize_equals_the_scalar_path_per_patient():
     values = sle_cart.PARAMETERS.values({"CI": 4.0})
     arrays = {k: np.array([v, v, 2 * v if k == "rho" else v]) for k, v in values.items()}
     arrays["rho"] = np.array([1.0, 2.0, 2.5])
-    batch = cartkin.models.get("sle_cart")._individualize(arrays, stacked)
-    assert batch.p.shape == (3, len(cartkin.models.get("sle_cart").kernel_names))
+    batch = cartkin.models.get("sle_cart_v2")._individualize(arrays, stacked)
+    assert batch.p.shape == (3, len(cartkin.models.get("sle_cart_v2").kernel_names))
     for i, ctx in enumerate(contexts):
-        one = cartkin.models.get("sle_cart").individualize({"CI": 4.0, "rho": arrays["rho"][i]}, ctx)
+        one = cartkin.models.get("sle_cart_v2").individualize({"CI": 4.0, "rho": arrays["rho"][i]}, ctx)
         np.testing.assert_array_equal(batch.p[i], one.p)
         np.testing.assert_array_equal(batch.y0[i], one.y0)
         np.testing.assert_array_equal(batch.t_stops[i, : one.t_stops.size], one.t_stops)
@@ -174,10 +175,10 @@ def test_observe_roles_equals_the_observables():
     res = run(horizon="long")
     out = np.empty(len(ROLES))
     for k in (0, 40, 400, 1400):
-        cartkin.models.get("sle_cart").observe_roles(res.states[k], res.individual.p, out)
+        cartkin.models.get("sle_cart_v2").observe_roles(res.states[k], res.individual.p, out)
         for j, role in enumerate(ROLES):
             assert out[j] == pytest.approx(
-                res.observables[cartkin.models.get("sle_cart").roles[role]][k], rel=1e-12
+                res.observables[cartkin.models.get("sle_cart_v2").roles[role]][k], rel=1e-12
             )
 
 
@@ -238,7 +239,7 @@ def test_dialysis_removal_during_sessions_lowers_exposure():
     removed = dataclasses.replace(
         kept, dialysis=DialysisSchedule(session_days=sessions, flu_removal_fraction=0.5)
     )
-    a, b = (simulate("sle_cart", p, issue_regimen(), T_SHORT) for p in (kept, removed))
+    a, b = (simulate("sle_cart_v2", p, issue_regimen(), T_SHORT) for p in (kept, removed))
     auc_a = a.observables["fludarabine_auc_mg_h_per_l"][-1]
     auc_b = b.observables["fludarabine_auc_mg_h_per_l"][-1]
     assert auc_b < 0.9 * auc_a and cmax(b) < cmax(a)
@@ -295,7 +296,7 @@ def test_without_long_lived_plasma_cells_anti_dsdna_falls_to_its_floor():
 def test_b_cell_depletion_lowers_activity_proteinuria_and_raises_complement():
     treated = run(horizon="long")
     ctx = dataclasses.replace(build_context(adult(), issue_regimen()), cart_doses=[])
-    no_cart = simulate_context("sle_cart", ctx, T)
+    no_cart = simulate_context("sle_cart_v2", ctx, T)
     day = int(np.searchsorted(T, 180.0))
     for role in ("ln_activity", "proteinuria", "anti_dsdna"):
         assert treated.role(role)[day] < no_cart.role(role)[day] < no_cart.role(role)[0], role
@@ -349,7 +350,7 @@ def test_batch_solve_equals_simulate_for_both_versions():
     ]
     bctx = batch_module.BatchContext.from_contexts(contexts)
     t = np.arange(0.0, 61.0, 1.0)
-    for model in ("sle_cart", "sle_cart_v1"):
+    for model in ("sle_cart_v2", "sle_cart_v1"):
         theta = {"delta_M": np.array([0.02, 0.05, 0.01])}
         inds = batch_module.individualize(model, theta, bctx)
         sol = batch_module.solve(model, inds, t, method="rodas5", rtol=1e-8, atol=1e-10,

@@ -33,13 +33,13 @@ def _pattern_of(model_pattern):
     return np.array([[c == "x" for c in row] for row in model_pattern])
 
 
-SLE = _pattern_of(cartkin.models.get("sle_cart").generated.JAC_PATTERN)
+SLE = _pattern_of(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)
 
 
 def _random_states(rng, k):
     """Random sle_cart states and kernel vectors as in test_sle_cart_v2 (flags 0/1, fractions)."""
     base = _individual().p
-    k_dialysis = cartkin.models.get("sle_cart").kernel_names.index("k_D")  # 0 for this patient: draw it
+    k_dialysis = cartkin.models.get("sle_cart_v2").kernel_names.index("k_D")  # 0 for this patient: draw it
     for _ in range(k):
         p = base * rng.uniform(0.3, 3.0, base.size)
         p[k_dialysis] = rng.uniform(0.0, 50.0) * rng.integers(0, 2)
@@ -58,7 +58,7 @@ def test_sle_cart_jacobian_stays_inside_its_declared_pattern():
     J = np.empty((23, 23))
     seen = np.zeros((23, 23), bool)
     for y, p in _random_states(rng, 300):
-        cartkin.models.get("sle_cart").jac(0.0, y, p, J)
+        cartkin.models.get("sle_cart_v2").jac(0.0, y, p, J)
         fd = _central_difference_jacobian(y, p)
         assert not np.any(J[~SLE]), np.argwhere((J != 0) & ~SLE)
         assert not np.any(fd[~SLE]), np.argwhere((fd != 0) & ~SLE)
@@ -67,7 +67,7 @@ def test_sle_cart_jacobian_stays_inside_its_declared_pattern():
 
 
 def test_plan_of_sle_cart_has_little_fill_in():
-    plan = _compile.lu_plan(cartkin.models.get("sle_cart").generated.JAC_PATTERN)
+    plan = _compile.lu_plan(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)
     filled = np.zeros((23, 23), bool)
     filled[plan["SP_MI"], plan["SP_MJ"]] = True
     assert np.all(filled[SLE]) and np.all(np.diag(filled))
@@ -86,7 +86,7 @@ def test_bad_pattern_is_refused_with_the_row(pattern, message):
 
 @pytest.fixture(scope="module")
 def sle_kernel():
-    return _template_namespace(cartkin.models.get("sle_cart").generated.JAC_PATTERN)
+    return _template_namespace(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)
 
 
 def test_sparse_factor_and_solve_equal_a_dense_solve_on_sle_cart_matrices(sle_kernel):
@@ -98,7 +98,7 @@ def test_sparse_factor_and_solve_equal_a_dense_solve_on_sle_cart_matrices(sle_ke
     piv = np.empty(23, np.int64)
     n_sparse = 0
     for y, p in _random_states(rng, 60):
-        cartkin.models.get("sle_cart").jac(0.0, y, p, J)
+        cartkin.models.get("sle_cart_v2").jac(0.0, y, p, J)
         for h in (1e-4, 0.01, 1.0, 30.0):
             A = np.eye(23) / (h * gamma) - J
             b = rng.normal(size=23)
@@ -120,7 +120,7 @@ def test_jacobian_outside_the_pattern_or_a_bad_pivot_falls_back_to_dense(sle_ker
     rng = np.random.default_rng(3)
     y, p = next(_random_states(rng, 1))
     J = np.empty((23, 23))
-    cartkin.models.get("sle_cart").jac(0.0, y, p, J)
+    cartkin.models.get("sle_cart_v2").jac(0.0, y, p, J)
     M = np.empty((23, 23))
     piv = np.empty(23, np.int64)
     assert sle_kernel["_ros_matrix"](0.1, J, M, piv) == (0, True)
@@ -171,12 +171,12 @@ def test_generated_kernel_carries_the_plan_only_for_a_model_with_a_pattern():
         info = _compile._builtin_info(rhs, jac)
         return _compile._generated_text(*info)[0]
 
-    sle = cartkin.models.get("sle_cart")
+    sle = cartkin.models.get("sle_cart_v2")
     sle_text = text(sle.rhs, sle.jac)
     decay = cartkin.models.load_module(Path(__file__).parents[1] / "examples" / "decay_rhs.py")
     cart4_text = text(decay.rhs)
     assert "SPARSE_LU = True" in sle_text
-    order = _compile.lu_plan(cartkin.models.get("sle_cart").generated.JAC_PATTERN)["SP_ORDER"]
+    order = _compile.lu_plan(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)["SP_ORDER"]
     assert f"SP_ORDER = _np.array({order!r}, dtype=_np.int64)" in sle_text
     assert "SPARSE_LU = False" in cart4_text
 

@@ -346,7 +346,7 @@ def _target_values(problem, curves):
 
     out = []
     for target, name in problem._target_obs:
-        y = curves[name][:, problem.target_patient, :]
+        y = curves[name][:, problem._patient_of(target), :]
         x = metric_values(target, problem.t_days, y)
         out.append({"label": target.label, "initial": _num(x[0]), "fitted": _num(x[1])})
     return out

@@ -267,6 +267,12 @@ class Problem:
             dense = np.arange(0.0, end + 0.5 * step, step)
             t = np.union1d(t, dense)
             self.target_patient = self.ids.index(target_id) if target_id is not None else 0
+            for target in self.targets:
+                if target.patient is not None and target.patient not in self.ids:
+                    raise ScenarioError(
+                        f"target {target.metric}: patient = {target.patient!r} is not one of "
+                        f"the fit's contexts {list(self.ids)}"
+                    )
         self.t_days = t
         self.obs_patient = np.array(
             [self.ids.index(i) for i in self.obs_id.tolist()], dtype=np.int64
@@ -277,6 +283,12 @@ class Problem:
         direct = {o for _, o in self._target_obs if not o.startswith(OUTCOME_PREFIX)}
         direct |= set(outcome_observables(self.model, self.targets))
         self.observables = sorted(set(self.obs_name.tolist()) | direct)
+
+    def _patient_of(self, target) -> int:
+        """Index of the context a target applies to (its ``patient``, else ``target_id``)."""
+        if target.patient is None:
+            return self.target_patient
+        return self.ids.index(target.patient)
 
     # -- evaluation ----------------------------------------------------------------------------
     @property
@@ -384,7 +396,7 @@ class Problem:
                                      self.obs_limit[m], ems[name]).sum(axis=1)  # fmt: skip
         tgt = np.zeros(n_sets)
         for target, name in self._target_obs:
-            y = curves[name][:, self.target_patient, :]
+            y = curves[name][:, self._patient_of(target), :]
             tgt += target.neg2ll(metric_values(target, self.t_days, y), float(self.t_days[-1]))
         prior = np.zeros(n_sets)
         for k, name in enumerate(self.model_free):
@@ -431,7 +443,7 @@ class Problem:
             parts.append(r)
         horizon = float(self.t_days[-1])
         for target, name in self._target_obs:
-            v = metric_values(target, self.t_days, curves[name][:, self.target_patient, :])
+            v = metric_values(target, self.t_days, curves[name][:, self._patient_of(target), :])
             if target.kind == "normal" and not (target.metric == "TRECOV" and np.any(np.isnan(v))):
                 f = np.log(np.maximum(v, 1e-300)) if target.log else v
                 mean = np.log(target.mean) if target.log else target.mean

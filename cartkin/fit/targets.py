@@ -112,6 +112,9 @@ class Target:
         Derived outcome of an ``OUTCOME`` target (one of :data:`OUTCOME_QUANTITIES`).
     source : str
         Where the summary comes from (paper, table or text).
+    patient : str, optional
+        Id of the context the target applies to (default: the problem's ``target_id``, or
+        its first context), so one fit can hold summaries of several scenarios.
     """
 
     metric: str
@@ -126,6 +129,7 @@ class Target:
     threshold: float | None = None
     quantity: str | None = None
     source: str = ""
+    patient: str | None = None
 
     def __post_init__(self):
         metric = str(self.metric).upper()

@@ -1,8 +1,9 @@
 """Model registry: built-in models by name, and a way to add your own.
 
-Built-in models: ``sle_cart`` (mechanistic, SLE, version 2: lymphodepletion in time, IL-15,
-CAR-T phases, lupus nephritis layer), ``sle_cart_v1`` (MODEL.md section 4, kept for
-comparison), ``stein2019`` (empirical tisagenlecleucel kinetics) and ``cart4`` (the 4-state
+Built-in models: ``sle_cart`` (mechanistic, SLE, version 3: levels, dose response and
+persistence calibrated to data, fludarabine killing the product, lupus kidney from the
+chronicity index; docs/models/sle_cart_v3_science.md), ``sle_cart_v2`` and ``sle_cart_v1``
+(earlier versions, kept for comparison), ``stein2019`` (empirical tisagenlecleucel kinetics) and ``cart4`` (the 4-state
 benchmark model). Each is a :class:`Description` (``cartkin/models/<name>.py``, see
 :mod:`cartkin.models.description` for the format); :func:`get` builds it on first use
 (generated, cached compiled code). Fit, sweep, plot and the CLI only use the :class:`Model`
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Model | Description] = {}
-_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "cart4")
+_BUILTIN = ("sle_cart", "stein2019", "sle_cart_v1", "cart4", "sle_cart_v2")
 
 
 def register(model: Model | Description, *, replace: bool = False) -> Model:
@@ -209,9 +210,9 @@ def load(path: str | Path) -> Model:
 
 
 def _register_builtins() -> None:
-    from cartkin.models import cart4, sle_cart, sle_cart_v1, stein2019
+    from cartkin.models import cart4, sle_cart, sle_cart_v1, sle_cart_v2, stein2019
 
-    for module in (sle_cart, stein2019, sle_cart_v1, cart4):
+    for module in (sle_cart, stein2019, sle_cart_v1, cart4, sle_cart_v2):
         _REGISTRY[module.DESCRIPTION.name] = module.DESCRIPTION
 
 
