@@ -9,6 +9,7 @@ regimen's events into the kernel's stops and jumps (no per-patient Python).
 from __future__ import annotations
 
 import ast
+import functools
 
 import numpy as np
 
@@ -37,7 +38,9 @@ NUMPY = {
 DEFAULT_SESSION_H = 4.0
 
 
+@functools.lru_cache(maxsize=4096)
 def _compile_expr(text: str, where: str):
+    """Byte code of one checked expression (parsed once per process)."""
     return compile(ast.parse(text, mode="eval"), where, "eval")
 
 
@@ -290,12 +293,28 @@ def _per_patient(x, n: int) -> np.ndarray:
     return np.broadcast_to(np.atleast_1d(a), (n,)).astype(np.float64)
 
 
+@functools.lru_cache(maxsize=64)
+def _input_names(inputs) -> frozenset:
+    """Names (and functions) the inputs' amount, delay and when expressions use."""
+    names = set(NUMPY)
+    for item in inputs:
+        for attr in ("amount", "delay", "when"):
+            text = getattr(item, attr, "")
+            if text:
+                names |= codegen.names_in(text)
+    return frozenset(names)
+
+
 def _events(d, ns, sched, s_index, n, n_states):
     """Sorted stops and jumps: one column per event (start and end of an infusion or switch
     interleaved per dose, inputs in the order written); a stable sort by time keeps that order
     among equal times."""
     env = {"__builtins__": {}}
     times, states, amounts, valid = [], [], [], []
+    # per-patient values as columns, to broadcast against the (n, m) event arrays
+    used = _input_names(d.inputs)
+    columns = {k: (v[:, None] if isinstance(v, np.ndarray) and v.shape == (n,) else v)
+               for k, v in ns.items() if k in used}  # fmt: skip
     for item in d.inputs:
         days, doses, duration = sched[item.schedule]
         width = days.shape[1]
@@ -307,9 +326,7 @@ def _events(d, ns, sched, s_index, n, n_states):
             first = np.zeros_like(ok)
             first[np.arange(n), col] = ok[np.arange(n), col]
             ok = first
-        local = {k: (v[:, None] if isinstance(v, np.ndarray) and v.shape == (n,) else v)
-                 for k, v in ns.items()}  # fmt: skip
-        local.update(dose=doses, day=days)
+        local = dict(columns, dose=doses, day=days)
         if item.when:
             cond = eval(_compile_expr(item.when, item.where), env, local)
             ok = ok & np.broadcast_to(cond, ok.shape)
