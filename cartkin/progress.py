@@ -51,7 +51,8 @@ def model_label(rhs) -> str:
     name = module.rsplit(".", 1)[-1]
     if name.startswith("_cartkin_user_"):  # cartkin.kernel.build.USER_PREFIX + stem + hash
         name = name[len("_cartkin_user_") :].rsplit("_", 1)[0]
-    return name
+    # generated model modules: "model_<stem>_<hash>" (cartkin.kernel.codegen)
+    return name.removeprefix("model_")
 
 
 def _make_listener():

@@ -218,11 +218,11 @@ def test_fit_estimates_the_residual_sd_by_default_and_reports_progress(files, ca
 
 
 def test_require_convergence_exit_status(files, capsys, monkeypatch):
-    from cartkin.fit import cli, estimate
+    from cartkin.fit import cli, optimize
 
     scenario, data = files
     argv = ["fit", str(scenario), str(data), "--no-profile", "--format", "json"]
-    monkeypatch.setattr(estimate, "GRAD_TOL", -1.0)  # no start can pass the gradient test
+    monkeypatch.setattr(optimize, "GRAD_TOL", -1.0)  # no start can pass the gradient test
     assert main(argv) == 0  # a fit that ran exits 0 ...
     doc = json.loads(capsys.readouterr().out)
     assert doc["converged"] is False and doc["convergence"].startswith("NOT converged")

@@ -13,8 +13,8 @@ import pandas as pd
 from cartkin.errors import DataError, ScenarioError
 
 if TYPE_CHECKING:
+    from cartkin.data.spec import ScenarioLike
     from cartkin.models.base import Model
-    from cartkin.scenario import Scenario
 
 __all__ = ["Dataset"]
 
@@ -70,7 +70,7 @@ class Dataset:
     ignored_columns: list = field(default_factory=list)
     header_comments: list = field(default_factory=list)
     rerouted: dict = field(default_factory=dict)
-    scenario: Scenario | None = None
+    scenario: ScenarioLike | None = None
 
     def __repr__(self) -> str:
         return (

@@ -46,9 +46,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from cartkin.data.dataset import Dataset
     from cartkin.models.base import Model
-    from cartkin.scenario import Scenario
 
-from cartkin.data.spec import DataSpec, dvid_key
+from cartkin.data.spec import DataSpec, ScenarioLike, dvid_key
 from cartkin.data.units import CART_ROLES, known_units, parse_unit, scale_factor
 from cartkin.errors import DataError
 
@@ -308,7 +307,7 @@ def read(
     dvid_map: Mapping[Any, str] | None = None,
     units: Mapping[Any, str] | None = None,
     sex_codes: Mapping[Any, str] | None = None,
-    scenario: Scenario | DataSpec | None = None,
+    scenario: ScenarioLike | DataSpec | None = None,
     exclude_unknown: bool = False,
 ) -> Dataset:
     """Read a NONMEM-style or long-format CSV into a validated :class:`Dataset`.

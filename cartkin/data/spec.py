@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from cartkin.data.units import known_units, parse_unit
 from cartkin.errors import DataError, ScenarioError
 
-__all__ = ["DataSpec", "dvid_key", "parse_assignments", "parse_data_table"]
+__all__ = ["DataSpec", "ScenarioLike", "dvid_key", "parse_assignments", "parse_data_table"]
 
 _KEYS = ("file", "dvid", "units", "sex")
 
@@ -70,6 +71,19 @@ def parse_assignments(values, option: str, what: str) -> dict[str, str]:
                 )
             out[dvid_key(key)] = value.strip()
     return out
+
+
+class ScenarioLike(Protocol):
+    """What the data layer reads of a :class:`cartkin.Scenario`: its model, its base variant
+    (patient, regimen, clearance model) and its parsed ``[data]`` table.
+
+    A protocol rather than an import, because :mod:`cartkin.scenario` parses the ``[data]``
+    table with this module: the data layer sits above the scenario loader.
+    """
+
+    model: Any
+    base: Any
+    data: DataSpec | None
 
 
 @dataclass(frozen=True)
