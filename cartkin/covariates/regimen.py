@@ -70,11 +70,12 @@ class Lymphodepletion:
         Target cumulative AUC, mg.h/L in (0, 100]; required with ``"auc_target"``, refused
         otherwise.
 
+    Notes
+    -----
     The defaults are Flu/Cy conditioning as in the Erlangen SLE regimen (fludarabine 25
     mg/m2/day on days -5..-3, cyclophosphamide 1000 mg/m2 on day -3; Mackensen A et al., Nat Med
-    2022;28:2124).
-    :meth:`none` is no lymphodepletion at all, what a scenario without a ``[lymphodepletion]``
-    table simulates.
+    2022;28:2124). :meth:`none` is no lymphodepletion at all, what a scenario without a
+    ``[lymphodepletion]`` table simulates.
     """
 
     flu_mg_m2_per_day: float = 25.0
