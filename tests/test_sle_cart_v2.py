@@ -341,6 +341,10 @@ def test_v1_fails_what_v2_fixes():
 
 
 # -- batch engine ---------------------------------------------------------------------------------
+# Slow: it compiles the full batch kernels of v1 and v2 (about 70 s of CPU from a fresh cache);
+# the current sle_cart (v3) has the same check in the default run
+# (tests/test_sle_cart_v3.py::test_batch_engine_equals_simulate).
+@pytest.mark.slow
 def test_batch_solve_equals_simulate_for_both_versions():
     """sle_cart and sle_cart_v1 through cartkin.batch: same trajectories as simulate, per patient
     (kidney function, lymphodepletion timing and a parameter differ across the batch)."""
