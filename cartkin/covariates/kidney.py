@@ -18,12 +18,14 @@ function                           effect
 ``il6_elimination_rate_per_day``   IL-6 elimination rate, partly renal
 =================================  ===============================================================
 
-Each formula is written once, in the array functions of the last section (``bsa_m2``,
+Each formula is written once, in the functions of the last section (``bsa_m2``,
 ``egfr_ml_min``, ``crcl_ml_min``, ``flu_clearance``, ``flu_distribution``, ``flu_dose_factor``,
-``flu_rule_factor``, ``il6_rate``): they take one number or one array per patient (NaN = not
-given) and :mod:`cartkin.covariates.kidney_batch` calls them over a whole population. The
-one-patient functions above turn a :class:`Patient` into those arguments and call the same code
-(with plain numbers, where NumPy computes powers as the C library does, bit for bit).
+``flu_rule_factor``, ``il6_rate``). Each takes one number per argument or one array per patient
+(NaN = not given); :mod:`cartkin.covariates.kidney_batch` calls them over a population, and the
+functions in the table turn one :class:`Patient` into plain numbers and call the same code. With
+plain numbers the branches are chosen by ``if`` and powers go through the C library's ``pow``;
+over arrays they are ``np.where`` and NumPy's vector ``pow``, which can differ from it in the last
+bit (the one-patient and batch paths agree to about 1e-15 relative).
 
 Sources and assumptions
 -----------------------
