@@ -384,11 +384,17 @@ def fludarabine_dose_adjustment(
     float
         Dose factor (1 = full dose).
     """
+    return _dose_factor(patient, rule, lymphodepletion, clearance_model, infusion_h, None, None)
+
+
+def _dose_factor(patient, rule, lymphodepletion, clearance_model, infusion_h, egfr, pk) -> float:
+    """:func:`fludarabine_dose_adjustment`, reusing the patient's eGFR and PK when known."""
     if rule not in FLU_RULES:
         raise ScenarioError(f"fludarabine rule = {rule!r}: expected one of {FLU_RULES}")
+    egfr = egfr_for(patient) if egfr is None else egfr
     if rule != "auc_target":
         code = FLU_RULES.index(rule)
-        return float(flu_rule_factor(code, egfr_for(patient), patient.on_dialysis, math.nan, 1.0))
+        return float(flu_rule_factor(code, egfr, patient.on_dialysis, math.nan, 1.0))
     if lymphodepletion is None or lymphodepletion.flu_target_auc_mg_h_per_l is None:
         raise ScenarioError(
             "fludarabine rule 'auc_target' needs lymphodepletion.flu_target_auc_mg_h_per_l "
@@ -398,7 +404,7 @@ def fludarabine_dose_adjustment(
         patient,
         lymphodepletion,
         _unadjusted_daily_doses_mg(patient, lymphodepletion),
-        fludarabine_pk_parameters(patient, clearance_model),
+        fludarabine_pk_parameters(patient, clearance_model) if pk is None else pk,
         infusion_h,
     )
     if base <= 0.0:
@@ -408,7 +414,7 @@ def fludarabine_dose_adjustment(
         )
     target = lymphodepletion.flu_target_auc_mg_h_per_l
     code = FLU_RULES.index("auc_target")
-    return float(flu_rule_factor(code, egfr_for(patient), patient.on_dialysis, target, base))
+    return float(flu_rule_factor(code, egfr, patient.on_dialysis, target, base))
 
 
 @dataclass(frozen=True)
@@ -498,17 +504,11 @@ def fludarabine_exposure(
     """
     _check_model(clearance_model)
     ld = _lymphodepletion_of(regimen)
-    factor = fludarabine_dose_adjustment(
-        patient,
-        ld.flu_rule,
-        lymphodepletion=ld,
-        clearance_model=clearance_model,
-        infusion_h=infusion_h,
-    )
-    doses = _unadjusted_daily_doses_mg(patient, ld) * factor
     pk = fludarabine_pk_parameters(patient, clearance_model)
     args = _kidney_args(patient)
     egfr = egfr_ml_min(**args)
+    factor = _dose_factor(patient, ld.flu_rule, ld, clearance_model, infusion_h, egfr, pk)
+    doses = _unadjusted_daily_doses_mg(patient, ld) * factor
     auc = _auc_for_doses(patient, ld, doses, pk, infusion_h)
     auc_free = _auc_for_doses(patient, ld, doses, pk, infusion_h, with_dialysis=False)
     return FludarabineExposure(
