@@ -4,8 +4,10 @@
 - :mod:`cartkin.covariates.regimen`: :class:`Regimen` (lymphodepletion, CAR-T dose) and the
   per-patient :class:`Context` (:func:`build_context`).
 - :mod:`cartkin.covariates.kidney`: kidney function (eGFR, CrCL), fludarabine clearance, dose
-  rules and exposure for one patient; :mod:`cartkin.covariates.kidney_batch` the same over
-  arrays of patients; :mod:`cartkin.covariates.flu_pk` the closed-form 3-compartment PK both use.
+  rules and exposure; each formula written once over one number or an array of patients, with
+  one-patient functions on top; :mod:`cartkin.covariates.kidney_batch` checks per-patient arrays
+  and assembles a batch from those formulas; :mod:`cartkin.covariates.flu_pk` the closed-form
+  3-compartment PK both use.
 - :mod:`cartkin.covariates.context`: :class:`BatchContext`, the covariates, regimen and exposure
   of many patients as arrays (the input of every model's dosing).
 

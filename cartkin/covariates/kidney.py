@@ -18,6 +18,15 @@ function                           effect
 ``il6_elimination_rate_per_day``   IL-6 elimination rate, partly renal
 =================================  ===============================================================
 
+Each formula is written once, in the functions of the last section (``bsa_m2``,
+``egfr_ml_min``, ``crcl_ml_min``, ``flu_clearance``, ``flu_distribution``, ``flu_dose_factor``,
+``flu_rule_factor``, ``il6_rate``). Each takes one number per argument or one array per patient
+(NaN = not given); :mod:`cartkin.covariates.kidney_batch` calls them over a population, and the
+functions in the table turn one :class:`Patient` into plain numbers and call the same code. With
+plain numbers the branches are chosen by ``if`` and powers go through the C library's ``pow``;
+over arrays they are ``np.where`` and NumPy's vector ``pow``, which can differ from it in the last
+bit (the one-patient and batch paths agree to about 1e-15 relative).
+
 Sources and assumptions
 -----------------------
 - BSA: Mosteller RD, N Engl J Med 1987;317:1098, ``sqrt(height_cm * weight_kg / 3600)``.
@@ -67,7 +76,7 @@ circulating F-ara-A. Doses in a regimen are always mg of fludarabine *phosphate*
 
 The linear PK model is solved exactly: between events (infusion start/stop, dialysis session,
 output time) the state is advanced in closed form in the eigen-coordinates of the 3-compartment
-system (:mod:`cartkin.covariates.flu_pk`; plain floats for one patient, vectorized over patients in
+system (:mod:`cartkin.covariates.flu_pk`: plain floats for one patient, vectorized over patients for
 :mod:`cartkin.covariates.kidney_batch`; no BLAS/LAPACK), and the AUC after the
 last event is added in closed form. It agrees with the matrix exponential of the augmented
 system to about 1e-12 relative (tested).
@@ -138,6 +147,8 @@ AUC_MARKS_MG_H_PER_L = (13.8, 14.0, 20.0)
 #: Dose-adjustment rules.
 FLU_RULES = ("none", "renal_bands", "label_bands", "auc_target")
 
+_PHOSPHATE_BASIS = np.array([FLUDARABINE_DOSE_BASIS[m] == "phosphate" for m in CLEARANCE_MODELS])
+
 
 # ---------------------------------------------------------------------------------------------
 # Kidney function and body size
@@ -152,25 +163,24 @@ def body_surface_area_m2(patient: Patient) -> float:
     float
         BSA in m2.
     """
-    return math.sqrt(patient.height_cm * patient.weight_kg / 3600.0)
+    return float(bsa_m2(patient.height_cm, patient.weight_kg))
 
 
-def _ckd_epi_2021(scr_mg_dl: float, age_years: float, sex: str) -> float:
-    """CKD-EPI 2021 creatinine equation (Inker 2021), mL/min/1.73 m2."""
-    kappa, alpha, sex_factor = (0.7, -0.241, 1.012) if sex == "female" else (0.9, -0.302, 1.0)
-    ratio = scr_mg_dl / kappa
-    return (
-        142.0
-        * min(ratio, 1.0) ** alpha
-        * max(ratio, 1.0) ** -1.200
-        * 0.9938**age_years
-        * sex_factor
+def _given(value) -> float:
+    return math.nan if value is None else value
+
+
+def _kidney_args(patient: Patient) -> dict:
+    """The arguments of ``egfr_ml_min`` for one patient (plain numbers, NaN = not given)."""
+    return dict(
+        egfr=_given(patient.egfr_ml_min_173m2),
+        crcl=_given(patient.crcl_ml_min),
+        scr=_given(patient.serum_creatinine_mg_dl),
+        age=patient.age_years,
+        height_cm=patient.height_cm,
+        female=patient.sex == "female",
+        bsa=bsa_m2(patient.height_cm, patient.weight_kg),
     )
-
-
-def _bedside_schwartz(scr_mg_dl: float, height_cm: float) -> float:
-    """Bedside Schwartz (Schwartz 2009): ``0.413 * height_cm / Scr``, mL/min/1.73 m2."""
-    return 0.413 * height_cm / scr_mg_dl
 
 
 def egfr_for(patient: Patient) -> float:
@@ -188,16 +198,7 @@ def egfr_for(patient: Patient) -> float:
     float
         eGFR in mL/min/1.73 m2.
     """
-    if patient.egfr_ml_min_173m2 is not None:
-        return patient.egfr_ml_min_173m2
-    if patient.crcl_ml_min is not None:
-        return patient.crcl_ml_min * BSA_REF_M2 / body_surface_area_m2(patient)
-    if patient.serum_creatinine_mg_dl is not None:
-        if patient.age_years < PEDIATRIC_AGE_CUTOFF_YEARS:
-            return _bedside_schwartz(patient.serum_creatinine_mg_dl, patient.height_cm)
-        return _ckd_epi_2021(patient.serum_creatinine_mg_dl, patient.age_years, patient.sex)
-    # Only a dialysis patient without residual value reaches here (Patient validates the rest).
-    return DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2
+    return float(egfr_ml_min(**_kidney_args(patient)))
 
 
 def creatinine_clearance_ml_min(patient: Patient) -> float:
@@ -216,13 +217,15 @@ def creatinine_clearance_ml_min(patient: Patient) -> float:
     float
         CrCL in mL/min.
     """
-    if patient.crcl_ml_min is not None:
-        return patient.crcl_ml_min
-    scr = patient.serum_creatinine_mg_dl
-    if scr is not None and patient.age_years >= PEDIATRIC_AGE_CUTOFF_YEARS:
-        crcl = (140.0 - patient.age_years) * patient.weight_kg / (72.0 * scr)
-        return crcl * (0.85 if patient.sex == "female" else 1.0)
-    return egfr_for(patient) * body_surface_area_m2(patient) / BSA_REF_M2
+    args = _kidney_args(patient)
+    return float(_crcl_of(patient, args, egfr_ml_min(**args)))
+
+
+def _crcl_of(patient: Patient, args: dict, egfr_used) -> float:
+    return crcl_ml_min(
+        egfr_used, args["crcl"], args["scr"], args["age"], patient.weight_kg, args["female"],
+        args["bsa"],
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,14 +260,10 @@ def fludarabine_clearance_l_h(patient: Patient, model: str = "langenhorst2019") 
         Clearance in L/h. Apply it to the dose basis ``FLUDARABINE_DOSE_BASIS[model]``.
     """
     _check_model(model)
-    size = (patient.weight_kg / 70.0) ** 0.75
-    if model == "langenhorst2019":
-        egfr = min(egfr_for(patient), LANGENHORST_EGFR_CAP_ML_MIN_173M2)
-        renal = LANGENHORST_RENAL_COEF * egfr * ML_MIN_TO_L_H
-        return (LANGENHORST_CL_NONRENAL_L_H + renal) * size
-    product = "tisa-cel" if model == "varela2025_tisacel" else "axi-cel"
-    renal = VARELA_CL_RENAL_L_H * creatinine_clearance_ml_min(patient) / VARELA_CRCL_REF_ML_MIN
-    return (VARELA_CL_NONRENAL_L_H[product] + renal) * size
+    args = _kidney_args(patient)
+    egfr = egfr_ml_min(**args)
+    code = CLEARANCE_MODELS.index(model)
+    return float(flu_clearance(code, patient.weight_kg, egfr, _crcl_of(patient, args, egfr)))
 
 
 @dataclass(frozen=True)
@@ -301,10 +300,7 @@ def fludarabine_pk_parameters(patient: Patient, model: str = "langenhorst2019") 
     available).
     """
     _check_model(model)
-    wt = patient.weight_kg / 70.0
-    v1, v2, v3 = (v * wt for v in LANGENHORST_V_L)
-    q2, q3 = (q * wt**0.75 for q in LANGENHORST_Q_L_H)
-    basis = FLUDARABINE_DOSE_BASIS[model]
+    v1, v2, v3, q2, q3 = (float(x) for x in flu_distribution(patient.weight_kg))
     return FludarabinePK(
         cl_l_h=fludarabine_clearance_l_h(patient, model),
         v1_l=v1,
@@ -312,8 +308,8 @@ def fludarabine_pk_parameters(patient: Patient, model: str = "langenhorst2019") 
         v3_l=v3,
         q2_l_h=q2,
         q3_l_h=q3,
-        dose_basis=basis,
-        dose_factor=F_ARA_A_MG_PER_PHOSPHATE_MG if basis == "f_ara_a" else 1.0,
+        dose_basis=FLUDARABINE_DOSE_BASIS[model],
+        dose_factor=float(flu_dose_factor(CLEARANCE_MODELS.index(model))),
     )
 
 
@@ -340,12 +336,13 @@ def _dose_schedule_h(lymphodepletion):
 
 
 def _unadjusted_daily_doses_mg(patient: Patient, lymphodepletion) -> np.ndarray:
-    bsa = body_surface_area_m2(patient)
-    return np.full(len(lymphodepletion.flu_days), lymphodepletion.flu_mg_m2_per_day * bsa)
+    return np.full(
+        len(lymphodepletion.flu_days),
+        lymphodepletion.flu_mg_m2_per_day * body_surface_area_m2(patient),
+    )
 
 
-def _auc_for_doses(patient, lymphodepletion, daily_doses_mg, model, infusion_h, with_dialysis=True):
-    pk = fludarabine_pk_parameters(patient, model)
+def _auc_for_doses(patient, lymphodepletion, daily_doses_mg, pk, infusion_h, with_dialysis=True):
     sessions, frac = (), 0.0
     if with_dialysis and patient.dialysis is not None:
         sessions = [24.0 * d for d in patient.dialysis.session_days]
@@ -387,26 +384,17 @@ def fludarabine_dose_adjustment(
     float
         Dose factor (1 = full dose).
     """
+    return _dose_factor(patient, rule, lymphodepletion, clearance_model, infusion_h, None, None)
+
+
+def _dose_factor(patient, rule, lymphodepletion, clearance_model, infusion_h, egfr, pk) -> float:
+    """:func:`fludarabine_dose_adjustment`, reusing the patient's eGFR and PK when known."""
     if rule not in FLU_RULES:
         raise ScenarioError(f"fludarabine rule = {rule!r}: expected one of {FLU_RULES}")
-    if rule == "none":
-        return 1.0
-    egfr = egfr_for(patient)
-    if rule == "renal_bands":
-        if patient.on_dialysis or egfr < 10.0:
-            return 0.50
-        if egfr < 45.0:
-            return 0.60
-        if egfr < 60.0:
-            return 0.75
-        return 1.0
-    if rule == "label_bands":
-        if patient.on_dialysis or egfr < 30.0:
-            return 0.50
-        if egfr <= 70.0:
-            return 0.80
-        return 1.0
-    # auc_target
+    egfr = egfr_for(patient) if egfr is None else egfr
+    if rule != "auc_target":
+        code = FLU_RULES.index(rule)
+        return float(flu_rule_factor(code, egfr, patient.on_dialysis, math.nan, 1.0))
     if lymphodepletion is None or lymphodepletion.flu_target_auc_mg_h_per_l is None:
         raise ScenarioError(
             "fludarabine rule 'auc_target' needs lymphodepletion.flu_target_auc_mg_h_per_l "
@@ -416,7 +404,7 @@ def fludarabine_dose_adjustment(
         patient,
         lymphodepletion,
         _unadjusted_daily_doses_mg(patient, lymphodepletion),
-        clearance_model,
+        fludarabine_pk_parameters(patient, clearance_model) if pk is None else pk,
         infusion_h,
     )
     if base <= 0.0:
@@ -424,7 +412,9 @@ def fludarabine_dose_adjustment(
             "fludarabine rule 'auc_target' needs a positive unadjusted dose: got "
             f"flu_mg_m2_per_day = {lymphodepletion.flu_mg_m2_per_day:g} mg/m2/day"
         )
-    return lymphodepletion.flu_target_auc_mg_h_per_l / base
+    target = lymphodepletion.flu_target_auc_mg_h_per_l
+    code = FLU_RULES.index("auc_target")
+    return float(flu_rule_factor(code, egfr, patient.on_dialysis, target, base))
 
 
 @dataclass(frozen=True)
@@ -514,17 +504,13 @@ def fludarabine_exposure(
     """
     _check_model(clearance_model)
     ld = _lymphodepletion_of(regimen)
-    factor = fludarabine_dose_adjustment(
-        patient,
-        ld.flu_rule,
-        lymphodepletion=ld,
-        clearance_model=clearance_model,
-        infusion_h=infusion_h,
-    )
-    doses = _unadjusted_daily_doses_mg(patient, ld) * factor
-    auc = _auc_for_doses(patient, ld, doses, clearance_model, infusion_h)
-    auc_free = _auc_for_doses(patient, ld, doses, clearance_model, infusion_h, with_dialysis=False)
     pk = fludarabine_pk_parameters(patient, clearance_model)
+    args = _kidney_args(patient)
+    egfr = egfr_ml_min(**args)
+    factor = _dose_factor(patient, ld.flu_rule, ld, clearance_model, infusion_h, egfr, pk)
+    doses = _unadjusted_daily_doses_mg(patient, ld) * factor
+    auc = _auc_for_doses(patient, ld, doses, pk, infusion_h)
+    auc_free = _auc_for_doses(patient, ld, doses, pk, infusion_h, with_dialysis=False)
     return FludarabineExposure(
         auc_mg_h_per_l=auc,
         auc_no_dialysis_mg_h_per_l=auc_free,
@@ -535,9 +521,9 @@ def fludarabine_exposure(
         dose_basis=pk.dose_basis,
         rule=ld.flu_rule,
         adjustment_factor=factor,
-        egfr_ml_min_173m2=egfr_for(patient),
-        crcl_ml_min=creatinine_clearance_ml_min(patient),
-        bsa_m2=body_surface_area_m2(patient),
+        egfr_ml_min_173m2=float(egfr),
+        crcl_ml_min=float(_crcl_of(patient, args, egfr)),
+        bsa_m2=float(args["bsa"]),
         infusion_h=infusion_h,
         marks={m: auc >= m for m in AUC_MARKS_MG_H_PER_L},
     )
@@ -619,6 +605,138 @@ def il6_elimination_rate_per_day(
         raise ScenarioError(f"renal_fraction = {renal_fraction!r}: expected a number in [0, 1]")
     if not (isinstance(egfr_ref, (int, float)) and egfr_ref > 0 and math.isfinite(egfr_ref)):
         raise ScenarioError(f"egfr_ref = {egfr_ref!r} mL/min/1.73m2: expected a positive number")
+    return float(il6_rate(egfr_for(patient), k_total_ref, renal_fraction, egfr_ref))
+
+
+# ---------------------------------------------------------------------------------------------
+# The formulas, once: one number or one array per patient (NaN = not given)
+# ---------------------------------------------------------------------------------------------
+
+
+def _where(condition, if_true, if_false):
+    """``np.where`` over patients; for one patient the chosen value itself (plain numbers keep
+    plain arithmetic, hence the C library's ``pow``, in what follows)."""
+    if not isinstance(condition, np.ndarray):
+        return if_true if condition else if_false
+    return np.where(condition, if_true, if_false)
+
+
+def bsa_m2(height_cm, weight_kg):
+    """Body surface area by Mosteller (1987), m2; heights in cm, weights in kg."""
+    return np.sqrt(height_cm * weight_kg / 3600.0)
+
+
+def egfr_ml_min(egfr, crcl, scr, age, height_cm, female, bsa):
+    """The eGFR, mL/min/1.73 m2, by the rules of :func:`egfr_for`.
+
+    Parameters
+    ----------
+    egfr, crcl, scr : float or ndarray
+        Given eGFR (mL/min/1.73 m2), CrCL (mL/min), serum creatinine (mg/dL); NaN = not given.
+        All NaN means dialysis without a residual value.
+    age : float or ndarray
+        Years.
+    height_cm : float or ndarray
+    female : bool or ndarray of bool
+    bsa : float or ndarray
+        Body surface area, m2.
+    """
+    kappa = _where(female, 0.7, 0.9)
+    alpha = _where(female, -0.241, -0.302)
+    ratio = scr / kappa
+    ckd_epi_2021 = (
+        142.0
+        * np.minimum(ratio, 1.0) ** alpha
+        * np.maximum(ratio, 1.0) ** -1.200
+        * 0.9938**age
+        * _where(female, 1.012, 1.0)
+    )
+    bedside_schwartz = 0.413 * height_cm / scr
+    from_scr = _where(age < PEDIATRIC_AGE_CUTOFF_YEARS, bedside_schwartz, ckd_epi_2021)
+    return _where(
+        ~np.isnan(egfr),
+        egfr,
+        _where(
+            ~np.isnan(crcl),
+            crcl * BSA_REF_M2 / bsa,
+            _where(~np.isnan(scr), from_scr, DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2),
+        ),
+    )
+
+
+def crcl_ml_min(egfr_used, crcl, scr, age, weight_kg, female, bsa):
+    """The CrCL, mL/min, by the rules of :func:`creatinine_clearance_ml_min`.
+
+    ``egfr_used`` is :func:`egfr_ml_min`'s result; the others as there (NaN = not given).
+    """
+    cockcroft_gault = (140.0 - age) * weight_kg / (72.0 * scr)
+    cockcroft_gault = cockcroft_gault * _where(female, 0.85, 1.0)
+    adult_scr = ~np.isnan(scr) & (age >= PEDIATRIC_AGE_CUTOFF_YEARS)
+    return _where(
+        ~np.isnan(crcl),
+        crcl,
+        _where(adult_scr, cockcroft_gault, egfr_used * bsa / BSA_REF_M2),
+    )
+
+
+def flu_clearance(model_code, weight_kg, egfr_used, crcl_used):
+    """F-ara-A clearance, L/h, as :func:`fludarabine_clearance_l_h`.
+
+    ``model_code`` indexes ``CLEARANCE_MODELS``; eGFR in mL/min/1.73 m2, CrCL in mL/min.
+    """
+    size = (weight_kg / 70.0) ** 0.75
+    egfr = np.minimum(egfr_used, LANGENHORST_EGFR_CAP_ML_MIN_173M2)
+    langenhorst = (
+        LANGENHORST_CL_NONRENAL_L_H + LANGENHORST_RENAL_COEF * egfr * ML_MIN_TO_L_H
+    ) * size
+    nonrenal = _where(
+        model_code == CLEARANCE_MODELS.index("varela2025_tisacel"),
+        VARELA_CL_NONRENAL_L_H["tisa-cel"],
+        VARELA_CL_NONRENAL_L_H["axi-cel"],
+    )
+    varela = (nonrenal + VARELA_CL_RENAL_L_H * crcl_used / VARELA_CRCL_REF_ML_MIN) * size
+    return _where(model_code == CLEARANCE_MODELS.index("langenhorst2019"), langenhorst, varela)
+
+
+def flu_distribution(weight_kg):
+    """V1, V2, V3 (L) and Q2, Q3 (L/h), scaled to body weight (kg) as Langenhorst 2019."""
+    wt = weight_kg / 70.0
+    v1, v2, v3 = (v * wt for v in LANGENHORST_V_L)
+    q2, q3 = (q * wt**0.75 for q in LANGENHORST_Q_L_H)
+    return v1, v2, v3, q2, q3
+
+
+def flu_dose_factor(model_code):
+    """mg entering the model per mg phosphate given, per ``CLEARANCE_MODELS`` index."""
+    return _where(_PHOSPHATE_BASIS[model_code], 1.0, F_ARA_A_MG_PER_PHOSPHATE_MG)
+
+
+def flu_rule_factor(rule_code, egfr_used, on_dialysis, auc_target, auc_base):
+    """Dose factor per ``FLU_RULES`` index, by the rules of :func:`fludarabine_dose_adjustment`.
+
+    ``auc_target / auc_base`` (both mg.h/L) for ``"auc_target"``; eGFR in mL/min/1.73 m2.
+    """
+    renal = _where(
+        on_dialysis | (egfr_used < 10.0),
+        0.50,
+        _where(egfr_used < 45.0, 0.60, _where(egfr_used < 60.0, 0.75, 1.0)),
+    )
+    label = _where(on_dialysis | (egfr_used < 30.0), 0.50, _where(egfr_used <= 70.0, 0.80, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        target = auc_target / auc_base
+    return _where(
+        rule_code == FLU_RULES.index("renal_bands"),
+        renal,
+        _where(
+            rule_code == FLU_RULES.index("label_bands"),
+            label,
+            _where(rule_code == FLU_RULES.index("auc_target"), target, 1.0),
+        ),
+    )
+
+
+def il6_rate(egfr_used, k_total_ref=3.96, renal_fraction=0.4, egfr_ref=100.0):
+    """IL-6 elimination rate, 1/day, as :func:`il6_elimination_rate_per_day` (unchecked)."""
     k_renal = renal_fraction * k_total_ref
     k_nonrenal = k_total_ref - k_renal
-    return k_nonrenal + k_renal * egfr_for(patient) / egfr_ref
+    return k_nonrenal + k_renal * egfr_used / egfr_ref

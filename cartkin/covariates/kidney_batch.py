@@ -1,11 +1,12 @@
-"""The kidney.py effects vectorized over patients: covariates -> :class:`BatchContext`.
+"""Per-patient covariates -> the fields of a :class:`BatchContext`, vectorized over patients.
 
-Each function here is the array form of the :mod:`cartkin.covariates.kidney` function of the same name
-(same formulas, same order of operations, same sources and assumptions: see that module), so a
-sweep builds the fludarabine exposure of a million patients without per-patient Python. Kidney
-inputs use NaN for "not given" (one of eGFR, CrCL or serum creatinine per patient; none or a
-residual eGFR/CrCL on dialysis). ``tests/test_kidney_batch.py`` checks every function against the
-scalar path.
+:func:`context_arrays` checks the covariate arrays (naming argument, value and patient index) and
+calls the array formulas of :mod:`cartkin.covariates.kidney` (written once there, for one patient
+and for many; sources and assumptions in that module) and the closed-form fludarabine PK of
+:mod:`cartkin.covariates.flu_pk`, so a sweep builds the fludarabine exposure of a million patients
+without per-patient Python. Kidney inputs use NaN for "not given" (one of eGFR, CrCL or serum
+creatinine per patient; none or a residual eGFR/CrCL on dialysis). ``tests/test_kidney_batch.py``
+checks the result against the one-patient path.
 """
 
 from __future__ import annotations
@@ -28,96 +29,13 @@ __all__ = [
     "il6_elimination_rate_per_day",
 ]
 
-_MODEL_CODE = {name: k for k, name in enumerate(kidney.CLEARANCE_MODELS)}
-
-
-def body_surface_area_m2(height_cm, weight_kg):
-    """Mosteller BSA, m2, shape (n,)."""
-    return np.sqrt(height_cm * weight_kg / 3600.0)
-
-
-def _ckd_epi_2021(scr, age, female):
-    kappa = np.where(female, 0.7, 0.9)
-    alpha = np.where(female, -0.241, -0.302)
-    sex_factor = np.where(female, 1.012, 1.0)
-    ratio = scr / kappa
-    return (
-        142.0
-        * np.minimum(ratio, 1.0) ** alpha
-        * np.maximum(ratio, 1.0) ** -1.200
-        * 0.9938**age
-        * sex_factor
-    )
-
-
-def egfr_for(egfr, crcl, scr, age, height_cm, female, bsa):
-    """eGFR, mL/min/1.73 m2: given; CrCL x 1.73/BSA; bedside Schwartz < 18 y or CKD-EPI 2021;
-    else (dialysis without a residual value) the dialysis residual default."""
-    from_scr = np.where(
-        age < kidney.PEDIATRIC_AGE_CUTOFF_YEARS,
-        0.413 * height_cm / scr,
-        _ckd_epi_2021(scr, age, female),
-    )
-    return np.where(
-        ~np.isnan(egfr),
-        egfr,
-        np.where(
-            ~np.isnan(crcl),
-            crcl * kidney.BSA_REF_M2 / bsa,
-            np.where(~np.isnan(scr), from_scr, kidney.DIALYSIS_RESIDUAL_EGFR_ML_MIN_173M2),
-        ),
-    )
-
-
-def creatinine_clearance_ml_min(egfr_used, crcl, scr, age, weight_kg, female, bsa):
-    """CrCL, mL/min: given; Cockcroft-Gault (adults with creatinine); else eGFR x BSA/1.73."""
-    cg = (140.0 - age) * weight_kg / (72.0 * scr)
-    cg = cg * np.where(female, 0.85, 1.0)
-    adult_scr = ~np.isnan(scr) & (age >= kidney.PEDIATRIC_AGE_CUTOFF_YEARS)
-    return np.where(
-        ~np.isnan(crcl),
-        crcl,
-        np.where(adult_scr, cg, egfr_used * bsa / kidney.BSA_REF_M2),
-    )
-
-
-def fludarabine_clearance_l_h(model_code, weight_kg, egfr_used, crcl_used):
-    """F-ara-A clearance, L/h, per clearance model code (index into CLEARANCE_MODELS)."""
-    size = (weight_kg / 70.0) ** 0.75
-    egfr = np.minimum(egfr_used, kidney.LANGENHORST_EGFR_CAP_ML_MIN_173M2)
-    langenhorst = (
-        kidney.LANGENHORST_CL_NONRENAL_L_H
-        + kidney.LANGENHORST_RENAL_COEF * egfr * kidney.ML_MIN_TO_L_H
-    ) * size
-    nonrenal = np.where(
-        model_code == _MODEL_CODE["varela2025_tisacel"],
-        kidney.VARELA_CL_NONRENAL_L_H["tisa-cel"],
-        kidney.VARELA_CL_NONRENAL_L_H["axi-cel"],
-    )
-    renal = kidney.VARELA_CL_RENAL_L_H * crcl_used / kidney.VARELA_CRCL_REF_ML_MIN
-    varela = (nonrenal + renal) * size
-    return np.where(model_code == _MODEL_CODE["langenhorst2019"], langenhorst, varela)
-
-
-def fludarabine_dose_adjustment(rule_code, egfr_used, on_dialysis, auc_target, auc_base):
-    """Dose factor per rule code (index into FLU_RULES); ``auc_target / auc_base`` for
-    ``auc_target``."""
-    renal = np.where(
-        on_dialysis | (egfr_used < 10.0),
-        0.50,
-        np.where(egfr_used < 45.0, 0.60, np.where(egfr_used < 60.0, 0.75, 1.0)),
-    )
-    label = np.where(on_dialysis | (egfr_used < 30.0), 0.50, np.where(egfr_used <= 70.0, 0.80, 1.0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        target = auc_target / auc_base
-    return np.select([rule_code == 1, rule_code == 2, rule_code == 3], [renal, label, target], 1.0)
-
-
-def il6_elimination_rate_per_day(egfr_used, k_total_ref=3.96, renal_fraction=0.4, egfr_ref=100.0):
-    """IL-6 elimination rate, 1/day (kidney.il6_elimination_rate_per_day, default arguments)."""
-    k_renal = renal_fraction * k_total_ref
-    k_nonrenal = k_total_ref - k_renal
-    return k_nonrenal + k_renal * egfr_used / egfr_ref
+# The array formulas live in kidney.py (written once); their names here are kept for callers.
+body_surface_area_m2 = kidney.bsa_m2
+egfr_for = kidney.egfr_ml_min
+creatinine_clearance_ml_min = kidney.crcl_ml_min
+fludarabine_clearance_l_h = kidney.flu_clearance
+fludarabine_dose_adjustment = kidney.flu_rule_factor
+il6_elimination_rate_per_day = kidney.il6_rate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,13 +141,8 @@ def context_arrays(
     egfr = egfr_for(egfr_in, crcl_in, scr, age, height, female, bsa)
     crcl = creatinine_clearance_ml_min(egfr, crcl_in, scr, age, weight, female, bsa)
     cl = fludarabine_clearance_l_h(model_code, weight, egfr, crcl)
-    wt = weight / 70.0
-    v1, v2, v3 = (v * wt for v in kidney.LANGENHORST_V_L)
-    q2, q3 = (q * wt**0.75 for q in kidney.LANGENHORST_Q_L_H)
-    phosphate_basis = np.array(
-        [kidney.FLUDARABINE_DOSE_BASIS[m] == "phosphate" for m in kidney.CLEARANCE_MODELS]
-    )
-    dose_factor = np.where(phosphate_basis[model_code], 1.0, kidney.F_ARA_A_MG_PER_PHOSPHATE_MG)
+    v1, v2, v3, q2, q3 = kidney.flu_distribution(weight)
+    dose_factor = kidney.flu_dose_factor(model_code)
 
     flu_mg_m2 = _per_patient("flu_mg_m2_per_day", flu_mg_m2_per_day, n, 0, 1000)
     unadjusted = np.broadcast_to((flu_mg_m2 * bsa)[:, None], (n, flu_days.size))
