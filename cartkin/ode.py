@@ -3,7 +3,7 @@
 Checks the inputs, picks the kernel for the right-hand side (`cartkin.kernel.build`), runs it, and
 turns its integer status into an `ODESolution` or a `SolverError` that says what to change.
 
-Methods (all numba-compiled; see `cartkin/kernel/template.py` for tableaus and references):
+Methods (all numba-compiled; see `cartkin/kernel/parts/` for tableaus and references):
 
 ``"tsit5"``
     Tsitouras 5(4) explicit Runge-Kutta with 4th-order dense output. The fastest choice for

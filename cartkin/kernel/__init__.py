@@ -1,9 +1,10 @@
 """The compiled layer: the integrator template, its instantiation and cache, and code generation.
 
-- :mod:`cartkin.kernel.template`: the integrator template (tableaus, dense and sparse LU, the
-  explicit Runge-Kutta and Rosenbrock steps, segment drivers, batch drivers, in-kernel metric
-  accumulators). It is not imported as a module: :mod:`cartkin.kernel.build` instantiates its
-  text for one model.
+- :mod:`cartkin.kernel.parts`: the integrator kernel as part files, joined in a fixed order:
+  ``control`` (status codes, step-size control), ``tableaus``, ``linalg`` (dense and sparse LU),
+  ``erk``, ``rosenbrock``, ``metrics`` (the in-kernel clinical metric accumulators) and
+  ``drivers`` (one-patient and batch drivers). The parts are not imported as modules:
+  :mod:`cartkin.kernel.build` instantiates their joined text for one model.
 - :mod:`cartkin.kernel.build`: one kernel per model right-hand side, in a generated file keyed by
   content hashes (cached across processes), and the static sparse LU plan of a Jacobian pattern.
 - :mod:`cartkin.kernel.codegen`: a model's ``rhs``, analytic ``jac``, ``JAC_PATTERN`` and

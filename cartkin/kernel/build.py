@@ -1,7 +1,8 @@
-"""Instantiate the integrator template (`cartkin/kernel/template.py`) for one right-hand side.
+"""Instantiate the integrator kernel (the parts in `cartkin/kernel/parts/`) for one right-hand side.
 
 numba cannot cache a function that receives another compiled function as an argument, and it
-checks a cached function only against its own source file. So the template refers to ``rhs``,
+checks a cached function only against its own source file. So the kernel source (the part
+files of :mod:`cartkin.kernel.parts` joined in order: :func:`template_text`) refers to ``rhs``,
 ``jac``, ``HAS_JAC`` and ``CACHE`` as module globals, and this module gives it those globals:
 
 (a) generated models (:mod:`cartkin.kernel.codegen` writes a model's ``rhs``, ``jac``,
@@ -9,14 +10,14 @@ checks a cached function only against its own source file. So the template refer
     name holding a SHA-256 of its text; every built-in model is one) and hand-written ones
     (``rhs`` defined at the top of a module under ``cartkin.models``), whose file on disk still
     holds the code that was imported: a generated file ``<cache dir>/kernel_*.py``
-    = a header importing that ``rhs`` + the template text, with ``CACHE = True``. Its name holds
-    a SHA-256 of its own text and of the model file, so an edited model or template gets a new
+    = a header importing that ``rhs`` + the kernel source, with ``CACHE = True``. Its name holds
+    a SHA-256 of its own text and of the model file, so an edited model or kernel part gets a new
     file (never a stale kernel) and a fresh process loads the compiled kernel from numba's cache.
     The cache directory is ``$CARTKIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/cartkin``, else
     ``~/.cache/cartkin``. Files are written atomically (temporary file + ``os.link``, which
     keeps a file another process wrote first), and processes sharing the cache compile each
     kernel once (:mod:`cartkin.kernel.compile_lock`).
-(b) any other ``rhs``: the template text executed in a fresh module namespace with
+(b) any other ``rhs``: the part files executed in order in one fresh module namespace with
     ``CACHE = False``, compiled once per process and kept per ``(rhs, jac)`` object.
 
 (c) a user model file loaded by path (:func:`load_module`, used by ``cartkin.models.load`` and
@@ -27,7 +28,7 @@ checks a cached function only against its own source file. So the template refer
 
 Each file-backed kernel is built for one method family (``"erk"``: tsit5/dopri5, ``"ros"``:
 rodas5, ``"all"``: auto and the batch kernels), so a call compiles only the integrator it uses:
-the template's ``WITH_ERK`` / ``WITH_ROS`` constants let numba prune the other family. An
+the kernel's ``WITH_ERK`` / ``WITH_ROS`` constants let numba prune the other family. An
 in-memory kernel (path b) is compiled once with every method, since nothing is kept for the
 next process.
 
@@ -53,12 +54,14 @@ from numba.core.dispatcher import Dispatcher
 
 from cartkin import progress
 from cartkin.kernel.compile_lock import share_compiles
+from cartkin.kernel.parts import PARTS
 
-TEMPLATE_PATH = Path(__file__).with_name("template.py")
+#: Directory of the kernel part files (:data:`cartkin.kernel.parts.PARTS`).
+PARTS_DIR = Path(__file__).with_name("parts")
 BUILTIN_PREFIX = "cartkin.models."
 #: Prefix of the module names of user model files loaded by :func:`load_module`.
 USER_PREFIX = "_cartkin_user_"
-#: Method families a kernel is built for, and the template constants that select them.
+#: Method families a kernel is built for, and the kernel constants that select them.
 #: ``"all"`` (auto and the batch kernels) also compiles the in-kernel metrics (``WITH_METRICS``).
 FAMILIES = {"erk": (True, False), "ros": (False, True), "all": (True, True)}
 
@@ -68,7 +71,7 @@ _template_cache: list[str] = []
 
 
 @njit
-def _no_jacobian(t, y, p, J):  # placeholder so the template always type-checks
+def _no_jacobian(t, y, p, J):  # placeholder so the kernel always type-checks
     pass
 
 
@@ -78,10 +81,20 @@ def _no_roles(y, p, out):  # placeholder: a model without observe_roles has no i
         out[k] = np.nan
 
 
+def part_paths() -> list[Path]:
+    """The kernel part files, in the order they are joined (:data:`cartkin.kernel.parts.PARTS`)."""
+    return [PARTS_DIR / f"{name}.py" for name in PARTS]
+
+
 def template_text() -> str:
-    """The integrator template source (read once per process)."""
+    """The kernel source: the part files joined in order, each after a comment naming it (read
+    once per process)."""
     if not _template_cache:
-        _template_cache.append(TEMPLATE_PATH.read_text(encoding="utf-8"))
+        texts = [
+            f"# ---- part: cartkin/kernel/parts/{path.name}\n" + path.read_text(encoding="utf-8")
+            for path in part_paths()
+        ]
+        _template_cache.append("\n\n".join(texts))
     return _template_cache[0]
 
 
@@ -97,7 +110,7 @@ def cache_dir() -> Path:
 
 def get_kernel(rhs, jac=None, roles=None, family="all"):
     """Kernel module for ``(rhs, jac, roles)``: exposes ``_solve``, the batch kernels and the
-    template's constants.
+    kernel's constants.
 
     ``family`` ("erk", "ros" or "all") is the set of methods the kernel can run; the batch
     kernels need "all".
@@ -314,7 +327,7 @@ def _plain_consts(code):
 def _generated_text(module_name, name, jac_name, roles_name, path, source, family="all"):
     with_erk, with_ros = FAMILIES[family]
     lines = [
-        "# Generated by cartkin.kernel.build from cartkin/kernel/template.py: do not edit.",
+        "# Generated by cartkin.kernel.build from cartkin/kernel/parts/*.py: do not edit.",
         f"# Integrator kernel for {module_name}.{name} ({path}).",
         "from numba import njit",
         f"from {module_name} import {name} as rhs",
@@ -400,7 +413,7 @@ def lu_plan(pattern):
     (row count - 1) x (column count - 1) products first, ties by index), and the fill-in of that
     order is added, as in the symbolic phase of a sparse direct solver; the kernel then factors
     and solves with loops over these index lists only (``_sp_lu_factor`` / ``_sp_lu_solve`` in
-    the template), and falls back to its dense partially pivoted LU for a step whose Jacobian
+    the ``linalg`` part), and falls back to its dense partially pivoted LU for a step whose Jacobian
     has an entry outside the pattern or whose diagonal pivot would be too small.
 
     Returns
@@ -505,7 +518,7 @@ def _plan_globals(pattern) -> dict:
 
 
 def _exec_template(rhs, jac, roles=None, family="all", pattern=None):
-    """The template compiled in memory for ``rhs`` (``pattern``: a JAC_PATTERN for its sparse
+    """The kernel compiled in memory for ``rhs`` (``pattern``: a JAC_PATTERN for its sparse
     LU, as a model module would declare)."""
     with_erk, with_ros = FAMILIES[family]
     func = _py_func(rhs)
@@ -523,6 +536,6 @@ def _exec_template(rhs, jac, roles=None, family="all", pattern=None):
         WITH_METRICS=family == "all",
         **_plan_globals(pattern),
     )
-    code = compile(template_text(), str(TEMPLATE_PATH), "exec")
-    exec(code, module.__dict__)
+    for path in part_paths():  # each part under its own file name (tracebacks, line numbers)
+        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), module.__dict__)
     return module

@@ -4,7 +4,7 @@ E. Hairer, G. Wanner, "Solving Ordinary Differential Equations II: Stiff and
 Differential-Algebraic Problems", 2nd ed., Springer 1996, section IV.7 (the method of the RODAS
 code: 6 stages, order 4 with an embedded order-3 solution, gamma = 1/4), in the transformed
 ("u") form of that section, which the kernel's Rodas5 uses (``ROS_*`` in
-``cartkin/kernel/template.py``):
+``cartkin/kernel/parts/tableaus.py``):
 
     (I/(h gamma) - J) u_i = f(t + c_i h, y + sum_j A_ij u_j) + sum_j (C_ij / h) u_j + h d_i f_t
 
