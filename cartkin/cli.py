@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import textwrap
+import threading
 import warnings
 from pathlib import Path
 
@@ -172,6 +173,13 @@ def console(argv: list[str] | None = None) -> int:
     """
     gc.freeze()
     status = main(argv)
+    if status == 130 and threading.active_count() > 1:
+        # Ctrl-C while a daemon thread (a sweep's compute) may still be inside numba's compiler:
+        # finalizing the interpreter under it can crash the process (SIGSEGV seen in CI), so end
+        # here. A command returns 130 only after closing its files and flushing its store.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     gc.freeze()
     return status
 
