@@ -90,7 +90,7 @@ from cartkin.scenario import load_scenario
 scenario = load_scenario(sys.argv[1])
 (result,) = scenario.run()
 seconds = time.perf_counter() - t0
-kernel = cartkin.kernel.build.get_kernel(scenario.model.rhs, family="ros")
+kernel = cartkin.kernel.build.get_kernel(scenario.model.rhs, scenario.model.jac, family="ros")
 print(json.dumps(dict(
     hits=sum(kernel._solve.stats.cache_hits.values()),
     misses=sum(kernel._solve.stats.cache_misses.values()),
