@@ -8,6 +8,8 @@ unit hint; missing required key named), used by :mod:`cartkin.scenario`, the dat
 
 from __future__ import annotations
 
+import argparse
+
 from cartkin.covariates.kidney import CLEARANCE_MODELS
 from cartkin.covariates.patient import brief
 from cartkin.errors import ScenarioError
@@ -109,3 +111,20 @@ def unit_hint(key, allowed):
     if same_stem and "_" in key:
         return f" cartkin takes {same_stem[0]!r} (the unit is part of the name: convert the value)."
     return ""
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for a count of at least 1 (``--n-patients``, ``--ids-per-page``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Naming the value and what was expected.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return value

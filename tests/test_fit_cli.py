@@ -230,3 +230,10 @@ def test_require_convergence_exit_status(files, capsys, monkeypatch):
     # ... unless convergence is required
     assert main([*argv, "--require-convergence"]) == cli.EXIT_NOT_CONVERGED == 3
     assert "NOT converged" in capsys.readouterr().err
+
+
+def test_ids_per_page_must_be_a_positive_count(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "scenario.toml", "--ids-per-page", "0"])
+    assert exc.value.code == 2
+    assert "'0': expected an integer >= 1" in capsys.readouterr().err

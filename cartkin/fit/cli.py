@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from cartkin.config import positive_int
 from cartkin.errors import DataError, ScenarioError
 
 __all__ = ["EXIT_NOT_CONVERGED", "RUN_RECORD", "add_parser", "run"]
@@ -67,7 +68,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    f"{_SAEM_DEFAULTS['n_chains']})")  # fmt: skip
     p.add_argument(
         "--ids-per-page",
-        type=int,
+        type=positive_int,
         default=16,
         metavar="N",
         help="subjects per page of the individual-fit figures (default 16)",

@@ -15,19 +15,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from cartkin.config import positive_int
+
 __all__ = ["COMMANDS", "add_commands", "run_command"]
 
 COMMANDS = ("sweep", "report")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
-    return value
 
 
 def add_commands(sub):
@@ -45,15 +37,15 @@ def add_commands(sub):
     sw.add_argument("--out", type=Path, required=True, metavar="STORE.zarr",
                     help="result store; rerunning the same command resumes it")  # fmt: skip
     sw.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
-    sw.add_argument("--workers", type=_positive_int, metavar="N",
+    sw.add_argument("--workers", type=positive_int, metavar="N",
                     help="run on a local Dask cluster of N worker processes")  # fmt: skip
     sw.add_argument("--scheduler", metavar="ADDR",
                     help="run on a running Dask cluster (tcp://host:8786)")  # fmt: skip
-    sw.add_argument("--n-patients", type=_positive_int, metavar="N",
+    sw.add_argument("--n-patients", type=positive_int, metavar="N",
                     help="virtual patients per grid point (default: the scenario's n_patients)")  # fmt: skip
-    sw.add_argument("--chunk-size", type=_positive_int, metavar="K",
+    sw.add_argument("--chunk-size", type=positive_int, metavar="K",
                     help="virtual patients per chunk (default 10000)")  # fmt: skip
-    sw.add_argument("--threads", type=_positive_int, metavar="T", help="numba threads per chunk")
+    sw.add_argument("--threads", type=positive_int, metavar="T", help="numba threads per chunk")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.add_argument("--debug", **hidden)
 
@@ -65,7 +57,7 @@ def add_commands(sub):
                     help="compare B-cell recovery patient by patient with the same patients at "
                     "VALUE of AXIS (default its first value), e.g. "
                     "patient.egfr_ml_min_173m2=120")  # fmt: skip
-    rp.add_argument("--width", type=_positive_int, metavar="COLUMNS",
+    rp.add_argument("--width", type=positive_int, metavar="COLUMNS",
                     help="widest table line (default: the terminal's width, 100 when not a "
                     "terminal)")  # fmt: skip
     rp.add_argument("--plot", type=Path, metavar="DIR", help="write the figures into DIR")
