@@ -133,7 +133,19 @@ class Line:
 # inputs
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Bolus:
+class _Input:
+    """An engine-owned input; ``where`` (``file:line``, filled in from the caller when empty)
+    names the line that wrote it in error messages."""
+
+    where: str = field(default="", compare=False, kw_only=True)
+
+    def __post_init__(self):
+        if not self.where:
+            object.__setattr__(self, "where", _caller())
+
+
+@dataclass(frozen=True)
+class Bolus(_Input):
     """Each event of ``schedule`` adds ``amount`` to state ``into`` at the event day (+ delay).
 
     Parameters
@@ -162,15 +174,10 @@ class Bolus:
     delay: str = ""
     when: str = ""
     unit: str = ""
-    where: str = field(default="", compare=False)
-
-    def __post_init__(self):
-        if not self.where:
-            object.__setattr__(self, "where", _caller())
 
 
 @dataclass(frozen=True)
-class Infusion:
+class Infusion(_Input):
     """Each event of ``schedule`` runs a zero-order infusion of ``amount`` over the event's
     duration: the rate state ``rate`` rises by ``amount / duration`` at the start and falls back
     at the end. The model's equations add ``rate`` to the receiving state's ``d/dt`` line, and
@@ -184,15 +191,10 @@ class Infusion:
     amount: str = "dose"
     when: str = ""
     unit: str = ""
-    where: str = field(default="", compare=False)
-
-    def __post_init__(self):
-        if not self.where:
-            object.__setattr__(self, "where", _caller())
 
 
 @dataclass(frozen=True)
-class Switch:
+class Switch(_Input):
     """A rate switch: the flag state ``flag`` is raised by 1 at the start of each event of
     ``schedule`` (e.g. a dialysis session) and lowered at its end; the equations multiply the
     switched rate by the flag, and ``d/dt(flag) = 0``.
@@ -203,11 +205,6 @@ class Switch:
     schedule: str
     flag: str
     when: str = ""
-    where: str = field(default="", compare=False)
-
-    def __post_init__(self):
-        if not self.where:
-            object.__setattr__(self, "where", _caller())
 
 
 def _caller() -> str:
