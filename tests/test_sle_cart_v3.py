@@ -238,6 +238,10 @@ def test_dialysis_timing_scenario_runs_four_arms():
     assert auc[0] < auc[1] and auc[2] < auc[0] and auc[3] < auc[1]  # sessions, dose rule
     residual = [r.evaluate([0.0]).observables["fludarabine_mg_per_l"][0] for r in results]
     assert residual[1] > 2.0 * residual[0]
+    # the arms differ only in sessions and dose rule: same residual kidney function (a variant
+    # that sets the dialysis schedule replaces the base's kidney keys, so it must repeat it)
+    function = [r.role("kidney_function")[0] for r in results]
+    np.testing.assert_allclose(function, 2.5, rtol=1e-3)
 
 
 # -- 5. the lupus kidney --------------------------------------------------------------------------
