@@ -1,6 +1,9 @@
 """The numbers of docs/models/sle_cart_v3_science.md, sections 6 and 7 (v3 beside v2).
 
-Run: ``python scripts/sle_cart_v3_report.py`` (about a minute). Scenarios as in
+Section 7's mechanism check (product survival in the dialysis arms, the peak against
+fludarabine exposure with the drug gone by infusion, and an uncalibrated ``I_50`` sensitivity)
+is printed after the v3/v2 comparison. Run: ``python scripts/sle_cart_v3_report.py`` (about a
+minute). Scenarios as in
 ``tests/test_sle_cart_v3.py``: lymphoma (70 kg, eGFR 90, Flu 30/Cy 500 mg/m2 x3), Erlangen (60
 kg, eGFR 100, Flu 25 x3/Cy 1000) and the adolescent case (50 kg, Flu 25 x3/Cy 1000, 1e5/kg) at
 several kidney functions and on hemodialysis with sessions after each fludarabine dose or none
@@ -27,6 +30,7 @@ from test_sle_cart_v3 import (
 )
 
 from cartkin import metrics
+from cartkin.models import sle_cart
 from cartkin.simulate import simulate_context
 
 T = np.arange(0.0, 366.0, 0.25)
@@ -70,6 +74,29 @@ def main() -> int:
                       f"Cmax {ca:.4g} (AUC {a.exposure.auc_mg_h_per_l:.1f}), none until after "
                       f"infusion {cb:.4g} (AUC {b.exposure.auc_mg_h_per_l:.1f}), ratio "
                       f"{cb / ca:.3f}")  # fmt: skip
+    t_fine = np.arange(0.0, 30.0, 0.01)
+    for label, sessions in (("after each dose", AFTER_EACH), ("none until after infusion", NONE_UNTIL)):
+        r = simulate_context("sle_cart", adolescent(2.5, sessions, 0.5), t_fine)
+        kill = np.trapezoid(sle_cart.PARAMETERS["phi_C"].default * r.state("Kc_2"), t_fine)
+        print(f"dialysis, removal 0.5, sessions {label}: product kill integral {kill:.3f}, "
+              f"survival {math.exp(-kill):.3f}")  # fmt: skip
+    # does the lymphodepletion benefit saturate? eGFR 120 (drug gone by infusion), phi_C 0
+    for flu in (5.0, 10.0, 15.0, 25.0, 40.0, 60.0):
+        ctx = adolescent(120.0, flu_mg_m2=flu)
+        r = simulate_context("sle_cart", ctx, T[:240], {"phi_C": 0.0})
+        print(f"eGFR 120, Flu {flu:g} mg/m2 x3, phi_C 0: AUC {r.exposure.auc_mg_h_per_l:.1f} "
+              f"mg.h/L, Cmax {r.role('cart').max():.3f} cells/uL, T-cell nadir "
+              f"{r.state('N').min():.1f}, IL-15 peak {r.state('I').max():.2f} pg/mL")  # fmt: skip
+    for i50 in (1.0, 0.3, 0.1):  # uncalibrated sensitivity, not a default
+        peaks = {}
+        for phi in (0.0, 2.4):
+            for label, sessions in (("after", AFTER_EACH), ("none", NONE_UNTIL)):
+                r = simulate_context("sle_cart", adolescent(2.5, sessions, 0.5), T[:240],
+                                     {"I_50": i50, "phi_C": phi})  # fmt: skip
+                peaks[phi, label] = r.role("cart").max()
+        print(f"I_50 {i50:g}: peak ratio none until / after each, phi_C 0 "
+              f"{peaks[0.0, 'none'] / peaks[0.0, 'after']:.3f}, phi_C 2.4 "
+              f"{peaks[2.4, 'none'] / peaks[2.4, 'after']:.3f}")  # fmt: skip
     for phi in (0.0, 1.0, 2.4, 3.0, 4.0, 6.0):
         a = simulate_context("sle_cart", adolescent(2.5, AFTER_EACH, 0.5), T[:240], {"phi_C": phi})
         b = simulate_context("sle_cart", adolescent(2.5, NONE_UNTIL, 0.5), T[:240], {"phi_C": phi})

@@ -22,6 +22,26 @@ study, with the model value, the published value and the window the model must f
    at 1e6 cells/kg (Erlangen scenario) in the 100-1000 d range that a year-long persistence
    needs. Window 100-1000 d. Stein's beta sets it (a calibration input, fixed, not fitted):
    this row checks that nothing else in the model shortens it.
+6. SLE against lymphoma in one centre (Mueller F et al., Blood 2025, doi
+   10.1182/blood.2025028375, abstract): "similar CAR T-cell expansion" in SLE and B-cell
+   lymphoma, "CAR T-cell persistence was consistently shorter" and "the reconstitution of
+   conventional T and B cells was faster in SLE". The abstract gives no numbers (nor the
+   lymphoma cohort's product and dose), so the model is compared with itself at the same dose
+   (1e6 cells/kg), Erlangen regimen against the lymphoma regimen: peak ratio SLE/lymphoma in
+   0.5-2 (assumption: "similar" read as within twofold); persistence ratio (CAR-T at day 180
+   relative to the peak, SLE over lymphoma) below 1; B-cell return ratio (first return to >=
+   10 cells/uL, SLE over lymphoma) below 1. No SLE peak in cells/uL or % of T cells was found
+   as text (Mackensen 2022 and Mueller 2024 show them in figures only), so these ratios are
+   the SLE expansion data the model can be held to.
+7. Plasma F-ara-A on the day of cell infusion (Bone Marrow Transplant 2011;46:20-26, PMID
+   20383215, abstract: 87 adults, fludarabine 30-40 mg/m2/day on days -6..-2 before
+   hematopoietic cells on day 0, concentration on day 0 median 16.0 ng/mL, range 0.1-144.1).
+   This is the drug the model lets kill the product (``phi_C``). Model: 70 kg adult, eGFR 90,
+   fludarabine 40 mg/m2 on days -6..-2 (cyclophosphamide and TBI do not enter the F-ara-A
+   kinetics), F-ara-A at day 0. Window: the published range.
+
+``KNOWN_MISSES`` lists the rows the model is known to fall outside, with the reason; they are
+reported as such (``inside`` False), not hidden.
 
 Run: ``python scripts/validate_sle_cart_v3.py`` (prints a markdown table; ``--json PATH``
 writes the rows).
@@ -41,6 +61,25 @@ from cartkin.simulate import simulate_context
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_sle_cart_v3 import MODEL, erlangen_context, lymphoma_context
+
+from cartkin.covariates.patient import Patient
+from cartkin.covariates.regimen import CarTDose, Lymphodepletion, Regimen, build_context
+
+#: Rows the model is known to fall outside (quantity -> reason); reported, not hidden.
+KNOWN_MISSES = {
+    "persistence_sle_vs_lymphoma": (
+        "v3 has one memory loss rate (Stein's beta) for every disease: after the same dose "
+        "CAR-T persist alike (no disease-specific persistence mechanism)"),
+}
+
+
+def hct_context():
+    """Fludarabine 40 mg/m2 on days -6..-2 (Bone Marrow Transplant 2011;46:20), 70 kg, eGFR 90."""
+    patient = Patient(weight_kg=70.0, height_cm=170.0, age_years=55.0, sex="female",
+                      egfr_ml_min_173m2=90.0)  # fmt: skip
+    ld = Lymphodepletion(flu_mg_m2_per_day=40.0, flu_days=(-6, -5, -4, -3, -2), cy_mg_m2=0.0,
+                         cy_days=())  # fmt: skip
+    return build_context(patient, Regimen(lymphodepletion=ld, cart=CarTDose(cells_per_kg=1e6)))
 
 
 def rows() -> list[dict]:
@@ -74,8 +113,31 @@ def rows() -> list[dict]:
     out.append(dict(quantity="terminal_half_life_180_365", datum="terminal half-life, days 180-365, 1e6/kg", source="Mueller 2017 "
                     "Blood 130:2317 (persistence for years)", published="long (years)",
                     model=float(term), unit="day", low=100.0, high=1000.0))  # fmt: skip
+    sle = simulate_context(MODEL, erlangen_context(1e6), t)
+    lym = simulate_context(MODEL, lymphoma_context(1e6), t)
+    c_s, c_l = sle.role("cart"), lym.role("cart")
+    out.append(dict(quantity="cmax_sle_vs_lymphoma", datum="CAR-T peak, SLE / lymphoma, same dose (1e6/kg)",
+                    source="Mueller F 2025 Blood doi 10.1182/blood.2025028375 (abstract)",
+                    published="similar expansion", model=float(c_s.max() / c_l.max()), unit="(ratio)",
+                    low=0.5, high=2.0))  # fmt: skip
+    persist = (np.interp(180.0, t, c_s) / c_s.max()) / (np.interp(180.0, t, c_l) / c_l.max())
+    out.append(dict(quantity="persistence_sle_vs_lymphoma", datum="CAR-T at day 180 / peak, SLE over lymphoma",
+                    source="Mueller F 2025 Blood (abstract)", published="consistently shorter in SLE",
+                    model=float(persist), unit="(ratio)", low=0.0, high=1.0))  # fmt: skip
+    b_s = metrics.compute(sle, b_cell_threshold_cells_per_ul=10.0).value("TRECOV")
+    b_l = metrics.compute(lym, b_cell_threshold_cells_per_ul=10.0).value("TRECOV")
+    out.append(dict(quantity="b_cell_return_sle_vs_lymphoma", datum="B-cell return, SLE over lymphoma (1e6/kg)",
+                    source="Mueller F 2025 Blood (abstract)", published="faster in SLE",
+                    model=float(b_s / b_l), unit="(ratio)", low=0.0, high=1.0))  # fmt: skip
+    hct = simulate_context(MODEL, hct_context(), np.arange(0.0, 2.0, 0.25))
+    day0 = 1000.0 * hct.evaluate([0.0]).observables["fludarabine_mg_per_l"][0]
+    out.append(dict(quantity="flu_day0_hct", datum="F-ara-A on day 0 after Flu 40 mg/m2 days -6..-2",
+                    source="Bone Marrow Transplant 2011;46:20 (abstract)",
+                    published="median 16.0 (0.1-144.1) ng/mL", model=float(day0), unit="ng/mL",
+                    low=0.1, high=144.1))  # fmt: skip
     for row in out:
         row["inside"] = bool(row["low"] <= row["model"] <= row["high"])
+        row["known_miss"] = KNOWN_MISSES.get(row["quantity"], "")
     return out
 
 
@@ -84,8 +146,9 @@ def markdown(table) -> str:
              "|---|---|---|---|---|---|"]  # fmt: skip
     for r in table:
         high = "inf" if math.isinf(r["high"]) else f"{r['high']:g}"
+        inside = "yes" if r["inside"] else "NO (known: " + r["known_miss"] + ")" if r["known_miss"] else "NO"
         lines.append(f"| {r['datum']} | {r['source']} | {r['published']} | {r['model']:.3g} "
-                     f"{r['unit']} | {r['low']:g}-{high} | {'yes' if r['inside'] else 'NO'} |")  # fmt: skip
+                     f"{r['unit']} | {r['low']:g}-{high} | {inside} |")  # fmt: skip
     return "\n".join(lines)
 
 

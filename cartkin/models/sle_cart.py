@@ -147,11 +147,17 @@ PARAMETERS = ParameterTable(
         Parameter("phi_C", 2.4, "-", 0.0, 10.0,
                   "lymphodepletion kill of infused CAR-T relative to endogenous T cells (the "
                   "same exposure-driven kill, scaled)",
-                  "derived: activated (CD25+) CD4 T cells died 2.4 times faster than CD25- ones "
-                  "at the same fludarabine exposure (10 uM, 48 h, two donors: survival 0.33 "
-                  "and 0.38 vs 0.73 and 0.58; -log ratio 1.03 vs 0.43), Beyer M et al., Blood "
-                  "2005;106:2018, table of fludarabine-induced apoptosis; the product is "
-                  "activated T cells (MODEL.md section 8)"),
+                  "derived: CD4+CD25+ T cells died 2.4 times faster than CD4+CD25- ones at the "
+                  "same fludarabine exposure (PBMCs of 2 donors, 10 uM, 48 h, viable 7-AAD-/"
+                  "annexin V- share of medium: 23/69 and 30/79 vs 66/91 and 52/90; mean -ln "
+                  "survival 1.03 vs 0.43; donors alone 3.4 and 1.8), Beyer M et al., Blood "
+                  "2005;106:2018-2025 (doi 10.1182/blood-2005-02-0642), table 'CD4+CD25+ T "
+                  "cells are more susceptible to fludarabine-induced apoptosis'. Proxy: CD25+ "
+                  "blood CD4 cells are mostly regulatory T cells, not activated effector cells "
+                  "like the product, and 10 uM (2.85 mg/L) is 35-600 times the F-ara-A the "
+                  "model leaves at infusion (about 5-80 ng/mL; the ratio is assumed "
+                  "independent of concentration); no direct measurement on CAR-T cells was "
+                  "found"),
         # --- B-lineage and autoreactive B-cell activity ----------------------------------------
         Parameter("B_pre", 150.0, "cells/uL", 1.0, 2000.0,
                   "CD19+ B cells before lymphodepletion (homeostatic set point)",
