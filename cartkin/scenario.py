@@ -404,7 +404,12 @@ def _get_model(where, name):
 
 
 def _merge(where, key, base, override):
-    """Apply a variant's overrides to a base section (a kidney spec replaces the base's one)."""
+    """Apply a variant's overrides to a base section.
+
+    A kidney key replaces the base patient's kidney specification, with one exception: a new
+    dialysis schedule alone, for a base patient already on dialysis, keeps the base's residual
+    kidney function (changing the sessions does not change the kidneys).
+    """
     if base is None and override is None:  # a section neither the base nor the variant has
         return None
     if not isinstance(override, dict):
@@ -415,7 +420,9 @@ def _merge(where, key, base, override):
         return dict(override)
     merged = dict(base)
     if any(k in override for k in KIDNEY_KEYS):
-        for k in KIDNEY_KEYS:
+        function_keys = [k for k in KIDNEY_KEYS if k != "dialysis"]
+        keep_residual = "dialysis" in base and not any(k in override for k in function_keys)
+        for k in ["dialysis"] if keep_residual else KIDNEY_KEYS:
             merged.pop(k, None)
     merged.update(override)
     return merged

@@ -692,7 +692,8 @@ def scenario_page() -> str:
         "Arms of the scenario: each is the base scenario with overrides. Keys: "
         + ", ".join(f"`{k}`" for k in keys["variant"])
         + " (`label` required and unique; the others are tables merged into the base ones; a "
-        "kidney key replaces the base patient's kidney function).",
+        "kidney key replaces the base patient's kidney function, except that a dialysis schedule "
+        "alone, for a base patient already on dialysis, keeps the residual kidney function).",
         "",
     ]
     for table in ("data", "fit", "sweep", "outcomes", "outcomes.sledai", "case"):

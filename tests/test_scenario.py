@@ -71,6 +71,21 @@ def test_kidney_comparison_variants_replace_kidney_spec():
     assert s.arms[5].regimen.lymphodepletion.flu_rule == "renal_bands"
 
 
+def test_a_new_dialysis_schedule_keeps_the_residual_function_of_a_dialysis_patient():
+    raw = copy.deepcopy(BASE)
+    raw["patient"] |= {"egfr_ml_min_173m2": 2.5,
+                       "dialysis": {"session_days": [-4.5, -2.5], "flu_removal_fraction": 0.5}}
+    raw["variant"] = [
+        {"label": "later sessions", "patient": {"dialysis": {"session_days": [2.5, 4.5]}}},
+        {"label": "off dialysis", "patient": {"egfr_ml_min_173m2": 30.0}},
+    ]  # fmt: skip
+    s = scenario_from_dict(raw)
+    later, off = s.arms
+    assert later.patient.egfr_ml_min_173m2 == 2.5 == s.base.patient.egfr_ml_min_173m2
+    assert later.patient.dialysis.session_days == (2.5, 4.5)
+    assert off.patient.egfr_ml_min_173m2 == 30.0 and not off.patient.on_dialysis
+
+
 def test_minimal_dict_loads_with_defaults():
     s = scenario_from_dict(copy.deepcopy(BASE))
     assert len(s.t_days) == 21
