@@ -115,6 +115,14 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
                 x[k, l] = v[l] * M[k, k, l]
 
     @njit(inline="always")
+    def lane_work(n, s, n_dense):
+        """A block's work arrays: six (n, L) lane vectors (y, ynew, u, f(u), f0, f_t), the
+        stages, the matrices, the scalar Jacobian, three scalar vectors, a lane vector, the
+        dense-output coefficients."""
+        return (np.zeros((6, n, L)), np.zeros((s, n, L)), np.ones((n, n, L)), np.zeros((n, n)),
+                np.zeros((3, n)), np.zeros(L), np.zeros((n_dense, n)))  # fmt: skip
+
+    @njit(inline="always")
     def lane_stages(tab, y, u, fu, f0, ft, K, M, ynew, t, h_step, P, pat, active, v, g, g2):
         """The Rosenbrock stages of every lane at once (the rhs per active lane); ynew."""
         tab_a, tab_c, ct, d = tab[1], tab[2], tab[3], tab[4]
@@ -253,20 +261,9 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
         y_out = np.full((n_pat, m_out, n), np.nan)
         counters = np.zeros((n_pat, 4), np.int64)  # accepted, rejected, rhs, bad LU
         expo = 1.0 / (q + 1.0)
-        y = np.zeros((n, L))
-        ynew = np.zeros((n, L))
-        u = np.zeros((n, L))
-        fu = np.zeros((n, L))
-        f0 = np.zeros((n, L))
-        ft = np.zeros((n, L))
-        K = np.zeros((s, n, L))
-        M = np.ones((n, n, L))
-        Jt = np.zeros((n, n))
-        g = np.zeros(n)
-        g2 = np.zeros(n)
-        g3 = np.zeros(n)
-        v = np.zeros(L)
-        Dn = np.zeros((H.shape[0], n))
+        W, K, M, Jt, G, v, Dn = lane_work(n, s, H.shape[0])
+        y, ynew, u, fu, f0, ft = W[0], W[1], W[2], W[3], W[4], W[5]
+        g, g2, g3 = G[0], G[1], G[2]
         pat = np.zeros(L, np.int64)
         t = np.zeros(L)
         h = np.zeros(L)
@@ -379,20 +376,9 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
         y_out = np.full((n_pat, t_eval.size, n), np.nan)
         counters = np.zeros((n_pat, 4), np.int64)  # accepted, rejected, rhs, bad LU
         expo = 1.0 / (q + 1.0)
-        y = np.zeros((n, L))
-        ynew = np.zeros((n, L))
-        u = np.zeros((n, L))
-        fu = np.zeros((n, L))
-        f0 = np.zeros((n, L))
-        ft = np.zeros((n, L))
-        K = np.zeros((s, n, L))
-        M = np.ones((n, n, L))
-        Jt = np.zeros((n, n))
-        g = np.zeros(n)
-        g2 = np.zeros(n)
-        g3 = np.zeros(n)
-        v = np.zeros(L)
-        Dn = np.zeros((H.shape[0], n))
+        W, K, M, Jt, G, v, Dn = lane_work(n, s, H.shape[0])
+        y, ynew, u, fu, f0, ft = W[0], W[1], W[2], W[3], W[4], W[5]
+        g, g2, g3 = G[0], G[1], G[2]
         pat = np.zeros(L, np.int64)
         t = np.zeros(L)
         h_step = np.ones(L)
