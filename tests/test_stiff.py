@@ -14,7 +14,13 @@ import pytest
 from cartkin import Status, solve_ode
 
 RTOL = 1e-6
-NAMES = list(P.STIFF_PROBLEMS)
+# Every problem compiles its own kernels (about 25 s of CPU each from a fresh cache): the
+# default run keeps Robertson and Van der Pol, the slow run adds the others.
+SLOW_PROBLEMS = ("hires", "oregonator")
+NAMES = [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_PROBLEMS else name
+    for name in P.STIFF_PROBLEMS
+]
 
 
 def _run(name, method, **kw):
