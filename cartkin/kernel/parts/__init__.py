@@ -45,7 +45,10 @@ Step size: explicit methods use the PI controller of Hairer's ``dopri5`` (beta =
 [0.2, 10]); RODAS5 uses Gustafsson's predictive controller as in Hairer's ``rodas`` (factors in
 [0.2, 6]). Safety factor 0.9; no increase right after a rejection. Error norm: root mean
 square of ``err_i / (atol_i + rtol * max(|y_i|, |y1_i|))``. The first step of every segment is
-Hairer's starting-step algorithm unless ``first_step`` is given.
+Hairer's starting-step algorithm unless ``first_step`` is given; RODAS5 after the first segment
+takes the larger of that and the step the previous segment proposed (the step-size history is
+kept across stops; the fewer steps were measured on sle_cart, see
+``cartkin/kernel/parts/drivers.py``).
 
 Parts
 -----

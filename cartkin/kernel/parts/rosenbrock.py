@@ -177,6 +177,7 @@ def _segment_ros(
     rtol,
     atol,
     h,
+    h_prev,
     max_step,
     max_steps,
     fixed_step,
@@ -203,7 +204,11 @@ def _segment_ros(
     vt,
     vt2,
 ):
-    """Integrate y in place from t to t_end (no stop inside) with Rodas5; see _segment_erk."""
+    """Integrate y in place from t to t_end (no stop inside) with Rodas5; see _segment_erk.
+
+    ``h`` <= 0: the first step is the larger of Hairer's starting step and ``h_prev`` (the step
+    the previous segment proposed at its end; 0 for none).
+    """
     n = y.size
     m_out = t_eval.size
     rhs(t, y, p, f0)
@@ -212,7 +217,10 @@ def _segment_ros(
     if fixed:
         h = fixed_step
     elif h <= 0.0:
-        h = _initial_step(t, t_end, y, f0, p, rtol, atol, 5, max_step, u, fu)
+        # the larger of Hairer's starting step and the step the previous segment proposed
+        # (h_prev): the starting step ignores the step-size history, the proposal ignores the
+        # jump; a too large step is rejected as any other
+        h = max(h_prev, _initial_step(t, t_end, y, f0, p, rtol, atol, 5, max_step, u, fu))
         counters[I_RHS] += 1
     h_acc = 0.0  # last accepted step (0: none yet in this segment)
     log_err_acc = 0.0
