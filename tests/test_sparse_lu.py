@@ -176,6 +176,10 @@ def test_generated_kernel_carries_the_plan_only_for_a_model_with_a_pattern():
     decay = cartkin.models.load_module(Path(__file__).parents[1] / "examples" / "decay_rhs.py")
     cart4_text = text(decay.rhs)
     assert "SPARSE_LU = True" in sle_text
+    # the generated jac is zero outside its pattern by construction: no check per step; the
+    # same model with finite differences (or a hand-written jac) keeps the check
+    assert "SP_CHECK = False" in sle_text
+    assert "SP_CHECK = True" in text(sle.rhs)
     order = _compile.lu_plan(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)["SP_ORDER"]
     assert f"SP_ORDER = _np.array({order!r}, dtype=_np.int64)" in sle_text
     assert "SPARSE_LU = False" in cart4_text

@@ -361,7 +361,9 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
         ]
     else:
         lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
-    lines += _plan_lines(_module_pattern(sys.modules.get(module_name)))
+    module = sys.modules.get(module_name)
+    exact = jac_name is not None and getattr(module, "JAC_PATTERN_EXACT", False) is True
+    lines += _plan_lines(_module_pattern(module), exact)
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -493,15 +495,22 @@ def _module_pattern(module):
 
 
 @functools.lru_cache(maxsize=8)
-def _plan_lines(pattern: tuple[str, ...] | None) -> tuple[str, ...]:
-    """Header lines defining SPARSE_LU and the plan arrays (literal, so the file hash covers
-    them); placeholders when the model declares no pattern (the kernel never reads them)."""
+def _plan_lines(pattern: tuple[str, ...] | None, exact: bool = False) -> tuple[str, ...]:
+    """Header lines defining SPARSE_LU, SP_CHECK and the plan arrays (literal, so the file hash
+    covers them); placeholders when the model declares no pattern (the kernel never reads them).
+
+    ``exact``: the kernel's Jacobian is the model's ``jac`` and the module promises
+    (``JAC_PATTERN_EXACT = True``, written only by :mod:`cartkin.kernel.codegen`) that it is
+    zero outside ``JAC_PATTERN``; then ``SP_CHECK = False`` and the kernel skips the check of
+    every Jacobian against the pattern. A hand-written ``jac`` or finite differences keep it.
+    """
     if pattern is None:
         plan = {key: [0] for key in _PLAN_KEYS}
         lines = ["SPARSE_LU = False"]
     else:
         plan = lu_plan(pattern)
         lines = ["SPARSE_LU = True"]
+    lines += [f"SP_CHECK = {not (exact and pattern is not None)}"]
     n = len(plan["SP_ORDER"])
     lines += ["import numpy as _np"]
     lines += [f"{k} = _np.array({plan[k]!r}, dtype=_np.int64)" for k in _PLAN_KEYS]

@@ -224,6 +224,9 @@ def module_text(label, states, kernel_names, intermediates, rates, roles, used_b
     pattern = ["".join("x" if (i, j) in entries else "." for j in range(n)) for i in range(n)]
     src += ["", "", "#: Symbolic non-zeros of jac (rows: d(dy_i/dt)/dy_j).", "JAC_PATTERN = ("]
     src += [f"    {row!r}," for row in pattern] + [")", ""]
+    src += ["#: jac writes 0.0 to every entry outside JAC_PATTERN (both come from the same symbolic",
+            "#: entries), so the kernel need not check its Jacobians against the pattern.",
+            "JAC_PATTERN_EXACT = True", ""]  # fmt: skip
     return "\n".join(src)
 
 

@@ -16,7 +16,8 @@ The header defines the free names the parts use: ``rhs(t, y, p, dydt)``, ``jac(t
 (bool), ``CACHE`` (bool), ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
 Rosenbrock methods), ``WITH_METRICS`` (bool: compile the in-kernel metrics) and the sparse LU
 plan of the model's ``JAC_PATTERN`` (``SPARSE_LU`` and the ``SP_*`` index arrays of
-``cartkin.kernel.build.lu_plan``; ``SPARSE_LU = False`` without a pattern). Because the
+``cartkin.kernel.build.lu_plan``; ``SPARSE_LU = False`` without a pattern; ``SP_CHECK`` False
+where the Jacobian is generated, hence zero outside the pattern by construction). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
