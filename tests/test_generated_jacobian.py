@@ -65,3 +65,22 @@ def test_pattern_is_the_symbolic_nonzeros(name):
     expected = tuple("".join("x" if (i, j) in entries else "." for j in range(n)) for i in range(n))
     assert cartkin.models.get(name).generated.JAC_PATTERN == expected
     assert all(entries[k] != 0 for k in entries)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_role_states_are_exactly_the_states_observe_roles_reads(name):
+    """ROLE_STATES (the states the in-kernel metrics evaluate the dense output of): changing
+    any other state leaves every role unchanged, changing a listed one changes some role."""
+    model = cartkin.models.get(name)
+    listed = set(model.generated.ROLE_STATES)
+    rng = np.random.default_rng(5)
+    p, y = _random_inputs(model, rng)
+    base = np.empty(10)
+    model.generated.observe_roles(y, p, base)
+    out = np.empty(10)
+    for j in range(model.n_states):
+        z = y.copy()
+        z[j] = np.nan
+        model.generated.observe_roles(z, p, out)
+        changed = not np.array_equal(out, base, equal_nan=True)
+        assert changed == (j in listed), (name, model.state_names[j])

@@ -364,6 +364,7 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
     module = sys.modules.get(module_name)
     exact = jac_name is not None and getattr(module, "JAC_PATTERN_EXACT", False) is True
     lines += _plan_lines(_module_pattern(module), exact)
+    lines += _role_lines(_module_role_states(module) if roles_name is not None else None)
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -519,6 +520,26 @@ def _plan_lines(pattern: tuple[str, ...] | None, exact: bool = False) -> tuple[s
     return tuple(lines)
 
 
+def _module_role_states(module):
+    """The module's ``ROLE_STATES`` (the state indices its ``observe_roles`` reads, written by
+    :mod:`cartkin.kernel.codegen`) as a tuple of int, or None without one."""
+    states = getattr(module, "ROLE_STATES", None)
+    if states is None:
+        return None
+    where = getattr(module, "__file__", None) or module.__name__
+    if isinstance(states, str) or not all(isinstance(i, int) and i >= 0 for i in states):
+        raise ValueError(f"{where}: ROLE_STATES must be a sequence of state indices (int >= 0)")
+    return tuple(states)
+
+
+def _role_lines(states: tuple[int, ...] | None) -> list[str]:
+    """Header lines ROLE_SUBSET / ROLE_STATES: the in-kernel metrics evaluate the dense output
+    of these states only (all states when the roles' states are not known)."""
+    if states is None:
+        return ["ROLE_SUBSET = False", "ROLE_STATES = _np.zeros(1, dtype=_np.int64)"]
+    return ["ROLE_SUBSET = True", f"ROLE_STATES = _np.array({list(states)!r}, dtype=_np.int64)"]
+
+
 def _plan_globals(pattern) -> dict:
     """The names of :func:`_plan_lines` as objects, for a kernel compiled in memory."""
     namespace: dict = {}
@@ -543,6 +564,8 @@ def _exec_template(rhs, jac, roles=None, family="all", pattern=None):
         WITH_ERK=with_erk,
         WITH_ROS=with_ros,
         WITH_METRICS=family == "all",
+        ROLE_SUBSET=False,
+        ROLE_STATES=np.zeros(1, dtype=np.int64),
         **_plan_globals(pattern),
     )
     for path in part_paths():  # each part under its own file name (tracebacks, line numbers)

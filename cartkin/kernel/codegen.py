@@ -163,8 +163,8 @@ def module_text(label, states, kernel_names, intermediates, rates, roles, used_b
     y_index = {s: i for i, s in enumerate(states)}
     inter = dict(intermediates)
 
-    def locals_for(exprs, with_t=True):
-        """Local assignment lines (kernel entries, states, intermediates) ``exprs`` need."""
+    def needed(exprs):
+        """Every name ``exprs`` read, through the intermediates they use."""
         need = set()
         stack = [n for e in exprs for n in names_in(e)]
         while stack:
@@ -174,6 +174,11 @@ def module_text(label, states, kernel_names, intermediates, rates, roles, used_b
             need.add(n)
             if n in inter:
                 stack.extend(names_in(inter[n]))
+        return need
+
+    def locals_for(exprs, with_t=True):
+        """Local assignment lines (kernel entries, states, intermediates) ``exprs`` need."""
+        need = needed(exprs)
         lines = [f"    {k} = _p[{i}]" for k, i in p_index.items() if k in need]
         lines += [f"    {s} = _y[{i}]" for s, i in y_index.items() if s in need]
         lines += [f"    {n} = {kernel_code(e)}" for n, e in intermediates if n in need]
@@ -224,6 +229,9 @@ def module_text(label, states, kernel_names, intermediates, rates, roles, used_b
     pattern = ["".join("x" if (i, j) in entries else "." for j in range(n)) for i in range(n)]
     src += ["", "", "#: Symbolic non-zeros of jac (rows: d(dy_i/dt)/dy_j).", "JAC_PATTERN = ("]
     src += [f"    {row!r}," for row in pattern] + [")", ""]
+    role_states = sorted(i for st, i in y_index.items() if st in needed([r for r in roles if r]))
+    src += ["#: The states observe_roles reads (kernel indices): the in-kernel metrics evaluate",
+            "#: the dense output of only these.", f"ROLE_STATES = {tuple(role_states)!r}", ""]
     src += ["#: jac writes 0.0 to every entry outside JAC_PATTERN (both come from the same symbolic",
             "#: entries), so the kernel need not check its Jacobians against the pattern.",
             "JAC_PATTERN_EXACT = True", ""]  # fmt: skip

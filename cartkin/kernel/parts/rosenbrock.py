@@ -158,6 +158,23 @@ def _ros_dense_coefficients(K, D):
             _add_row(D[r], ROS_H[r, m], K, m)
 
 
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _ros_metric_poly(j, y, ynew, K, D, PC, have_dense):
+    """State j of the step's dense output written as y + th (c0 + th (c1 + th (c2 + th c3)))
+    into PC[:, j] (the form the metrics evaluate); D[:, j] is computed unless have_dense."""
+    if not have_dense:
+        for r in range(3):
+            d = ROS_H[r, 0] * K[0, j]
+            for m in range(1, 8):
+                d += ROS_H[r, m] * K[m, j]
+            D[r, j] = d
+    # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
+    PC[0, j] = (ynew[j] - y[j]) + D[0, j]
+    PC[1, j] = D[1, j] - D[0, j]
+    PC[2, j] = D[2, j] - D[1, j]
+    PC[3, j] = -D[2, j]
+
+
 @njit(cache=CACHE, error_model="numpy")
 def _ros_dense(theta, y, ynew, D, y_out, row):
     n = y.size
@@ -284,14 +301,12 @@ def _segment_ros(
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
         if WITH_METRICS and macc.size > 0 and t_new > 0.0:  # metrics start at day 0
-            if not have_dense:
-                _ros_dense_coefficients(K, D)
-            # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
-            for j in range(n):
-                PC[0, j] = (ynew[j] - y[j]) + D[0, j]
-                PC[1, j] = D[1, j] - D[0, j]
-                PC[2, j] = D[2, j] - D[1, j]
-                PC[3, j] = -D[2, j]
+            if ROLE_SUBSET:  # the metrics read only these states (header)
+                for j in ROLE_STATES:
+                    _ros_metric_poly(j, y, ynew, K, D, PC, have_dense)
+            else:
+                for j in range(n):
+                    _ros_metric_poly(j, y, ynew, K, D, PC, have_dense)
             _metrics_step(t, t_new, h, y, p, macc, mcfg, PC, MV, ys, yp, vt, vt2)
         for j in range(n):
             y[j] = ynew[j]
