@@ -180,6 +180,7 @@ def test_generated_kernel_carries_the_plan_only_for_a_model_with_a_pattern():
     # same model with finite differences (or a hand-written jac) keeps the check
     assert "SP_CHECK = False" in sle_text
     assert "SP_CHECK = True" in text(sle.rhs)
+    assert "import jac_nonzeros as jac" in sle_text  # the pattern's entries only, J pre-zeroed
     order = _compile.lu_plan(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)["SP_ORDER"]
     assert f"SP_ORDER = _np.array({order!r}, dtype=_np.int64)" in sle_text
     assert "SPARSE_LU = False" in cart4_text

@@ -347,6 +347,9 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
             "",
             "",
         ]
+    elif _exact_jacobian(sys.modules.get(module_name), jac_name):
+        # the generated jac's pattern entries only: the kernel's J starts zeroed
+        lines += [f"from {module_name} import jac_nonzeros as jac", "HAS_JAC = True"]
     else:
         lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True"]
     if roles_name is None:
@@ -362,8 +365,7 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
     else:
         lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
     module = sys.modules.get(module_name)
-    exact = jac_name is not None and getattr(module, "JAC_PATTERN_EXACT", False) is True
-    lines += _plan_lines(_module_pattern(module), exact)
+    lines += _plan_lines(_module_pattern(module), _exact_jacobian(module, jac_name))
     lines += _role_lines(_module_role_states(module) if roles_name is not None else None)
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
@@ -518,6 +520,17 @@ def _plan_lines(pattern: tuple[str, ...] | None, exact: bool = False) -> tuple[s
     # 1.0 outside the declared pattern: a Jacobian is checked in one contiguous (vectorized) pass
     lines += [f"SP_OUTMASK = _np.zeros(({n}, {n}))", "SP_OUTMASK[SP_OI, SP_OJ] = 1.0"]
     return tuple(lines)
+
+
+def _exact_jacobian(module, jac_name) -> bool:
+    """True when ``jac_name`` is the generated ``jac`` of a :mod:`cartkin.kernel.codegen` module
+    (``JAC_PATTERN_EXACT``): zero outside ``JAC_PATTERN``, with ``jac_nonzeros`` writing only
+    the pattern's entries."""
+    return (
+        jac_name == "jac"
+        and getattr(module, "JAC_PATTERN_EXACT", False) is True
+        and hasattr(getattr(module, "jac_nonzeros", None), "py_func")
+    )
 
 
 def _module_role_states(module):

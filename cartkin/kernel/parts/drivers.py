@@ -127,7 +127,7 @@ def _solve(
     y = y0.copy()
     # one buffer for all work vectors (fewer allocations: this matters for small systems)
     W = np.empty((16, n))
-    JM = np.empty((2, n, n))
+    JM = np.zeros((2, n, n))  # zeroed: a generated jac writes only its pattern's entries
     piv = np.empty(n, np.int64)
     no_metrics = np.empty(0)
     status, t = _integrate(
@@ -168,7 +168,7 @@ def _solve_batch(
         lo = c * n_pat // n_chunks
         hi = (c + 1) * n_pat // n_chunks
         W = np.empty((16, n))
-        JM = np.empty((2, n, n))
+        JM = np.zeros((2, n, n))  # zeroed: a generated jac writes only its pattern's entries
         piv = np.empty(n, np.int64)
         y = np.empty(n)
         cnt = np.zeros(N_COUNTERS, np.int64)
@@ -204,7 +204,7 @@ def _metrics_batch(
         lo = c * n_pat // n_chunks
         hi = (c + 1) * n_pat // n_chunks
         W = np.empty((16, n))
-        JM = np.empty((2, n, n))
+        JM = np.zeros((2, n, n))  # zeroed: a generated jac writes only its pattern's entries
         piv = np.empty(n, np.int64)
         y = np.empty(n)
         cnt = np.zeros(N_COUNTERS, np.int64)

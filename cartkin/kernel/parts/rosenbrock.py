@@ -13,6 +13,9 @@ from numba import njit
 def _jacobian(t, y, p, f0, J, ft, ytmp, ftmp, rtol, atol, counters):
     """J = df/dy at (t, y) (user jac or forward differences) and ft = df/dt (differences).
 
+    A generated model's jac here is its ``jac_nonzeros`` (header): it writes the pattern's
+    entries only, and J's other entries stay at the zeros the drivers allocate it with.
+
     Difference increment for state j: sqrt(eps) * max(|y_j|, atol_j / rtol), i.e. relative to
     the size below which the state is controlled by atol (scipy's num_jac uses the same
     threshold). An increment that ignores the state's scale (e.g. sqrt(eps * max(1e-5, |y_j|)))
