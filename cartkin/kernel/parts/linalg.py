@@ -90,7 +90,11 @@ def _sp_lu_factor(M):
     Reads and writes only the entries of the filled pattern (``SP_MI``/``SP_MJ``). Returns 0 ok,
     1 when a pivot is zero or a multiplier exceeds ``SP_MAX_MULTIPLIER`` (the caller then uses
     the dense partially pivoted LU), 2 non-finite. The diagonal of U is stored as its reciprocal.
+    The header's straight-line ``_sp_lu_factor_gen`` of the same plan does it where it has one
+    (``SP_UNROLLED``).
     """
+    if SP_UNROLLED:
+        return _sp_lu_factor_gen(M)
     for s in range(SP_ORDER.size):
         k = SP_ORDER[s]
         d = M[k, k]
@@ -115,7 +119,11 @@ def _sp_lu_factor(M):
 
 @njit(cache=CACHE, error_model="numpy")
 def _sp_lu_solve(M, x):
-    """Solve M x = b in place with the factors from _sp_lu_factor."""
+    """Solve M x = b in place with the factors from _sp_lu_factor (the header's straight-line
+    ``_sp_lu_solve_gen`` of the same plan where it has one, ``SP_UNROLLED``)."""
+    if SP_UNROLLED:
+        _sp_lu_solve_gen(M, x)
+        return
     n = SP_ORDER.size
     for s in range(n):
         k = SP_ORDER[s]
