@@ -17,7 +17,10 @@ The header defines the free names the parts use: ``rhs(t, y, p, dydt)``, ``jac(t
 Rosenbrock methods), ``WITH_METRICS`` (bool: compile the in-kernel metrics) and the sparse LU
 plan of the model's ``JAC_PATTERN`` (``SPARSE_LU`` and the ``SP_*`` index arrays of
 ``cartkin.kernel.build.lu_plan``; ``SPARSE_LU = False`` without a pattern; ``SP_CHECK`` False
-where the Jacobian is generated, hence zero outside the pattern by construction). Because the
+where the Jacobian is generated, hence zero outside the pattern by construction; ``SP_UNROLLED``
+with ``_sp_lu_factor_gen`` / ``_sp_lu_solve_gen``, the plan's factorization and solve written
+out as straight-line code in a generated kernel file), and ``ROLE_SUBSET`` / ``ROLE_STATES``
+(the states ``observe_roles`` reads, where the code generator says so). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
