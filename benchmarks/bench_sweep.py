@@ -1,4 +1,4 @@
-"""Sweep throughput of the batch engine (cartkin.batch) on sle_cart (v2; ``--model v1``: sle_cart_v1), with peers.
+"""Sweep throughput of the batch engine (cartkin.batch) on the registered sle_cart (``--model v1``: sle_cart_v1), with peers.
 
 What one run measures (all on this machine, same process, same virtual patients):
 

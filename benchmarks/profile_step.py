@@ -159,7 +159,8 @@ def main(argv=None) -> int:
 
     _, sparse = k._ros_matrix(0.1, J, M, piv)
     print(f"one Rodas5 step on a day -4.5 state (sparse LU used: {bool(sparse)}), ns per call:")
-    print(f"  pattern check           {_timed(t_check, J):7.0f}")
+    print(f"  pattern check           {_timed(t_check, J):7.0f}  (per step: "
+          f"{'yes' if k.SP_CHECK else 'no, the generated Jacobian is exact'})")  # fmt: skip
     print(f"  matrix (check + factor) {_timed(t_matrix, J, M, piv):7.0f}")
     print(f"  one sparse solve        {_timed(t_solve, M, np.ones(n)):7.0f}  (8 per step)")
     print(f"  one rhs call            {_timed(t_rhs, states, p, f0):7.0f}  (7 per step)")

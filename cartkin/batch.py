@@ -437,8 +437,10 @@ def metrics(
     cfg[kernel.C_AUC_END] = auc_end_days
     cfg[kernel.C_HORIZON] = horizon
     cfg[kernel.C_ADS_DAY] = ADSDNA_DAY
+    # a role is tracked only when a requested metric needs it (the CAR-T role always is)
+    wanted = {METRIC_NAMES[name][1] for name in names}
     for k, role in enumerate(KERNEL_ROLES):
-        cfg[kernel.C_HAS + k] = 1.0 if has[role] else 0.0
+        cfg[kernel.C_HAS + k] = 1.0 if has[role] and role in wanted else 0.0
     n = inds.n
     acc = np.full((n, kernel.N_ACC), np.nan)
     status = np.zeros(n, np.int64)

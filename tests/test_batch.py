@@ -447,3 +447,16 @@ def test_check_individuals_names_the_patient():
             ),
             T_DAYS,
         )
+
+
+def test_metrics_of_a_subset_equal_the_full_request():
+    """Only the roles a request needs are tracked in the kernel: the values do not change."""
+    model = cartkin.models.get("sle_cart")
+    inds = batch.individualize(model, None, BCTX)
+    opts = {"method": "rodas5", "rtol": 1e-6, "atol": 1e-9, "t_end_days": 60.0}
+    full = batch.metrics(model, inds, **opts)
+    for names in (["CMAX", "TMAX"], ["APLASIA_DUR", "TRECOV"], ["IL6_MAX", "CMAX_COPIES"]):
+        part = batch.metrics(model, inds, names=names, **opts)
+        assert set(part) == {*names, "status"}
+        for name in names:
+            np.testing.assert_array_equal(part[name], full[name])

@@ -65,3 +65,39 @@ def test_pattern_is_the_symbolic_nonzeros(name):
     expected = tuple("".join("x" if (i, j) in entries else "." for j in range(n)) for i in range(n))
     assert cartkin.models.get(name).generated.JAC_PATTERN == expected
     assert all(entries[k] != 0 for k in entries)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_role_states_are_exactly_the_states_observe_roles_reads(name):
+    """ROLE_STATES (the states the in-kernel metrics evaluate the dense output of): changing
+    any other state leaves every role unchanged, changing a listed one changes some role."""
+    model = cartkin.models.get(name)
+    listed = set(model.generated.ROLE_STATES)
+    rng = np.random.default_rng(5)
+    p, y = _random_inputs(model, rng)
+    base = np.empty(10)
+    model.generated.observe_roles(y, p, base)
+    out = np.empty(10)
+    for j in range(model.n_states):
+        z = y.copy()
+        z[j] = np.nan
+        model.generated.observe_roles(z, p, out)
+        changed = not np.array_equal(out, base, equal_nan=True)
+        assert changed == (j in listed), (name, model.state_names[j])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_jac_nonzeros_writes_exactly_the_pattern(name):
+    """The kernel's Jacobian (jac_nonzeros) writes the JAC_PATTERN entries, equal to jac's, and
+    leaves every other entry as it was (the kernel zeroes them once)."""
+    model = cartkin.models.get(name)
+    n = model.n_states
+    inside = np.array([[c == "x" for c in row] for row in model.generated.JAC_PATTERN])
+    p, y = _random_inputs(model, np.random.default_rng(8))
+    full = np.full((n, n), np.nan)
+    model.jac(0.0, y, p, full)
+    part = np.full((n, n), np.nan)
+    model.generated.jac_nonzeros(0.0, y, p, part)
+    assert np.isnan(part[~inside]).all()
+    np.testing.assert_array_equal(part[inside], full[inside])
+    assert (full[~inside] == 0.0).all()

@@ -116,6 +116,37 @@ def test_sparse_factor_and_solve_equal_a_dense_solve_on_sle_cart_matrices(sle_ke
     assert n_sparse > 150  # the usual path, even at these random states (real runs: see below)
 
 
+def test_generated_straight_line_lu_equals_the_loops_over_the_plan(sle_kernel):
+    """The file-backed kernel factors and solves with the straight-line code the header writes
+    for the plan (SP_UNROLLED): the same codes and, bit for bit, the same numbers as the loops
+    over the plan's index arrays (the in-memory kernel), over h from 1e-4 to 30 days."""
+    from cartkin import batch
+
+    model = cartkin.models.get("sle_cart_v2")
+    generated = batch._kernel(model)
+    assert generated.SP_UNROLLED and not sle_kernel["SP_UNROLLED"]
+    rng = np.random.default_rng(12)
+    J = np.empty((23, 23))
+    piv = np.empty(23, np.int64)
+    n_sparse = 0
+    for y, p in _random_states(rng, 30):
+        model.jac(0.0, y, p, J)
+        for h in (1e-4, 0.01, 1.0, 30.0):
+            M1, M2 = np.zeros((23, 23)), np.zeros((23, 23))
+            result = generated._ros_matrix(h, J, M1, piv)
+            assert result == sle_kernel["_ros_matrix"](h, J, M2, piv)
+            if not result[1]:
+                continue
+            n_sparse += 1
+            np.testing.assert_array_equal(M1, M2)
+            b = rng.normal(size=23)
+            x1, x2 = b.copy(), b.copy()
+            generated._sp_lu_solve(M1, x1)
+            sle_kernel["_sp_lu_solve"](M2, x2)
+            np.testing.assert_array_equal(x1, x2)
+    assert n_sparse > 60
+
+
 def test_jacobian_outside_the_pattern_or_a_bad_pivot_falls_back_to_dense(sle_kernel):
     rng = np.random.default_rng(3)
     y, p = next(_random_states(rng, 1))
@@ -176,6 +207,11 @@ def test_generated_kernel_carries_the_plan_only_for_a_model_with_a_pattern():
     decay = cartkin.models.load_module(Path(__file__).parents[1] / "examples" / "decay_rhs.py")
     cart4_text = text(decay.rhs)
     assert "SPARSE_LU = True" in sle_text
+    # the generated jac is zero outside its pattern by construction: no check per step; the
+    # same model with finite differences (or a hand-written jac) keeps the check
+    assert "SP_CHECK = False" in sle_text
+    assert "SP_CHECK = True" in text(sle.rhs)
+    assert "import jac_nonzeros as jac" in sle_text  # the pattern's entries only, J pre-zeroed
     order = _compile.lu_plan(cartkin.models.get("sle_cart_v2").generated.JAC_PATTERN)["SP_ORDER"]
     assert f"SP_ORDER = _np.array({order!r}, dtype=_np.int64)" in sle_text
     assert "SPARSE_LU = False" in cart4_text

@@ -76,6 +76,16 @@ def _no_jacobian(t, y, p, J):  # placeholder so the kernel always type-checks
 
 
 @njit
+def _no_solve(M, x):  # placeholder: a kernel without a generated sparse solve never calls it
+    pass
+
+
+@njit
+def _no_factor(M):  # placeholder: a kernel without a generated sparse LU never calls it
+    return 1
+
+
+@njit
 def _no_roles(y, p, out):  # placeholder: a model without observe_roles has no in-kernel metrics
     for k in range(out.size):
         out[k] = np.nan
@@ -347,6 +357,9 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
             "",
             "",
         ]
+    elif _exact_jacobian(sys.modules.get(module_name), jac_name):
+        # the generated jac's pattern entries only: the kernel's J starts zeroed
+        lines += [f"from {module_name} import jac_nonzeros as jac", "HAS_JAC = True"]
     else:
         lines += [f"from {module_name} import {jac_name} as jac", "HAS_JAC = True"]
     if roles_name is None:
@@ -361,7 +374,10 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
         ]
     else:
         lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
-    lines += _plan_lines(_module_pattern(sys.modules.get(module_name)))
+    module = sys.modules.get(module_name)
+    lines += _plan_lines(_module_pattern(module), _exact_jacobian(module, jac_name))
+    lines += _role_lines(_module_role_states(module) if roles_name is not None else None)
+    lines += _solve_lines(_module_pattern(module))
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -493,21 +509,100 @@ def _module_pattern(module):
 
 
 @functools.lru_cache(maxsize=8)
-def _plan_lines(pattern: tuple[str, ...] | None) -> tuple[str, ...]:
-    """Header lines defining SPARSE_LU and the plan arrays (literal, so the file hash covers
-    them); placeholders when the model declares no pattern (the kernel never reads them)."""
+def _plan_lines(pattern: tuple[str, ...] | None, exact: bool = False) -> tuple[str, ...]:
+    """Header lines defining SPARSE_LU, SP_CHECK and the plan arrays (literal, so the file hash
+    covers them); placeholders when the model declares no pattern (the kernel never reads them).
+
+    ``exact``: the kernel's Jacobian is the model's ``jac`` and the module promises
+    (``JAC_PATTERN_EXACT = True``, written only by :mod:`cartkin.kernel.codegen`) that it is
+    zero outside ``JAC_PATTERN``; then ``SP_CHECK = False`` and the kernel skips the check of
+    every Jacobian against the pattern. A hand-written ``jac`` or finite differences keep it.
+    """
     if pattern is None:
         plan = {key: [0] for key in _PLAN_KEYS}
         lines = ["SPARSE_LU = False"]
     else:
         plan = lu_plan(pattern)
         lines = ["SPARSE_LU = True"]
+    lines += [f"SP_CHECK = {not (exact and pattern is not None)}"]
     n = len(plan["SP_ORDER"])
     lines += ["import numpy as _np"]
     lines += [f"{k} = _np.array({plan[k]!r}, dtype=_np.int64)" for k in _PLAN_KEYS]
     # 1.0 outside the declared pattern: a Jacobian is checked in one contiguous (vectorized) pass
     lines += [f"SP_OUTMASK = _np.zeros(({n}, {n}))", "SP_OUTMASK[SP_OI, SP_OJ] = 1.0"]
     return tuple(lines)
+
+
+def _solve_lines(pattern: tuple[str, ...] | None) -> list[str]:
+    """Header lines SP_UNROLLED, ``_sp_lu_solve_gen(M, x)`` and ``_sp_lu_factor_gen(M)``: the
+    sparse solve and factorization of the linalg part (``_sp_lu_solve``, ``_sp_lu_factor``)
+    written out as straight-line code for the plan of ``pattern``, with the same operations,
+    checks and return codes in the same order (no loops over the plan's index arrays).
+    Placeholders without a pattern."""
+    head = ["", "", "@njit(cache=CACHE, error_model='numpy')", "def _sp_lu_solve_gen(M, x):"]
+    fhead = ["", "", "@njit(cache=CACHE, error_model='numpy')", "def _sp_lu_factor_gen(M):"]
+    if pattern is None:
+        return ["SP_UNROLLED = False", *head, "    pass", *fhead, "    return 1", ""]
+    plan = lu_plan(pattern)
+    order, lptr, lrow = plan["SP_ORDER"], plan["SP_LPTR"], plan["SP_LROW"]
+    uptr, ucol = plan["SP_UPTR"], plan["SP_UCOL"]
+    factor = []
+    for s, k in enumerate(order):
+        factor += [f"    d = M[{k}, {k}]", "    if d != d or abs(d) == _np.inf:", "        return 2",
+                   "    if d == 0.0:", "        return 1", "    inv = 1.0 / d"]  # fmt: skip
+        for i in lrow[lptr[s] : lptr[s + 1]]:
+            factor += [f"    f = M[{i}, {k}] * inv", "    if not (abs(f) <= SP_MAX_MULTIPLIER):",
+                       "        return 1", f"    M[{i}, {k}] = f"]  # fmt: skip
+            cols = ucol[uptr[s] : uptr[s + 1]]
+            if len(cols):
+                factor += ["    if f != 0.0:"]
+                factor += [f"        M[{i}, {j}] -= f * M[{k}, {j}]" for j in cols]
+        factor += [f"    M[{k}, {k}] = inv"]
+    factor += ["    return 0"]
+    body = ["    # forward: L (unit diagonal) in pivot order"]
+    for s, k in enumerate(order):
+        rows = lrow[lptr[s] : lptr[s + 1]]
+        if len(rows):
+            body += [f"    xk = x[{k}]", "    if xk != 0.0:"]
+            body += [f"        x[{i}] -= M[{i}, {k}] * xk" for i in rows]
+    body += ["    # backward: U, its diagonal stored as reciprocals"]
+    for s in range(len(order) - 1, -1, -1):
+        k = order[s]
+        body += [f"    v = x[{k}]"]
+        body += [f"    v -= M[{k}, {j}] * x[{j}]" for j in ucol[uptr[s] : uptr[s + 1]]]
+        body += [f"    x[{k}] = v * M[{k}, {k}]"]
+    return ["SP_UNROLLED = True", *head, *body, *fhead, *factor, ""]
+
+
+def _exact_jacobian(module, jac_name) -> bool:
+    """True when ``jac_name`` is the generated ``jac`` of a :mod:`cartkin.kernel.codegen` module
+    (``JAC_PATTERN_EXACT``): zero outside ``JAC_PATTERN``, with ``jac_nonzeros`` writing only
+    the pattern's entries."""
+    return (
+        jac_name == "jac"
+        and getattr(module, "JAC_PATTERN_EXACT", False) is True
+        and hasattr(getattr(module, "jac_nonzeros", None), "py_func")
+    )
+
+
+def _module_role_states(module):
+    """The module's ``ROLE_STATES`` (the state indices its ``observe_roles`` reads, written by
+    :mod:`cartkin.kernel.codegen`) as a tuple of int, or None without one."""
+    states = getattr(module, "ROLE_STATES", None)
+    if states is None:
+        return None
+    where = getattr(module, "__file__", None) or module.__name__
+    if isinstance(states, str) or not all(isinstance(i, int) and i >= 0 for i in states):
+        raise ValueError(f"{where}: ROLE_STATES must be a sequence of state indices (int >= 0)")
+    return tuple(states)
+
+
+def _role_lines(states: tuple[int, ...] | None) -> list[str]:
+    """Header lines ROLE_SUBSET / ROLE_STATES: the in-kernel metrics evaluate the dense output
+    of these states only (all states when the roles' states are not known)."""
+    if states is None:
+        return ["ROLE_SUBSET = False", "ROLE_STATES = _np.zeros(1, dtype=_np.int64)"]
+    return ["ROLE_SUBSET = True", f"ROLE_STATES = _np.array({list(states)!r}, dtype=_np.int64)"]
 
 
 def _plan_globals(pattern) -> dict:
@@ -534,6 +629,11 @@ def _exec_template(rhs, jac, roles=None, family="all", pattern=None):
         WITH_ERK=with_erk,
         WITH_ROS=with_ros,
         WITH_METRICS=family == "all",
+        ROLE_SUBSET=False,
+        ROLE_STATES=np.zeros(1, dtype=np.int64),
+        SP_UNROLLED=False,
+        _sp_lu_solve_gen=_no_solve,
+        _sp_lu_factor_gen=_no_factor,
         **_plan_globals(pattern),
     )
     for path in part_paths():  # each part under its own file name (tracebacks, line numbers)

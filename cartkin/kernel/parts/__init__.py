@@ -16,7 +16,11 @@ The header defines the free names the parts use: ``rhs(t, y, p, dydt)``, ``jac(t
 (bool), ``CACHE`` (bool), ``WITH_ERK`` / ``WITH_ROS`` (bool: compile the explicit /
 Rosenbrock methods), ``WITH_METRICS`` (bool: compile the in-kernel metrics) and the sparse LU
 plan of the model's ``JAC_PATTERN`` (``SPARSE_LU`` and the ``SP_*`` index arrays of
-``cartkin.kernel.build.lu_plan``; ``SPARSE_LU = False`` without a pattern). Because the
+``cartkin.kernel.build.lu_plan``; ``SPARSE_LU = False`` without a pattern; ``SP_CHECK`` False
+where the Jacobian is generated, hence zero outside the pattern by construction; ``SP_UNROLLED``
+with ``_sp_lu_factor_gen`` / ``_sp_lu_solve_gen``, the plan's factorization and solve written
+out as straight-line code in a generated kernel file), and ``ROLE_SUBSET`` / ``ROLE_STATES``
+(the states ``observe_roles`` reads, where the code generator says so). Because the
 right-hand side is a module global (never a function argument) the kernel can be cached.
 
 Everything here returns integer status codes; nothing raises. The same text runs as plain
@@ -45,7 +49,10 @@ Step size: explicit methods use the PI controller of Hairer's ``dopri5`` (beta =
 [0.2, 10]); RODAS5 uses Gustafsson's predictive controller as in Hairer's ``rodas`` (factors in
 [0.2, 6]). Safety factor 0.9; no increase right after a rejection. Error norm: root mean
 square of ``err_i / (atol_i + rtol * max(|y_i|, |y1_i|))``. The first step of every segment is
-Hairer's starting-step algorithm unless ``first_step`` is given.
+Hairer's starting-step algorithm unless ``first_step`` is given; RODAS5 after the first segment
+takes the larger of that and the step the previous segment proposed (the step-size history is
+kept across stops; the fewer steps were measured on sle_cart, see
+``cartkin/kernel/parts/drivers.py``).
 
 Parts
 -----

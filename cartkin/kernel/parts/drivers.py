@@ -37,6 +37,7 @@ def _integrate(
     t = t_start
     ks = 0
     status = SUCCESS
+    h_prev = 0.0  # rodas5: the step the last segment proposed (0: none yet)
     while True:
         while ks < n_stops and t_stops[ks] <= t:
             for j in range(n):
@@ -58,7 +59,7 @@ def _integrate(
             status = NOT_BUILT
         elif method == RODAS5:
             status, io, t, h = _segment_ros(
-                t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
+                t, seg_end, y, p, rtol, atol, h, h_prev, max_step, max_steps, fixed_step,
                 t_eval, io, y_out, counters,
                 W[0:8], ytmp, yerr, ynew, f0, ft, J, M, piv, D,
                 macc, mcfg, PC, MV, ys, yp, vt, vt2,
@@ -76,7 +77,7 @@ def _integrate(
             if status == STIFF and method == AUTO and WITH_ROS:
                 counters[I_SWITCHES] += 1
                 status, io, t, h = _segment_ros(
-                    t, seg_end, y, p, rtol, atol, h, max_step, max_steps, fixed_step,
+                    t, seg_end, y, p, rtol, atol, h, 0.0, max_step, max_steps, fixed_step,
                     t_eval, io, y_out, counters,
                     W[0:8], ytmp, yerr, ynew, f0, ft, J, M, piv, D,
                     macc, mcfg, PC, MV, ys, yp, vt, vt2,
@@ -84,6 +85,8 @@ def _integrate(
         if status != SUCCESS:
             break
         t = seg_end
+        if method == RODAS5:
+            h_prev = h
     return status, t
 
 
@@ -124,7 +127,7 @@ def _solve(
     y = y0.copy()
     # one buffer for all work vectors (fewer allocations: this matters for small systems)
     W = np.empty((16, n))
-    JM = np.empty((2, n, n))
+    JM = np.zeros((2, n, n))  # zeroed: a generated jac writes only its pattern's entries
     piv = np.empty(n, np.int64)
     no_metrics = np.empty(0)
     status, t = _integrate(
@@ -165,7 +168,7 @@ def _solve_batch(
         lo = c * n_pat // n_chunks
         hi = (c + 1) * n_pat // n_chunks
         W = np.empty((16, n))
-        JM = np.empty((2, n, n))
+        JM = np.zeros((2, n, n))  # zeroed: a generated jac writes only its pattern's entries
         piv = np.empty(n, np.int64)
         y = np.empty(n)
         cnt = np.zeros(N_COUNTERS, np.int64)
@@ -201,7 +204,7 @@ def _metrics_batch(
         lo = c * n_pat // n_chunks
         hi = (c + 1) * n_pat // n_chunks
         W = np.empty((16, n))
-        JM = np.empty((2, n, n))
+        JM = np.zeros((2, n, n))  # zeroed: a generated jac writes only its pattern's entries
         piv = np.empty(n, np.int64)
         y = np.empty(n)
         cnt = np.zeros(N_COUNTERS, np.int64)

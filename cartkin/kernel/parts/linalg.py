@@ -90,7 +90,11 @@ def _sp_lu_factor(M):
     Reads and writes only the entries of the filled pattern (``SP_MI``/``SP_MJ``). Returns 0 ok,
     1 when a pivot is zero or a multiplier exceeds ``SP_MAX_MULTIPLIER`` (the caller then uses
     the dense partially pivoted LU), 2 non-finite. The diagonal of U is stored as its reciprocal.
+    The header's straight-line ``_sp_lu_factor_gen`` of the same plan does it where it has one
+    (``SP_UNROLLED``).
     """
+    if SP_UNROLLED:
+        return _sp_lu_factor_gen(M)
     for s in range(SP_ORDER.size):
         k = SP_ORDER[s]
         d = M[k, k]
@@ -102,7 +106,7 @@ def _sp_lu_factor(M):
         for e in range(SP_LPTR[s], SP_LPTR[s + 1]):
             i = SP_LROW[e]
             f = M[i, k] * inv
-            if abs(f) > SP_MAX_MULTIPLIER:
+            if not (abs(f) <= SP_MAX_MULTIPLIER):  # too large or NaN: the dense LU decides
                 return 1
             M[i, k] = f
             if f != 0.0:
@@ -115,7 +119,11 @@ def _sp_lu_factor(M):
 
 @njit(cache=CACHE, error_model="numpy")
 def _sp_lu_solve(M, x):
-    """Solve M x = b in place with the factors from _sp_lu_factor."""
+    """Solve M x = b in place with the factors from _sp_lu_factor (the header's straight-line
+    ``_sp_lu_solve_gen`` of the same plan where it has one, ``SP_UNROLLED``)."""
+    if SP_UNROLLED:
+        _sp_lu_solve_gen(M, x)
+        return
     n = SP_ORDER.size
     for s in range(n):
         k = SP_ORDER[s]
@@ -136,12 +144,14 @@ def _sp_lu_solve(M, x):
 @njit(cache=CACHE, error_model="numpy")
 def _ros_matrix(h, J, M, piv):
     """Factor M = I/(h gamma) - J: sparse when the model declares a pattern that J obeys and
-    the diagonal pivots are safe, else dense with partial pivoting.
+    the diagonal pivots are safe, else dense with partial pivoting. Whether J obeys the pattern
+    is checked unless the header's ``SP_CHECK`` is False (a generated Jacobian).
 
     Returns (code, sparse): code 0 ok, 1 singular, 2 non-finite (of the dense LU).
     """
     inv_hg = 1.0 / (h * ROS_GAMMA)
-    if SPARSE_LU and J.shape[0] == SP_ORDER.size and _sp_fits(J):
+    # SP_CHECK False: the generated jac is zero outside the pattern by construction (header)
+    if SPARSE_LU and J.shape[0] == SP_ORDER.size and (not SP_CHECK or _sp_fits(J)):
         for e in range(SP_MI.size):
             i = SP_MI[e]
             j = SP_MJ[e]

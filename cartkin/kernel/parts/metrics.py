@@ -4,7 +4,7 @@
 instead of returning states. What a model offers here comes from its roles: its generated
 ``observe_roles(y, p, out)`` (:mod:`cartkin.kernel.codegen`) writes the value of each role in
 ``cartkin.batch.KERNEL_ROLES`` order (NaN for a role the model lacks), and ``cfg[C_HAS + role]``
-says which roles it has. The thresholds are not written here: ``cfg`` carries them
+says which roles it has and the request needs (the CAR-T role is always tracked). The thresholds are not written here: ``cfg`` carries them
 (``C_LLOQ``, ``C_APLASIA``, ``C_RECOVERY``, ``C_IL6_THR``, ``C_AUC_END``, ``C_ADS_DAY``), filled
 by :func:`cartkin.batch.metrics` from the definitions in :mod:`cartkin.measures` (or the
 caller's values). ``cartkin.batch.METRIC_NAMES`` maps the accumulators ``A_*`` below to metric
@@ -12,7 +12,9 @@ names and units; :func:`cartkin.metrics.compute` computes the same metrics from 
 a grid, with the same definitions.
 
 The accumulators of every role are compiled into every kernel built with ``WITH_METRICS``; a
-role the model lacks is skipped at run time by its ``C_HAS`` flag.
+role the model lacks, or that no requested metric needs, is skipped at run time by its
+``C_HAS`` flag. The dense output is evaluated only for the states ``observe_roles`` reads
+(``ROLE_STATES`` of the header, from :mod:`cartkin.kernel.codegen`) where they are known.
 """
 
 import math
@@ -102,10 +104,18 @@ MV_DB = 4
 
 @njit(cache=CACHE, error_model="numpy", inline="always")
 def _poly_state(theta, y, PC, out):
-    for j in range(y.size):
-        out[j] = y[j] + theta * (
-            PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j]))
-        )
+    """The interpolant at theta into out: only the states observe_roles reads (ROLE_STATES,
+    from the header) when they are known, else all (the other entries of out are not read)."""
+    if ROLE_SUBSET:
+        for j in ROLE_STATES:
+            out[j] = y[j] + theta * (
+                PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j]))
+            )
+    else:
+        for j in range(y.size):
+            out[j] = y[j] + theta * (
+                PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j]))
+            )
 
 
 @njit(cache=CACHE, error_model="numpy", inline="always")
@@ -126,16 +136,25 @@ def _roles_into(theta, y, PC, p, ys, vt, MV, row):
 def _roles_slope(theta, y, PC, p, ys, yp, vt, vt2, MV, row):
     """d(role)/d(theta) of the interpolant at theta into MV[row] (central difference along the
     interpolant's tangent)."""
-    n = y.size
     _poly_state(theta, y, PC, ys)
-    for j in range(n):
-        yd = PC[0, j] + theta * (2.0 * PC[1, j] + theta * (3.0 * PC[2, j] + theta * 4.0 * PC[3, j]))
-        yp[j] = ys[j] + SLOPE_EPS * yd
-        ys[j] = ys[j] - SLOPE_EPS * yd
+    if ROLE_SUBSET:
+        for j in ROLE_STATES:
+            _tangent_points(theta, j, PC, ys, yp)
+    else:
+        for j in range(y.size):
+            _tangent_points(theta, j, PC, ys, yp)
     observe_roles(yp, p, vt)
     observe_roles(ys, p, vt2)
     for k in range(N_ROLES):
         MV[row, k] = (vt[k] - vt2[k]) / (2.0 * SLOPE_EPS)
+
+
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _tangent_points(theta, j, PC, ys, yp):
+    """State j of the two points ys -/+ SLOPE_EPS x the interpolant's tangent at theta."""
+    yd = PC[0, j] + theta * (2.0 * PC[1, j] + theta * (3.0 * PC[2, j] + theta * 4.0 * PC[3, j]))
+    yp[j] = ys[j] + SLOPE_EPS * yd
+    ys[j] = ys[j] - SLOPE_EPS * yd
 
 
 @njit(cache=CACHE, error_model="numpy")

@@ -13,6 +13,9 @@ from numba import njit
 def _jacobian(t, y, p, f0, J, ft, ytmp, ftmp, rtol, atol, counters):
     """J = df/dy at (t, y) (user jac or forward differences) and ft = df/dt (differences).
 
+    A generated model's jac here is its ``jac_nonzeros`` (header): it writes the pattern's
+    entries only, and J's other entries stay at the zeros the drivers allocate it with.
+
     Difference increment for state j: sqrt(eps) * max(|y_j|, atol_j / rtol), i.e. relative to
     the size below which the state is controlled by atol (scipy's num_jac uses the same
     threshold). An increment that ignores the state's scale (e.g. sqrt(eps * max(1e-5, |y_j|)))
@@ -158,6 +161,23 @@ def _ros_dense_coefficients(K, D):
             _add_row(D[r], ROS_H[r, m], K, m)
 
 
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _ros_metric_poly(j, y, ynew, K, D, PC, have_dense):
+    """State j of the step's dense output written as y + th (c0 + th (c1 + th (c2 + th c3)))
+    into PC[:, j] (the form the metrics evaluate); D[:, j] is computed unless have_dense."""
+    if not have_dense:
+        for r in range(3):
+            d = ROS_H[r, 0] * K[0, j]
+            for m in range(1, 8):
+                d += ROS_H[r, m] * K[m, j]
+            D[r, j] = d
+    # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
+    PC[0, j] = (ynew[j] - y[j]) + D[0, j]
+    PC[1, j] = D[1, j] - D[0, j]
+    PC[2, j] = D[2, j] - D[1, j]
+    PC[3, j] = -D[2, j]
+
+
 @njit(cache=CACHE, error_model="numpy")
 def _ros_dense(theta, y, ynew, D, y_out, row):
     n = y.size
@@ -177,6 +197,7 @@ def _segment_ros(
     rtol,
     atol,
     h,
+    h_prev,
     max_step,
     max_steps,
     fixed_step,
@@ -203,7 +224,11 @@ def _segment_ros(
     vt,
     vt2,
 ):
-    """Integrate y in place from t to t_end (no stop inside) with Rodas5; see _segment_erk."""
+    """Integrate y in place from t to t_end (no stop inside) with Rodas5; see _segment_erk.
+
+    ``h`` <= 0: the first step is the larger of Hairer's starting step and ``h_prev`` (the step
+    the previous segment proposed at its end; 0 for none).
+    """
     n = y.size
     m_out = t_eval.size
     rhs(t, y, p, f0)
@@ -212,7 +237,10 @@ def _segment_ros(
     if fixed:
         h = fixed_step
     elif h <= 0.0:
-        h = _initial_step(t, t_end, y, f0, p, rtol, atol, 5, max_step, u, fu)
+        # the larger of Hairer's starting step and the step the previous segment proposed
+        # (h_prev): the starting step ignores the step-size history, the proposal ignores the
+        # jump; a too large step is rejected as any other
+        h = max(h_prev, _initial_step(t, t_end, y, f0, p, rtol, atol, 5, max_step, u, fu))
         counters[I_RHS] += 1
     h_acc = 0.0  # last accepted step (0: none yet in this segment)
     log_err_acc = 0.0
@@ -276,14 +304,12 @@ def _segment_ros(
                 _ros_dense((t_eval[io] - t) / h, y, ynew, D, y_out, io)
             io += 1
         if WITH_METRICS and macc.size > 0 and t_new > 0.0:  # metrics start at day 0
-            if not have_dense:
-                _ros_dense_coefficients(K, D)
-            # (1-th) y + th (y1 + (1-th)(D0 + th (D1 + th D2))) as y + th (c0 + th (c1 + ...))
-            for j in range(n):
-                PC[0, j] = (ynew[j] - y[j]) + D[0, j]
-                PC[1, j] = D[1, j] - D[0, j]
-                PC[2, j] = D[2, j] - D[1, j]
-                PC[3, j] = -D[2, j]
+            if ROLE_SUBSET:  # the metrics read only these states (header)
+                for j in ROLE_STATES:
+                    _ros_metric_poly(j, y, ynew, K, D, PC, have_dense)
+            else:
+                for j in range(n):
+                    _ros_metric_poly(j, y, ynew, K, D, PC, have_dense)
             _metrics_step(t, t_new, h, y, p, macc, mcfg, PC, MV, ys, yp, vt, vt2)
         for j in range(n):
             y[j] = ynew[j]
