@@ -402,9 +402,9 @@ def verify_scenario(path, per_point, log=print):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes and subsets (smoke run)")
-    ap.add_argument("--model", default="v2",
-                    help="v2 (sle_cart), v1 (sle_cart_v1 with a benchmark Jacobian) or the name of "
-                         "a registered model with sle_cart's inputs, e.g. sle_cart_v3")  # fmt: skip
+    ap.add_argument("--model", default="sle_cart",
+                    help="a registered model with sle_cart's inputs (sle_cart, sle_cart_v2, "
+                         "stein2019, ...) or v1 (sle_cart_v1 with a benchmark Jacobian)")  # fmt: skip
     ap.add_argument("--sizes", default=None, help="comma-separated population sizes")
     ap.add_argument("--unique", type=int, default=None, help="distinct individualized patients")
     ap.add_argument("--chunk", type=int, default=10_000, help="patients per kernel call")
@@ -438,7 +438,9 @@ def main(argv=None):
                           "numpy": np.__version__, "cpus": threads_max,
                           "platform": platform.platform(),
                           "load_average_start": os.getloadavg()[0]},
-              "quick": args.quick, "horizon_days": HORIZON_DAYS, "model": args.model}  # fmt: skip
+              "quick": args.quick, "horizon_days": HORIZON_DAYS,
+              "model": "sle_cart_v1" if args.model == "v1" else args.model,
+              "sizes": sizes}  # fmt: skip
 
     print(f"population: {n_unique} unique patients -> sizes {sizes}; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
@@ -451,7 +453,7 @@ def main(argv=None):
         model_jac = sle_cart_with_extras(with_jac=True)
         registered = model  # the registered v1 has no Jacobian
     else:
-        name = "sle_cart" if args.model == "v2" else args.model
+        name = args.model
         model_jac = registered = cartkin.models.get(name)
         model = copy.copy(model_jac)
         model.jac = None

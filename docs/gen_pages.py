@@ -762,13 +762,14 @@ def benchmarks_page() -> str:
             f"{m.get('platform', '-')}, {m.get('cpus', '-')} CPUs, numba {m.get('numba', '-')}"
         )
         setting = sweep.get("sweep_setting", {})
+        sizes = ",".join(f"{n:g}" for n in sweep.get("sizes", []))
         out += [
             "## Batch engine throughput (in-kernel metrics)",
             "",
-            "Command: `python benchmarks/bench_sweep.py --sizes 1e4,1e5,1e6`",
+            f"Command: `python benchmarks/bench_sweep.py{' --sizes ' + sizes if sizes else ''}`",
             "",
-            f"Date: not recorded in `sweep.json`; machine: {machine}. Model sle_cart "
-            f"({sweep.get('model', '-')}), horizon {sweep.get('horizon_days', '-')} days, "
+            f"Date: not recorded in `sweep.json`; machine: {machine}. Model "
+            f"{sweep.get('model', '-')}, horizon {sweep.get('horizon_days', '-')} days, "
             f"{setting.get('method', '-')} rtol {setting.get('rtol', '-')} (worst metric "
             f"error {setting.get('worst_rel_error', float('nan')):.1e}).",
             "",
@@ -780,10 +781,13 @@ def benchmarks_page() -> str:
                 f"| {row['n']:,} | {row['threads']} | {row['seconds']:.2f} | "
                 f"{row['patients_per_s']:,.0f} |"
             )
-        peers = sweep.get("peers_seconds_per_patient", {})
+        peers = sweep.get("peers", [])
         if peers:
-            out += ["", "| peer (per patient) | seconds |", "|---|---:|"]
-            out += [f"| {k} | {v:.3g} |" for k, v in peers.items()]
+            out += ["", "| peer, in the same run | patients/s | the engine is |", "|---|---:|---:|"]
+            out += [
+                f"| {p['peer']} | {p['patients_per_s']:,.0f} | {p['engine_ratio']:.1f}x |"
+                for p in peers
+            ]
         out.append("")
     pipeline = _load("sweep_pipeline.json")
     if pipeline:
