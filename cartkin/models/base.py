@@ -604,10 +604,10 @@ def check_individuals(model, inds: BatchIndividuals) -> BatchIndividuals:
         "a stop (dose) lies before the model's start t0", t0,
     )  # fmt: skip
     if m > 1:
-        _first_bad(
-            (real[:, 1:] & (np.diff(t_stops, axis=1) < 0)).any(axis=1),
-            "stop times must be non-decreasing",
-        )
+        padded = np.where(real, t_stops, np.inf)  # padding (inf or anything) is never compared
+        with np.errstate(invalid="ignore"):  # inf - inf past the last real stop
+            decreasing = np.diff(padded, axis=1) < 0
+        _first_bad((real[:, 1:] & decreasing).any(axis=1), "stop times must be non-decreasing")
     _first_bad((real[:, :, None] & ~np.isfinite(jumps)).any(axis=(1, 2)), "a jump is not finite")
     return BatchIndividuals(p=p, y0=y0, t0=t0, t_stops=t_stops, jumps=jumps, n_stops=n_stops)
 
