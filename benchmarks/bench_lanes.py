@@ -50,10 +50,11 @@ sys.path.insert(0, str(HERE))
 
 from bench_rosenbrock import (  # noqa: E402
     GRID,
-    make_initial_step,
+    controller,
     make_integrator,
     population,
     rodas5_tableau,
+    shrink,
     worst_error,
 )
 
@@ -69,7 +70,7 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
     uptr, ucol, mi, mj = kernel.SP_UPTR, kernel.SP_UCOL, kernel.SP_MI, kernel.SP_MJ
     gamma_kernel = float(kernel.ROS_GAMMA)
     max_mult = float(kernel.SP_MAX_MULTIPLIER)
-    initial_step = make_initial_step(rhs)
+    initial_step = kernel._initial_step  # Hairer's starting step, the kernel's own
     L = int(lanes)
     eps_t = 1.4901161193847656e-08
 
@@ -233,25 +234,6 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
             io += 1
         return ks, io
 
-    @njit(inline="always")
-    def shrink(err, h_step, expo):
-        """The step after a rejected one (a non-finite error: a quarter)."""
-        if err != err or err == math.inf:
-            return h_step * 0.25
-        return h_step * max(0.2, 0.9 * math.exp(-expo * math.log(err)))
-
-    @njit(inline="always")
-    def controller(err, h_step, h_acc, log_err_acc, rejected, expo):
-        """Gustafsson's predictive controller, as the kernel: (next step, log error to keep)."""
-        log_err = math.log(max(err, 1e-10))
-        log_fac = -expo * log_err
-        if h_acc > 0.0:
-            log_fac = min(log_fac, math.log(h_step / h_acc) + expo * (log_err_acc - 2.0 * log_err))
-        fac = max(0.2, min(6.0, 0.9 * math.exp(log_fac)))
-        if rejected:
-            fac = min(fac, 1.0)
-        return h_step * fac, max(log_err, math.log(1e-2))
-
     @njit
     def run(tab, Y0, T0, P, TS, JU, NS, t_eval, rtol, atol):
         gamma, tab_a, H, q = tab[0], tab[1], tab[5], tab[6]
@@ -307,7 +289,9 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
                     rhs(t[l], g, P[i], g2)
                     for j in range(n):
                         f0[j, l] = g2[j]
-                    h[l] = initial_step(t[l], seg_end[l], g, g2, P[i], rtol, atol, q, g3, Dn[0])
+                    h[l] = initial_step(
+                        t[l], seg_end[l], g, g2, P[i], rtol, atol, q, math.inf, g3, Dn[0]
+                    )
                     counters[i, 2] += 2
                     h_acc[l] = 0.0
                     log_err_acc[l] = 0.0
@@ -432,7 +416,10 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
                         for j in range(n):
                             f0[j, l] = g2[j]
                         h = min(
-                            h, initial_step(tb, seg, g, g2, P[pat[l]], rtol, atol, q, g3, Dn[0])
+                            h,
+                            initial_step(
+                                tb, seg, g, g2, P[pat[l]], rtol, atol, q, math.inf, g3, Dn[0]
+                            ),
                         )
                         counters[pat[l], 2] += 2
                 h_acc = 0.0

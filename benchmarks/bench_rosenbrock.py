@@ -63,35 +63,25 @@ def rodas4_tableau():
     return (ROD4_GAMMA, ROD4_A, ROD4_C, ROD4_CT, ROD4_D, ROD4_H, 4)
 
 
-def make_initial_step(rhs):
-    """Hairer's starting step (Solving ODEs I, II.4) for ``rhs``, as the kernel computes it."""
+@njit
+def shrink(err, h_step, expo):
+    """The step after a rejected one, as the kernel (a non-finite error: a quarter)."""
+    if err != err or err == math.inf:
+        return h_step * 0.25
+    return h_step * max(0.2, 0.9 * math.exp(-expo * math.log(err)))
 
-    @njit
-    def initial_step(t, t_end, y, f0, p, rtol, atol, order, y1, f1):
-        n = y.size
-        d0 = 0.0
-        d1 = 0.0
-        for j in range(n):
-            sc = atol[j] + rtol * abs(y[j])
-            d0 += (y[j] / sc) ** 2
-            d1 += (f0[j] / sc) ** 2
-        d0 = math.sqrt(d0 / n)
-        d1 = math.sqrt(d1 / n)
-        h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-        h0 = min(h0, t_end - t)
-        for j in range(n):
-            y1[j] = y[j] + h0 * f0[j]
-        rhs(t + h0, y1, p, f1)
-        d2 = 0.0
-        for j in range(n):
-            sc = atol[j] + rtol * abs(y[j])
-            d2 += ((f1[j] - f0[j]) / sc) ** 2
-        d2 = math.sqrt(d2 / n) / h0
-        dmax = max(d1, d2)
-        h1 = max(1e-6, h0 * 1e-3) if dmax <= 1e-15 else (0.01 / dmax) ** (1.0 / (order + 1))
-        return min(100.0 * h0, h1, t_end - t)
 
-    return initial_step
+@njit
+def controller(err, h_step, h_acc, log_err_acc, rejected, expo):
+    """Gustafsson's predictive controller, as the kernel: (next step, log error to keep)."""
+    log_err = math.log(max(err, 1e-10))
+    log_fac = -expo * log_err
+    if h_acc > 0.0:
+        log_fac = min(log_fac, math.log(h_step / h_acc) + expo * (log_err_acc - 2.0 * log_err))
+    fac = max(0.2, min(6.0, 0.9 * math.exp(log_fac)))
+    if rejected:
+        fac = min(fac, 1.0)
+    return h_step * fac, max(log_err, math.log(1e-2))
 
 
 def make_integrator(model, kernel=None):
@@ -113,7 +103,7 @@ def make_integrator(model, kernel=None):
         raise ValueError("make_integrator needs a model with an analytic Jacobian")
     eps_t = 1.4901161193847656e-08
 
-    initial_step = make_initial_step(rhs)
+    initial_step = kernel._initial_step  # Hairer's starting step, the kernel's own
 
     @njit
     def step(tab_a, tab_c, ct, d, gamma, t, h, y, p, f0, ft, J, M, piv, K, u, fu, ynew):
@@ -186,7 +176,7 @@ def make_integrator(model, kernel=None):
                 elif keep_h and h_carry > 0.0:
                     h = h_carry
                 else:
-                    h = initial_step(t, seg_end, y, f0, p, rtol, atol, q, u, fu)
+                    h = initial_step(t, seg_end, y, f0, p, rtol, atol, q, math.inf, u, fu)
                     counters[i, 2] += 1
                 h_acc = 0.0
                 log_err_acc = 0.0
@@ -216,10 +206,7 @@ def make_integrator(model, kernel=None):
                         err = math.sqrt(err / n)
                         if not (err <= 1.0):
                             counters[i, 1] += 1
-                            if err != err or err == math.inf:
-                                h = h_step * 0.25
-                            else:
-                                h = h_step * max(0.2, 0.9 * math.exp(-expo * math.log(err)))
+                            h = shrink(err, h_step, expo)
                             rejected = True
                             continue
                     counters[i, 0] += 1
@@ -244,18 +231,10 @@ def make_integrator(model, kernel=None):
                     if fixed_h > 0.0:
                         h_next = fixed_h
                     else:
-                        log_err = math.log(max(err, 1e-10))
-                        log_fac = -expo * log_err
-                        if h_acc > 0.0:
-                            log_fac = min(log_fac, math.log(h_step / h_acc)
-                                          + expo * (log_err_acc - 2.0 * log_err))  # fmt: skip
-                        fac = max(0.2, min(6.0, 0.9 * math.exp(log_fac)))
-                        if rejected:
-                            fac = min(fac, 1.0)
+                        h_next, log_err_acc = controller(err, h_step, h_acc, log_err_acc,
+                                                         rejected, expo)  # fmt: skip
                         h_acc = h_step
-                        log_err_acc = max(log_err, math.log(1e-2))
                         rejected = False
-                        h_next = h_step * fac
                     if last:
                         h_carry = h_next if h_step >= h else h  # a truncated last step: keep h
                         break
