@@ -120,6 +120,17 @@ def _too_small(h, t):
 
 
 @njit(cache=CACHE, error_model="numpy")
+def _after_rejection(err, h, t):
+    """The step after one rejected with error ``err`` (both methods are order 5), and the status
+    that ends the segment when that step is too small (``SUCCESS``: try again)."""
+    if err != err or err == math.inf:  # NaN/inf in the stages
+        h *= NONFINITE_SHRINK
+        return h, NON_FINITE if _too_small(h, t) else SUCCESS
+    h *= max(FAC_MIN, SAFETY * math.exp(-0.2 * math.log(err)))
+    return h, STEP_UNDERFLOW if _too_small(h, t) else SUCCESS
+
+
+@njit(cache=CACHE, error_model="numpy")
 def _all_finite(x):
     for j in range(x.size):
         if not math.isfinite(x[j]):

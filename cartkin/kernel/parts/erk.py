@@ -167,14 +167,9 @@ def _segment_erk(
             err = _error_norm(yerr, y, ynew, rtol, atol)
             if not (err <= 1.0):
                 counters[I_REJECTED] += 1
-                if err != err or err == math.inf:  # NaN/inf in the stages
-                    h *= NONFINITE_SHRINK
-                    if _too_small(h, t):
-                        return NON_FINITE, io, t, h
-                else:
-                    h *= max(FAC_MIN, SAFETY * math.exp(-0.2 * math.log(err)))
-                    if _too_small(h, t):
-                        return STEP_UNDERFLOW, io, t, h
+                h, code = _after_rejection(err, h, t)
+                if code != SUCCESS:
+                    return code, io, t, h
                 rejected = True
                 continue
         # ---- accepted
