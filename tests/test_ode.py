@@ -412,3 +412,12 @@ def test_rhs_that_does_not_compile_names_the_expected_signature():
 
     with pytest.raises(TypeError, match=r"Expected rhs\(t: float, y: float64\[n\], p: float64"):
         solve_ode(wrong, [1.0], [0.0, 1.0], method="tsit5")
+
+
+def test_kernel_status_codes_equal_the_public_status():
+    """The kernel parts define their status codes as plain constants (numba needs literals);
+    cartkin.ode.Status names them for Python. They must stay equal."""
+    from cartkin import batch, models
+
+    kernel = batch._kernel(models.get("cart4"))
+    assert {s.name: getattr(kernel, s.name) for s in Status} == {s.name: s.value for s in Status}
