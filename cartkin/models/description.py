@@ -73,8 +73,8 @@ Example (a 3-state model, ``examples/my_model.py``)::
 from __future__ import annotations
 
 import ast
-import inspect
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,13 +209,8 @@ class Switch(_Input):
 
 def _caller() -> str:
     """``file:line`` of the first frame outside this module (where the object was written)."""
-    here = Path(__file__).resolve()
-    for frame in inspect.stack()[2:]:
-        if Path(frame.filename).resolve() != here and "dataclasses" not in frame.filename:
-            if frame.filename.startswith("<"):
-                continue
-            return f"{frame.filename}:{frame.lineno}"
-    return "<unknown>"
+    file, line = _outside_frame()
+    return "<unknown>" if file is None else f"{file}:{line}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,11 +529,22 @@ class Description:
 # ---------------------------------------------------------------------------------------------
 def _caller_file() -> str:
     """File of the first frame outside this module (the model file)."""
+    return _outside_frame()[0] or "<unknown>"
+
+
+def _outside_frame() -> tuple[str | None, int]:
+    """(file, line) of the innermost caller frame that is neither this module, nor
+    ``dataclasses``, nor generated code (``<string>``); (None, 0) if there is none. Walks the
+    frames directly: ``inspect.stack()`` reads source context for every frame (about 1.5 ms
+    per call)."""
     here = Path(__file__).resolve()
-    for frame in inspect.stack()[2:]:
-        if Path(frame.filename).resolve() != here and not frame.filename.startswith("<"):
-            return frame.filename
-    return "<unknown>"
+    frame = sys._getframe(1)
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if not (file.startswith("<") or "dataclasses" in file or Path(file).resolve() == here):
+            return file, frame.f_lineno
+        frame = frame.f_back
+    return None, 0
 
 
 def _dedent(text: str) -> str:
