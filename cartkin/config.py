@@ -24,6 +24,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "VARIANT_KEYS",
     "check_keys",
+    "replaced_kidney_keys",
     "section_label",
     "unit_hint",
 ]
@@ -58,6 +59,23 @@ TOP_LEVEL_KEYS = (
 )
 VARIANT_KEYS = ("label", "patient", "lymphodepletion", "cart", "parameters", "clearance_model")
 KIDNEY_KEYS = ("egfr_ml_min_173m2", "crcl_ml_min", "serum_creatinine_mg_dl", "dialysis")
+
+
+def replaced_kidney_keys(given, base_on_dialysis: bool) -> tuple[str, ...]:
+    """The base patient's kidney keys that an override setting the kidney keys ``given``
+    replaces.
+
+    Any kidney key replaces the whole kidney specification (eGFR, CrCl, serum creatinine and
+    dialysis), except that a dialysis schedule alone, for a base patient already on dialysis,
+    replaces only the schedule: changing the sessions does not change the kidneys, so the
+    residual function stays. Used by scenario variants and by dataset covariates.
+    """
+    given = set(given) & set(KIDNEY_KEYS)
+    if not given:
+        return ()
+    if given == {"dialysis"} and base_on_dialysis:
+        return ("dialysis",)
+    return KIDNEY_KEYS
 
 
 def section_label(section: str) -> str:

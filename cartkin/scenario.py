@@ -53,12 +53,12 @@ from typing import Any
 import numpy as np
 
 from cartkin.config import (
-    KIDNEY_KEYS,
     SCENARIO_KEYS,
     SOLVER_KEYS,
     TOP_LEVEL_KEYS,
     VARIANT_KEYS,
     check_keys,
+    replaced_kidney_keys,
     section_label,
 )
 from cartkin.covariates.kidney import CLEARANCE_MODELS
@@ -406,9 +406,9 @@ def _get_model(where, name):
 def _merge(where, key, base, override):
     """Apply a variant's overrides to a base section.
 
-    A kidney key replaces the base patient's kidney specification, with one exception: a new
-    dialysis schedule alone, for a base patient already on dialysis, keeps the base's residual
-    kidney function (changing the sessions does not change the kidneys).
+    A kidney key replaces the base patient's kidney specification, except that a new dialysis
+    schedule alone keeps a dialysis patient's residual function
+    (:func:`cartkin.config.replaced_kidney_keys`).
     """
     if base is None and override is None:  # a section neither the base nor the variant has
         return None
@@ -419,11 +419,8 @@ def _merge(where, key, base, override):
     if base is None:  # a section the base scenario does not have: the variant's alone
         return dict(override)
     merged = dict(base)
-    if any(k in override for k in KIDNEY_KEYS):
-        function_keys = [k for k in KIDNEY_KEYS if k != "dialysis"]
-        keep_residual = "dialysis" in base and not any(k in override for k in function_keys)
-        for k in ["dialysis"] if keep_residual else KIDNEY_KEYS:
-            merged.pop(k, None)
+    for k in replaced_kidney_keys(override, "dialysis" in base):
+        merged.pop(k, None)
     merged.update(override)
     return merged
 

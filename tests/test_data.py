@@ -422,6 +422,19 @@ def test_dialysis_takes_the_base_schedule(tmp_path):
     assert patient.dialysis == schedule and patient.egfr_ml_min_173m2 == 5
 
 
+def test_dialysis_alone_keeps_the_residual_function_of_a_dialysis_base(tmp_path):
+    path = nonmem(tmp_path, "1,1,2,cart,cells/uL,1", header="ID,TIME,DV,DVID,UNIT,DIALYSIS")
+    base = cartkin.Patient(
+        weight_kg=50, height_cm=160, age_years=16, sex="female", egfr_ml_min_173m2=2.5,
+        dialysis=cartkin.DialysisSchedule(session_days=(-4.5, -2.5, -0.5)),
+    )  # fmt: skip
+    on = read(path, model="sle_cart").patients(base)["1"]
+    assert on.dialysis == base.dialysis and on.egfr_ml_min_173m2 == 2.5
+    path = nonmem(tmp_path, "2,1,2,cart,cells/uL,0", header="ID,TIME,DV,DVID,UNIT,DIALYSIS")
+    with pytest.raises(DataError, match="ID 2: Patient kidney function: got none"):
+        read(path, model="sle_cart").patients(base)  # off dialysis: a kidney function is needed
+
+
 # -- the [data] table -----------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from cartkin.config import replaced_kidney_keys
 from cartkin.errors import DataError, ScenarioError
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ class Dataset:
         base_patient : cartkin.Patient, optional
             Supplies what the file lacks (default: the scenario's patient, if any). A kidney
             covariate in the file (EGFR, CRCL, SCR or DIALYSIS) replaces the base's kidney
-            specification; ``DIALYSIS=1`` takes the base patient's dialysis schedule.
+            specification; ``DIALYSIS=1`` takes the base patient's dialysis schedule (alone, for
+            a base patient on dialysis, it keeps the base's residual kidney function).
 
         Returns
         -------
@@ -116,8 +118,12 @@ class Dataset:
             kidney = {k: float(cov[k]) for k in _KIDNEY_FIELDS if _given(cov.get(k))}
             on_dialysis = cov.get("dialysis")
             if kidney or _given(on_dialysis):
-                for k in _KIDNEY_FIELDS:
-                    kwargs[k] = kidney.get(k)
+                # DIALYSIS=1 alone keeps a dialysis base's residual function (scenario rule)
+                given = set(kidney) | ({"dialysis"} if _given(on_dialysis) else set())
+                on_base = base is not None and base.dialysis is not None
+                for k in replaced_kidney_keys(given, on_base and bool(on_dialysis)):
+                    if k != "dialysis":
+                        kwargs[k] = kidney.get(k)
                 if _given(on_dialysis) and bool(on_dialysis):
                     if base is None or base.dialysis is None:
                         problems.append(
