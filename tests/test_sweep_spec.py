@@ -77,6 +77,33 @@ session_days = [-7.5, -4.5, -2.5]
     assert s.points[1].base.clearance_model == "varela2025"
 
 
+
+def test_dialysis_arm_keeps_a_dialysis_base_patients_residual_function():
+    """The kidney-axis value "dialysis" follows the rule of scenario variants: for a base patient
+    already on dialysis only the schedule changes, and the residual eGFR stays; an eGFR value
+    still replaces the whole kidney specification."""
+    base = BASE.replace(
+        "egfr_ml_min_173m2 = 120.0",
+        "egfr_ml_min_173m2 = 2.5\ndialysis = { session_days = [-4.5, -2.5] }",
+    )
+    s = parse(
+        """
+[sweep]
+n_patients = 5
+seed = 3
+[sweep.axes]
+"patient.egfr_ml_min_173m2" = [30, "dialysis"]
+[sweep.dialysis]
+session_days = [-7.5, -4.5, -2.5]
+""",
+        base=base,
+    )
+    on_dialysis = s.points[1].base.patient
+    assert on_dialysis.on_dialysis and on_dialysis.egfr_ml_min_173m2 == 2.5
+    assert list(on_dialysis.dialysis.session_days) == [-7.5, -4.5, -2.5]
+    assert not s.points[0].base.patient.on_dialysis
+    assert s.points[0].base.patient.egfr_ml_min_173m2 == 30.0
+
 BAD = [
     ("[sweep]\nseed = 1\n", "missing required key 'n_patients'"),
     ("[sweep]\nn_patients = 0\nseed = 1\n", r"n_patients = 0: expected an integer in \[1,"),

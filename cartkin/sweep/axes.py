@@ -4,7 +4,8 @@
 ``{ from = a, to = b, n = k }`` (evenly spaced); ``clearance_model`` is short for
 ``scenario.clearance_model``; ``"patient.egfr_ml_min_173m2"`` may take the value ``"dialysis"``
 (the ``[sweep.dialysis]`` schedule). A kidney-function axis replaces the base patient's kidney
-function.
+function, except that the value ``"dialysis"`` keeps the residual function of a base patient
+already on dialysis (the rule of scenario variants).
 
 In the store such an eGFR axis stays numeric: the dialysis arm's eGFR coordinate is NaN and a
 boolean coordinate ``patient.dialysis`` along the same dimension marks it, so
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cartkin.config import KIDNEY_KEYS, SCENARIO_KEYS, SOLVER_KEYS
+from cartkin.config import KIDNEY_KEYS, SCENARIO_KEYS, SOLVER_KEYS, replaced_kidney_keys
 from cartkin.covariates.patient import Patient
 from cartkin.covariates.regimen import CarTDose, Lymphodepletion
 from cartkin.errors import ScenarioError
@@ -228,11 +229,18 @@ def parse_axes(source, table, model, dialysis) -> tuple[Axis, ...]:
 
 
 def apply_axis_value(raw: dict, key: str, value, dialysis) -> None:
-    """Write one axis value into a scenario dict (kidney keys replace each other)."""
+    """Write one axis value into a scenario dict.
+
+    A kidney value replaces the base patient's kidney specification by the rule of scenario
+    variants (:func:`cartkin.config.replaced_kidney_keys`): an eGFR value replaces all of it;
+    the value ``"dialysis"`` for a base patient already on dialysis replaces only the schedule,
+    so the base's residual kidney function stays.
+    """
     section, _, name = key.partition(".") if key != "clearance_model" else ("scenario", "", key)
     table = raw.setdefault(section, {})
     if section == "patient" and name in KIDNEY_KEYS:
-        for k in KIDNEY_KEYS:
+        given = ("dialysis",) if value == DIALYSIS else (name,)
+        for k in replaced_kidney_keys(given, "dialysis" in table):
             table.pop(k, None)
         if value == DIALYSIS:
             table["dialysis"] = copy.deepcopy(dialysis)
