@@ -101,3 +101,26 @@ def test_jac_nonzeros_writes_exactly_the_pattern(name):
     assert np.isnan(part[~inside]).all()
     np.testing.assert_array_equal(part[inside], full[inside])
     assert (full[~inside] == 0.0).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_autonomous_flag_says_whether_the_rhs_reads_the_time(name):
+    """AUTONOMOUS (the Rosenbrock kernel then skips the df/dt difference quotient) is True
+    exactly when the rates do not change with t."""
+    model = cartkin.models.get(name)
+    rng = np.random.default_rng(7)
+    changes = False
+    for _ in range(20):
+        p, y = _random_inputs(model, rng)
+        f0, f1 = np.zeros(model.n_states), np.zeros(model.n_states)
+        model.rhs(0.0, y, p, f0)
+        model.rhs(rng.uniform(1.0, 300.0), y, p, f1)
+        changes |= not np.array_equal(f0, f1)
+    assert model.generated.AUTONOMOUS is (not changes)
+
+
+def test_a_rate_that_reads_the_time_is_not_autonomous():
+    text = codegen.module_text("t-test", ["x"], ["k"], [("r", "k * t")], ["-r * x"], [None])
+    assert "AUTONOMOUS = False" in text
+    text = codegen.module_text("t-test", ["x"], ["k"], [("r", "k * x")], ["-r * x"], [None])
+    assert "AUTONOMOUS = True" in text

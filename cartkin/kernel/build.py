@@ -377,6 +377,7 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
     module = sys.modules.get(module_name)
     lines += _plan_lines(_module_pattern(module), _exact_jacobian(module, jac_name))
     lines += _role_lines(_module_role_states(module) if roles_name is not None else None)
+    lines += [f"AUTONOMOUS = {getattr(module, 'AUTONOMOUS', False) is True}"]
     lines += _solve_lines(_module_pattern(module))
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
@@ -630,6 +631,7 @@ def _exec_template(rhs, jac, roles=None, family="all", pattern=None):
         WITH_ROS=with_ros,
         WITH_METRICS=family == "all",
         ROLE_SUBSET=False,
+        AUTONOMOUS=False,
         ROLE_STATES=np.zeros(1, dtype=np.int64),
         SP_UNROLLED=False,
         _sp_lu_solve_gen=_no_solve,

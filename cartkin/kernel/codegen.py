@@ -237,6 +237,9 @@ def module_text(label, states, kernel_names, intermediates, rates, roles, used_b
     role_states = sorted(i for st, i in y_index.items() if st in needed([r for r in roles if r]))
     src += ["#: The states observe_roles reads (kernel indices): the in-kernel metrics evaluate",
             "#: the dense output of only these.", f"ROLE_STATES = {tuple(role_states)!r}", ""]
+    src += ["#: The rates do not read the time t: df/dt is exactly 0, so the Rosenbrock kernel",
+            "#: skips its difference quotient (one rhs call per Jacobian).",
+            f"AUTONOMOUS = {'t' not in needed(rates)}", ""]  # fmt: skip
     src += ["#: jac writes 0.0 to every entry outside JAC_PATTERN and jac_nonzeros writes only the",
             "#: entries of JAC_PATTERN (all come from the same symbolic entries), so the kernel",
             "#: need not check its Jacobians against the pattern and zeroes the rest once.",

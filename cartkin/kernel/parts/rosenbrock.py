@@ -11,7 +11,8 @@ from numba import njit
 
 @njit(cache=CACHE, error_model="numpy")
 def _jacobian(t, y, p, f0, J, ft, ytmp, ftmp, rtol, atol, counters):
-    """J = df/dy at (t, y) (user jac or forward differences) and ft = df/dt (differences).
+    """J = df/dy at (t, y) (user jac or forward differences) and ft = df/dt (differences; 0
+    without a call when the header's ``AUTONOMOUS`` says the rhs does not read t).
 
     A generated model's jac here is its ``jac_nonzeros`` (header): it writes the pattern's
     entries only, and J's other entries stay at the zeros the drivers allocate it with.
@@ -37,13 +38,17 @@ def _jacobian(t, y, p, f0, J, ft, ytmp, ftmp, rtol, atol, counters):
             for i in range(n):
                 J[i, j] = (ftmp[i] - f0[i]) * inv
         counters[I_RHS] += n
-    t_plus = t + SQRT_EPS * max(abs(t), 1.0)
-    delta_t = t_plus - t
-    rhs(t_plus, y, p, ftmp)
-    counters[I_RHS] += 1
-    inv_t = 1.0 / delta_t
-    for i in range(n):
-        ft[i] = (ftmp[i] - f0[i]) * inv_t
+    if AUTONOMOUS:  # header: the generated rhs does not read t, so df/dt is exactly 0
+        for i in range(n):
+            ft[i] = 0.0
+    else:
+        t_plus = t + SQRT_EPS * max(abs(t), 1.0)
+        delta_t = t_plus - t
+        rhs(t_plus, y, p, ftmp)
+        counters[I_RHS] += 1
+        inv_t = 1.0 / delta_t
+        for i in range(n):
+            ft[i] = (ftmp[i] - f0[i]) * inv_t
     counters[I_JAC] += 1
 
 
