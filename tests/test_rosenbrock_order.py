@@ -1,4 +1,5 @@
-"""Convergence order of the Rosenbrock tableaus (Rodas4 of cartkin.kernel.rodas4, the kernel's Rodas5)
+"""Convergence order of the Rosenbrock tableaus (Rodas4 of cartkin.kernel.rodas4, the kernel's Rodas5,
+Rodas5P of cartkin.kernel.rodas5p)
 through the tableau-driven stepper of benchmarks/bench_rosenbrock.py, fixed steps, against an
 independent oracle (scipy DOP853 at rtol 1e-13 on the same equations typed again in numpy)."""
 
@@ -13,7 +14,7 @@ from numba import njit
 from scipy.integrate import solve_ivp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from bench_rosenbrock import make_integrator, rodas4_tableau, rodas5_tableau
+from bench_rosenbrock import make_integrator, rodas4_tableau, rodas5_tableau, rodas5p_tableau
 
 T_END = 2.0
 T_MID = 1.93  # inside a step for every step size below: tests the dense output
@@ -93,9 +94,13 @@ def slopes(run, tab, hs):
     return fit[0], fit[1], errs
 
 
-@pytest.mark.parametrize(("name", "order", "dense"), [("rodas4", 4, 3), ("rodas5", 5, 4)])
+TABLEAUS = {"rodas4": rodas4_tableau, "rodas5": rodas5_tableau, "rodas5p": rodas5p_tableau}
+
+
+@pytest.mark.parametrize(("name", "order", "dense"),
+                         [("rodas4", 4, 3), ("rodas5", 5, 4), ("rodas5p", 5, 4)])  # fmt: skip
 def test_convergence_order(run, name, order, dense):
-    tab = rodas4_tableau() if name == "rodas4" else rodas5_tableau()
+    tab = TABLEAUS[name]()
     hs = np.array([0.2, 0.1, 0.05, 0.025])
     dense_slope, end_slope, errs = slopes(run, tab, hs)
     # global error at a step end: O(h^order); at an interior point the continuous extension
