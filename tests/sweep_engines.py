@@ -1,4 +1,5 @@
-"""Stand-in engines for the sweep tests (same signature as cartkin.sweep.population engines).
+"""Stand-in engines for the sweep tests (same signature as cartkin.sweep.population engines),
+and the base scenario those tests sweep over.
 
 They compute cheap closed-form numbers from the population's arrays (parameters, fludarabine
 AUC, CAR-T dose) so that the runner, seeds, store and report can be tested without the compiled
@@ -9,6 +10,28 @@ import os
 import time
 
 import numpy as np
+
+
+def base_scenario(name, lymphodepletion=True):
+    """The TOML of the sweep tests' base scenario: sle_cart, a 50-kg 16-year-old at eGFR 120,
+    CAR-T 1e5 cells/kg, with the usual Flu/Cy (the class defaults) or no lymphodepletion."""
+    ld = "[lymphodepletion]  # the usual Flu/Cy (the class defaults)\n" if lymphodepletion else ""
+    return f"""
+[scenario]
+name = "{name}"
+model = "sle_cart"
+t_end_days = 270.0
+
+[patient]
+weight_kg = 50.0
+height_cm = 160.0
+age_years = 16.0
+sex = "female"
+egfr_ml_min_173m2 = 120.0
+
+{ld}[cart]
+cells_per_kg = 1.0e5
+"""
 
 
 def fake_engine(pop, names, threads=None):

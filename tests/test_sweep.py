@@ -23,25 +23,9 @@ from cartkin.sweep.population import ENGINE_ERROR, draw_population
 from cartkin.sweep.store import NOT_RUN
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_engines import broken_engine, fake_engine, raising_engine
+from sweep_engines import base_scenario, broken_engine, fake_engine, raising_engine
 
-SCENARIO = """
-[scenario]
-name = "runner test"
-model = "sle_cart"
-t_end_days = 270.0
-
-[patient]
-weight_kg = 50.0
-height_cm = 160.0
-age_years = 16.0
-sex = "female"
-egfr_ml_min_173m2 = 120.0
-
-[lymphodepletion]  # the usual Flu/Cy (the class defaults)
-[cart]
-cells_per_kg = 1.0e5
-
+SCENARIO = base_scenario("runner test") + """
 [sweep]
 n_patients = {n}
 seed = 20261129

@@ -12,24 +12,9 @@ from cartkin.sweep import open_store, run_sweep, summarize
 from cartkin.sweep.recovery import kaplan_meier, km_quantiles, paired_recovery, recovery_times
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_engines import bias_engine
+from sweep_engines import base_scenario, bias_engine
 
-BIAS = """
-[scenario]
-name = "selection bias"
-model = "sle_cart"
-t_end_days = 270.0
-
-[patient]
-weight_kg = 50.0
-height_cm = 160.0
-age_years = 16.0
-sex = "female"
-egfr_ml_min_173m2 = 120.0
-
-[cart]
-cells_per_kg = 1.0e5
-
+BIAS = base_scenario("selection bias", lymphodepletion=False) + """
 [sweep]
 n_patients = 100
 seed = 1

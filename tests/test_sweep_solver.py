@@ -16,24 +16,9 @@ from cartkin.sweep.population import _solver, draw_population
 from cartkin.sweep.solver import SETTINGS_FILE, model_fingerprint
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_engines import fake_engine
+from sweep_engines import base_scenario, fake_engine
 
-SCENARIO = """
-[scenario]
-name = "solver setting test"
-model = "sle_cart"
-t_end_days = 270.0
-
-[patient]
-weight_kg = 50.0
-height_cm = 160.0
-age_years = 16.0
-sex = "female"
-egfr_ml_min_173m2 = 120.0
-
-[cart]
-cells_per_kg = 1.0e5
-{solver}
+SCENARIO = base_scenario("solver setting test", lymphodepletion=False) + """{solver}
 [sweep]
 n_patients = 20
 seed = 1

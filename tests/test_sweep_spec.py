@@ -1,6 +1,8 @@
 """The [sweep] table: every bad value gets a one-line error naming the file, key and value."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,23 +11,10 @@ from cartkin.errors import ScenarioError
 from cartkin.sweep.seeds import philox4x32, standard_normal, uniform
 from cartkin.sweep.spec import sweep_from_text
 
-BASE = """
-[scenario]
-name = "spec test"
-model = "sle_cart"
-t_end_days = 270.0
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep_engines import base_scenario
 
-[patient]
-weight_kg = 50.0
-height_cm = 160.0
-age_years = 16.0
-sex = "female"
-egfr_ml_min_173m2 = 120.0
-
-[lymphodepletion]  # the usual Flu/Cy (the class defaults)
-[cart]
-cells_per_kg = 1.0e5
-"""
+BASE = base_scenario("spec test")
 
 GOOD = """
 [sweep]
