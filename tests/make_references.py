@@ -1,6 +1,7 @@
 """Store reference outputs of the built-in models, for ``tests/test_references.py``.
 
-Run from the repository root: ``python tests/make_references.py``. It writes
+Run from the repository root: ``python tests/make_references.py`` (``--model NAME``: refresh
+only the entries of that model, and of the scenarios and fits that use it). It writes
 ``tests/data/references.npz``: for every shipped scenario (``scenarios/*.toml``) each arm's
 states and observables on the scenario grid thinned to every 8th time (to keep the file small)
 and its ``cartkin.metrics.compute`` metrics; the batch engine (``cartkin.batch.solve`` and
@@ -42,14 +43,16 @@ def model_by_name(name):
     return cartkin.models.get(name)
 
 
-def scenario_outputs() -> dict[str, np.ndarray]:
-    """``scenario/<file stem>/<arm index>/...`` arrays."""
+def scenario_outputs(model=None) -> dict[str, np.ndarray]:
+    """``scenario/<file stem>/<arm index>/...`` arrays (``model``: only scenarios using it)."""
     from cartkin import metrics
     from cartkin.scenario import load_scenario
 
     out = {}
     for path in SCENARIOS:
         scenario = load_scenario(path)
+        if model is not None and scenario.model.name != model:
+            continue
         for k, result in enumerate(scenario.run()):
             key = f"scenario/{path.stem}/{k}"
             out[f"{key}/t_days"] = result.t_days[::THIN]
@@ -87,13 +90,13 @@ def population_contexts():
     return contexts
 
 
-def batch_outputs() -> dict[str, np.ndarray]:
+def batch_outputs(models=BATCH_MODELS) -> dict[str, np.ndarray]:
     """``batch/<model>/...``: solve (y, status) and in-kernel metrics of the population."""
     from cartkin import batch
 
     bctx = batch.BatchContext.from_contexts(population_contexts())
     out = {}
-    for name in BATCH_MODELS:
+    for name in models:
         model = model_by_name(name)
         inds = batch.individualize(model, None, bctx)
         for method in ("rodas5", "auto"):
@@ -134,21 +137,33 @@ def fit_outputs_for(file) -> dict[str, np.ndarray]:
     return {"x": x, "objective": problem.objective(x)}
 
 
-def fit_outputs() -> dict[str, np.ndarray]:
-    """``fit/<file stem>/{x,objective}`` for each fit scenario."""
+def fit_outputs(model=None) -> dict[str, np.ndarray]:
+    """``fit/<file stem>/{x,objective}`` for each fit scenario (``model``: those using it)."""
+    from cartkin.fit.spec import load_fit_scenario
+
     out = {}
     for file in FIT_SCENARIOS:
+        if model is not None and load_fit_scenario(ROOT / "scenarios" / file)[0].model.name != model:
+            continue
         for key, value in fit_outputs_for(file).items():
             out[f"fit/{Path(file).stem}/{key}"] = value
     return out
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="refresh only this model's entries (the others are kept)")
+    args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     data = {}
-    data.update(scenario_outputs())
-    data.update(batch_outputs())
-    data.update(fit_outputs())
+    if args.model is not None:
+        with np.load(OUT) as old:
+            data.update({k: old[k] for k in old.files})
+    data.update(scenario_outputs(args.model))
+    data.update(batch_outputs(BATCH_MODELS if args.model is None else (args.model,)))
+    data.update(fit_outputs(args.model))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT, **data)
     print(f"wrote {len(data)} arrays to {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")

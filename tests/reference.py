@@ -256,7 +256,7 @@ def sle_cart_v3_derivatives(t, y, q):
         "R_F": 0.0,
         "D": 0.0,
         "AUC_F": 24.0 * conc,
-        "X_C": -q["k_C"] * s["X_C"],
+        "X_C": -(q["k_C"] + q["k_DC"] * s["D"]) * s["X_C"],
         "N": q["r_N"] * s["N"] * (1.0 - (s["N"] + car) / q["K_N"]) - ld * s["N"],
         "P_1": b_production - (q["k_P"] + b_kill + q["phi_B"] * ld) * s["P_1"],
         "P_2": q["k_P"] * s["P_1"] - (q["k_P"] + b_kill + q["phi_B"] * ld) * s["P_2"],

@@ -30,6 +30,9 @@ What changed from v2, and why (issue 15)
   and transit delay, through their own transit stages ``Kc_1 -> Kc_2`` fed only while CAR-T
   are present, flag ``H``), scaled by ``phi_C`` (1: same sensitivity). Residual F-ara-A at
   infusion therefore lowers expansion, and dialysis timing matters.
+- *Dialysis removes cyclophosphamide too* (``k_DC``, from the measured removal per session),
+  for sessions from the first dose until 2 days after the last cyclophosphamide dose, whether
+  or not they remove fludarabine.
 - *Lupus kidney from the chronicity index.* The irreversible share of the lost function is
   ``s_irr = 1 / (1 + exp(-(CI - CI_50) / w_CI))`` (explicit assumption: high chronicity, 6-12,
   predicts kidney failure, Bajema 2018), so recovery is capped by data on the biopsy, not by an
@@ -46,7 +49,9 @@ Dosing (the engine's, from the regimen): fludarabine as 30-min infusions into th
 CAR-T cells into ``C_E`` as ``n / (blood_l_per_kg x WT x 1e6) x f_blood`` cells/uL, and at the
 first infusion the program stages ``G``, ``G_2``, ``G_1`` and the flag ``H`` set to 1; dialysis
 sessions switch ``D`` (removal rate ``k_D = -ln(1 - f_removal) / session length``) from the
-first dose up to 28 days after the last fludarabine dose. Integration starts at the first dose.
+first dose up to 28 days after the last fludarabine dose, and, for the cyclophosphamide they
+also remove (rate ``k_DC``), up to 2 days after the last cyclophosphamide dose. Integration
+starts at the first dose.
 
 Kernel parameter vector ``p``: the table entries in table order, then the derived entries.
 Defaults of the parameters marked "calibrated" come from
@@ -64,6 +69,9 @@ from cartkin.parameters import Parameter, ParameterTable
 
 #: Dialysis sessions count for fludarabine removal up to this many days after the last dose.
 DIALYSIS_WINDOW_DAYS = 28.0
+#: ... and for cyclophosphamide removal up to this many days after its last dose (its activity
+#: is below 1% of the dose by then: half-life 7 h, ``k_C``).
+CY_DIALYSIS_WINDOW_DAYS = 2.0
 
 CALIBRATION_FILE = Path(__file__).parent / "calibration" / "sle_cart_v3.json"
 
@@ -221,6 +229,16 @@ PARAMETERS = ParameterTable(
         Parameter("k_C", math.log(2.0) / (7.0 / 24.0), "1/day", 0.5, 50.0,
                   "decay rate of cyclophosphamide activity",
                   "assumption: half-life 7 h, inside the 3-12 h of the cyclophosphamide label"),
+        Parameter("k_DC", 3.5, "1/day", 0.0, 20.0,
+                  "removal rate of cyclophosphamide activity during a hemodialysis session",
+                  "derived: a mean 37% of a 100-mg dose given just before a 4-h hemodialysis "
+                  "was removed (4 patients on long-term hemodialysis; dialysis clearance 104 "
+                  "mL/min against 95 mL/min metabolic; half-life 3.3 h during dialysis against "
+                  "6.5 h in uremic patients), Clin Pharmacol Ther 1981;29(3):365-372, PMID "
+                  "7471607 (abstract): k_DC / (k_C + k_DC) x (1 - exp(-(k_C + k_DC) x 4 h)) = "
+                  "0.37 with k_C of this table gives 3.5/day (the two half-lives alone give "
+                  "2.5/day). Assumption: the active metabolites, whose activity X_C stands for, "
+                  "are removed at the parent drug's rate"),
         Parameter("k_tr", 1.0, "1/day", 0.1, 50.0,
                   "transit rate of the delayed lymphocyte kill (two stages, mean delay 2/k_tr)",
                   "assumption: value (lymphocyte nadir and IL-15 peak after infusion, IL-15 "
@@ -324,7 +342,7 @@ STATES = """
     F_2   flu_peripheral_2    [mg]       F-ara-A amount, first peripheral compartment
     F_3   flu_peripheral_3    [mg]       F-ara-A amount, second peripheral compartment
     R_F   flu_infusion_rate   [mg/day]   running fludarabine infusion rate (flag)
-    D     on_dialysis         [-]        1 during a dialysis session, else 0 (flag)
+    D     on_dialysis         [-]        1 during a dialysis session that removes drug, else 0 (flag)
     AUC_F flu_auc             [mg.h/L]   cumulative F-ara-A AUC since the first dose
     X_C   cy_activity         [mg/m2]    cyclophosphamide (active metabolite) activity
     N     t_cells             [cells/uL] endogenous (non-CAR) T cells in blood
@@ -396,7 +414,7 @@ EQUATIONS = """
     d/dt(R_F) = 0.0
     d/dt(D) = 0.0
     d/dt(AUC_F) = 24.0 * C_F
-    d/dt(X_C) = -k_C * X_C
+    d/dt(X_C) = -(k_C + k_DC * D) * X_C
     d/dt(N) = r_N * N * (1.0 - (N + C) / K_N) - k_LD * N
     d/dt(P_1) = k_P * P_ss - (k_P + kill_B + phi_B * k_LD) * P_1
     d/dt(P_2) = k_P * P_1 - (k_P + kill_B + phi_B * k_LD) * P_2
@@ -483,7 +501,8 @@ DESCRIPTION = Description(
         "drug at infusion lowers expansion), transgene copies/ug from the modelled nucleated "
         "cells, and a lupus kidney whose reversible share follows the chronicity index. "
         "Fludarabine PK (3 compartments, kidney function, dialysis sessions) and IL-15 as in "
-        "version 2. Day 0 is the CAR-T infusion."
+        "version 2; dialysis sessions also remove cyclophosphamide. Day 0 is the CAR-T "
+        "infusion."
     ),
     parameters=PARAMETERS,
     states=STATES,
@@ -501,11 +520,11 @@ DESCRIPTION = Description(
         Bolus("cart", into="G_2", amount="1.0", first_only=True),
         Bolus("cart", into="H", amount="1.0", first_only=True),
         Switch("dialysis", flag="D",
-               when=f"(k_D > 0.0) & (day >= t_start) & (day <= last_fludarabine_day + {DIALYSIS_WINDOW_DAYS})"),
+               when=f"((k_D > 0.0) & (day >= t_start) & (day <= last_fludarabine_day + {DIALYSIS_WINDOW_DAYS})) "
+                    f"| ((k_DC > 0.0) & (day >= t_start) & (day <= last_cyclophosphamide_day + {CY_DIALYSIS_WINDOW_DAYS}))"),
     ],
     start="first_dose",
     ignores=(
         "tissue CAR-T (blood levels stand for the killing pool)",
-        "removal of cyclophosphamide by dialysis",
     ),
 )  # fmt: skip
