@@ -467,7 +467,9 @@ def test_reported_rate_excludes_the_compile(scenario, tmp_path, monkeypatch):
 
 
 _CLI_RUNNER = """
+import signal
 import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # see _RUNNER
 sys.path.insert(0, {tests!r})
 import cartkin.sweep.runner as runner
 from sweep_engines import compiling_engine
@@ -523,7 +525,10 @@ def test_ctrl_c_during_a_real_first_numba_compile_exits_promptly(scenario, tmp_p
                CARTKIN_CACHE_DIR=str(tmp_path / "kernels"))  # fmt: skip
     out = tmp_path / "real.zarr"
     cmd = [sys.executable, "-m", "cartkin.cli", "sweep", str(scenario), "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    # SIGINT back to its default in the child: a shell that starts jobs in the background (as
+    # CI may) leaves it ignored, and Python then installs no KeyboardInterrupt handler
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline, seen = time.monotonic() + 180, b""
     while b"compiling the sle_cart kernel" not in seen:  # said 1 s into the first compile
         assert proc.poll() is None and time.monotonic() < deadline, seen.decode()
