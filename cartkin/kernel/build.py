@@ -375,10 +375,11 @@ def _generated_text(module_name, name, jac_name, roles_name, path, source, famil
     else:
         lines += [f"from {module_name} import {roles_name} as observe_roles", "HAS_ROLES = True"]
     module = sys.modules.get(module_name)
-    lines += _plan_lines(_module_pattern(module), _exact_jacobian(module, jac_name))
+    pattern = _module_pattern(module)
+    lines += _plan_lines(pattern, _exact_jacobian(module, jac_name))
     lines += _role_lines(_module_role_states(module) if roles_name is not None else None)
     lines += [f"AUTONOMOUS = {getattr(module, 'AUTONOMOUS', False) is True}"]
-    lines += _solve_lines(_module_pattern(module))
+    lines += _solve_lines(pattern)
     header = "\n".join(lines) + "\n\n"
     return header + template_text(), source
 
@@ -523,7 +524,7 @@ def _plan_lines(pattern: tuple[str, ...] | None, exact: bool = False) -> tuple[s
         plan = {key: [0] for key in _PLAN_KEYS}
         lines = ["SPARSE_LU = False"]
     else:
-        plan = lu_plan(pattern)
+        plan = _plan_of(pattern)
         lines = ["SPARSE_LU = True"]
     lines += [f"SP_CHECK = {not (exact and pattern is not None)}"]
     n = len(plan["SP_ORDER"])
@@ -534,7 +535,15 @@ def _plan_lines(pattern: tuple[str, ...] | None, exact: bool = False) -> tuple[s
     return tuple(lines)
 
 
-def _solve_lines(pattern: tuple[str, ...] | None) -> list[str]:
+@functools.lru_cache(maxsize=8)
+def _plan_of(pattern: tuple[str, ...]) -> dict:
+    """:func:`lu_plan` of a pattern, once per process (both header writers read it; not to be
+    modified)."""
+    return lu_plan(pattern)
+
+
+@functools.lru_cache(maxsize=8)
+def _solve_lines(pattern: tuple[str, ...] | None) -> tuple[str, ...]:
     """Header lines SP_UNROLLED, ``_sp_lu_solve_gen(M, x)`` and ``_sp_lu_factor_gen(M)``: the
     sparse solve and factorization of the linalg part (``_sp_lu_solve``, ``_sp_lu_factor``)
     written out as straight-line code for the plan of ``pattern``, with the same operations,
@@ -543,8 +552,8 @@ def _solve_lines(pattern: tuple[str, ...] | None) -> list[str]:
     head = ["", "", "@njit(cache=CACHE, error_model='numpy')", "def _sp_lu_solve_gen(M, x):"]
     fhead = ["", "", "@njit(cache=CACHE, error_model='numpy')", "def _sp_lu_factor_gen(M):"]
     if pattern is None:
-        return ["SP_UNROLLED = False", *head, "    pass", *fhead, "    return 1", ""]
-    plan = lu_plan(pattern)
+        return ("SP_UNROLLED = False", *head, "    pass", *fhead, "    return 1", "")
+    plan = _plan_of(pattern)
     order, lptr, lrow = plan["SP_ORDER"], plan["SP_LPTR"], plan["SP_LROW"]
     uptr, ucol = plan["SP_UPTR"], plan["SP_UCOL"]
     factor = []
@@ -572,7 +581,7 @@ def _solve_lines(pattern: tuple[str, ...] | None) -> list[str]:
         body += [f"    v = x[{k}]"]
         body += [f"    v -= M[{k}, {j}] * x[{j}]" for j in ucol[uptr[s] : uptr[s + 1]]]
         body += [f"    x[{k}] = v * M[{k}, {k}]"]
-    return ["SP_UNROLLED = True", *head, *body, *fhead, *factor, ""]
+    return ("SP_UNROLLED = True", *head, *body, *fhead, *factor, "")
 
 
 def _exact_jacobian(module, jac_name) -> bool:

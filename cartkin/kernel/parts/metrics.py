@@ -4,7 +4,8 @@
 instead of returning states. What a model offers here comes from its roles: its generated
 ``observe_roles(y, p, out)`` (:mod:`cartkin.kernel.codegen`) writes the value of each role in
 ``cartkin.batch.KERNEL_ROLES`` order (NaN for a role the model lacks), and ``cfg[C_HAS + role]``
-says which roles it has and the request needs (the CAR-T role is always tracked). The thresholds are not written here: ``cfg`` carries them
+says which roles it has and the request needs (the CAR-T role is always tracked). The
+thresholds are not written here: ``cfg`` carries them
 (``C_LLOQ``, ``C_APLASIA``, ``C_RECOVERY``, ``C_IL6_THR``, ``C_AUC_END``, ``C_ADS_DAY``), filled
 by :func:`cartkin.batch.metrics` from the definitions in :mod:`cartkin.measures` (or the
 caller's values). ``cartkin.batch.METRIC_NAMES`` maps the accumulators ``A_*`` below to metric
@@ -108,14 +109,16 @@ def _poly_state(theta, y, PC, out):
     from the header) when they are known, else all (the other entries of out are not read)."""
     if ROLE_SUBSET:
         for j in ROLE_STATES:
-            out[j] = y[j] + theta * (
-                PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j]))
-            )
+            _poly_point(theta, j, y, PC, out)
     else:
         for j in range(y.size):
-            out[j] = y[j] + theta * (
-                PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j]))
-            )
+            _poly_point(theta, j, y, PC, out)
+
+
+@njit(cache=CACHE, error_model="numpy", inline="always")
+def _poly_point(theta, j, y, PC, out):
+    """State j of the interpolant at theta into out[j]."""
+    out[j] = y[j] + theta * (PC[0, j] + theta * (PC[1, j] + theta * (PC[2, j] + theta * PC[3, j])))
 
 
 @njit(cache=CACHE, error_model="numpy", inline="always")
