@@ -51,6 +51,7 @@ sys.path.insert(0, str(HERE))
 from bench_rosenbrock import (  # noqa: E402
     GRID,
     controller,
+    dense_outputs,
     make_integrator,
     population,
     rodas5_tableau,
@@ -198,26 +199,8 @@ def make_lane_integrator(model, lanes, kernel=None, shared=False):
     @njit(inline="always")
     def lane_outputs(l, i, t0, t_new, t_end, h_step, y, ynew, K, H, Dn, t_eval, io, y_out):
         """Dense output of lane ``l`` (patient ``i``) at the output times in (t0, t_new]."""
-        n = y.shape[0]
-        s = K.shape[0]
-        m_out = t_eval.size
-        if io < m_out and t_eval[io] < t_new:
-            for r in range(H.shape[0]):
-                for j in range(n):
-                    acc = 0.0
-                    for m in range(s):
-                        acc += H[r, m] * K[m, j, l]
-                    Dn[r, j] = acc
-        while io < m_out and t_eval[io] <= t_new and t_eval[io] < t_end:
-            th = (t_eval[io] - t0) / h_step
-            th1 = 1.0 - th
-            for j in range(n):
-                inner = 0.0
-                for r in range(H.shape[0] - 1, -1, -1):
-                    inner = Dn[r, j] + th * inner
-                y_out[i, io, j] = th1 * y[j, l] + th * (ynew[j, l] + th1 * inner)
-            io += 1
-        return io
+        return dense_outputs(H, K[:, :, l], y[:, l], ynew[:, l], t0, h_step, t_new, t_end, t_eval,
+                             io, y_out[i], Dn)  # fmt: skip
 
     @njit(inline="always")
     def lane_stops(l, i, t, y, ks, io, NS, TS, JU, t_eval, y_out):

@@ -100,6 +100,34 @@ def controller(err, h_step, h_acc, log_err_acc, rejected, expo):
     return h_step * fac, max(log_err, math.log(1e-2))
 
 
+@njit
+def dense_outputs(H, K, y, ynew, t0, h_step, t_new, t_end, t_eval, io, y_row, Dn):
+    """Dense output of one accepted step (t0 -> t_new, size h_step; stage rows ``K[m]``) at
+    the output times in (t0, t_new] before the segment end ``t_end`` into ``y_row[io:]``;
+    returns the next output index. ``Dn`` is work space (H rows x n). Shared with
+    bench_lanes.py, whose lanes pass their column views, so both steppers interpolate alike."""
+    n = y.shape[0]
+    s = K.shape[0]
+    m_out = t_eval.size
+    if io < m_out and t_eval[io] < t_new:
+        for r in range(H.shape[0]):
+            for j in range(n):
+                acc = 0.0
+                for m in range(s):
+                    acc += H[r, m] * K[m, j]
+                Dn[r, j] = acc
+    while io < m_out and t_eval[io] <= t_new and t_eval[io] < t_end:
+        th = (t_eval[io] - t0) / h_step
+        th1 = 1.0 - th
+        for j in range(n):
+            inner = 0.0
+            for r in range(H.shape[0] - 1, -1, -1):
+                inner = Dn[r, j] + th * inner
+            y_row[io, j] = th1 * y[j] + th * (ynew[j] + th1 * inner)
+        io += 1
+    return io
+
+
 def make_integrator(model, kernel=None):
     """A tableau-driven Rosenbrock integrator over patients for ``model`` (numba, 1 thread).
 
@@ -226,22 +254,8 @@ def make_integrator(model, kernel=None):
                             rejected = True
                             continue
                     counters[i, 0] += 1
-                    if io < m_out and t_eval[io] < t_new:
-                        for r in range(H.shape[0]):
-                            for j in range(n):
-                                acc = 0.0
-                                for m in range(s):
-                                    acc += H[r, m] * K[m, j]
-                                Dn[r, j] = acc
-                    while io < m_out and t_eval[io] <= t_new and t_eval[io] < seg_end:
-                        th = (t_eval[io] - t) / h_step
-                        th1 = 1.0 - th
-                        for j in range(n):
-                            inner = 0.0
-                            for r in range(H.shape[0] - 1, -1, -1):
-                                inner = Dn[r, j] + th * inner
-                            y_out[i, io, j] = th1 * y[j] + th * (ynew[j] + th1 * inner)
-                        io += 1
+                    io = dense_outputs(H, K, y, ynew, t, h_step, t_new, seg_end, t_eval, io,
+                                       y_out[i], Dn)  # fmt: skip
                     y[:] = ynew
                     t = t_new
                     if fixed_h > 0.0:
