@@ -172,12 +172,17 @@ def test_rerun_of_a_finished_sweep_computes_nothing(scenario, tmp_path):
     assert_same(before, arrays(out))
 
 
+def _interruptible(cmd, env):
+    """Start ``cmd`` with stderr piped and SIGINT at its default, as a terminal's Ctrl-C finds
+    it: a shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler in the child."""
+    restore = None if os.name != "posix" else (
+        lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, preexec_fn=restore)
+
+
 _RUNNER = """
-import signal
 import sys
-# a shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and Python keeps
-# it so; restore the terminal's Ctrl-C behaviour that this test simulates
-signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from cartkin.sweep import run_sweep
 from sweep_engines import slow_engine
@@ -190,7 +195,7 @@ def _start(scenario, out, tmp_path):
     script.write_text(_RUNNER.format(tests=str(Path(__file__).parent), scenario=str(scenario),
                                      out=str(out)))  # fmt: skip
     env = dict(os.environ, SWEEP_TEST_DELAY_S="0.05")
-    return subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+    return _interruptible([sys.executable, str(script)], env)
 
 
 def _wait_for_chunks(out, n, proc, timeout_s=120):
@@ -467,9 +472,7 @@ def test_reported_rate_excludes_the_compile(scenario, tmp_path, monkeypatch):
 
 
 _CLI_RUNNER = """
-import signal
 import sys
-signal.signal(signal.SIGINT, signal.default_int_handler)  # see _RUNNER
 sys.path.insert(0, {tests!r})
 import cartkin.sweep.runner as runner
 from sweep_engines import compiling_engine
@@ -485,7 +488,7 @@ def test_ctrl_c_during_the_first_compile_exits_promptly_with_130_and_resumes(sce
     script.write_text(_CLI_RUNNER.format(tests=str(Path(__file__).parent), scenario=str(scenario),
                                          out=str(out)))  # fmt: skip
     env = dict(os.environ, SWEEP_TEST_MARK=str(mark), SWEEP_TEST_COMPILE_S="30")
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE)
+    proc = _interruptible([sys.executable, str(script)], env)
     deadline = time.monotonic() + 120
     while not mark.exists():
         assert proc.poll() is None and time.monotonic() < deadline, "no compile started"
@@ -525,10 +528,7 @@ def test_ctrl_c_during_a_real_first_numba_compile_exits_promptly(scenario, tmp_p
                CARTKIN_CACHE_DIR=str(tmp_path / "kernels"))  # fmt: skip
     out = tmp_path / "real.zarr"
     cmd = [sys.executable, "-m", "cartkin.cli", "sweep", str(scenario), "--out", str(out)]
-    # SIGINT back to its default in the child: a shell that starts jobs in the background (as
-    # CI may) leaves it ignored, and Python then installs no KeyboardInterrupt handler
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = _interruptible(cmd, env)
     deadline, seen = time.monotonic() + 180, b""
     while b"compiling the sle_cart kernel" not in seen:  # said 1 s into the first compile
         assert proc.poll() is None and time.monotonic() < deadline, seen.decode()
