@@ -24,6 +24,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "VARIANT_KEYS",
     "check_keys",
+    "positive_int",
     "replaced_kidney_keys",
     "section_label",
     "unit_hint",
